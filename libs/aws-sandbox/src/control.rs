@@ -1,0 +1,127 @@
+//! The control API under `/_sandbox/`: accounts, faults, ledger, state and reset, in
+//! JSON, for tests and demos that drive the sandbox over HTTP.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::App;
+use crate::config::AccountSpec;
+use crate::error::SandboxError;
+use crate::faults::{FaultId, FaultSpec};
+use crate::service::Service;
+
+/// Builds the control API router.
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/_sandbox/health", get(health))
+        .route("/_sandbox/accounts", post(add_account).get(list_accounts))
+        .route("/_sandbox/ledger", get(ledger))
+        .route("/_sandbox/state", get(snapshot))
+        .route(
+            "/_sandbox/faults",
+            post(add_fault).get(list_faults).delete(clear_faults),
+        )
+        .route("/_sandbox/faults/{id}", delete(remove_fault))
+        .route("/_sandbox/reset", post(reset))
+        .with_state(app)
+}
+
+/// A control API failure: a bad request, or a 500 whose detail goes to the log.
+struct ControlError(SandboxError);
+
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        match self.0 {
+            SandboxError::InvalidAccount(_) | SandboxError::InvalidFault(_) => (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": self.0.to_string()})),
+            )
+                .into_response(),
+            other => {
+                tracing::error!(error = %other, "control api call failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({"error": "internal server error"})),
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+impl From<SandboxError> for ControlError {
+    fn from(error: SandboxError) -> Self {
+        ControlError(error)
+    }
+}
+
+async fn health() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+async fn add_account(
+    State(app): State<Arc<App>>,
+    Json(account): Json<AccountSpec>,
+) -> Result<StatusCode, ControlError> {
+    app.add_account(account)?;
+    Ok(StatusCode::CREATED)
+}
+
+async fn list_accounts(State(app): State<Arc<App>>) -> impl IntoResponse {
+    Json(app.accounts())
+}
+
+#[derive(Debug, Deserialize)]
+struct LedgerQuery {
+    account_id: Option<String>,
+    service: Option<Service>,
+}
+
+async fn ledger(
+    State(app): State<Arc<App>>,
+    Query(query): Query<LedgerQuery>,
+) -> impl IntoResponse {
+    let account_id = query.account_id.filter(|account_id| !account_id.is_empty());
+    Json(app.ledger(account_id.as_deref(), query.service))
+}
+
+async fn snapshot(State(app): State<Arc<App>>) -> impl IntoResponse {
+    Json(app.snapshot())
+}
+
+async fn add_fault(
+    State(app): State<Arc<App>>,
+    Json(spec): Json<FaultSpec>,
+) -> Result<impl IntoResponse, ControlError> {
+    let id = app.add_fault(spec)?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id}))))
+}
+
+async fn list_faults(State(app): State<Arc<App>>) -> impl IntoResponse {
+    Json(app.faults())
+}
+
+async fn clear_faults(State(app): State<Arc<App>>) -> StatusCode {
+    app.clear_faults();
+    StatusCode::NO_CONTENT
+}
+
+async fn remove_fault(State(app): State<Arc<App>>, Path(id): Path<u64>) -> StatusCode {
+    if app.remove_fault(FaultId(id)) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
+async fn reset(State(app): State<Arc<App>>) -> Result<StatusCode, ControlError> {
+    app.reset()?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,320 @@
+//! EC2 (ec2 query): reserved instance offerings, purchases, descriptions and tags.
+
+use std::collections::BTreeMap;
+
+use crate::catalogue::{Offering, OfferingQuery};
+use crate::ledger::Commitment;
+use crate::protocol::{AwsError, Params, Reply, XmlWriter};
+use crate::services::{
+    CallContext, build_commitment, commit, glob_match, new_commitment_id, paginate, query_tags,
+    xml_time,
+};
+use crate::state::SandboxState;
+
+pub(crate) fn handle(
+    context: &mut CallContext<'_>,
+    state: &mut SandboxState,
+) -> Result<Reply, AwsError> {
+    if context.boolean("DryRun")? == Some(true) {
+        return Err(AwsError::new(
+            412,
+            "DryRunOperation",
+            "request would have succeeded, but dry run flag is set",
+        ));
+    }
+    match context.operation {
+        "DescribeReservedInstancesOfferings" => describe_offerings(context, state),
+        "PurchaseReservedInstancesOffering" => purchase(context, state),
+        "DescribeReservedInstances" => describe_reserved_instances(context, state),
+        "CreateTags" => create_tags(context, state),
+        other => Err(AwsError::unknown_operation(context.service, other)),
+    }
+}
+
+/// One `Filter.N` of a describe call.
+struct Filter {
+    name: String,
+    values: Vec<String>,
+}
+
+impl Filter {
+    fn matches(&self, value: &str) -> bool {
+        self.values.iter().any(|pattern| glob_match(pattern, value))
+    }
+}
+
+fn filters(params: &Params) -> Vec<Filter> {
+    params
+        .structs("Filter")
+        .into_iter()
+        .map(|filter| Filter {
+            name: filter.get("Name").unwrap_or_default().to_string(),
+            values: filter.list("Value"),
+        })
+        .collect()
+}
+
+fn invalid_filter(context: &CallContext<'_>, name: &str) -> AwsError {
+    AwsError::invalid_parameter(context.service, format!("the filter '{name}' is invalid"))
+}
+
+fn describe_offerings(
+    context: &mut CallContext<'_>,
+    state: &mut SandboxState,
+) -> Result<Reply, AwsError> {
+    let filters = filters(context.params);
+    let offering_ids = context.params.list("ReservedInstancesOfferingId");
+    let tenancy = context.params.get("InstanceTenancy").unwrap_or("default");
+    let min_duration = context.integer("MinDuration")?;
+    let max_duration = context.integer("MaxDuration")?;
+
+    let mut offerings: Vec<Offering> = if !offering_ids.is_empty() {
+        offering_ids
+            .iter()
+            .filter_map(|id| state.find_offering(context.service, &context.region, id))
+            .collect()
+    } else {
+        let types: Vec<Option<String>> = match context.params.non_empty("InstanceType") {
+            Some(instance_type) => vec![Some(instance_type.to_string())],
+            None => match filters.iter().find(|filter| filter.name == "instance-type") {
+                Some(filter) if filter.values.iter().all(|value| !value.contains(['*', '?'])) => {
+                    filter.values.iter().cloned().map(Some).collect()
+                }
+                _ => vec![None],
+            },
+        };
+        let mut generated = Vec::new();
+        for instance_type in types {
+            let query = OfferingQuery {
+                instance_type,
+                product: context.params.non_empty("ProductDescription").map(str::to_string),
+                durations: None,
+                payment: context.params.non_empty("OfferingType").map(str::to_string),
+                class: context.params.non_empty("OfferingClass").map(str::to_string),
+                multi_az: None,
+            };
+            generated.extend(state.describe_offerings(context.service, &context.region, &query));
+        }
+        generated
+    };
+
+    if tenancy != "default" {
+        offerings.clear();
+    }
+    offerings.retain(|offering| {
+        min_duration.is_none_or(|min| offering.duration_seconds >= min)
+            && max_duration.is_none_or(|max| offering.duration_seconds <= max)
+    });
+    for filter in &filters {
+        let keep: fn(&Filter, &Offering) -> bool = match filter.name.as_str() {
+            "instance-type" => |filter, offering| filter.matches(&offering.instance_type),
+            "product-description" => |filter, offering| filter.matches(&offering.product),
+            "duration" => |filter, offering| filter.matches(&offering.duration_seconds.to_string()),
+            "reserved-instances-offering-id" => {
+                |filter, offering| filter.matches(&offering.offering_id)
+            }
+            "scope" => |filter, _| filter.matches("Region"),
+            "marketplace" => |filter, _| filter.matches("false"),
+            "fixed-price" => |filter, offering| filter.matches(&offering.fixed_price.to_string()),
+            "usage-price" => |filter, offering| filter.matches(&offering.usage_price.to_string()),
+            "availability-zone" => |_, _| false,
+            other => return Err(invalid_filter(context, other)),
+        };
+        offerings.retain(|offering| keep(filter, offering));
+    }
+
+    let (page, next) = paginate(
+        context.service,
+        &offerings,
+        context.params.get("NextToken"),
+        context.integer("MaxResults")?,
+        100,
+    )?;
+    let mut xml = XmlWriter::new();
+    xml.open("reservedInstancesOfferingsSet");
+    for offering in &page {
+        xml.open("item")
+            .element("reservedInstancesOfferingId", &offering.offering_id);
+        write_offering_fields(&mut xml, offering);
+        xml.element("marketplace", false)
+            .open("pricingDetailsSet")
+            .close("pricingDetailsSet")
+            .close("item");
+    }
+    xml.close("reservedInstancesOfferingsSet")
+        .optional("nextToken", next);
+    Ok(Reply::Xml(xml.finish()))
+}
+
+/// Writes the attributes an offering and a reserved instance share.
+fn write_offering_fields(xml: &mut XmlWriter, offering: &Offering) {
+    xml.element("instanceType", &offering.instance_type)
+        .element("duration", offering.duration_seconds)
+        .element("fixedPrice", offering.fixed_price)
+        .element("usagePrice", offering.usage_price)
+        .element("productDescription", &offering.product)
+        .element("instanceTenancy", "default")
+        .element("currencyCode", &offering.currency)
+        .element("offeringType", &offering.payment)
+        .open("recurringCharges");
+    if offering.recurring_hourly > 0.0 {
+        xml.open("item")
+            .element("frequency", "Hourly")
+            .element("amount", offering.recurring_hourly)
+            .close("item");
+    }
+    xml.close("recurringCharges")
+        .element("offeringClass", &offering.class)
+        .element("scope", "Region");
+}
+
+fn purchase(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<Reply, AwsError> {
+    let offering_id = context.required("ReservedInstancesOfferingId")?.to_string();
+    let count = match context.integer("InstanceCount")? {
+        Some(count) if count >= 1 => count,
+        Some(_) => {
+            return Err(AwsError::invalid_parameter(
+                context.service,
+                "InstanceCount must be at least 1",
+            ));
+        }
+        None => return Err(AwsError::missing_parameter(context.service, "InstanceCount")),
+    };
+    let offering = state
+        .find_offering(context.service, &context.region, &offering_id)
+        .ok_or_else(|| {
+            AwsError::bad_request(
+                "InvalidReservedInstancesOfferingId",
+                format!("the reserved instances offering id '{offering_id}' does not exist"),
+            )
+        })?;
+    let commitment_id = new_commitment_id();
+    let commitment = build_commitment(context, offering, commitment_id.clone(), count, BTreeMap::new());
+    commit(context, state, commitment);
+    let mut xml = XmlWriter::new();
+    xml.element("reservedInstancesId", &commitment_id);
+    Ok(Reply::Xml(xml.finish()))
+}
+
+fn describe_reserved_instances(
+    context: &mut CallContext<'_>,
+    state: &mut SandboxState,
+) -> Result<Reply, AwsError> {
+    let filters = filters(context.params);
+    let ids = context.params.list("ReservedInstancesId");
+    let offering_class = context.params.non_empty("OfferingClass");
+    let offering_type = context.params.non_empty("OfferingType");
+    for filter in &filters {
+        let known = filter.name.starts_with("tag:")
+            || matches!(
+                filter.name.as_str(),
+                "tag-key"
+                    | "state"
+                    | "reserved-instances-id"
+                    | "instance-type"
+                    | "product-description"
+                    | "duration"
+                    | "scope"
+                    | "fixed-price"
+                    | "usage-price"
+                    | "start"
+                    | "end"
+                    | "availability-zone"
+            );
+        if !known {
+            return Err(invalid_filter(context, &filter.name));
+        }
+    }
+    let matching: Vec<&Commitment> = state
+        .commitments_in(&context.account_id, &context.region, context.service)
+        .filter(|commitment| ids.is_empty() || ids.contains(&commitment.commitment_id))
+        .filter(|commitment| offering_class.is_none_or(|class| class == commitment.offering.class))
+        .filter(|commitment| offering_type.is_none_or(|payment| payment == commitment.offering.payment))
+        .filter(|commitment| filters.iter().all(|filter| reserved_instance_matches(filter, commitment)))
+        .collect();
+
+    let mut xml = XmlWriter::new();
+    xml.open("reservedInstancesSet");
+    for commitment in matching {
+        let offering = &commitment.offering;
+        let end = commitment.created_at + chrono::Duration::seconds(offering.duration_seconds);
+        xml.open("item")
+            .element("reservedInstancesId", &commitment.commitment_id)
+            .element("start", xml_time(commitment.created_at))
+            .element("end", xml_time(end))
+            .element("instanceCount", commitment.count)
+            .element("state", &commitment.state);
+        write_offering_fields(&mut xml, offering);
+        xml.open("tagSet");
+        for (key, value) in &commitment.tags {
+            xml.open("item")
+                .element("key", key)
+                .element("value", value)
+                .close("item");
+        }
+        xml.close("tagSet").close("item");
+    }
+    xml.close("reservedInstancesSet");
+    Ok(Reply::Xml(xml.finish()))
+}
+
+fn reserved_instance_matches(filter: &Filter, commitment: &Commitment) -> bool {
+    if let Some(key) = filter.name.strip_prefix("tag:") {
+        return commitment
+            .tags
+            .get(key)
+            .is_some_and(|value| filter.matches(value));
+    }
+    let offering = &commitment.offering;
+    match filter.name.as_str() {
+        "tag-key" => commitment.tags.keys().any(|key| filter.matches(key)),
+        "state" => filter.matches(&commitment.state),
+        "reserved-instances-id" => filter.matches(&commitment.commitment_id),
+        "instance-type" => filter.matches(&offering.instance_type),
+        "product-description" => filter.matches(&offering.product),
+        "duration" => filter.matches(&offering.duration_seconds.to_string()),
+        "scope" => filter.matches("Region"),
+        "fixed-price" => filter.matches(&offering.fixed_price.to_string()),
+        "usage-price" => filter.matches(&offering.usage_price.to_string()),
+        "start" => filter.matches(&xml_time(commitment.created_at)),
+        _ => false,
+    }
+}
+
+fn create_tags(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<Reply, AwsError> {
+    let resources = context.params.list("ResourceId");
+    if resources.is_empty() {
+        return Err(AwsError::missing_parameter(context.service, "ResourceId"));
+    }
+    let tags = query_tags(context.params, "Tag");
+    if tags.is_empty() {
+        return Err(AwsError::missing_parameter(context.service, "Tag"));
+    }
+    // Every resource is checked before any is tagged, so a bad id changes nothing.
+    for resource in &resources {
+        let exists = state
+            .commitments_in(&context.account_id, &context.region, context.service)
+            .any(|commitment| &commitment.commitment_id == resource);
+        if !exists {
+            return Err(AwsError::bad_request(
+                "InvalidID",
+                format!("the id '{resource}' is not valid"),
+            ));
+        }
+    }
+    for resource in &resources {
+        if let Some(commitment) =
+            state.commitment_mut(&context.account_id, &context.region, context.service, resource)
+        {
+            commitment
+                .tags
+                .extend(tags.iter().map(|(key, value)| (key.clone(), value.clone())));
+        }
+    }
+    context.note.note_tags(&tags);
+    context.note.commitment_id = resources.first().cloned();
+    context.note.mutated = true;
+    let mut xml = XmlWriter::new();
+    xml.element("return", true);
+    Ok(Reply::Xml(xml.finish()))
+}

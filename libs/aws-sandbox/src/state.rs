@@ -1,0 +1,269 @@
+//! The sandbox's state: accounts, sessions, commitments per (account, region), the
+//! ledger of calls, the offerings described so far, and the installed faults.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::{self, Offering, OfferingQuery};
+use crate::config::{AccessKeySpec, AccountSpec, ORGANIZATION_ACCESS_ROLE, RoleSpec};
+use crate::faults::FaultSet;
+use crate::identity::Session;
+use crate::ledger::{Commitment, Ledger, LedgerCall};
+use crate::service::Service;
+
+/// What survives a restart.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct PersistedState {
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountSpec>,
+    #[serde(default)]
+    pub sessions: BTreeMap<String, Session>,
+    #[serde(default)]
+    pub commitments: Vec<Commitment>,
+    #[serde(default)]
+    pub calls: Vec<LedgerCall>,
+    #[serde(default)]
+    pub offerings: BTreeMap<String, Offering>,
+}
+
+/// The whole mutable state, behind one lock.
+#[derive(Debug, Default)]
+pub(crate) struct SandboxState {
+    /// Accounts as configured (config file, `SandboxConfig`, control API).
+    pub accounts: BTreeMap<String, AccountSpec>,
+    pub sessions: BTreeMap<String, Session>,
+    pub commitments: Vec<Commitment>,
+    pub calls: Vec<LedgerCall>,
+    /// Every offering described so far, so a purchase can find it by id.
+    pub offerings: BTreeMap<String, Offering>,
+    pub faults: FaultSet,
+    /// Bumped on every change worth persisting.
+    pub version: u64,
+    /// Accounts as they behave: configured ones plus organization members, each
+    /// member with the organization access role.
+    effective_accounts: BTreeMap<String, AccountSpec>,
+    key_owner: HashMap<String, (String, usize)>,
+    organization_root_of: HashMap<String, String>,
+    commitments_by_scope: HashMap<(String, String), Vec<usize>>,
+}
+
+impl SandboxState {
+    pub fn from_persisted(persisted: PersistedState) -> SandboxState {
+        let mut state = SandboxState {
+            accounts: persisted.accounts,
+            sessions: persisted.sessions,
+            commitments: persisted.commitments,
+            calls: persisted.calls,
+            offerings: persisted.offerings,
+            ..SandboxState::default()
+        };
+        state.rebuild_accounts();
+        state.rebuild_commitment_index();
+        state
+    }
+
+    /// Empties the state and installs `accounts`; the offering registry stays, since
+    /// the catalogue is the same before and after.
+    pub fn reset(&mut self, accounts: Vec<AccountSpec>) {
+        self.accounts = accounts
+            .into_iter()
+            .map(|account| (account.account_id.clone(), account))
+            .collect();
+        self.sessions.clear();
+        self.commitments.clear();
+        self.calls.clear();
+        self.faults.clear();
+        self.rebuild_accounts();
+        self.rebuild_commitment_index();
+        self.version += 1;
+    }
+
+    /// Adds or replaces an account.
+    pub fn put_account(&mut self, account: AccountSpec) {
+        self.accounts.insert(account.account_id.clone(), account);
+        self.rebuild_accounts();
+        self.version += 1;
+    }
+
+    fn rebuild_accounts(&mut self) {
+        let mut effective = self.accounts.clone();
+        let mut organization_root_of = HashMap::new();
+        for root in self.accounts.values() {
+            let Some(members) = &root.organization_members else {
+                continue;
+            };
+            organization_root_of.insert(root.account_id.clone(), root.account_id.clone());
+            for member in members {
+                organization_root_of.insert(member.account_id.clone(), root.account_id.clone());
+                let account = effective
+                    .entry(member.account_id.clone())
+                    .or_insert_with(|| {
+                        AccountSpec::new(member.account_id.clone()).with_name(member.name.clone())
+                    });
+                if !account
+                    .roles
+                    .iter()
+                    .any(|role| role.role_name == ORGANIZATION_ACCESS_ROLE)
+                {
+                    account.roles.push(RoleSpec::new(
+                        ORGANIZATION_ACCESS_ROLE,
+                        root.account_id.clone(),
+                    ));
+                }
+            }
+        }
+        let mut key_owner = HashMap::new();
+        for account in effective.values() {
+            for (index, key) in account.access_keys.iter().enumerate() {
+                key_owner.insert(
+                    key.access_key_id.clone(),
+                    (account.account_id.clone(), index),
+                );
+            }
+        }
+        self.effective_accounts = effective;
+        self.key_owner = key_owner;
+        self.organization_root_of = organization_root_of;
+    }
+
+    fn rebuild_commitment_index(&mut self) {
+        let mut index: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (position, commitment) in self.commitments.iter().enumerate() {
+            index
+                .entry((commitment.account_id.clone(), commitment.region.clone()))
+                .or_default()
+                .push(position);
+        }
+        self.commitments_by_scope = index;
+    }
+
+    /// Returns the account and key of a long-lived access key id.
+    pub fn long_lived_key(&self, access_key_id: &str) -> Option<(&str, &AccessKeySpec)> {
+        let (account_id, index) = self.key_owner.get(access_key_id)?;
+        let account = self.effective_accounts.get(account_id)?;
+        Some((account_id.as_str(), account.access_keys.get(*index)?))
+    }
+
+    pub fn account(&self, account_id: &str) -> Option<&AccountSpec> {
+        self.effective_accounts.get(account_id)
+    }
+
+    pub fn effective_accounts(&self) -> impl Iterator<Item = &AccountSpec> {
+        self.effective_accounts.values()
+    }
+
+    /// Returns the organization root of an account that belongs to an organization.
+    pub fn organization_root_of(&self, account_id: &str) -> Option<&str> {
+        self.organization_root_of.get(account_id).map(String::as_str)
+    }
+
+    pub fn insert_commitment(&mut self, commitment: Commitment) {
+        let position = self.commitments.len();
+        self.commitments_by_scope
+            .entry((commitment.account_id.clone(), commitment.region.clone()))
+            .or_default()
+            .push(position);
+        self.commitments.push(commitment);
+        self.version += 1;
+    }
+
+    /// Returns the commitments of one service in one (account, region), oldest first.
+    pub fn commitments_in<'a>(
+        &'a self,
+        account_id: &str,
+        region: &str,
+        service: Service,
+    ) -> impl Iterator<Item = &'a Commitment> + 'a {
+        let positions = self
+            .commitments_by_scope
+            .get(&(account_id.to_string(), region.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        positions
+            .iter()
+            .filter_map(|position| self.commitments.get(*position))
+            .filter(move |commitment| commitment.service == service)
+    }
+
+    /// Returns a commitment of one service in one (account, region) by its id.
+    pub fn commitment_mut(
+        &mut self,
+        account_id: &str,
+        region: &str,
+        service: Service,
+        commitment_id: &str,
+    ) -> Option<&mut Commitment> {
+        let positions = self
+            .commitments_by_scope
+            .get(&(account_id.to_string(), region.to_string()))?;
+        let position = positions.iter().copied().find(|position| {
+            self.commitments.get(*position).is_some_and(|commitment| {
+                commitment.service == service && commitment.commitment_id == commitment_id
+            })
+        })?;
+        self.version += 1;
+        self.commitments.get_mut(position)
+    }
+
+    /// Describes offerings and remembers them for later purchases by id.
+    pub fn describe_offerings(
+        &mut self,
+        service: Service,
+        region: &str,
+        query: &OfferingQuery,
+    ) -> Vec<Offering> {
+        let offerings = catalogue::generate(service, region, query);
+        for offering in &offerings {
+            if !self.offerings.contains_key(&offering.offering_id) {
+                self.offerings
+                    .insert(offering.offering_id.clone(), offering.clone());
+                self.version += 1;
+            }
+        }
+        offerings
+    }
+
+    /// Returns an offering of `service` by id, whether described before or part of
+    /// the region's default catalogue.
+    pub fn find_offering(
+        &mut self,
+        service: Service,
+        region: &str,
+        offering_id: &str,
+    ) -> Option<Offering> {
+        let expected_region = if service == Service::Savingsplans {
+            ""
+        } else {
+            region
+        };
+        if let Some(offering) = self.offerings.get(offering_id) {
+            return (offering.service == service && offering.region == expected_region)
+                .then(|| offering.clone());
+        }
+        self.describe_offerings(service, region, &OfferingQuery::default())
+            .into_iter()
+            .find(|offering| offering.offering_id == offering_id)
+    }
+
+    /// Returns the ledger, filtered by account and service when given.
+    pub fn ledger(&self, account_id: Option<&str>, service: Option<Service>) -> Ledger {
+        let account_matches = |candidate: &str| account_id.is_none_or(|wanted| wanted == candidate);
+        let service_matches = |candidate: Service| service.is_none_or(|wanted| wanted == candidate);
+        let calls = self
+            .calls
+            .iter()
+            .filter(|call| account_matches(&call.account_id) && service_matches(call.service))
+            .cloned()
+            .collect();
+        let commitments = self
+            .commitments
+            .iter()
+            .filter(|commitment| {
+                account_matches(&commitment.account_id) && service_matches(commitment.service)
+            })
+            .cloned()
+            .collect();
+        Ledger::from_parts(calls, commitments)
+    }
+}

@@ -1,0 +1,19 @@
+//! Integration tests: every emulated operation through the real aws-sdk clients over
+//! HTTP, with each fault and error code.
+
+mod common;
+
+mod cli;
+mod concurrency;
+mod control;
+mod ec2;
+mod elasticache;
+mod faults;
+mod memorydb;
+mod opensearch;
+mod organizations;
+mod persistence;
+mod rds;
+mod redshift;
+mod savingsplans;
+mod sts;

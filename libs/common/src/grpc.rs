@@ -1,0 +1,278 @@
+//! Internal gRPC plumbing shared by the services: caller authentication with per-caller
+//! tokens, client channels that carry the token and the trace context, health
+//! reporting driven by dependency checks, and shutdown signals.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::{Request, Status};
+
+use crate::config::{self, ConfigError, ConfigResult};
+use crate::error::ApiError;
+
+/// Metadata key carrying the calling service's internal token.
+pub const TOKEN_METADATA_KEY: &str = "x-cudly-internal-token";
+
+/// A service that calls other services over gRPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Caller {
+    Gateway,
+    Planner,
+    Executor,
+    Sweeper,
+}
+
+impl Caller {
+    pub const ALL: [Caller; 4] = [Caller::Gateway, Caller::Planner, Caller::Executor, Caller::Sweeper];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Caller::Gateway => "gateway",
+            Caller::Planner => "planner",
+            Caller::Executor => "executor",
+            Caller::Sweeper => "sweeper",
+        }
+    }
+
+    /// Returns the variable holding this caller's token.
+    pub fn token_var(self) -> String {
+        format!("CUDLY_INTERNAL_TOKEN_{}", self.name().to_ascii_uppercase())
+    }
+}
+
+/// Reads the token of `caller` from its variable; missing is an error, since separate
+/// service binaries run in production mode and refuse to start without their secrets.
+pub fn caller_token(caller: Caller) -> ConfigResult<SecretString> {
+    config::secret_var(&caller.token_var())
+        .ok_or_else(|| ConfigError::new(caller.token_var(), "must be set"))
+}
+
+/// Server-side check of internal tokens. Accepts the listed callers only and records
+/// the caller in the request extensions for per-RPC checks ([`require_caller`]).
+#[derive(Clone)]
+pub struct InternalAuth {
+    accepted: Arc<Vec<(Caller, SecretString)>>,
+}
+
+impl InternalAuth {
+    pub fn new(accepted: Vec<(Caller, SecretString)>) -> Self {
+        Self { accepted: Arc::new(accepted) }
+    }
+
+    /// Reads the tokens of the `callers` this service accepts from the environment.
+    pub fn from_env(callers: &[Caller]) -> ConfigResult<Self> {
+        let accepted = callers
+            .iter()
+            .map(|caller| caller_token(*caller).map(|token| (*caller, token)))
+            .collect::<ConfigResult<Vec<_>>>()?;
+        Ok(Self::new(accepted))
+    }
+
+    fn identify(&self, presented: &[u8]) -> Option<Caller> {
+        // Compare against every token so the time taken does not reveal which matched.
+        let mut found = None;
+        for (caller, token) in self.accepted.iter() {
+            if bool::from(token.expose_secret().as_bytes().ct_eq(presented)) {
+                found = Some(*caller);
+            }
+        }
+        found
+    }
+}
+
+impl Interceptor for InternalAuth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let presented = request
+            .metadata()
+            .get(TOKEN_METADATA_KEY)
+            .map(|value| value.as_bytes().to_vec())
+            .ok_or_else(|| Status::from(ApiError::unauthenticated("missing internal token")))?;
+        let caller = self
+            .identify(&presented)
+            .ok_or_else(|| Status::from(ApiError::unauthenticated("unknown internal token")))?;
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+}
+
+/// Returns the authenticated caller of a request, or PERMISSION_DENIED when it is not
+/// one of `allowed`.
+pub fn require_caller<T>(request: &Request<T>, allowed: &[Caller]) -> Result<Caller, Status> {
+    match request.extensions().get::<Caller>() {
+        Some(caller) if allowed.contains(caller) => Ok(*caller),
+        Some(caller) => Err(ApiError::permission_denied(format!(
+            "caller {} may not call this method",
+            caller.name()
+        ))
+        .into()),
+        None => Err(ApiError::unauthenticated("missing internal token").into()),
+    }
+}
+
+/// Client-side interceptor: adds this service's internal token and the current trace
+/// context to every outgoing call.
+#[derive(Clone)]
+pub struct ClientAuth {
+    token: Arc<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl ClientAuth {
+    pub fn new(token: &SecretString) -> Result<Self, ConfigError> {
+        let value = MetadataValue::try_from(token.expose_secret())
+            .map_err(|_| ConfigError::new("CUDLY_INTERNAL_TOKEN_*", "must be printable ascii"))?;
+        Ok(Self { token: Arc::new(value) })
+    }
+}
+
+impl Interceptor for ClientAuth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request.metadata_mut().insert(TOKEN_METADATA_KEY, (*self.token).clone());
+        cudly_telemetry::TraceContextInterceptor.call(request)
+    }
+}
+
+/// The channel type every internal client uses.
+pub type AuthChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ClientAuth>;
+
+/// Returns a lazily connecting channel to `url` (so a caller starts even when the
+/// callee is down and gets UNAVAILABLE per call) with this caller's token attached.
+pub fn client_channel(url: &str, token: &SecretString, call_timeout: Duration) -> ConfigResult<AuthChannel> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .map_err(|_| ConfigError::new("CUDLY_*_URL", format!("not a valid url: {url}")))?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(call_timeout)
+        .tcp_nodelay(true);
+    let channel = endpoint.connect_lazy();
+    Ok(tower::ServiceBuilder::new()
+        .layer(tonic::service::interceptor::InterceptorLayer::new(ClientAuth::new(token)?))
+        .service(channel))
+}
+
+/// The outcome of one dependency check: the dependency's name (`postgres`, `redis`)
+/// and the reason it failed, if it did.
+pub type DependencyStatus = (&'static str, Result<(), String>);
+
+/// Reports SERVING for the server as a whole (the empty name) and `service_names` while
+/// every dependency answers, NOT_SERVING otherwise, and each dependency's own status
+/// under its name, so a caller can say which dependency is down. Re-checks every
+/// `interval` until `cancel` fires; the first check runs at once.
+pub async fn drive_health<F, Fut>(
+    reporter: tonic_health::server::HealthReporter,
+    service_names: Vec<String>,
+    interval: Duration,
+    cancel: tokio_util::sync::CancellationToken,
+    mut check: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Vec<DependencyStatus>>,
+{
+    use tonic_health::ServingStatus;
+    let to_status = |ok: bool| if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+    let mut last: Option<Vec<(&'static str, bool)>> = None;
+    loop {
+        let results = check().await;
+        let current: Vec<(&'static str, bool)> = results.iter().map(|(name, result)| (*name, result.is_ok())).collect();
+        if last.as_ref() != Some(&current) {
+            for (name, result) in &results {
+                match result {
+                    Ok(()) => tracing::info!(dependency = name, "dependency answers"),
+                    Err(reason) => tracing::warn!(dependency = name, %reason, "dependency check failed"),
+                }
+                reporter.set_service_status(*name, to_status(result.is_ok())).await;
+            }
+            let all_ok = current.iter().all(|(_, ok)| *ok);
+            reporter.set_service_status("", to_status(all_ok)).await;
+            for name in &service_names {
+                reporter.set_service_status(name, to_status(all_ok)).await;
+            }
+            last = Some(current);
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// Maps a database error to the API error a handler returns: UNAVAILABLE when the
+/// database cannot be reached, else an internal error whose detail is logged here.
+pub fn db_error(context: &'static str, error: sqlx::Error) -> ApiError {
+    if crate::db::is_unavailable(&error) {
+        tracing::warn!(context, error = %crate::db::error_kind(&error), "database unavailable");
+        ApiError::unavailable("database unavailable")
+    } else {
+        tracing::error!(context, error = %crate::db::error_kind(&error), "database error");
+        ApiError::internal()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> InternalAuth {
+        InternalAuth::new(vec![
+            (Caller::Gateway, SecretString::from("gateway-token")),
+            (Caller::Executor, SecretString::from("executor-token")),
+        ])
+    }
+
+    fn request_with(token: Option<&str>) -> Request<()> {
+        let mut request = Request::new(());
+        if let Some(token) = token {
+            request.metadata_mut().insert(TOKEN_METADATA_KEY, token.parse().unwrap());
+        }
+        request
+    }
+
+    #[test]
+    fn a_known_token_identifies_its_caller() {
+        let request = auth().call(request_with(Some("executor-token"))).unwrap();
+        assert_eq!(require_caller(&request, &[Caller::Executor]).unwrap(), Caller::Executor);
+    }
+
+    #[test]
+    fn a_missing_or_unknown_token_is_unauthenticated() {
+        assert_eq!(auth().call(request_with(None)).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert_eq!(
+            auth().call(request_with(Some("planner-token"))).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+    }
+
+    #[test]
+    fn a_caller_outside_the_allowed_list_is_denied() {
+        let request = auth().call(request_with(Some("gateway-token"))).unwrap();
+        let denied = require_caller(&request, &[Caller::Executor]).unwrap_err();
+        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    }
+}

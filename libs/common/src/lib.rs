@@ -1,0 +1,13 @@
+//! Shared building blocks of every CUDly-rs service: the error-code table that maps
+//! one code to both a gRPC code and an HTTP status, configuration loading, idempotency
+//! tokens, secret scrubbing, database set-up and internal gRPC plumbing.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod idempotency;
+pub mod secret;
+pub mod server;
+
+pub use error::{ApiError, ErrorCode};

@@ -1,0 +1,125 @@
+//! The start-up and serving sequence every gRPC service shares (STYLE.md, Start-up and
+//! shutdown): the listener is bound first, the pool connects lazily, migrations run in
+//! the background until Postgres answers, health starts NOT_SERVING and follows the
+//! dependency checks, and the server stops gracefully on the shutdown future.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::grpc::{DependencyStatus, drive_health};
+
+/// An extra dependency check (e.g. Redis for the sweeper).
+pub type ExtraCheck = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = DependencyStatus> + Send>> + Send + Sync>;
+
+/// What a service hands to [`serve`].
+pub struct ServiceSpec {
+    /// Short name: `accounts`, `planner`, ...
+    pub name: &'static str,
+    /// Fully qualified gRPC service name, reported in health.
+    pub grpc_name: &'static str,
+    /// The service's own Postgres schema.
+    pub schema: &'static str,
+    pub migrator: &'static Migrator,
+    pub health_interval: Duration,
+    pub extra_checks: Vec<ExtraCheck>,
+}
+
+/// Returns true once the service's migrations have been applied.
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn is_migrated(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Returns the reflection service over the system's descriptor set.
+pub fn reflection_service() -> anyhow::Result<
+    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+> {
+    Ok(tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(cudly_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?)
+}
+
+/// Serves `routes` (the service's own gRPC services) plus health and reflection on
+/// `listener` until `shutdown` completes. Migrations are applied by the health loop
+/// before the first SERVING report, so nothing acts on an unmigrated schema.
+pub async fn serve(
+    spec: ServiceSpec,
+    listener: TcpListener,
+    pool: PgPool,
+    routes: tonic::service::Routes,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    for name in ["", spec.grpc_name, "postgres"] {
+        reporter
+            .set_service_status(name, tonic_health::ServingStatus::NotServing)
+            .await;
+    }
+    let cancel = CancellationToken::new();
+    let readiness = Readiness::default();
+    let health_task = tokio::spawn(drive_health(
+        reporter,
+        vec![spec.grpc_name.to_owned()],
+        spec.health_interval,
+        cancel.clone(),
+        dependency_checker(spec.name, spec.schema, spec.migrator, pool.clone(), readiness, spec.extra_checks),
+    ));
+    let addr = listener.local_addr()?;
+    tracing::info!(service = spec.name, %addr, "grpc server listening");
+    let result = tonic::transport::Server::builder()
+        .layer(cudly_telemetry::GrpcTraceLayer::new(spec.name))
+        .add_routes(routes)
+        .add_service(health_service)
+        .add_service(reflection_service()?)
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .await;
+    cancel.cancel();
+    let _ = health_task.await;
+    pool.close().await;
+    tracing::info!(service = spec.name, "grpc server stopped");
+    Ok(result?)
+}
+
+fn dependency_checker(
+    service: &'static str,
+    schema: &'static str,
+    migrator: &'static Migrator,
+    pool: PgPool,
+    readiness: Readiness,
+    extra_checks: Vec<ExtraCheck>,
+) -> impl FnMut() -> Pin<Box<dyn Future<Output = Vec<DependencyStatus>> + Send>> {
+    move || {
+        let pool = pool.clone();
+        let readiness = readiness.clone();
+        let extra_checks = extra_checks.clone();
+        Box::pin(async move {
+            let mut statuses = Vec::with_capacity(1 + extra_checks.len());
+            let postgres = async {
+                if !readiness.is_migrated() {
+                    crate::db::migrate(&pool, migrator, schema).await.map_err(|error| error.to_string())?;
+                    readiness.0.store(true, Ordering::Release);
+                    tracing::info!(service, schema, "migrations applied");
+                }
+                crate::db::ping(&pool).await.map_err(|error| error.to_string())
+            }
+            .await;
+            statuses.push(("postgres", postgres));
+            for check in &extra_checks {
+                statuses.push(check().await);
+            }
+            statuses
+        })
+    }
+}

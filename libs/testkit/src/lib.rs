@@ -1,0 +1,11 @@
+//! Test helpers: a fresh Postgres database per test on the shared server, private
+//! throwaway Postgres and Redis instances for tests that stop or restart a dependency,
+//! free ports, and waiting helpers.
+
+mod database;
+mod instances;
+mod wait;
+
+pub use database::TestDb;
+pub use instances::{PrivatePostgres, PrivateRedis};
+pub use wait::{eventually, free_port};

@@ -1,0 +1,3 @@
+-- Schema accounts, owned by the accounts service. The service sets search_path to it on every
+-- connection; its tables come with the service's own issue.
+SELECT 1;

@@ -1,0 +1,5 @@
+//! The accounts service of CUDly-rs (ARCHITECTURE.md).
+
+pub mod app;
+pub mod config;
+mod grpc;

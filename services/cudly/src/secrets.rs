@@ -1,0 +1,197 @@
+//! The secrets the stack needs, from the environment or, in dev mode, generated once
+//! and kept in 0600 files under `.cudly/` (ARCHITECTURE.md, Dev mode).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use cudly_common::config;
+use cudly_common::grpc::Caller;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Every secret of the system. `Debug` is not derived: nothing here may be printed.
+#[derive(Clone)]
+pub struct Secrets {
+    /// 64 hex characters: the AES-256-GCM key of stored credentials.
+    pub credential_key: SecretString,
+    pub bootstrap_admin_key: SecretString,
+    internal_tokens: BTreeMap<&'static str, SecretString>,
+}
+
+/// Where dev mode keeps what it generated.
+#[derive(Debug, Clone)]
+pub struct DevSecretFiles {
+    pub credential_key: PathBuf,
+    pub secrets_env: PathBuf,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buffer);
+    hex::encode(buffer)
+}
+
+impl Secrets {
+    /// Returns freshly generated secrets (tests).
+    pub fn generate() -> Self {
+        Self {
+            credential_key: SecretString::from(random_hex(32)),
+            bootstrap_admin_key: SecretString::from(format!("cudly_admin_{}", random_hex(24))),
+            internal_tokens: Caller::ALL
+                .iter()
+                .map(|caller| (caller.name(), SecretString::from(random_hex(32))))
+                .collect(),
+        }
+    }
+
+    /// Returns the internal token of `caller`.
+    pub fn internal_token(&self, caller: Caller) -> SecretString {
+        self.internal_tokens
+            .get(caller.name())
+            .cloned()
+            .expect("every caller has a token")
+    }
+
+    /// Reads every secret from the environment; production mode refuses to start
+    /// without any of them.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let credential_key = match (config::var("CUDLY_CREDENTIAL_KEY"), config::var("CUDLY_CREDENTIAL_KEY_FILE")) {
+            (Some(_), Some(_)) => bail!("CUDLY_CREDENTIAL_KEY and CUDLY_CREDENTIAL_KEY_FILE: set only one"),
+            (Some(key), None) => SecretString::from(key),
+            (None, Some(path)) => read_key_file(Path::new(&path))?,
+            (None, None) => bail!("CUDLY_CREDENTIAL_KEY or CUDLY_CREDENTIAL_KEY_FILE must be set"),
+        };
+        let bootstrap_admin_key = config::secret_var("CUDLY_BOOTSTRAP_ADMIN_KEY")
+            .context("CUDLY_BOOTSTRAP_ADMIN_KEY must be set")?;
+        let mut internal_tokens = BTreeMap::new();
+        for caller in Caller::ALL {
+            let token = config::secret_var(&caller.token_var())
+                .with_context(|| format!("{} must be set", caller.token_var()))?;
+            internal_tokens.insert(caller.name(), token);
+        }
+        Ok(Self { credential_key, bootstrap_admin_key, internal_tokens })
+    }
+
+    /// Dev mode: takes each secret from the environment when given, else from the
+    /// files under `dir`, generating and keeping whatever is missing.
+    pub fn load_or_create_dev(dir: &Path) -> anyhow::Result<(Self, DevSecretFiles)> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let files = DevSecretFiles {
+            credential_key: dir.join("credential.key"),
+            secrets_env: dir.join("secrets.env"),
+        };
+        let credential_key = match config::var("CUDLY_CREDENTIAL_KEY_FILE") {
+            Some(path) => read_key_file(Path::new(&path))?,
+            None => match config::secret_var("CUDLY_CREDENTIAL_KEY") {
+                Some(key) => key,
+                None => {
+                    if !files.credential_key.exists() {
+                        write_private(&files.credential_key, &format!("{}\n", random_hex(32)))?;
+                    }
+                    read_key_file(&files.credential_key)?
+                }
+            },
+        };
+        let mut stored = read_env_file(&files.secrets_env)?;
+        let mut changed = false;
+        let mut take = |name: String, generate: &dyn Fn() -> String| -> SecretString {
+            if let Some(value) = config::secret_var(&name) {
+                return value;
+            }
+            let value = stored.entry(name).or_insert_with(|| {
+                changed = true;
+                generate()
+            });
+            SecretString::from(value.clone())
+        };
+        let bootstrap_admin_key = take("CUDLY_BOOTSTRAP_ADMIN_KEY".to_owned(), &|| {
+            format!("cudly_admin_{}", random_hex(24))
+        });
+        let mut internal_tokens = BTreeMap::new();
+        for caller in Caller::ALL {
+            internal_tokens.insert(caller.name(), take(caller.token_var(), &|| random_hex(32)));
+        }
+        if changed {
+            let body: String = stored.iter().map(|(name, value)| format!("{name}={value}\n")).collect();
+            write_private(&files.secrets_env, &body)?;
+        }
+        Ok((Self { credential_key, bootstrap_admin_key, internal_tokens }, files))
+    }
+
+    /// Returns the credential key as text (for the accounts service's key parser).
+    pub fn credential_key_hex(&self) -> &str {
+        self.credential_key.expose_secret()
+    }
+}
+
+fn read_key_file(path: &Path) -> anyhow::Result<SecretString> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading credential key file {}", path.display()))?;
+    Ok(SecretString::from(text.trim().to_owned()))
+}
+
+fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    if !path.exists() {
+        return Ok(BTreeMap::new());
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect())
+}
+
+/// Writes `contents` to `path` readable by the owner only, replacing it atomically.
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let temporary = path.with_extension("tmp");
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&temporary)
+            .with_context(|| format!("writing {}", temporary.display()))?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_secrets_are_generated_once_and_kept_private() {
+        let dir = tempfile_dir();
+        let (first, files) = Secrets::load_or_create_dev(&dir).unwrap();
+        let (second, _) = Secrets::load_or_create_dev(&dir).unwrap();
+        assert_eq!(first.credential_key.expose_secret(), second.credential_key.expose_secret());
+        assert_eq!(
+            first.internal_token(Caller::Executor).expose_secret(),
+            second.internal_token(Caller::Executor).expose_secret()
+        );
+        assert_eq!(first.credential_key.expose_secret().len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for path in [&files.credential_key, &files.secrets_env] {
+                let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", path.display());
+            }
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cudly-secrets-{}", random_hex(8)));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

@@ -1,0 +1,58 @@
+//! Start-up of the executor service: bind, connect, migrate, serve until stopped.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use cudly_common::server::{ServiceSpec, serve};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::grpc;
+
+/// Postgres schema owned by this service.
+pub const SCHEMA: &str = "executor";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub struct App {
+    config: Config,
+    listener: TcpListener,
+    pool: PgPool,
+}
+
+impl App {
+    /// Binds the configured address and prepares the (lazy) database pool.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
+        Self::from_listener(config, listener)
+    }
+
+    /// Uses an already bound listener (the all-in-one binary binds every port first).
+    pub fn from_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        let pool = cudly_common::db::lazy_pool(&config.database_url, SCHEMA, 10)?;
+        Ok(Self { config, listener, pool })
+    }
+
+    /// Returns the bound address (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let spec = ServiceSpec {
+            name: "executor",
+            grpc_name: grpc::SERVICE_NAME,
+            schema: SCHEMA,
+            migrator: &MIGRATOR,
+            health_interval: self.config.health_interval,
+            extra_checks: Vec::new(),
+        };
+        let routes = grpc::routes(&self.config, self.pool.clone());
+        serve(spec, self.listener, self.pool, routes, shutdown).await
+    }
+}

@@ -1,0 +1,359 @@
+//! API-key authentication and roles (API.md, Conventions: Auth).
+//!
+//! Clients send `Authorization: Bearer <key>`. Keys are 32 random bytes shown once at
+//! creation; only their SHA-256 is stored (a fast hash suffices for a random 256-bit
+//! secret, and a look-up by hash is an index probe). The bootstrap admin key from
+//! `CUDLY_BOOTSTRAP_ADMIN_KEY` is compared in constant time and acts as the admin named
+//! `bootstrap`.
+//!
+//! Two layers:
+//! - [`require_api_key`]: every `/api` route but the token routes. Missing or unknown
+//!   key → 401; a viewer on anything but GET/HEAD → 403.
+//! - [`accept_optional_api_key`]: the approve/cancel routes that an approval token
+//!   authorises. A key, when sent, must be valid; without one the handler checks the
+//!   token. Handlers there take `Option<Principal>`.
+//!
+//! The authenticated [`Principal`] travels in the request extensions; handlers take it
+//! as an extractor argument.
+//!
+//! `last_used_at` is written at most once a minute per key ([`LAST_USED_RESOLUTION_SECS`])
+//! so that reads do not each cost a write.
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use cudly_common::ApiError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::{HttpError, error_response};
+use crate::repo;
+use crate::state::AppState;
+
+/// How often at most a key's `last_used_at` is written.
+pub const LAST_USED_RESOLUTION_SECS: i64 = 60;
+
+/// Prefix of generated keys, so a leaked key is recognisable in a secret scanner.
+pub const KEY_PREFIX: &str = "cudly_";
+
+/// Name of the principal of the bootstrap admin key.
+pub const BOOTSTRAP_NAME: &str = "bootstrap";
+
+/// The SHA-256 of a key.
+pub type KeyHash = [u8; 32];
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// GET only.
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Returns the role spelled `text`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "admin" => Some(Role::Admin),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+
+    /// Returns whether this role may send a request with `method`.
+    pub fn may_use(self, method: &Method) -> bool {
+        match self {
+            Role::Admin => true,
+            Role::Viewer => method == Method::GET || method == Method::HEAD,
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The key's id; `None` for the bootstrap key, which has no row.
+    pub key_id: Option<Uuid>,
+    pub name: String,
+    pub role: Role,
+}
+
+impl Principal {
+    /// Returns the principal of the bootstrap admin key.
+    pub fn bootstrap() -> Self {
+        Self {
+            key_id: None,
+            name: BOOTSTRAP_NAME.to_owned(),
+            role: Role::Admin,
+        }
+    }
+
+    /// Returns how this principal is recorded as an actor, e.g. `key:ops`
+    /// (an execution's `approved_by`).
+    pub fn actor(&self) -> String {
+        format!("key:{}", self.name)
+    }
+
+    /// Returns Ok for an admin, else PERMISSION_DENIED.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Viewer => Err(ApiError::permission_denied(
+                "this action needs an admin key",
+            )),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| HttpError(ApiError::unauthenticated("missing api key")))
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Principal>().cloned())
+    }
+}
+
+/// Returns the SHA-256 of a key.
+pub fn hash_key(key: &str) -> KeyHash {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// Returns a new random key: the prefix and 32 random bytes in hex.
+pub fn generate_key() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("{KEY_PREFIX}{}", hex::encode(bytes))
+}
+
+/// Returns the caller named by the `Authorization` header: `Ok(None)` without one, an
+/// UNAUTHENTICATED error for a malformed header or an unknown key, UNAVAILABLE when
+/// the key store cannot be reached.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Principal>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let presented = value.to_str().ok().and_then(bearer_token).ok_or_else(|| {
+        ApiError::unauthenticated("malformed authorization header, expected: Bearer <api key>")
+    })?;
+    let hash = hash_key(presented);
+    if let Some(bootstrap_hash) = &state.bootstrap_key_hash
+        && bool::from(hash.ct_eq(bootstrap_hash))
+    {
+        return Ok(Some(Principal::bootstrap()));
+    }
+    let mut conn = state.db().await?;
+    let Some(row) = repo::find_key_by_hash(&mut conn, &hash).await? else {
+        return Err(ApiError::unauthenticated("unknown api key"));
+    };
+    let recently_used = row.last_used_at.is_some_and(|at| {
+        chrono::Utc::now() - at < chrono::TimeDelta::seconds(LAST_USED_RESOLUTION_SECS)
+    });
+    if recently_used {
+        return Ok(Some(Principal {
+            key_id: Some(row.id),
+            name: row.name,
+            role: row.role,
+        }));
+    }
+    if let Err(error) = repo::touch_key(&mut conn, row.id, LAST_USED_RESOLUTION_SECS).await {
+        // Losing a last-used timestamp must not fail the request.
+        tracing::warn!(key_id = %row.id, error = %cudly_common::db::error_kind(&error), "cannot record api key use");
+    }
+    Ok(Some(Principal {
+        key_id: Some(row.id),
+        name: row.name,
+        role: row.role,
+    }))
+}
+
+/// Returns the token of a `Bearer <token>` header value (scheme case-insensitive).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Middleware of the key-authorised routes: 401 without a valid key, 403 when the role
+/// may not use the method; otherwise the [`Principal`] goes into the extensions.
+pub async fn require_api_key(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let principal = match authenticate(&state, request.headers()).await {
+        Ok(Some(principal)) => principal,
+        Ok(None) => return error_response(ApiError::unauthenticated("missing api key")),
+        Err(error) => return error_response(error),
+    };
+    if !principal.role.may_use(request.method()) {
+        tracing::info!(principal = %principal.name, method = %request.method(), "role may not use method");
+        return error_response(ApiError::permission_denied(format!(
+            "role {} may only read",
+            principal.role.as_str()
+        )));
+    }
+    record_principal(&principal);
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+/// Middleware of the token-authorised routes: a key, when given, must be valid and is
+/// passed on as the [`Principal`]; without one the handler checks the approval token.
+/// Roles are the handler's to check here, since a token grants what a viewer key does
+/// not.
+pub async fn accept_optional_api_key(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match authenticate(&state, request.headers()).await {
+        Ok(Some(principal)) => {
+            record_principal(&principal);
+            request.extensions_mut().insert(principal);
+        }
+        Ok(None) => {}
+        Err(error) => return error_response(error),
+    }
+    next.run(request).await
+}
+
+fn record_principal(principal: &Principal) {
+    tracing::Span::current().record("principal", principal.name.as_str());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_long_random_and_prefixed() {
+        let first = generate_key();
+        let second = generate_key();
+        assert_ne!(first, second);
+        assert!(first.starts_with(KEY_PREFIX));
+        assert_eq!(first.len(), KEY_PREFIX.len() + 64);
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_required() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("abc"), None);
+    }
+
+    fn test_state() -> AppState {
+        let config = crate::Config::new(
+            secrecy::SecretString::from("postgres://nobody@127.0.0.1:1/none"),
+            secrecy::SecretString::from("token"),
+        )
+        .with_bootstrap_admin_key("bootstrap-key-for-unit-tests");
+        AppState::new(config).unwrap()
+    }
+
+    async fn call(router: &axum::Router, authorization: Option<&str>) -> (u16, String) {
+        use tower::ServiceExt;
+        let mut request = axum::http::Request::builder().uri("/approve");
+        if let Some(value) = authorization {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        let response = router
+            .clone()
+            .oneshot(request.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn token_routes_accept_requests_without_a_key_but_not_a_bad_key() {
+        let state = test_state();
+        let router = axum::Router::new()
+            .route(
+                "/approve",
+                axum::routing::get(|principal: Option<Principal>| async move {
+                    principal
+                        .map(|principal| principal.name)
+                        .unwrap_or_else(|| "token".to_owned())
+                }),
+            )
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                accept_optional_api_key,
+            ))
+            .with_state(state);
+        assert_eq!(call(&router, None).await, (200, "token".to_owned()));
+        assert_eq!(
+            call(&router, Some("Bearer bootstrap-key-for-unit-tests")).await,
+            (200, BOOTSTRAP_NAME.to_owned())
+        );
+        assert_eq!(call(&router, Some("Basic abc")).await.0, 401);
+    }
+
+    #[tokio::test]
+    async fn key_routes_refuse_requests_without_a_key() {
+        let state = test_state();
+        let router = axum::Router::new()
+            .route(
+                "/approve",
+                axum::routing::get(|principal: Principal| async move { principal.name }),
+            )
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                require_api_key,
+            ))
+            .with_state(state);
+        assert_eq!(call(&router, None).await.0, 401);
+        assert_eq!(
+            call(&router, Some("Bearer bootstrap-key-for-unit-tests"))
+                .await
+                .0,
+            200
+        );
+    }
+
+    #[test]
+    fn viewers_only_read() {
+        assert!(Role::Viewer.may_use(&Method::GET));
+        assert!(Role::Viewer.may_use(&Method::HEAD));
+        assert!(!Role::Viewer.may_use(&Method::POST));
+        assert!(!Role::Viewer.may_use(&Method::DELETE));
+        assert!(Role::Admin.may_use(&Method::DELETE));
+    }
+}

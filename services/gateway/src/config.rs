@@ -1,0 +1,188 @@
+//! Typed configuration of the gateway (ARCHITECTURE.md, Configuration names).
+//!
+//! [`Config::from_env`] reads the environment for the standalone binary;
+//! [`Config::new`] builds one from values for tests and the all-in-one `cudly` binary.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use cudly_common::config::{self, ConfigError, ConfigResult};
+use cudly_common::grpc::{Caller, caller_token};
+use secrecy::{ExposeSecret, SecretString};
+
+/// Default listen address of the gateway.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+/// Default time a request may take before the gateway answers 504.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default largest accepted request body (1 MiB).
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// Shortest bootstrap admin key accepted, so a guessable key is refused at start-up.
+pub const MIN_BOOTSTRAP_KEY_LEN: usize = 16;
+
+/// The gRPC addresses of the backend services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendUrls {
+    pub accounts: String,
+    pub planner: String,
+    pub executor: String,
+    pub sweeper: String,
+}
+
+impl Default for BackendUrls {
+    /// Returns the addresses the services listen on when run alone on one host.
+    fn default() -> Self {
+        Self {
+            accounts: "http://127.0.0.1:50051".to_owned(),
+            planner: "http://127.0.0.1:50052".to_owned(),
+            executor: "http://127.0.0.1:50053".to_owned(),
+            sweeper: "http://127.0.0.1:50054".to_owned(),
+        }
+    }
+}
+
+impl BackendUrls {
+    /// Reads `CUDLY_{ACCOUNTS,PLANNER,EXECUTOR,SWEEPER}_URL`, each defaulting to the
+    /// standalone address of its service.
+    pub fn from_env() -> Self {
+        let defaults = Self::default();
+        Self {
+            accounts: config::var("CUDLY_ACCOUNTS_URL").unwrap_or(defaults.accounts),
+            planner: config::var("CUDLY_PLANNER_URL").unwrap_or(defaults.planner),
+            executor: config::var("CUDLY_EXECUTOR_URL").unwrap_or(defaults.executor),
+            sweeper: config::var("CUDLY_SWEEPER_URL").unwrap_or(defaults.sweeper),
+        }
+    }
+}
+
+/// Configuration of one gateway. Secrets are wrapped so `Debug` never prints them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen (`CUDLY_GATEWAY_ADDR`); [`crate::App::from_listener`] ignores it.
+    pub addr: SocketAddr,
+    /// The gateway's Postgres (`CUDLY_GATEWAY_DATABASE_URL`, else `DATABASE_URL`); its
+    /// tables live in the schema `gateway`.
+    pub database_url: SecretString,
+    /// Largest number of pooled database connections.
+    pub max_db_connections: u32,
+    /// The first admin key (`CUDLY_BOOTSTRAP_ADMIN_KEY`); it acts as the admin named
+    /// `bootstrap`. Optional: without it only keys made through `/api/keys` work.
+    pub bootstrap_admin_key: Option<SecretString>,
+    /// The gateway's internal token for calls to the backends
+    /// (`CUDLY_INTERNAL_TOKEN_GATEWAY`).
+    pub internal_token: SecretString,
+    /// The backends' gRPC addresses.
+    pub backends: BackendUrls,
+    /// Longest a request may take (`CUDLY_REQUEST_TIMEOUT`); also the deadline of each
+    /// backend call.
+    pub request_timeout: Duration,
+    /// Largest accepted request body in bytes.
+    pub body_limit: usize,
+    /// Longest one readiness probe of a dependency may take.
+    pub readiness_timeout: Duration,
+}
+
+impl Config {
+    /// Returns a configuration with the defaults and the given database and internal
+    /// token; tests and the all-in-one binary adjust the public fields afterwards.
+    pub fn new(database_url: SecretString, internal_token: SecretString) -> Self {
+        Self {
+            addr: DEFAULT_ADDR.parse().expect("the default address parses"),
+            database_url,
+            max_db_connections: 10,
+            bootstrap_admin_key: None,
+            internal_token,
+            backends: BackendUrls::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            body_limit: DEFAULT_BODY_LIMIT,
+            readiness_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Returns the configuration with `key` as bootstrap admin key.
+    pub fn with_bootstrap_admin_key(mut self, key: impl Into<String>) -> Self {
+        self.bootstrap_admin_key = Some(SecretString::from(key.into()));
+        self
+    }
+
+    /// Returns the configuration with other backend addresses.
+    pub fn with_backends(mut self, backends: BackendUrls) -> Self {
+        self.backends = backends;
+        self
+    }
+
+    /// Reads the configuration from the environment. The internal token is required
+    /// (the standalone binary runs in production mode); the bootstrap key is optional.
+    pub fn from_env() -> ConfigResult<Self> {
+        let internal_token = caller_token(Caller::Gateway)?;
+        let mut config = Self::new(config::database_url("gateway"), internal_token);
+        config.addr = config::addr_var("CUDLY_GATEWAY_ADDR", DEFAULT_ADDR)?;
+        config.bootstrap_admin_key = config::secret_var("CUDLY_BOOTSTRAP_ADMIN_KEY");
+        config.backends = BackendUrls::from_env();
+        config.request_timeout =
+            config::duration_var("CUDLY_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values that [`Config::new`] cannot: a usable timeout and a bootstrap
+    /// key that is not trivially guessable. Errors never contain a secret.
+    pub fn validate(&self) -> ConfigResult<()> {
+        if self.request_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "CUDLY_REQUEST_TIMEOUT",
+                "must be longer than zero",
+            ));
+        }
+        if let Some(key) = &self.bootstrap_admin_key
+            && key.expose_secret().trim().len() < MIN_BOOTSTRAP_KEY_LEN
+        {
+            return Err(ConfigError::new(
+                "CUDLY_BOOTSTRAP_ADMIN_KEY",
+                format!("must be at least {MIN_BOOTSTRAP_KEY_LEN} characters long"),
+            ));
+        }
+        if self.internal_token.expose_secret().is_empty() {
+            return Err(ConfigError::new(Caller::Gateway.token_var(), "must be set"));
+        }
+        if self.body_limit == 0 {
+            return Err(ConfigError::new("body_limit", "must be larger than zero"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::new(
+            SecretString::from("postgres://u:pw@db/cudly"),
+            SecretString::from("token"),
+        )
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let config = config().with_bootstrap_admin_key("a-very-secret-bootstrap-key");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("pw@"));
+        assert!(!printed.contains("a-very-secret-bootstrap-key"));
+    }
+
+    #[test]
+    fn a_short_bootstrap_key_is_refused_without_echoing_it() {
+        let error = config()
+            .with_bootstrap_admin_key("short")
+            .validate()
+            .unwrap_err();
+        assert_eq!(error.variable, "CUDLY_BOOTSTRAP_ADMIN_KEY");
+        assert!(!error.to_string().contains("short"));
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        config().validate().unwrap();
+        assert_eq!(config().backends.executor, "http://127.0.0.1:50053");
+    }
+}

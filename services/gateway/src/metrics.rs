@@ -1,0 +1,108 @@
+//! Prometheus metrics: the process-wide recorder, the `/metrics` route and the HTTP
+//! request middleware.
+//!
+//! The middleware counts requests (`http_requests_total`) and records their latency
+//! (`http_request_duration_seconds`, a histogram) by `method`, matched `route` (the
+//! route template such as `/api/keys/{id}`, or `unmatched`, so that probing random
+//! paths cannot blow up the series count) and `status`.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const REQUESTS_TOTAL: &str = "http_requests_total";
+pub const REQUEST_DURATION: &str = "http_request_duration_seconds";
+
+/// Latency buckets in seconds, from 5 ms to the 30 s default timeout.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Returns the handle of the process-wide Prometheus recorder, installing the recorder
+/// on first use. Several gateways in one process (tests, the all-in-one binary) share
+/// it. Should another global recorder already be installed, the handle renders only
+/// what reaches it and a warning is logged.
+pub fn prometheus_handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(REQUEST_DURATION.to_owned()),
+                    &LATENCY_BUCKETS,
+                )
+                .expect("the latency buckets are not empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(
+                    "a metrics recorder is already installed, gateway metrics may be missing"
+                );
+            } else {
+                metrics::describe_counter!(REQUESTS_TOTAL, "HTTP requests answered by the gateway");
+                metrics::describe_histogram!(
+                    REQUEST_DURATION,
+                    metrics::Unit::Seconds,
+                    "time the gateway took to answer an HTTP request"
+                );
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Serves the Prometheus text format.
+pub async fn render_metrics() -> Response {
+    let handle = prometheus_handle();
+    handle.run_upkeep();
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// Middleware counting requests and recording their latency per method, route and status.
+pub async fn track_requests(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(request.method()).to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);
+    metrics::histogram!(REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Returns the method as a label value; non-standard methods share one value.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}

@@ -1,0 +1,117 @@
+//! SQL of the `gateway` schema: API keys.
+
+use chrono::{DateTime, Utc};
+use cudly_common::ApiError;
+use cudly_common::db::violated_constraint;
+use cudly_common::grpc::db_error;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::auth::{KeyHash, Role};
+
+/// One stored API key (its hash never leaves this module but for look-ups).
+#[derive(Debug, Clone)]
+pub struct ApiKeyRow {
+    pub id: Uuid,
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+type RawRow = (Uuid, String, String, DateTime<Utc>, Option<DateTime<Utc>>);
+
+fn from_raw((id, name, role, created_at, last_used_at): RawRow) -> Result<ApiKeyRow, ApiError> {
+    let role = Role::parse(&role).ok_or_else(|| {
+        tracing::error!(key_id = %id, "stored api key has an unknown role");
+        ApiError::internal()
+    })?;
+    Ok(ApiKeyRow {
+        id,
+        name,
+        role,
+        created_at,
+        last_used_at,
+    })
+}
+
+/// Stores a new key by its hash; a taken name is a conflict.
+pub async fn insert_key(
+    conn: &mut PgConnection,
+    id: Uuid,
+    name: &str,
+    role: Role,
+    hash: &KeyHash,
+) -> Result<ApiKeyRow, ApiError> {
+    let raw: RawRow = sqlx::query_as(
+        "INSERT INTO api_keys (id, name, role, key_hash) VALUES ($1, $2, $3, $4)
+         RETURNING id, name, role, created_at, last_used_at",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(role.as_str())
+    .bind(&hash[..])
+    .fetch_one(conn)
+    .await
+    .map_err(|error| match violated_constraint(&error) {
+        Some("api_keys_name_key") => {
+            ApiError::already_exists(format!("an api key named {name} already exists"))
+        }
+        _ => db_error("insert api key", error),
+    })?;
+    from_raw(raw)
+}
+
+/// Returns every key, oldest first.
+pub async fn list_keys(conn: &mut PgConnection) -> Result<Vec<ApiKeyRow>, ApiError> {
+    let raws: Vec<RawRow> = sqlx::query_as(
+        "SELECT id, name, role, created_at, last_used_at FROM api_keys ORDER BY created_at, id",
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(|error| db_error("list api keys", error))?;
+    raws.into_iter().map(from_raw).collect()
+}
+
+/// Deletes a key; returns false when there was none with that id.
+pub async fn delete_key(conn: &mut PgConnection, id: Uuid) -> Result<bool, ApiError> {
+    let result = sqlx::query("DELETE FROM api_keys WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(|error| db_error("delete api key", error))?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// Returns the key whose hash is `hash`.
+pub async fn find_key_by_hash(
+    conn: &mut PgConnection,
+    hash: &KeyHash,
+) -> Result<Option<ApiKeyRow>, ApiError> {
+    let raw: Option<RawRow> = sqlx::query_as(
+        "SELECT id, name, role, created_at, last_used_at FROM api_keys WHERE key_hash = $1",
+    )
+    .bind(&hash[..])
+    .fetch_optional(conn)
+    .await
+    .map_err(|error| db_error("find api key", error))?;
+    raw.map(from_raw).transpose()
+}
+
+/// Records a use of the key, at most once per `resolution_secs`, so a busy key does not
+/// turn every request into a write.
+pub async fn touch_key(
+    conn: &mut PgConnection,
+    id: Uuid,
+    resolution_secs: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE api_keys SET last_used_at = now()
+         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2))",
+    )
+    .bind(id)
+    .bind(resolution_secs as f64)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}

@@ -1,0 +1,202 @@
+//! `/api/keys`: API keys (API.md, Keys). Creating and deleting needs an admin key (the
+//! auth layer refuses viewers on anything but GET).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use cudly_common::ApiError;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::{self, Principal, Role};
+use crate::error::{ErrorBody, HttpResult};
+use crate::extract::{ApiJson, ApiPath};
+use crate::repo::{self, ApiKeyRow};
+use crate::state::AppState;
+
+/// Longest key name accepted.
+const MAX_NAME_LEN: usize = 100;
+
+/// Returns the `/api/keys` routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(delete_key))
+}
+
+/// A request to create a key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    /// A unique name, recorded as the actor of what the key does (`key:<name>`).
+    pub name: String,
+    pub role: Role,
+}
+
+/// A key just created: the only reply that shows the key itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKey {
+    pub id: Uuid,
+    pub name: String,
+    pub role: Role,
+    /// The key, to send as `Authorization: Bearer <key>`. Shown once; only its hash is
+    /// stored.
+    pub key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored key, without the key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiKeyRow> for KeyInfo {
+    fn from(row: ApiKeyRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            role: row.role,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+        }
+    }
+}
+
+/// Every stored key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<KeyInfo>,
+}
+
+/// Lists the API keys (never the keys themselves).
+#[utoipa::path(
+    get,
+    path = "/api/keys",
+    tag = "keys",
+    responses(
+        (status = 200, description = "the stored keys", body = KeyList),
+        (status = 401, description = "missing or unknown key", body = ErrorBody),
+    ),
+)]
+async fn list_keys(State(state): State<AppState>) -> HttpResult<ApiJson<KeyList>> {
+    let mut conn = state.db().await?;
+    let rows = repo::list_keys(&mut conn).await?;
+    Ok(ApiJson(KeyList {
+        keys: rows.into_iter().map(KeyInfo::from).collect(),
+    }))
+}
+
+/// Creates an API key; the reply shows the key once.
+#[utoipa::path(
+    post,
+    path = "/api/keys",
+    tag = "keys",
+    request_body = CreateKeyRequest,
+    responses(
+        (status = 201, description = "the key, shown once", body = CreatedKey),
+        (status = 400, description = "invalid input", body = ErrorBody),
+        (status = 401, description = "missing or unknown key", body = ErrorBody),
+        (status = 403, description = "not an admin key", body = ErrorBody),
+        (status = 409, description = "a key with this name exists", body = ErrorBody),
+    ),
+)]
+async fn create_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(request): ApiJson<CreateKeyRequest>,
+) -> HttpResult<(StatusCode, ApiJson<CreatedKey>)> {
+    principal.require_admin()?;
+    let name = validate_name(&request.name)?;
+    let key = auth::generate_key();
+    let hash = auth::hash_key(&key);
+    let mut conn = state.db().await?;
+    let row = repo::insert_key(&mut conn, Uuid::new_v4(), &name, request.role, &hash).await?;
+    tracing::info!(key_id = %row.id, key_name = %row.name, role = row.role.as_str(), by = %principal.name, "api key created");
+    let created = CreatedKey {
+        id: row.id,
+        name: row.name,
+        role: row.role,
+        key,
+        created_at: row.created_at,
+    };
+    Ok((StatusCode::CREATED, ApiJson(created)))
+}
+
+/// Deletes an API key; requests with it fail with 401 from then on.
+#[utoipa::path(
+    delete,
+    path = "/api/keys/{id}",
+    tag = "keys",
+    params(("id" = Uuid, Path, description = "the key's id")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "malformed id", body = ErrorBody),
+        (status = 401, description = "missing or unknown key", body = ErrorBody),
+        (status = 403, description = "not an admin key", body = ErrorBody),
+        (status = 404, description = "no such key", body = ErrorBody),
+    ),
+)]
+async fn delete_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> HttpResult<StatusCode> {
+    principal.require_admin()?;
+    let mut conn = state.db().await?;
+    if !repo::delete_key(&mut conn, id).await? {
+        return Err(ApiError::not_found(format!("api key {id} not found")).into());
+    }
+    tracing::info!(key_id = %id, by = %principal.name, "api key deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Returns the trimmed name, or a 400 naming the field.
+fn validate_name(name: &str) -> Result<String, ApiError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::invalid_field("name", "must not be empty"));
+    }
+    if trimmed.chars().count() > MAX_NAME_LEN {
+        return Err(ApiError::invalid_field(
+            "name",
+            format!("must be at most {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            "name",
+            "must not contain control characters",
+        ));
+    }
+    if trimmed.eq_ignore_ascii_case(auth::BOOTSTRAP_NAME) {
+        return Err(ApiError::invalid_field(
+            "name",
+            "is reserved for the bootstrap key",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_checked() {
+        assert_eq!(validate_name("  ops ").unwrap(), "ops");
+        assert_eq!(
+            validate_name(" ").unwrap_err().field.as_deref(),
+            Some("name")
+        );
+        assert!(validate_name(&"x".repeat(101)).is_err());
+        assert!(validate_name("Bootstrap").is_err());
+    }
+}

@@ -1,0 +1,111 @@
+//! The state every handler receives: the gateway's pool, the backend channels and the
+//! configuration.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cudly_common::ApiError;
+use cudly_common::grpc::{AuthChannel, client_channel, db_error};
+use secrecy::ExposeSecret;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
+
+use crate::auth::{KeyHash, hash_key};
+use crate::config::Config;
+
+/// The schema holding the gateway's tables.
+pub const SCHEMA: &str = "gateway";
+
+/// Lazily connecting gRPC channels to the backends, each carrying the gateway's internal
+/// token and the trace context.
+///
+/// A route module builds its typed client from one of them:
+/// `AccountsServiceClient::new(state.clients.accounts.clone())`. A backend that is down
+/// makes each call fail with UNAVAILABLE; [`crate::error::grpc_error`] maps that to 503.
+#[derive(Clone)]
+pub struct Backends {
+    pub accounts: AuthChannel,
+    pub planner: AuthChannel,
+    pub executor: AuthChannel,
+    pub sweeper: AuthChannel,
+}
+
+impl Backends {
+    /// Returns lazy channels to the backends of `config`. Needs a Tokio runtime.
+    pub fn connect_lazy(config: &Config) -> anyhow::Result<Self> {
+        let token = &config.internal_token;
+        let timeout = config.request_timeout;
+        Ok(Self {
+            accounts: client_channel(&config.backends.accounts, token, timeout)?,
+            planner: client_channel(&config.backends.planner, token, timeout)?,
+            executor: client_channel(&config.backends.executor, token, timeout)?,
+            sweeper: client_channel(&config.backends.sweeper, token, timeout)?,
+        })
+    }
+
+    /// Returns each backend with its name, in a fixed order.
+    pub fn named(&self) -> [(&'static str, &AuthChannel); 4] {
+        [
+            ("accounts", &self.accounts),
+            ("planner", &self.planner),
+            ("executor", &self.executor),
+            ("sweeper", &self.sweeper),
+        ]
+    }
+}
+
+/// Shared state of one gateway; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The gateway's own Postgres, `search_path` set to [`SCHEMA`].
+    pub pool: PgPool,
+    /// The backend services.
+    pub clients: Backends,
+    pub config: Arc<Config>,
+    /// SHA-256 of the bootstrap admin key, when one is configured.
+    pub(crate) bootstrap_key_hash: Option<KeyHash>,
+    /// Set once the migrations have been applied; until then the gateway is not ready.
+    migrated: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// Returns the state of a gateway configured by `config`: a lazy pool (the gateway
+    /// starts while Postgres is down) and lazy backend channels. Needs a Tokio runtime.
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        let pool =
+            cudly_common::db::lazy_pool(&config.database_url, SCHEMA, config.max_db_connections)?;
+        let clients = Backends::connect_lazy(&config)?;
+        let bootstrap_key_hash = config
+            .bootstrap_admin_key
+            .as_ref()
+            .map(|key| hash_key(key.expose_secret().trim()));
+        Ok(Self {
+            pool,
+            clients,
+            config: Arc::new(config),
+            bootstrap_key_hash,
+            migrated: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Returns true once the gateway's migrations have been applied.
+    pub fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::Acquire)
+    }
+
+    /// Returns a pooled connection for a handler: 503 while the migrations are not
+    /// applied yet or the database cannot be reached.
+    pub async fn db(&self) -> Result<PoolConnection<Postgres>, ApiError> {
+        if !self.is_migrated() {
+            return Err(ApiError::unavailable("database unavailable"));
+        }
+        self.pool
+            .acquire()
+            .await
+            .map_err(|error| db_error("acquire connection", error))
+    }
+
+    pub(crate) fn mark_migrated(&self) {
+        self.migrated.store(true, Ordering::Release);
+    }
+}

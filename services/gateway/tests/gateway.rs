@@ -1,0 +1,493 @@
+//! The gateway's HTTP contract against the shared Postgres, with every backend URL
+//! pointing at a closed port.
+
+use std::time::Duration;
+
+use cudly_gateway::{App, AppState, BackendUrls, Config};
+use cudly_testkit::{TestDb, eventually, free_port};
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+const ADMIN_KEY: &str = "test-bootstrap-admin-key-0123456789";
+
+struct TestGateway {
+    base: String,
+    http: reqwest::Client,
+    db: TestDb,
+    #[allow(dead_code)]
+    state: AppState,
+}
+
+impl TestGateway {
+    /// Starts a gateway on 127.0.0.1:0 on a fresh database and waits for its migrations.
+    async fn spawn() -> Self {
+        let db = TestDb::create().await.expect("create test database");
+        let closed = || format!("http://127.0.0.1:{}", free_port());
+        let mut config = Config::new(db.secret_url(), SecretString::from("gateway-test-token"))
+            .with_bootstrap_admin_key(ADMIN_KEY)
+            .with_backends(BackendUrls {
+                accounts: closed(),
+                planner: closed(),
+                executor: closed(),
+                sweeper: closed(),
+            });
+        config.readiness_timeout = Duration::from_secs(1);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let app = App::from_listener(config, listener)
+            .await
+            .expect("build gateway");
+        let state = app.state().clone();
+        let base = format!("http://{}", app.local_addr());
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        let migrated = state.clone();
+        eventually("gateway migrations", Duration::from_secs(30), || {
+            let migrated = migrated.clone();
+            async move { migrated.is_migrated().then_some(()) }
+        })
+        .await
+        .unwrap();
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            db,
+            state,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn get(&self, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+        with_key(self.http.get(self.url(path)), key)
+    }
+
+    fn post(&self, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+        with_key(self.http.post(self.url(path)), key)
+    }
+
+    fn delete(&self, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+        with_key(self.http.delete(self.url(path)), key)
+    }
+
+    /// Creates a key through the API with the admin key and returns the reply.
+    async fn create_key(&self, name: &str, role: &str) -> Value {
+        let response = self
+            .post("/api/keys", Some(ADMIN_KEY))
+            .json(&json!({"name": name, "role": role}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+}
+
+fn with_key(builder: reqwest::RequestBuilder, key: Option<&str>) -> reqwest::RequestBuilder {
+    match key {
+        Some(key) => builder.bearer_auth(key),
+        None => builder,
+    }
+}
+
+/// Asserts the status and a JSON error body, and returns the body.
+async fn expect_json_error(response: reqwest::Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "content type {content_type}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].is_string(), "body {body}");
+    body
+}
+
+#[tokio::test]
+async fn a_request_without_a_key_or_with_an_unknown_key_is_unauthorized() {
+    let gateway = TestGateway::spawn().await;
+    let missing = gateway.get("/api/keys", None).send().await.unwrap();
+    expect_json_error(missing, StatusCode::UNAUTHORIZED).await;
+    let unknown = gateway
+        .get("/api/keys", Some("cudly_not-a-key"))
+        .send()
+        .await
+        .unwrap();
+    expect_json_error(unknown, StatusCode::UNAUTHORIZED).await;
+    let wrong_scheme = gateway
+        .get("/api/keys", None)
+        .header("authorization", format!("Basic {ADMIN_KEY}"))
+        .send()
+        .await
+        .unwrap();
+    expect_json_error(wrong_scheme, StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn a_viewer_key_may_read_but_not_write() {
+    let gateway = TestGateway::spawn().await;
+    let created = gateway.create_key("dashboard", "viewer").await;
+    assert_eq!(created["role"], "viewer");
+    let viewer_key = created["key"].as_str().unwrap();
+
+    let write = gateway
+        .post("/api/keys", Some(viewer_key))
+        .json(&json!({"name": "sneaky", "role": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    expect_json_error(write, StatusCode::FORBIDDEN).await;
+
+    let read = gateway
+        .get("/api/keys", Some(viewer_key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let listed: Value = read.json().await.unwrap();
+    let keys = listed["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "the refused write created nothing");
+    assert_eq!(keys[0]["name"], "dashboard");
+    assert!(
+        keys[0]["last_used_at"].is_string(),
+        "use is recorded: {listed}"
+    );
+    assert!(
+        keys[0].get("key").is_none(),
+        "a listed key never shows the key"
+    );
+}
+
+#[tokio::test]
+async fn the_admin_key_may_read_and_write() {
+    let gateway = TestGateway::spawn().await;
+    let read = gateway
+        .get("/api/keys", Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    assert_eq!(read.json::<Value>().await.unwrap(), json!({"keys": []}));
+    let created = gateway.create_key("ops", "admin").await;
+    assert_eq!(created["name"], "ops");
+    assert!(created["id"].is_string() && created["created_at"].is_string());
+
+    let created_admin_key = created["key"].as_str().unwrap();
+    let by_new_admin = gateway
+        .post("/api/keys", Some(created_admin_key))
+        .json(&json!({"name": "ci", "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_new_admin.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_bad_request() {
+    let gateway = TestGateway::spawn().await;
+    let response = gateway
+        .post("/api/keys", Some(ADMIN_KEY))
+        .header("content-type", "application/json")
+        .body("{\"name\": \"ops\", ")
+        .send()
+        .await
+        .unwrap();
+    let body = expect_json_error(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["error"], "malformed json");
+}
+
+#[tokio::test]
+async fn a_body_over_one_mebibyte_is_too_large() {
+    let gateway = TestGateway::spawn().await;
+    let name = "x".repeat(1024 * 1024 + 1);
+    let response = gateway
+        .post("/api/keys", Some(ADMIN_KEY))
+        .json(&json!({"name": name, "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    expect_json_error(response, StatusCode::PAYLOAD_TOO_LARGE).await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_an_unsupported_media_type() {
+    let gateway = TestGateway::spawn().await;
+    let response = gateway
+        .post("/api/keys", Some(ADMIN_KEY))
+        .header("content-type", "text/plain")
+        .body(r#"{"name":"ops","role":"admin"}"#)
+        .send()
+        .await
+        .unwrap();
+    expect_json_error(response, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+}
+
+#[tokio::test]
+async fn an_unknown_or_mistyped_field_is_a_bad_request_naming_the_field() {
+    let gateway = TestGateway::spawn().await;
+    let unknown = gateway
+        .post("/api/keys", Some(ADMIN_KEY))
+        .json(&json!({"name": "ops", "role": "admin", "expires": "tomorrow"}))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_json_error(unknown, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["field"], "expires", "{body}");
+    assert!(!body.to_string().contains("tomorrow"), "{body}");
+
+    let mistyped = gateway
+        .post("/api/keys", Some(ADMIN_KEY))
+        .json(&json!({"name": "ops", "role": "root-s3cr3t"}))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_json_error(mistyped, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["field"], "role", "{body}");
+    assert!(
+        !body.to_string().contains("root-s3cr3t"),
+        "the value is never echoed: {body}"
+    );
+
+    let missing = gateway
+        .post("/api/keys", Some(ADMIN_KEY))
+        .json(&json!({"name": "ops"}))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_json_error(missing, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["field"], "role", "{body}");
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_json_404() {
+    let gateway = TestGateway::spawn().await;
+    let response = gateway
+        .get("/api/nothing-here", Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    expect_json_error(response, StatusCode::NOT_FOUND).await;
+    let outside_api = gateway.get("/nothing", None).send().await.unwrap();
+    expect_json_error(outside_api, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_a_json_405() {
+    let gateway = TestGateway::spawn().await;
+    let response = gateway
+        .http
+        .put(gateway.url("/api/keys"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    expect_json_error(response, StatusCode::METHOD_NOT_ALLOWED).await;
+    let on_health = gateway.post("/health/livez", None).send().await.unwrap();
+    expect_json_error(on_health, StatusCode::METHOD_NOT_ALLOWED).await;
+}
+
+#[tokio::test]
+async fn keys_are_stored_hashed() {
+    let gateway = TestGateway::spawn().await;
+    let created = gateway.create_key("ops", "admin").await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    let pool = gateway.db.pool("gateway").await.unwrap();
+    let dump: Vec<String> = sqlx::query_scalar("SELECT row_to_json(k)::text FROM api_keys k")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(dump.len(), 1);
+    assert!(!dump[0].contains(&key), "the raw key is not stored");
+    let hex_key = key
+        .bytes()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<String>();
+    assert!(!dump[0].contains(&hex_key), "nor its bytes");
+    let hash_len: i32 = sqlx::query_scalar("SELECT octet_length(key_hash) FROM api_keys")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(hash_len, 32);
+}
+
+#[tokio::test]
+async fn a_deleted_key_is_unauthorized() {
+    let gateway = TestGateway::spawn().await;
+    let created = gateway.create_key("temporary", "viewer").await;
+    let key = created["key"].as_str().unwrap();
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        gateway
+            .get("/api/keys", Some(key))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    let deleted = gateway
+        .delete(&format!("/api/keys/{id}"), Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let after = gateway.get("/api/keys", Some(key)).send().await.unwrap();
+    expect_json_error(after, StatusCode::UNAUTHORIZED).await;
+
+    let again = gateway
+        .delete(&format!("/api/keys/{id}"), Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    expect_json_error(again, StatusCode::NOT_FOUND).await;
+    let malformed = gateway
+        .delete("/api/keys/not-a-uuid", Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_json_error(malformed, StatusCode::BAD_REQUEST).await;
+    assert!(!body.to_string().contains("not-a-uuid"), "{body}");
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let gateway = TestGateway::spawn().await;
+    let responses = [
+        gateway.get("/health/livez", None).send().await.unwrap(),
+        gateway.get("/api/keys", None).send().await.unwrap(),
+        gateway
+            .get("/api/keys", Some(ADMIN_KEY))
+            .send()
+            .await
+            .unwrap(),
+        gateway.get("/no/such/route", None).send().await.unwrap(),
+        gateway.post("/health/livez", None).send().await.unwrap(),
+    ];
+    for response in responses {
+        let id = response
+            .headers()
+            .get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(
+            uuid::Uuid::parse_str(id).is_ok(),
+            "generated id {id} is a uuid"
+        );
+    }
+    let given = gateway
+        .get("/health/livez", None)
+        .header("x-request-id", "req-from-client-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(given.headers()["x-request-id"], "req-from-client-42");
+}
+
+#[tokio::test]
+async fn livez_answers_ok() {
+    let gateway = TestGateway::spawn().await;
+    let response = gateway.get("/health/livez", None).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn readyz_names_the_unreachable_backends_but_not_a_working_postgres() {
+    let gateway = TestGateway::spawn().await;
+    let response = gateway.get("/health/readyz", None).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "not ready");
+    let failing: Vec<&str> = body["failing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failing,
+        ["accounts", "planner", "executor", "sweeper"],
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_show_the_request_counter_after_requests() {
+    let gateway = TestGateway::spawn().await;
+    gateway
+        .get("/api/keys", Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    gateway.get("/api/keys", None).send().await.unwrap();
+    let response = gateway.get("/metrics", None).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    let series = |status: &str| {
+        text.lines().any(|line| {
+            line.starts_with("http_requests_total{")
+                && line.contains("method=\"GET\"")
+                && line.contains("route=\"/api/keys\"")
+                && line.contains(&format!("status=\"{status}\""))
+        })
+    };
+    assert!(series("200") && series("401"), "{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket{"),
+        "latency is a histogram: {text}"
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_valid_json_listing_the_keys_routes() {
+    let gateway = TestGateway::spawn().await;
+    let response = gateway.get("/api/openapi.json", None).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "no key needed");
+    let document: Value = response.json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let keys = &document["paths"]["/api/keys"];
+    assert!(
+        keys["get"].is_object() && keys["post"].is_object(),
+        "{document}"
+    );
+    assert!(document["paths"]["/api/keys/{id}"]["delete"].is_object());
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert!(document["components"]["schemas"]["CreateKeyRequest"].is_object());
+}
+
+#[tokio::test]
+async fn a_traceparent_makes_the_request_span_a_child_of_the_caller() {
+    let exporter = cudly_telemetry::init_for_tests("gateway");
+    let gateway = TestGateway::spawn().await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent_span_id = "00f067aa0ba902b7";
+    let response = gateway
+        .get("/health/livez", None)
+        .header("traceparent", format!("00-{trace_id}-{parent_span_id}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let span = eventually("the request span", Duration::from_secs(5), || {
+        let spans = exporter.get_finished_spans().unwrap_or_default();
+        async move {
+            spans
+                .into_iter()
+                .find(|span| span.span_context.trace_id().to_string() == trace_id)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(span.parent_span_id.to_string(), parent_span_id);
+    assert_eq!(span.name, "GET /health/livez");
+}

@@ -1,0 +1,3 @@
+-- Schema sweeper, owned by the sweeper service. The service sets search_path to it on every
+-- connection; its tables come with the service's own issue.
+SELECT 1;
