@@ -170,6 +170,8 @@ impl App {
     }
 
     pub fn state_path(&self) -> Option<&PathBuf> {
-        self.persistence.as_ref().map(|persistence| &persistence.path)
+        self.persistence
+            .as_ref()
+            .map(|persistence| &persistence.path)
     }
 }

@@ -73,7 +73,10 @@ pub fn generate(service: Service, region: &str, query: &OfferingQuery) -> Vec<Of
         None => dimensions.types.iter().map(|t| t.to_string()).collect(),
     };
     // Services without a product dimension ignore a product in the query.
-    let has_products = dimensions.products.iter().any(|product| !product.is_empty());
+    let has_products = dimensions
+        .products
+        .iter()
+        .any(|product| !product.is_empty());
     let products = match &query.product {
         Some(product) if has_products && !product.is_empty() => vec![product.clone()],
         _ => dimensions.products_owned(),
@@ -271,7 +274,12 @@ impl Dimensions {
         match service {
             Service::Ec2 => Dimensions {
                 types: &[
-                    "t3.micro", "t3.large", "m5.large", "m5.xlarge", "c5.large", "r5.large",
+                    "t3.micro",
+                    "t3.large",
+                    "m5.large",
+                    "m5.xlarge",
+                    "c5.large",
+                    "r5.large",
                 ],
                 products: &["Linux/UNIX", "Windows"],
                 payments: &PAYMENTS_SPACED,
@@ -390,7 +398,10 @@ mod tests {
         };
         assert!(generate(Service::Ec2, "us-east-1", &query).is_empty());
         assert!(is_well_formed_type(Service::Ec2, "x2iedn.32xlarge"));
-        assert!(is_well_formed_type(Service::Opensearch, "or1.medium.search"));
+        assert!(is_well_formed_type(
+            Service::Opensearch,
+            "or1.medium.search"
+        ));
         assert!(!is_well_formed_type(Service::Rds, "r5.large"));
     }
 }

@@ -152,7 +152,11 @@ impl AccountSpec {
         if self.account_id.is_empty() {
             return Err(SandboxError::InvalidAccount("account_id is empty".into()));
         }
-        if let Some(key) = self.access_keys.iter().find(|key| key.access_key_id.is_empty()) {
+        if let Some(key) = self
+            .access_keys
+            .iter()
+            .find(|key| key.access_key_id.is_empty())
+        {
             return Err(SandboxError::InvalidAccount(format!(
                 "account {} has an empty access key id (secret of length {})",
                 self.account_id,

@@ -102,7 +102,9 @@ impl FaultSpec {
 
     pub(crate) fn validate(&self) -> SandboxResult<()> {
         if self.count == Some(0) {
-            return Err(SandboxError::InvalidFault("count must be at least 1".into()));
+            return Err(SandboxError::InvalidFault(
+                "count must be at least 1".into(),
+            ));
         }
         let has_effect = self.latency_ms.is_some()
             || self.jitter_ms.is_some()
@@ -220,9 +222,11 @@ mod tests {
     #[test]
     fn a_counted_fault_applies_that_many_times() {
         let mut faults = FaultSet::default();
-        faults.add(FaultSpec::on(Service::Rds, "PurchaseReservedDBInstancesOffering")
-            .error(FaultError::Throttle)
-            .times(2));
+        faults.add(
+            FaultSpec::on(Service::Rds, "PurchaseReservedDBInstancesOffering")
+                .error(FaultError::Throttle)
+                .times(2),
+        );
         for _ in 0..2 {
             let effect = faults.take(Service::Rds, "PurchaseReservedDBInstancesOffering", "1");
             assert_eq!(effect.error, Some(FaultError::Throttle));
@@ -240,14 +244,32 @@ mod tests {
                 .for_account("111")
                 .drop_after_commit(),
         );
-        assert!(!faults.take(Service::Redshift, "CreateTags", "111").drop_after_commit);
-        assert!(!faults.take(Service::Ec2, "CreateTags", "222").drop_after_commit);
-        assert!(faults.take(Service::Ec2, "CreateTags", "111").drop_after_commit);
+        assert!(
+            !faults
+                .take(Service::Redshift, "CreateTags", "111")
+                .drop_after_commit
+        );
+        assert!(
+            !faults
+                .take(Service::Ec2, "CreateTags", "222")
+                .drop_after_commit
+        );
+        assert!(
+            faults
+                .take(Service::Ec2, "CreateTags", "111")
+                .drop_after_commit
+        );
     }
 
     #[test]
     fn a_fault_without_effect_is_invalid() {
         assert!(FaultSpec::on_service(Service::Sts).validate().is_err());
-        assert!(FaultSpec::on_service(Service::Sts).times(0).latency(1, 0).validate().is_err());
+        assert!(
+            FaultSpec::on_service(Service::Sts)
+                .times(0)
+                .latency(1, 0)
+                .validate()
+                .is_err()
+        );
     }
 }

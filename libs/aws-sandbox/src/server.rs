@@ -36,6 +36,8 @@ use crate::services::{self, CallContext};
 
 /// Region a call is attributed to when it is not signed (AssumeRoleWithWebIdentity).
 const UNSIGNED_REGION: &str = "us-east-1";
+/// Where Savings Plans state lives, whatever region a client signs for.
+const SAVINGS_PLANS_REGION: &str = "us-east-1";
 /// How long shutdown waits for in-flight calls.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -135,7 +137,11 @@ impl SandboxHandle {
     }
 
     /// Returns the ledger of one account and/or one service.
-    pub async fn ledger_filtered(&self, account_id: Option<&str>, service: Option<Service>) -> Ledger {
+    pub async fn ledger_filtered(
+        &self,
+        account_id: Option<&str>,
+        service: Option<Service>,
+    ) -> Ledger {
         self.app.ledger(account_id, service)
     }
 
@@ -306,11 +312,13 @@ async fn handle_aws(app: &App, raw: RawRequest) -> Result<HttpResponse, DroppedR
     let operation = classified.operation.as_str();
     let span = tracing::info_span!("aws_call", %service, operation);
     async {
-        let region = classified
-            .scope
-            .as_ref()
-            .map(|scope| scope.region.clone())
-            .unwrap_or_else(|| UNSIGNED_REGION.to_string());
+        // Savings Plans is a global API: a plan bought through any region's client is
+        // the account's, so its state lives under the API's home region.
+        let region = match (&classified.scope, service) {
+            (_, Service::Savingsplans) => SAVINGS_PLANS_REGION.to_string(),
+            (Some(scope), _) => scope.region.clone(),
+            (None, _) => UNSIGNED_REGION.to_string(),
+        };
         let now = Utc::now();
 
         let session_token = raw

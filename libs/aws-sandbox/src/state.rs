@@ -155,7 +155,9 @@ impl SandboxState {
 
     /// Returns the organization root of an account that belongs to an organization.
     pub fn organization_root_of(&self, account_id: &str) -> Option<&str> {
-        self.organization_root_of.get(account_id).map(String::as_str)
+        self.organization_root_of
+            .get(account_id)
+            .map(String::as_str)
     }
 
     pub fn insert_commitment(&mut self, commitment: Commitment) {

@@ -25,7 +25,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(variable: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self { variable: variable.into(), problem: problem.into() }
+        Self {
+            variable: variable.into(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -33,7 +36,9 @@ pub type ConfigResult<T> = Result<T, ConfigError>;
 
 /// Returns the variable's value when it is set and not empty.
 pub fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.trim().is_empty())
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
 }
 
 /// Returns the variable as a secret when it is set and not empty.
@@ -45,8 +50,9 @@ pub fn secret_var(name: &str) -> Option<SecretString> {
 pub fn duration_var(name: &str, default: Duration) -> ConfigResult<Duration> {
     match var(name) {
         None => Ok(default),
-        Some(text) => parse_duration(&text)
-            .map_err(|problem| ConfigError::new(name, format!("{problem} (expected e.g. 30s, 15m, 7d)"))),
+        Some(text) => parse_duration(&text).map_err(|problem| {
+            ConfigError::new(name, format!("{problem} (expected e.g. 30s, 15m, 7d)"))
+        }),
     }
 }
 
@@ -133,7 +139,9 @@ fn matches_pattern(name: &str, pattern: &str) -> bool {
     match pattern.split_once('*') {
         None => name == pattern,
         Some((prefix, suffix)) => {
-            name.len() > prefix.len() + suffix.len() && name.starts_with(prefix) && name.ends_with(suffix)
+            name.len() > prefix.len() + suffix.len()
+                && name.starts_with(prefix)
+                && name.ends_with(suffix)
         }
     }
 }
@@ -165,14 +173,23 @@ mod tests {
     fn durations_accept_the_documented_forms() {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
         assert!(parse_duration("soon").is_err());
     }
 
     #[test]
     fn patterns_match_service_and_task_names() {
-        assert!(matches_pattern("CUDLY_ACCOUNTS_DATABASE_URL", "CUDLY_*_DATABASE_URL"));
-        assert!(matches_pattern("CUDLY_SWEEP_INTERVAL_EXPIRE_PENDING", "CUDLY_SWEEP_INTERVAL_*"));
+        assert!(matches_pattern(
+            "CUDLY_ACCOUNTS_DATABASE_URL",
+            "CUDLY_*_DATABASE_URL"
+        ));
+        assert!(matches_pattern(
+            "CUDLY_SWEEP_INTERVAL_EXPIRE_PENDING",
+            "CUDLY_SWEEP_INTERVAL_*"
+        ));
         assert!(!matches_pattern("CUDLY_APROVAL_TTL", "CUDLY_APPROVAL_TTL"));
         assert!(!matches_pattern("CUDLY__URL", "CUDLY_*_URL"));
     }

@@ -26,7 +26,11 @@ fn options(database_url: &SecretString) -> Result<PgConnectOptions, DbSetupError
 
 /// Returns a lazily connecting pool whose connections use `schema` as `search_path`.
 /// Lazy, so a service can start (and report NOT_SERVING) while Postgres is down.
-pub fn lazy_pool(database_url: &SecretString, schema: &str, max_connections: u32) -> Result<PgPool, DbSetupError> {
+pub fn lazy_pool(
+    database_url: &SecretString,
+    schema: &str,
+    max_connections: u32,
+) -> Result<PgPool, DbSetupError> {
     let connect_options = options(database_url)?
         .options([("search_path", schema)])
         .log_statements(tracing::log::LevelFilter::Debug)
@@ -46,10 +50,13 @@ pub async fn migrate(pool: &PgPool, migrator: &Migrator, schema: &str) -> Result
     };
     schema_migrator.dangerous_set_table_name(format!("{schema}._sqlx_migrations"));
     schema_migrator.create_schema(schema.to_owned());
-    schema_migrator.run(pool).await.map_err(|error| DbSetupError::Migration {
-        schema: schema.to_owned(),
-        detail: error.to_string(),
-    })
+    schema_migrator
+        .run(pool)
+        .await
+        .map_err(|error| DbSetupError::Migration {
+            schema: schema.to_owned(),
+            detail: error.to_string(),
+        })
 }
 
 /// Returns Ok when the database answers a trivial query.
@@ -79,7 +86,10 @@ pub async fn ensure_database(database_url: &SecretString) -> Result<(), DbSetupE
         .map_err(|error| DbSetupError::Unavailable(error_kind(&error)))?;
     if exists.is_none() {
         let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
-        if let Err(error) = sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut conn).await {
+        if let Err(error) = sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&mut conn)
+            .await
+        {
             // A concurrent creator may have won; only a missing database is an error.
             let raced = error
                 .as_database_error()
@@ -111,7 +121,10 @@ pub fn error_kind(error: &sqlx::Error) -> String {
 pub fn is_unavailable(error: &sqlx::Error) -> bool {
     matches!(
         error,
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
     ) || error
         .as_database_error()
         .and_then(|db| db.code())

@@ -37,6 +37,7 @@ struct Row {
     http: u16,
 }
 
+#[rustfmt::skip]
 const TABLE: &[Row] = &[
     Row { code: ErrorCode::InvalidArgument, name: "invalid_argument", grpc: Code::InvalidArgument, http: 400 },
     Row { code: ErrorCode::Unauthenticated, name: "unauthenticated", grpc: Code::Unauthenticated, http: 401 },
@@ -79,7 +80,10 @@ impl ErrorCode {
 
     /// Returns the code named `name`, if any.
     pub fn from_name(name: &str) -> Option<Self> {
-        TABLE.iter().find(|row| row.name == name).map(|row| row.code)
+        TABLE
+            .iter()
+            .find(|row| row.name == name)
+            .map(|row| row.code)
     }
 
     /// Returns the code a bare gRPC status maps to when it carries no details (a
@@ -230,19 +234,27 @@ impl ApiError {
     }
 
     fn from_detail(detail: pb::ErrorDetail, status: &tonic::Status) -> Self {
-        let code = ErrorCode::from_name(&detail.code).unwrap_or(ErrorCode::from_grpc(status.code()));
+        let code =
+            ErrorCode::from_name(&detail.code).unwrap_or(ErrorCode::from_grpc(status.code()));
         Self {
             code,
             message: detail.message,
             dependents: detail
                 .dependents
                 .into_iter()
-                .map(|d| NamedRef { id: d.id, name: d.name })
+                .map(|d| NamedRef {
+                    id: d.id,
+                    name: d.name,
+                })
                 .collect(),
             mismatches: detail
                 .mismatches
                 .into_iter()
-                .map(|m| AccountMismatch { id: m.id, name: m.name, provider: m.provider })
+                .map(|m| AccountMismatch {
+                    id: m.id,
+                    name: m.name,
+                    provider: m.provider,
+                })
                 .collect(),
             status: detail.status,
             field: detail.field,
@@ -256,7 +268,10 @@ impl ApiError {
             dependents: self
                 .dependents
                 .iter()
-                .map(|d| pb::NamedRef { id: d.id.clone(), name: d.name.clone() })
+                .map(|d| pb::NamedRef {
+                    id: d.id.clone(),
+                    name: d.name.clone(),
+                })
                 .collect(),
             mismatches: self
                 .mismatches
@@ -292,7 +307,10 @@ mod tests {
     #[test]
     fn every_code_has_exactly_one_row() {
         for row in TABLE {
-            assert_eq!(TABLE.iter().filter(|other| other.code == row.code).count(), 1);
+            assert_eq!(
+                TABLE.iter().filter(|other| other.code == row.code).count(),
+                1
+            );
             assert_eq!(ErrorCode::from_name(row.name), Some(row.code));
         }
     }
@@ -300,7 +318,10 @@ mod tests {
     #[test]
     fn status_details_carry_the_precise_code_and_extra_fields() {
         let error = ApiError::conflict("account is used as a bastion")
-            .with_dependents(vec![NamedRef { id: "a".into(), name: "prod".into() }])
+            .with_dependents(vec![NamedRef {
+                id: "a".into(),
+                name: "prod".into(),
+            }])
             .with_status("approved");
         let status: tonic::Status = error.clone().into();
         assert_eq!(status.code(), Code::FailedPrecondition);
@@ -327,7 +348,10 @@ mod tests {
 
     #[test]
     fn invalid_field_names_the_field() {
-        let error = ApiError::invalid_field("aws_role_arn", "must look like arn:aws:iam::<12 digits>:role/<name>");
+        let error = ApiError::invalid_field(
+            "aws_role_arn",
+            "must look like arn:aws:iam::<12 digits>:role/<name>",
+        );
         assert!(error.message.starts_with("aws_role_arn: "));
         assert_eq!(error.to_json()["field"], "aws_role_arn");
     }

@@ -28,7 +28,12 @@ pub enum Caller {
 }
 
 impl Caller {
-    pub const ALL: [Caller; 4] = [Caller::Gateway, Caller::Planner, Caller::Executor, Caller::Sweeper];
+    pub const ALL: [Caller; 4] = [
+        Caller::Gateway,
+        Caller::Planner,
+        Caller::Executor,
+        Caller::Sweeper,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -61,7 +66,9 @@ pub struct InternalAuth {
 
 impl InternalAuth {
     pub fn new(accepted: Vec<(Caller, SecretString)>) -> Self {
-        Self { accepted: Arc::new(accepted) }
+        Self {
+            accepted: Arc::new(accepted),
+        }
     }
 
     /// Reads the tokens of the `callers` this service accepts from the environment.
@@ -125,23 +132,32 @@ impl ClientAuth {
     pub fn new(token: &SecretString) -> Result<Self, ConfigError> {
         let value = MetadataValue::try_from(token.expose_secret())
             .map_err(|_| ConfigError::new("CUDLY_INTERNAL_TOKEN_*", "must be printable ascii"))?;
-        Ok(Self { token: Arc::new(value) })
+        Ok(Self {
+            token: Arc::new(value),
+        })
     }
 }
 
 impl Interceptor for ClientAuth {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request.metadata_mut().insert(TOKEN_METADATA_KEY, (*self.token).clone());
+        request
+            .metadata_mut()
+            .insert(TOKEN_METADATA_KEY, (*self.token).clone());
         cudly_telemetry::TraceContextInterceptor.call(request)
     }
 }
 
 /// The channel type every internal client uses.
-pub type AuthChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ClientAuth>;
+pub type AuthChannel =
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ClientAuth>;
 
 /// Returns a lazily connecting channel to `url` (so a caller starts even when the
 /// callee is down and gets UNAVAILABLE per call) with this caller's token attached.
-pub fn client_channel(url: &str, token: &SecretString, call_timeout: Duration) -> ConfigResult<AuthChannel> {
+pub fn client_channel(
+    url: &str,
+    token: &SecretString,
+    call_timeout: Duration,
+) -> ConfigResult<AuthChannel> {
     let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
         .map_err(|_| ConfigError::new("CUDLY_*_URL", format!("not a valid url: {url}")))?
         .connect_timeout(Duration::from_secs(3))
@@ -149,7 +165,9 @@ pub fn client_channel(url: &str, token: &SecretString, call_timeout: Duration) -
         .tcp_nodelay(true);
     let channel = endpoint.connect_lazy();
     Ok(tower::ServiceBuilder::new()
-        .layer(tonic::service::interceptor::InterceptorLayer::new(ClientAuth::new(token)?))
+        .layer(tonic::service::interceptor::InterceptorLayer::new(
+            ClientAuth::new(token)?,
+        ))
         .service(channel))
 }
 
@@ -172,18 +190,31 @@ pub async fn drive_health<F, Fut>(
     Fut: Future<Output = Vec<DependencyStatus>>,
 {
     use tonic_health::ServingStatus;
-    let to_status = |ok: bool| if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+    let to_status = |ok: bool| {
+        if ok {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        }
+    };
     let mut last: Option<Vec<(&'static str, bool)>> = None;
     loop {
         let results = check().await;
-        let current: Vec<(&'static str, bool)> = results.iter().map(|(name, result)| (*name, result.is_ok())).collect();
+        let current: Vec<(&'static str, bool)> = results
+            .iter()
+            .map(|(name, result)| (*name, result.is_ok()))
+            .collect();
         if last.as_ref() != Some(&current) {
             for (name, result) in &results {
                 match result {
                     Ok(()) => tracing::info!(dependency = name, "dependency answers"),
-                    Err(reason) => tracing::warn!(dependency = name, %reason, "dependency check failed"),
+                    Err(reason) => {
+                        tracing::warn!(dependency = name, %reason, "dependency check failed")
+                    }
                 }
-                reporter.set_service_status(*name, to_status(result.is_ok())).await;
+                reporter
+                    .set_service_status(*name, to_status(result.is_ok()))
+                    .await;
             }
             let all_ok = current.iter().all(|(_, ok)| *ok);
             reporter.set_service_status("", to_status(all_ok)).await;
@@ -204,14 +235,15 @@ pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                let _ = interrupt.await;
-                return;
-            }
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -249,7 +281,9 @@ mod tests {
     fn request_with(token: Option<&str>) -> Request<()> {
         let mut request = Request::new(());
         if let Some(token) = token {
-            request.metadata_mut().insert(TOKEN_METADATA_KEY, token.parse().unwrap());
+            request
+                .metadata_mut()
+                .insert(TOKEN_METADATA_KEY, token.parse().unwrap());
         }
         request
     }
@@ -257,14 +291,23 @@ mod tests {
     #[test]
     fn a_known_token_identifies_its_caller() {
         let request = auth().call(request_with(Some("executor-token"))).unwrap();
-        assert_eq!(require_caller(&request, &[Caller::Executor]).unwrap(), Caller::Executor);
+        assert_eq!(
+            require_caller(&request, &[Caller::Executor]).unwrap(),
+            Caller::Executor
+        );
     }
 
     #[test]
     fn a_missing_or_unknown_token_is_unauthenticated() {
-        assert_eq!(auth().call(request_with(None)).unwrap_err().code(), tonic::Code::Unauthenticated);
         assert_eq!(
-            auth().call(request_with(Some("planner-token"))).unwrap_err().code(),
+            auth().call(request_with(None)).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(
+            auth()
+                .call(request_with(Some("planner-token")))
+                .unwrap_err()
+                .code(),
             tonic::Code::Unauthenticated
         );
     }

@@ -28,7 +28,10 @@ mod tests {
     fn redact_replaces_every_secret() {
         let text = "key AKIAEXAMPLE and secret s3cr3t-value twice s3cr3t-value";
         let scrubbed = redact(text, &["AKIAEXAMPLE", "s3cr3t-value", ""]);
-        assert_eq!(scrubbed, "key [redacted] and secret [redacted] twice [redacted]");
+        assert_eq!(
+            scrubbed,
+            "key [redacted] and secret [redacted] twice [redacted]"
+        );
     }
 
     #[test]
@@ -37,6 +40,9 @@ mod tests {
             url_without_credentials("postgres://user:pw@db:5432/cudly"),
             "postgres://db:5432/cudly"
         );
-        assert_eq!(url_without_credentials("redis://127.0.0.1/"), "redis://127.0.0.1/");
+        assert_eq!(
+            url_without_credentials("redis://127.0.0.1/"),
+            "redis://127.0.0.1/"
+        );
     }
 }

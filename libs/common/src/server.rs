@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::grpc::{DependencyStatus, drive_health};
 
 /// An extra dependency check (e.g. Redis for the sweeper).
-pub type ExtraCheck = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = DependencyStatus> + Send>> + Send + Sync>;
+pub type ExtraCheck =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = DependencyStatus> + Send>> + Send + Sync>;
 
 /// What a service hands to [`serve`].
 pub struct ServiceSpec {
@@ -44,7 +45,9 @@ impl Readiness {
 
 /// Returns the reflection service over the system's descriptor set.
 pub fn reflection_service() -> anyhow::Result<
-    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
 > {
     Ok(tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(cudly_proto::FILE_DESCRIPTOR_SET)
@@ -74,7 +77,14 @@ pub async fn serve(
         vec![spec.grpc_name.to_owned()],
         spec.health_interval,
         cancel.clone(),
-        dependency_checker(spec.name, spec.schema, spec.migrator, pool.clone(), readiness, spec.extra_checks),
+        dependency_checker(
+            spec.name,
+            spec.schema,
+            spec.migrator,
+            pool.clone(),
+            readiness,
+            spec.extra_checks,
+        ),
     ));
     let addr = listener.local_addr()?;
     tracing::info!(service = spec.name, %addr, "grpc server listening");
@@ -83,7 +93,10 @@ pub async fn serve(
         .add_routes(routes)
         .add_service(health_service)
         .add_service(reflection_service()?)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
         .await;
     cancel.cancel();
     let _ = health_task.await;
@@ -108,11 +121,15 @@ fn dependency_checker(
             let mut statuses = Vec::with_capacity(1 + extra_checks.len());
             let postgres = async {
                 if !readiness.is_migrated() {
-                    crate::db::migrate(&pool, migrator, schema).await.map_err(|error| error.to_string())?;
+                    crate::db::migrate(&pool, migrator, schema)
+                        .await
+                        .map_err(|error| error.to_string())?;
                     readiness.0.store(true, Ordering::Release);
                     tracing::info!(service, schema, "migrations applied");
                 }
-                crate::db::ping(&pool).await.map_err(|error| error.to_string())
+                crate::db::ping(&pool)
+                    .await
+                    .map_err(|error| error.to_string())
             }
             .await;
             statuses.push(("postgres", postgres));

@@ -28,9 +28,14 @@ impl TestDb {
     pub async fn create_on(admin_url: &str) -> anyhow::Result<Self> {
         let name = format!("cudly_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await?;
         conn.close().await.ok();
-        let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(admin_url);
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(base, _)| base)
+            .unwrap_or(admin_url);
         Ok(Self {
             url: format!("{base}/{name}"),
             name,
@@ -70,13 +75,18 @@ impl Drop for TestDb {
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
         let dropper = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async move {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
                     let statement = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut conn).await;
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                        .execute(&mut conn)
+                        .await;
                     conn.close().await.ok();
                 }
             });

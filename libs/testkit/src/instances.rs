@@ -28,7 +28,9 @@ fn postgres_bin_dir() -> anyhow::Result<PathBuf> {
         .filter(|bin| bin.join("initdb").exists())
         .collect();
     versions.sort();
-    versions.pop().context("no initdb found under /usr/lib/postgresql/*/bin")
+    versions
+        .pop()
+        .context("no initdb found under /usr/lib/postgresql/*/bin")
 }
 
 /// Runs a Postgres tool as the `postgres` OS user when we are root (initdb refuses
@@ -42,7 +44,10 @@ fn run_as_postgres(program: &Path, args: &[&str]) -> anyhow::Result<()> {
             .stdin(Stdio::null())
             .output()
     } else {
-        Command::new(program).args(args).stdin(Stdio::null()).output()
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
     }
     .with_context(|| format!("running {}", program.display()))?;
     if !output.status.success() {
@@ -68,7 +73,9 @@ impl PrivatePostgres {
     /// Initialises and starts a cluster with trust auth for user `postgres`.
     pub async fn start() -> anyhow::Result<Self> {
         let bin = postgres_bin_dir()?;
-        let dir = tempfile::Builder::new().prefix("cudly-pg-").tempdir_in("/tmp")?;
+        let dir = tempfile::Builder::new()
+            .prefix("cudly-pg-")
+            .tempdir_in("/tmp")?;
         if is_root() {
             let status = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -82,10 +89,27 @@ impl PrivatePostgres {
         let data_str = data.to_string_lossy().to_string();
         let initdb = bin.join("initdb");
         tokio::task::spawn_blocking(move || {
-            run_as_postgres(&initdb, &["-D", &data_str, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
+            run_as_postgres(
+                &initdb,
+                &[
+                    "-D",
+                    &data_str,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ],
+            )
         })
         .await??;
-        let mut instance = Self { dir, bin, port: free_port(), running: false };
+        let mut instance = Self {
+            dir,
+            bin,
+            port: free_port(),
+            running: false,
+        };
         instance.start_again().await?;
         Ok(instance)
     }
@@ -94,14 +118,24 @@ impl PrivatePostgres {
     pub async fn start_again(&mut self) -> anyhow::Result<()> {
         let pg_ctl = self.bin.join("pg_ctl");
         let data = self.dir.path().join("data").to_string_lossy().to_string();
-        let log = self.dir.path().join("postgres.log").to_string_lossy().to_string();
+        let log = self
+            .dir
+            .path()
+            .join("postgres.log")
+            .to_string_lossy()
+            .to_string();
         let socket_dir = self.dir.path().to_string_lossy().to_string();
         let options = format!(
             "-p {} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
             self.port
         );
         tokio::task::spawn_blocking(move || {
-            run_as_postgres(&pg_ctl, &["-D", &data, "-l", &log, "-o", &options, "-w", "-t", "30", "start"])
+            run_as_postgres(
+                &pg_ctl,
+                &[
+                    "-D", &data, "-l", &log, "-o", &options, "-w", "-t", "30", "start",
+                ],
+            )
         })
         .await??;
         self.running = true;
@@ -112,8 +146,10 @@ impl PrivatePostgres {
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         let pg_ctl = self.bin.join("pg_ctl");
         let data = self.dir.path().join("data").to_string_lossy().to_string();
-        tokio::task::spawn_blocking(move || run_as_postgres(&pg_ctl, &["-D", &data, "-m", "fast", "-w", "stop"]))
-            .await??;
+        tokio::task::spawn_blocking(move || {
+            run_as_postgres(&pg_ctl, &["-D", &data, "-m", "fast", "-w", "stop"])
+        })
+        .await??;
         self.running = false;
         Ok(())
     }
@@ -146,7 +182,10 @@ pub struct PrivateRedis {
 
 impl PrivateRedis {
     pub async fn start() -> anyhow::Result<Self> {
-        let mut instance = Self { port: free_port(), child: None };
+        let mut instance = Self {
+            port: free_port(),
+            child: None,
+        };
         instance.start_again().await?;
         Ok(instance)
     }
@@ -154,7 +193,16 @@ impl PrivateRedis {
     /// Starts the (stopped) server again on the same port, empty.
     pub async fn start_again(&mut self) -> anyhow::Result<()> {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

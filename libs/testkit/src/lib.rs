@@ -1,11 +1,13 @@
 //! Test helpers: a fresh Postgres database per test on the shared server, private
 //! throwaway Postgres and Redis instances for tests that stop or restart a dependency,
-//! free ports, and waiting helpers.
+//! free ports, waiting helpers, and the whole stack in-process ([`TestStack`]).
 
 mod database;
 mod instances;
+mod stack;
 mod wait;
 
 pub use database::TestDb;
 pub use instances::{PrivatePostgres, PrivateRedis};
+pub use stack::TestStack;
 pub use wait::{eventually, free_port};

@@ -57,8 +57,13 @@ impl Secrets {
     /// Reads every secret from the environment; production mode refuses to start
     /// without any of them.
     pub fn from_env() -> anyhow::Result<Self> {
-        let credential_key = match (config::var("CUDLY_CREDENTIAL_KEY"), config::var("CUDLY_CREDENTIAL_KEY_FILE")) {
-            (Some(_), Some(_)) => bail!("CUDLY_CREDENTIAL_KEY and CUDLY_CREDENTIAL_KEY_FILE: set only one"),
+        let credential_key = match (
+            config::var("CUDLY_CREDENTIAL_KEY"),
+            config::var("CUDLY_CREDENTIAL_KEY_FILE"),
+        ) {
+            (Some(_), Some(_)) => {
+                bail!("CUDLY_CREDENTIAL_KEY and CUDLY_CREDENTIAL_KEY_FILE: set only one")
+            }
             (Some(key), None) => SecretString::from(key),
             (None, Some(path)) => read_key_file(Path::new(&path))?,
             (None, None) => bail!("CUDLY_CREDENTIAL_KEY or CUDLY_CREDENTIAL_KEY_FILE must be set"),
@@ -71,7 +76,11 @@ impl Secrets {
                 .with_context(|| format!("{} must be set", caller.token_var()))?;
             internal_tokens.insert(caller.name(), token);
         }
-        Ok(Self { credential_key, bootstrap_admin_key, internal_tokens })
+        Ok(Self {
+            credential_key,
+            bootstrap_admin_key,
+            internal_tokens,
+        })
     }
 
     /// Dev mode: takes each secret from the environment when given, else from the
@@ -114,10 +123,20 @@ impl Secrets {
             internal_tokens.insert(caller.name(), take(caller.token_var(), &|| random_hex(32)));
         }
         if changed {
-            let body: String = stored.iter().map(|(name, value)| format!("{name}={value}\n")).collect();
+            let body: String = stored
+                .iter()
+                .map(|(name, value)| format!("{name}={value}\n"))
+                .collect();
             write_private(&files.secrets_env, &body)?;
         }
-        Ok((Self { credential_key, bootstrap_admin_key, internal_tokens }, files))
+        Ok((
+            Self {
+                credential_key,
+                bootstrap_admin_key,
+                internal_tokens,
+            },
+            files,
+        ))
     }
 
     /// Returns the credential key as text (for the accounts service's key parser).
@@ -136,7 +155,8 @@ fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     if !path.exists() {
         return Ok(BTreeMap::new());
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(text
         .lines()
         .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
@@ -172,7 +192,10 @@ mod tests {
         let dir = tempfile_dir();
         let (first, files) = Secrets::load_or_create_dev(&dir).unwrap();
         let (second, _) = Secrets::load_or_create_dev(&dir).unwrap();
-        assert_eq!(first.credential_key.expose_secret(), second.credential_key.expose_secret());
+        assert_eq!(
+            first.credential_key.expose_secret(),
+            second.credential_key.expose_secret()
+        );
         assert_eq!(
             first.internal_token(Caller::Executor).expose_secret(),
             second.internal_token(Caller::Executor).expose_secret()

@@ -228,7 +228,9 @@ impl Stack {
     pub async fn wait_for_failure(&mut self) -> anyhow::Result<()> {
         match self.tasks.join_next().await {
             Some(Ok((service, Ok(())))) => anyhow::bail!("the {service} service stopped"),
-            Some(Ok((service, Err(error)))) => Err(error.context(format!("the {service} service failed"))),
+            Some(Ok((service, Err(error)))) => {
+                Err(error.context(format!("the {service} service failed")))
+            }
             Some(Err(join_error)) => Err(anyhow::anyhow!("a service task panicked: {join_error}")),
             None => Ok(()),
         }
@@ -246,7 +248,8 @@ impl Stack {
                     first_error.get_or_insert(error);
                 }
                 Err(join_error) => {
-                    first_error.get_or_insert(anyhow::anyhow!("a service task panicked: {join_error}"));
+                    first_error
+                        .get_or_insert(anyhow::anyhow!("a service task panicked: {join_error}"));
                 }
             }
         }

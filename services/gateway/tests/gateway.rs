@@ -22,15 +22,20 @@ struct TestGateway {
 impl TestGateway {
     /// Starts a gateway on 127.0.0.1:0 on a fresh database and waits for its migrations.
     async fn spawn() -> Self {
+        Self::spawn_with(closed_port_url()).await
+    }
+
+    /// Starts a gateway whose accounts backend is at `accounts_url`; the other backends
+    /// point at closed ports.
+    async fn spawn_with(accounts_url: String) -> Self {
         let db = TestDb::create().await.expect("create test database");
-        let closed = || format!("http://127.0.0.1:{}", free_port());
         let mut config = Config::new(db.secret_url(), SecretString::from("gateway-test-token"))
             .with_bootstrap_admin_key(ADMIN_KEY)
             .with_backends(BackendUrls {
-                accounts: closed(),
-                planner: closed(),
-                executor: closed(),
-                sweeper: closed(),
+                accounts: accounts_url,
+                planner: closed_port_url(),
+                executor: closed_port_url(),
+                sweeper: closed_port_url(),
             });
         config.readiness_timeout = Duration::from_secs(1);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -82,6 +87,10 @@ impl TestGateway {
         assert_eq!(response.status(), StatusCode::CREATED);
         response.json().await.unwrap()
     }
+}
+
+fn closed_port_url() -> String {
+    format!("http://127.0.0.1:{}", free_port())
 }
 
 fn with_key(builder: reqwest::RequestBuilder, key: Option<&str>) -> reqwest::RequestBuilder {
@@ -415,6 +424,61 @@ async fn readyz_names_the_unreachable_backends_but_not_a_working_postgres() {
         failing,
         ["accounts", "planner", "executor", "sweeper"],
         "{body}"
+    );
+}
+
+#[tokio::test]
+async fn readyz_names_postgres_when_a_backend_reports_its_database_down() {
+    use tonic_health::ServingStatus;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    reporter
+        .set_service_status("postgres", ServingStatus::NotServing)
+        .await;
+    reporter
+        .set_service_status("redis", ServingStatus::Serving)
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let accounts_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let gateway = TestGateway::spawn_with(accounts_url).await;
+
+    let response = gateway.get("/health/readyz", None).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    let failing: Vec<&str> = body["failing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failing,
+        ["accounts", "postgres", "planner", "executor", "sweeper"],
+        "{body}"
+    );
+
+    reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
+    let response = gateway.get("/health/readyz", None).send().await.unwrap();
+    let body: Value = response.json().await.unwrap();
+    let failing: Vec<&str> = body["failing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failing,
+        ["planner", "executor", "sweeper"],
+        "a serving backend is not asked further: {body}"
     );
 }
 

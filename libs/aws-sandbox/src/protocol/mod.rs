@@ -96,7 +96,11 @@ impl AwsError {
                     }
                     _ => "AccessDeniedException",
                 };
-                Self::new(403, code, "you are not authorized to perform this operation")
+                Self::new(
+                    403,
+                    code,
+                    "you are not authorized to perform this operation",
+                )
             }
         }
     }
@@ -265,12 +269,7 @@ pub(crate) fn classify(request: &RawRequest) -> Option<Classified> {
     let params = Params::parse(&request.body);
     let operation = params.get("Action")?.to_string();
     let service = scoped_service
-        .filter(|service| {
-            matches!(
-                service.protocol(),
-                Protocol::AwsQuery | Protocol::Ec2Query
-            )
-        })
+        .filter(|service| matches!(service.protocol(), Protocol::AwsQuery | Protocol::Ec2Query))
         .or_else(|| params.get("Version").and_then(Service::from_query_version))?;
     Some(Classified {
         service,
@@ -439,7 +438,13 @@ pub(crate) fn render_unroutable(request_id: &str) -> HttpResponse {
 }
 
 fn xml_response(status: u16, body: String, request_id: &str) -> HttpResponse {
-    build_response(status, "text/xml;charset=UTF-8", body.into_bytes(), None, request_id)
+    build_response(
+        status,
+        "text/xml;charset=UTF-8",
+        body.into_bytes(),
+        None,
+        request_id,
+    )
 }
 
 fn json_response(

@@ -53,7 +53,10 @@ impl Params {
     pub fn structs(&self, prefix: &str) -> Vec<Params> {
         let mut indexed: BTreeMap<u64, Params> = BTreeMap::new();
         for (key, value) in &self.values {
-            let Some(rest) = key.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('.')) else {
+            let Some(rest) = key
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('.'))
+            else {
                 continue;
             };
             let Some((index, field)) = rest.split_once('.') else {

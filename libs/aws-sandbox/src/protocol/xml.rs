@@ -73,7 +73,10 @@ mod tests {
     #[test]
     fn element_text_is_escaped() {
         let mut xml = XmlWriter::new();
-        xml.open("a").element("b", "x<y&z").optional("c", None::<&str>).close("a");
+        xml.open("a")
+            .element("b", "x<y&z")
+            .optional("c", None::<&str>)
+            .close("a");
         assert_eq!(xml.finish(), "<a><b>x&lt;y&amp;z</b></a>");
     }
 }

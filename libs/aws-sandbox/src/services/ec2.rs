@@ -77,7 +77,12 @@ fn describe_offerings(
         let types: Vec<Option<String>> = match context.params.non_empty("InstanceType") {
             Some(instance_type) => vec![Some(instance_type.to_string())],
             None => match filters.iter().find(|filter| filter.name == "instance-type") {
-                Some(filter) if filter.values.iter().all(|value| !value.contains(['*', '?'])) => {
+                Some(filter)
+                    if filter
+                        .values
+                        .iter()
+                        .all(|value| !value.contains(['*', '?'])) =>
+                {
                     filter.values.iter().cloned().map(Some).collect()
                 }
                 _ => vec![None],
@@ -87,10 +92,16 @@ fn describe_offerings(
         for instance_type in types {
             let query = OfferingQuery {
                 instance_type,
-                product: context.params.non_empty("ProductDescription").map(str::to_string),
+                product: context
+                    .params
+                    .non_empty("ProductDescription")
+                    .map(str::to_string),
                 durations: None,
                 payment: context.params.non_empty("OfferingType").map(str::to_string),
-                class: context.params.non_empty("OfferingClass").map(str::to_string),
+                class: context
+                    .params
+                    .non_empty("OfferingClass")
+                    .map(str::to_string),
                 multi_az: None,
             };
             generated.extend(state.describe_offerings(context.service, &context.region, &query));
@@ -178,7 +189,12 @@ fn purchase(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<R
                 "InstanceCount must be at least 1",
             ));
         }
-        None => return Err(AwsError::missing_parameter(context.service, "InstanceCount")),
+        None => {
+            return Err(AwsError::missing_parameter(
+                context.service,
+                "InstanceCount",
+            ));
+        }
     };
     let offering = state
         .find_offering(context.service, &context.region, &offering_id)
@@ -189,7 +205,13 @@ fn purchase(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<R
             )
         })?;
     let commitment_id = new_commitment_id();
-    let commitment = build_commitment(context, offering, commitment_id.clone(), count, BTreeMap::new());
+    let commitment = build_commitment(
+        context,
+        offering,
+        commitment_id.clone(),
+        count,
+        BTreeMap::new(),
+    );
     commit(context, state, commitment);
     let mut xml = XmlWriter::new();
     xml.element("reservedInstancesId", &commitment_id);
@@ -229,8 +251,14 @@ fn describe_reserved_instances(
         .commitments_in(&context.account_id, &context.region, context.service)
         .filter(|commitment| ids.is_empty() || ids.contains(&commitment.commitment_id))
         .filter(|commitment| offering_class.is_none_or(|class| class == commitment.offering.class))
-        .filter(|commitment| offering_type.is_none_or(|payment| payment == commitment.offering.payment))
-        .filter(|commitment| filters.iter().all(|filter| reserved_instance_matches(filter, commitment)))
+        .filter(|commitment| {
+            offering_type.is_none_or(|payment| payment == commitment.offering.payment)
+        })
+        .filter(|commitment| {
+            filters
+                .iter()
+                .all(|filter| reserved_instance_matches(filter, commitment))
+        })
         .collect();
 
     let mut xml = XmlWriter::new();
@@ -303,9 +331,12 @@ fn create_tags(context: &mut CallContext<'_>, state: &mut SandboxState) -> Resul
         }
     }
     for resource in &resources {
-        if let Some(commitment) =
-            state.commitment_mut(&context.account_id, &context.region, context.service, resource)
-        {
+        if let Some(commitment) = state.commitment_mut(
+            &context.account_id,
+            &context.region,
+            context.service,
+            resource,
+        ) {
             commitment
                 .tags
                 .extend(tags.iter().map(|(key, value)| (key.clone(), value.clone())));

@@ -43,8 +43,14 @@ fn describe_offerings(
         ],
         None => {
             let query = OfferingQuery {
-                instance_type: context.params.non_empty("CacheNodeType").map(str::to_string),
-                product: context.params.non_empty("ProductDescription").map(str::to_string),
+                instance_type: context
+                    .params
+                    .non_empty("CacheNodeType")
+                    .map(str::to_string),
+                product: context
+                    .params
+                    .non_empty("ProductDescription")
+                    .map(str::to_string),
                 durations: duration_filter(context.service, context.params.get("Duration"))?,
                 payment: context.params.non_empty("OfferingType").map(str::to_string),
                 class: None,
@@ -109,8 +115,13 @@ fn write_reserved(xml: &mut XmlWriter, commitment: &Commitment) {
 }
 
 fn purchase(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<Reply, AwsError> {
-    let offering_id = context.required("ReservedCacheNodesOfferingId")?.to_string();
-    let reservation_id = context.params.non_empty("ReservedCacheNodeId").map(str::to_string);
+    let offering_id = context
+        .required("ReservedCacheNodesOfferingId")?
+        .to_string();
+    let reservation_id = context
+        .params
+        .non_empty("ReservedCacheNodeId")
+        .map(str::to_string);
     let tags = query_tags(context.params, "Tags.Tag");
     context.note.reservation_id = reservation_id.clone();
     context.note.note_tags(&tags);
@@ -168,14 +179,14 @@ fn describe_reserved(
         .filter(|commitment| payment.is_none_or(|payment| payment == commitment.offering.payment))
         .cloned()
         .collect();
-    if let Some(reservation_id) = reservation_id {
-        if matching.is_empty() {
-            return Err(AwsError::new(
-                404,
-                "ReservedCacheNodeNotFound",
-                format!("reserved cache node {reservation_id} not found"),
-            ));
-        }
+    if let Some(reservation_id) = reservation_id
+        && matching.is_empty()
+    {
+        return Err(AwsError::new(
+            404,
+            "ReservedCacheNodeNotFound",
+            format!("reserved cache node {reservation_id} not found"),
+        ));
     }
     let (page, marker) = paginate(
         context.service,

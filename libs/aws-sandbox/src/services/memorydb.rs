@@ -125,7 +125,9 @@ fn describe_offerings(
 }
 
 fn purchase(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<Reply, AwsError> {
-    let offering_id = context.json_required("ReservedNodesOfferingId")?.to_string();
+    let offering_id = context
+        .json_required("ReservedNodesOfferingId")?
+        .to_string();
     let reservation_id = context.json_str("ReservationId").map(str::to_string);
     let tags = json_tags(context.json.get("Tags"));
     context.note.reservation_id = reservation_id.clone();
@@ -180,14 +182,14 @@ fn describe_reserved(
         .filter(|commitment| payment.is_none_or(|payment| payment == commitment.offering.payment))
         .cloned()
         .collect();
-    if let Some(reservation_id) = reservation_id {
-        if matching.is_empty() {
-            return Err(AwsError::new(
-                404,
-                "ReservedNodeNotFoundFault",
-                format!("reserved node {reservation_id} not found"),
-            ));
-        }
+    if let Some(reservation_id) = reservation_id
+        && matching.is_empty()
+    {
+        return Err(AwsError::new(
+            404,
+            "ReservedNodeNotFoundFault",
+            format!("reserved node {reservation_id} not found"),
+        ));
     }
     let (page, next) = paginate(
         context.service,

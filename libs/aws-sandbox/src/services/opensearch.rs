@@ -62,8 +62,12 @@ fn offering_json(offering: &Offering) -> Value {
 fn reserved_json(commitment: &Commitment) -> Value {
     let offering = &commitment.offering;
     let billing_digest = Sha256::digest(commitment.commitment_id.as_bytes());
-    let billing_subscription_id =
-        i64::from(u32::from_be_bytes([billing_digest[0], billing_digest[1], billing_digest[2], billing_digest[3]]));
+    let billing_subscription_id = i64::from(u32::from_be_bytes([
+        billing_digest[0],
+        billing_digest[1],
+        billing_digest[2],
+        billing_digest[3],
+    ]));
     json!({
         "ReservationName": commitment.reservation_id,
         "ReservedInstanceId": commitment.commitment_id,
@@ -92,7 +96,9 @@ fn describe_offerings(
                 .find_offering(context.service, &context.region, offering_id)
                 .ok_or_else(|| not_found(format!("offering {offering_id} not found")))?,
         ],
-        None => state.describe_offerings(context.service, &context.region, &OfferingQuery::default()),
+        None => {
+            state.describe_offerings(context.service, &context.region, &OfferingQuery::default())
+        }
     };
     let (page, next) = paginate(
         context.service,
@@ -111,7 +117,9 @@ fn describe_offerings(
 }
 
 fn purchase(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<Reply, AwsError> {
-    let offering_id = context.json_required("ReservedInstanceOfferingId")?.to_string();
+    let offering_id = context
+        .json_required("ReservedInstanceOfferingId")?
+        .to_string();
     let reservation_name = context.json_required("ReservationName")?.to_string();
     context.note.reservation_id = Some(reservation_name.clone());
     let count = purchase_count(context.service, context.json_integer("InstanceCount")?)?;
@@ -129,8 +137,13 @@ fn purchase(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<R
         ));
     }
     let commitment_id = new_commitment_id();
-    let mut commitment =
-        build_commitment(context, offering, commitment_id.clone(), count, Default::default());
+    let mut commitment = build_commitment(
+        context,
+        offering,
+        commitment_id.clone(),
+        count,
+        Default::default(),
+    );
     commitment.reservation_id = Some(reservation_name.clone());
     commit(context, state, commitment);
     Ok(Reply::Json(json!({
@@ -149,10 +162,12 @@ fn describe_reserved(
         .filter(|commitment| reservation_id.is_none_or(|id| id == commitment.commitment_id))
         .cloned()
         .collect();
-    if let Some(reservation_id) = reservation_id {
-        if matching.is_empty() {
-            return Err(not_found(format!("reserved instance {reservation_id} not found")));
-        }
+    if let Some(reservation_id) = reservation_id
+        && matching.is_empty()
+    {
+        return Err(not_found(format!(
+            "reserved instance {reservation_id} not found"
+        )));
     }
     let (page, next) = paginate(
         context.service,

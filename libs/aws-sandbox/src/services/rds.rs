@@ -43,8 +43,14 @@ fn describe_offerings(
         ],
         None => {
             let query = OfferingQuery {
-                instance_type: context.params.non_empty("DBInstanceClass").map(str::to_string),
-                product: context.params.non_empty("ProductDescription").map(str::to_string),
+                instance_type: context
+                    .params
+                    .non_empty("DBInstanceClass")
+                    .map(str::to_string),
+                product: context
+                    .params
+                    .non_empty("ProductDescription")
+                    .map(str::to_string),
                 durations: duration_filter(context.service, context.params.get("Duration"))?,
                 payment: context.params.non_empty("OfferingType").map(str::to_string),
                 class: None,
@@ -116,12 +122,19 @@ fn lease_id(commitment: &Commitment) -> String {
     let digest = <sha2::Sha256 as sha2::Digest>::digest(commitment.commitment_id.as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 fn purchase(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<Reply, AwsError> {
-    let offering_id = context.required("ReservedDBInstancesOfferingId")?.to_string();
-    let reservation_id = context.params.non_empty("ReservedDBInstanceId").map(str::to_string);
+    let offering_id = context
+        .required("ReservedDBInstancesOfferingId")?
+        .to_string();
+    let reservation_id = context
+        .params
+        .non_empty("ReservedDBInstanceId")
+        .map(str::to_string);
     let tags = query_tags(context.params, "Tags.Tag");
     context.note.reservation_id = reservation_id.clone();
     context.note.note_tags(&tags);
@@ -177,18 +190,20 @@ fn describe_reserved(
         })
         .filter(|commitment| product.is_none_or(|product| product == commitment.offering.product))
         .filter(|commitment| payment.is_none_or(|payment| payment == commitment.offering.payment))
-        .filter(|commitment| multi_az.is_none_or(|multi_az| multi_az == commitment.offering.multi_az))
+        .filter(|commitment| {
+            multi_az.is_none_or(|multi_az| multi_az == commitment.offering.multi_az)
+        })
         .filter(|commitment| lease.is_none_or(|lease| lease == lease_id(commitment)))
         .cloned()
         .collect();
-    if let Some(reservation_id) = reservation_id {
-        if matching.is_empty() {
-            return Err(AwsError::new(
-                404,
-                "ReservedDBInstanceNotFound",
-                format!("reserved db instance {reservation_id} not found"),
-            ));
-        }
+    if let Some(reservation_id) = reservation_id
+        && matching.is_empty()
+    {
+        return Err(AwsError::new(
+            404,
+            "ReservedDBInstanceNotFound",
+            format!("reserved db instance {reservation_id} not found"),
+        ));
     }
     let (page, marker) = paginate(
         context.service,

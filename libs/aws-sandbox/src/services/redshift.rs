@@ -7,8 +7,8 @@ use crate::catalogue::{Offering, OfferingQuery};
 use crate::ledger::Commitment;
 use crate::protocol::{AwsError, Reply, XmlWriter};
 use crate::services::{
-    CallContext, build_commitment, commit, new_commitment_id, paginate, purchase_count,
-    query_tags, xml_time,
+    CallContext, build_commitment, commit, new_commitment_id, paginate, purchase_count, query_tags,
+    xml_time,
 };
 use crate::state::SandboxState;
 
@@ -52,7 +52,9 @@ fn describe_offerings(
                 .find_offering(context.service, &context.region, offering_id)
                 .ok_or_else(|| offering_not_found(offering_id))?,
         ],
-        None => state.describe_offerings(context.service, &context.region, &OfferingQuery::default()),
+        None => {
+            state.describe_offerings(context.service, &context.region, &OfferingQuery::default())
+        }
     };
     let (page, marker) = paginate(
         context.service,
@@ -69,7 +71,8 @@ fn describe_offerings(
         write_offering_fields(&mut xml, offering);
         xml.close("ReservedNodeOffering");
     }
-    xml.close("ReservedNodeOfferings").optional("Marker", marker);
+    xml.close("ReservedNodeOfferings")
+        .optional("Marker", marker);
     Ok(Reply::Xml(xml.finish()))
 }
 
@@ -108,7 +111,13 @@ fn purchase(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<R
     let offering = state
         .find_offering(context.service, &context.region, &offering_id)
         .ok_or_else(|| offering_not_found(&offering_id))?;
-    let commitment = build_commitment(context, offering, new_commitment_id(), count, BTreeMap::new());
+    let commitment = build_commitment(
+        context,
+        offering,
+        new_commitment_id(),
+        count,
+        BTreeMap::new(),
+    );
     let mut xml = XmlWriter::new();
     write_reserved(&mut xml, &commitment);
     commit(context, state, commitment);
@@ -125,14 +134,14 @@ fn describe_reserved(
         .filter(|commitment| node_id.is_none_or(|id| id == commitment.commitment_id))
         .cloned()
         .collect();
-    if let Some(node_id) = node_id {
-        if matching.is_empty() {
-            return Err(AwsError::new(
-                404,
-                "ReservedNodeNotFound",
-                format!("reserved node {node_id} not found"),
-            ));
-        }
+    if let Some(node_id) = node_id
+        && matching.is_empty()
+    {
+        return Err(AwsError::new(
+            404,
+            "ReservedNodeNotFound",
+            format!("reserved node {node_id} not found"),
+        ));
     }
     let (page, marker) = paginate(
         context.service,
@@ -174,7 +183,9 @@ fn describe_tags(
     let tag_values = context.params.list("TagValues.TagValue");
     if resource_type.is_some_and(|resource_type| !is_reserved_node_type(resource_type)) {
         // The sandbox has no other taggable Redshift resources.
-        return Ok(Reply::Xml("<TaggedResources></TaggedResources>".to_string()));
+        return Ok(Reply::Xml(
+            "<TaggedResources></TaggedResources>".to_string(),
+        ));
     }
     let mut tagged: Vec<(String, String, String)> = Vec::new();
     for commitment in state.commitments_in(&context.account_id, &context.region, context.service) {
@@ -230,9 +241,12 @@ fn create_tags(context: &mut CallContext<'_>, state: &mut SandboxState) -> Resul
                 format!("the resource {resource_name} could not be found"),
             )
         })?;
-    if let Some(commitment) =
-        state.commitment_mut(&context.account_id, &context.region, context.service, &commitment_id)
-    {
+    if let Some(commitment) = state.commitment_mut(
+        &context.account_id,
+        &context.region,
+        context.service,
+        &commitment_id,
+    ) {
         commitment.tags.extend(tags);
     }
     context.note.commitment_id = Some(commitment_id);

@@ -44,11 +44,19 @@ fn service_code(offering: &Offering) -> &'static str {
 
 fn usage_type(offering: &Offering) -> String {
     let payment: String = offering.payment.split_whitespace().collect();
-    format!("{}SP:{}yr{payment}", offering.instance_type, years(offering))
+    format!(
+        "{}SP:{}yr{payment}",
+        offering.instance_type,
+        years(offering)
+    )
 }
 
 fn description(offering: &Offering) -> String {
-    let unit = if years(offering) == 1 { "year" } else { "years" };
+    let unit = if years(offering) == 1 {
+        "year"
+    } else {
+        "years"
+    };
     format!(
         "{} {unit} {} {} Savings Plan",
         years(offering),
@@ -101,7 +109,10 @@ fn describe_offerings(
         .filter(|offering| currencies.is_empty() || currencies.contains(&offering.currency))
         .filter(|offering| descriptions.is_empty() || descriptions.contains(&description(offering)))
         .filter(|offering| {
-            service_codes.is_empty() || service_codes.iter().any(|code| code == service_code(offering))
+            service_codes.is_empty()
+                || service_codes
+                    .iter()
+                    .any(|code| code == service_code(offering))
         })
         .filter(|offering| usage_types.is_empty() || usage_types.contains(&usage_type(offering)))
         .filter(|offering| durations.is_empty() || durations.contains(&offering.duration_seconds))
@@ -139,7 +150,11 @@ fn create(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<Rep
     let hourly = context.json_required("commitment")?.to_string();
     let upfront = context.json_str("upfrontPaymentAmount").map(str::to_string);
     let client_token = context.json_str("clientToken").map(str::to_string);
-    let purchase_time = context.json.get("purchaseTime").cloned().unwrap_or(Value::Null);
+    let purchase_time = context
+        .json
+        .get("purchaseTime")
+        .cloned()
+        .unwrap_or(Value::Null);
     let tags: BTreeMap<String, String> = context
         .json
         .get("tags")
@@ -181,7 +196,9 @@ fn create(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<Rep
                 ));
             }
             context.note.commitment_id = Some(previous.commitment_id.clone());
-            return Ok(Reply::Json(json!({ "savingsPlanId": previous.commitment_id })));
+            return Ok(Reply::Json(
+                json!({ "savingsPlanId": previous.commitment_id }),
+            ));
         }
     }
 
@@ -270,7 +287,10 @@ fn describe(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<R
             filters
                 .iter()
                 .map(|filter| {
-                    let name = filter.get("name").and_then(Value::as_str).unwrap_or_default();
+                    let name = filter
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
                     let values = filter
                         .get("values")
                         .and_then(Value::as_array)
@@ -289,8 +309,15 @@ fn describe(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<R
     for (name, _) in &filters {
         if !matches!(
             name.as_str(),
-            "region" | "commitment" | "term" | "savings-plan-type" | "payment-option" | "upfront"
-                | "ec2-instance-family" | "start" | "end"
+            "region"
+                | "commitment"
+                | "term"
+                | "savings-plan-type"
+                | "payment-option"
+                | "upfront"
+                | "ec2-instance-family"
+                | "start"
+                | "end"
         ) {
             return Err(validation(format!("invalid filter name {name}")));
         }
@@ -308,7 +335,10 @@ fn describe(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<R
                     "term" => years(&commitment.offering).to_string(),
                     "savings-plan-type" => commitment.offering.instance_type.clone(),
                     "payment-option" => commitment.offering.payment.clone(),
-                    "upfront" => commitment.upfront_payment_amount.clone().unwrap_or_default(),
+                    "upfront" => commitment
+                        .upfront_payment_amount
+                        .clone()
+                        .unwrap_or_default(),
                     _ => return true,
                 };
                 values.contains(&value)

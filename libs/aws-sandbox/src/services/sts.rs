@@ -37,11 +37,20 @@ fn access_denied(message: String) -> AwsError {
 
 /// Finds the role of a role ARN.
 fn find_role(state: &SandboxState, role_arn: &str) -> Result<(String, RoleSpec), AwsError> {
-    let denied = || access_denied(format!("not authorized to perform sts:AssumeRole on {role_arn}"));
+    let denied = || {
+        access_denied(format!(
+            "not authorized to perform sts:AssumeRole on {role_arn}"
+        ))
+    };
     let (account_id, role_name) = identity::parse_role_arn(role_arn).ok_or_else(denied)?;
     let role = state
         .account(&account_id)
-        .and_then(|account| account.roles.iter().find(|role| role.role_name == role_name))
+        .and_then(|account| {
+            account
+                .roles
+                .iter()
+                .find(|role| role.role_name == role_name)
+        })
         .cloned()
         .ok_or_else(denied)?;
     Ok((account_id, role))
@@ -78,12 +87,12 @@ fn assume_role(context: &mut CallContext<'_>, state: &mut SandboxState) -> Resul
             "account {caller_account} is not trusted by {role_arn}"
         )));
     }
-    if let Some(expected) = &role.external_id {
-        if context.params.get("ExternalId") != Some(expected.as_str()) {
-            return Err(access_denied(format!(
-                "the external id does not match what {role_arn} requires"
-            )));
-        }
+    if let Some(expected) = &role.external_id
+        && context.params.get("ExternalId") != Some(expected.as_str())
+    {
+        return Err(access_denied(format!(
+            "the external id does not match what {role_arn} requires"
+        )));
     }
     let seconds = session_seconds(context.integer("DurationSeconds")?, role.session_seconds)?;
     let session = open_role_session(context, state, &account_id, &role, &session_name, seconds);

@@ -18,8 +18,17 @@ fn help_documents_every_option() {
     let output = Command::new(BINARY).arg("--help").output().unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
-    for expected in ["--listen", "--config", "--state", "AWS_ENDPOINT_URL", "/_sandbox/"] {
-        assert!(help.contains(expected), "--help does not mention {expected}:\n{help}");
+    for expected in [
+        "--listen",
+        "--config",
+        "--state",
+        "AWS_ENDPOINT_URL",
+        "/_sandbox/",
+    ] {
+        assert!(
+            help.contains(expected),
+            "--help does not mention {expected}:\n{help}"
+        );
     }
 }
 
@@ -38,12 +47,7 @@ fn spawn(config: &std::path::Path, state: &std::path::Path) -> (Child, String) {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let endpoint = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_string();
+    let endpoint = line.trim().rsplit(' ').next().unwrap().to_string();
     assert!(endpoint.starts_with("http://127.0.0.1:"), "{line}");
     (child, endpoint)
 }
@@ -64,7 +68,10 @@ async fn the_binary_serves_the_sdk_and_keeps_state_across_a_restart() {
     let state_path = directory.path().join("state.json");
     std::fs::write(
         &config_path,
-        serde_json::to_vec(&ConfigFile { accounts: accounts() }).unwrap(),
+        serde_json::to_vec(&ConfigFile {
+            accounts: accounts(),
+        })
+        .unwrap(),
     )
     .unwrap();
 
@@ -108,7 +115,9 @@ async fn the_binary_serves_the_sdk_and_keeps_state_across_a_restart() {
         .await
         .unwrap();
     assert_eq!(found.reserved_db_instances().len(), 1);
-    let health = reqwest::get(format!("{endpoint}/_sandbox/health")).await.unwrap();
+    let health = reqwest::get(format!("{endpoint}/_sandbox/health"))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     terminate(child);
 }

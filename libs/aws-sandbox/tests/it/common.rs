@@ -91,11 +91,27 @@ pub async fn root_config(handle: &SandboxHandle) -> SdkConfig {
 
 /// The root account with retries disabled, to see every fault as it is.
 pub async fn root_config_no_retry(handle: &SandboxHandle) -> SdkConfig {
-    sdk_config_with(handle, ROOT_KEY, SECRET, None, REGION, RetryConfig::disabled()).await
+    sdk_config_with(
+        handle,
+        ROOT_KEY,
+        SECRET,
+        None,
+        REGION,
+        RetryConfig::disabled(),
+    )
+    .await
 }
 
 pub async fn key_config(handle: &SandboxHandle, access_key_id: &str) -> SdkConfig {
-    sdk_config_with(handle, access_key_id, SECRET, None, REGION, RetryConfig::disabled()).await
+    sdk_config_with(
+        handle,
+        access_key_id,
+        SECRET,
+        None,
+        REGION,
+        RetryConfig::disabled(),
+    )
+    .await
 }
 
 /// Returns the AWS error code of a failed call ("" when it is no service error).

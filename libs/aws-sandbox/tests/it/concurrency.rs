@@ -132,7 +132,12 @@ async fn run_client(handle_endpoint_config: aws_config::SdkConfig, client: usize
                     .reserved_instances_id()
                     .unwrap()
                     .to_string();
-                Bought { service: Service::Ec2, commitment_id: id, count: count.into(), key: None }
+                Bought {
+                    service: Service::Ec2,
+                    commitment_id: id,
+                    count: count.into(),
+                    key: None,
+                }
             }
             1 => {
                 let id = savings_plans
@@ -253,10 +258,15 @@ async fn run_client(handle_endpoint_config: aws_config::SdkConfig, client: usize
 #[tokio::test(flavor = "multi_thread")]
 async fn twenty_concurrent_clients_buying_two_hundred_each_leave_a_ledger_that_matches_the_responses()
  {
-    let handle = start().await;
+    let directory = tempfile::tempdir().unwrap();
+    let handle = cudly_aws_sandbox::Sandbox::start(config().with_state_path(directory.path().join("s.json"))).await.unwrap();
     let mut clients = Vec::new();
     for client in 0..CLIENTS {
-        let region = if client % 2 == 0 { "us-east-1" } else { "eu-west-1" };
+        let region = if client % 2 == 0 {
+            "us-east-1"
+        } else {
+            "eu-west-1"
+        };
         let config =
             sdk_config_with(&handle, ROOT_KEY, SECRET, None, region, quick_retries()).await;
         clients.push(tokio::spawn(run_client(config, client)));
@@ -283,7 +293,10 @@ async fn twenty_concurrent_clients_buying_two_hundred_each_leave_a_ledger_that_m
         .collect();
     from_ledger.sort();
     responses.sort();
-    assert_eq!(from_ledger, responses, "the ledger's commitments are exactly the ones answered");
+    assert_eq!(
+        from_ledger, responses,
+        "the ledger's commitments are exactly the ones answered"
+    );
 
     let purchase_calls: Vec<_> = ledger
         .calls
@@ -293,7 +306,11 @@ async fn twenty_concurrent_clients_buying_two_hundred_each_leave_a_ledger_that_m
         })
         .collect();
     assert_eq!(purchase_calls.len(), CLIENTS * PURCHASES_PER_CLIENT);
-    assert!(purchase_calls.iter().all(|call| call.outcome == CallOutcome::Ok));
+    assert!(
+        purchase_calls
+            .iter()
+            .all(|call| call.outcome == CallOutcome::Ok)
+    );
     let called_ids: BTreeSet<&str> = purchase_calls
         .iter()
         .filter_map(|call| call.commitment_id.as_deref())
@@ -307,7 +324,11 @@ async fn twenty_concurrent_clients_buying_two_hundred_each_leave_a_ledger_that_m
 
     for bought in &responses {
         if let Some(key) = &bought.key {
-            assert_eq!(ledger.commitments_for_token(key), 1, "{key} bought more than once");
+            assert_eq!(
+                ledger.commitments_for_token(key),
+                1,
+                "{key} bought more than once"
+            );
         }
     }
     let per_service: BTreeMap<Service, usize> =
@@ -319,5 +340,8 @@ async fn twenty_concurrent_clients_buying_two_hundred_each_leave_a_ledger_that_m
                 counts
             });
     assert_eq!(per_service.len(), 7);
-    assert_eq!(per_service.values().sum::<usize>(), CLIENTS * PURCHASES_PER_CLIENT);
+    assert_eq!(
+        per_service.values().sum::<usize>(),
+        CLIENTS * PURCHASES_PER_CLIENT
+    );
 }

@@ -117,10 +117,15 @@ async fn faults_are_installed_listed_and_removed_over_http() {
         .send()
         .await
         .unwrap();
-    let standing_id = standing.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+    let standing_id = standing.json::<Value>().await.unwrap()["id"]
+        .as_u64()
+        .unwrap();
     let listed: Vec<Value> = http().get(&url).send().await.unwrap().json().await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!(code(&sts.get_caller_identity().send().await.unwrap_err()), "AccessDenied");
+    assert_eq!(
+        code(&sts.get_caller_identity().send().await.unwrap_err()),
+        "AccessDenied"
+    );
     let removed = http()
         .delete(format!("{url}/{standing_id}"))
         .send()
@@ -222,7 +227,14 @@ async fn the_ledger_over_http_filters_by_account_and_service_and_counts_tokens()
         assert!(commitment.get(field).is_some(), "commitment lacks {field}");
     }
     let call = &raw["calls"][0];
-    for field in ["at", "account_id", "region", "service", "operation", "outcome"] {
+    for field in [
+        "at",
+        "account_id",
+        "region",
+        "service",
+        "operation",
+        "outcome",
+    ] {
         assert!(call.get(field).is_some(), "call lacks {field}");
     }
 }
@@ -251,7 +263,12 @@ async fn reset_empties_the_state_and_reloads_the_configured_accounts() {
         .unwrap();
     assert_eq!(state.commitments.len(), 1);
     assert_eq!(state.faults.len(), 1);
-    assert!(state.accounts.iter().any(|account| account.account_id == "666666666666"));
+    assert!(
+        state
+            .accounts
+            .iter()
+            .any(|account| account.account_id == "666666666666")
+    );
 
     let reset = http()
         .post(format!("{}/_sandbox/reset", handle.endpoint()))
@@ -285,7 +302,13 @@ async fn an_unsigned_or_unknown_request_is_refused() {
         .await
         .unwrap();
     assert_eq!(unsigned.status(), 403);
-    assert!(unsigned.text().await.unwrap().contains("MissingAuthenticationToken"));
+    assert!(
+        unsigned
+            .text()
+            .await
+            .unwrap()
+            .contains("MissingAuthenticationToken")
+    );
     let unknown = http()
         .get(format!("{}/nothing-here", handle.endpoint()))
         .send()

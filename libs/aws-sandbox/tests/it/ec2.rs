@@ -20,7 +20,10 @@ async fn offering_id(ec2: &aws_sdk_ec2::Client, instance_type: InstanceType) -> 
         .unwrap();
     let offerings = offerings.reserved_instances_offerings();
     assert_eq!(offerings.len(), 1);
-    offerings[0].reserved_instances_offering_id().unwrap().to_string()
+    offerings[0]
+        .reserved_instances_offering_id()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
@@ -35,7 +38,10 @@ async fn offering_lookups_return_stable_ids_for_the_same_query() {
 
     let restarted = start().await;
     let ec2_elsewhere = aws_sdk_ec2::Client::new(&root_config(&restarted).await);
-    assert_eq!(offering_id(&ec2_elsewhere, InstanceType::M5Large).await, first);
+    assert_eq!(
+        offering_id(&ec2_elsewhere, InstanceType::M5Large).await,
+        first
+    );
 
     let described = ec2
         .describe_reserved_instances_offerings()
@@ -46,9 +52,18 @@ async fn offering_lookups_return_stable_ids_for_the_same_query() {
     let offering = &described.reserved_instances_offerings()[0];
     assert_eq!(offering.instance_type(), Some(&InstanceType::M5Large));
     assert_eq!(offering.duration(), Some(31_536_000));
-    assert_eq!(offering.offering_type(), Some(&OfferingTypeValues::AllUpfront));
-    assert_eq!(offering.offering_class(), Some(&OfferingClassType::Standard));
-    assert_eq!(offering.product_description(), Some(&RiProductDescription::LinuxUnix));
+    assert_eq!(
+        offering.offering_type(),
+        Some(&OfferingTypeValues::AllUpfront)
+    );
+    assert_eq!(
+        offering.offering_class(),
+        Some(&OfferingClassType::Standard)
+    );
+    assert_eq!(
+        offering.product_description(),
+        Some(&RiProductDescription::LinuxUnix)
+    );
 }
 
 #[tokio::test]
@@ -73,8 +88,18 @@ async fn offerings_are_paginated_and_filterable() {
 
     let filtered = ec2
         .describe_reserved_instances_offerings()
-        .filters(Filter::builder().name("instance-type").values("r5.large").build())
-        .filters(Filter::builder().name("duration").values("94608000").build())
+        .filters(
+            Filter::builder()
+                .name("instance-type")
+                .values("r5.large")
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("duration")
+                .values("94608000")
+                .build(),
+        )
         .offering_type(OfferingTypeValues::NoUpfront)
         .send()
         .await
@@ -106,7 +131,12 @@ async fn a_purchase_is_described_by_id_state_and_token_tag() {
     let idempotency_token = token("ec2-lineage:0");
     ec2.create_tags()
         .resources(&ri_id)
-        .tags(Tag::builder().key(IDEMPOTENCY_TAG_KEY).value(&idempotency_token).build())
+        .tags(
+            Tag::builder()
+                .key(IDEMPOTENCY_TAG_KEY)
+                .value(&idempotency_token)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -119,7 +149,13 @@ async fn a_purchase_is_described_by_id_state_and_token_tag() {
                 .values(&idempotency_token)
                 .build(),
         )
-        .filters(Filter::builder().name("state").values("active").values("payment-pending").build())
+        .filters(
+            Filter::builder()
+                .name("state")
+                .values("active")
+                .values("payment-pending")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -132,7 +168,10 @@ async fn a_purchase_is_described_by_id_state_and_token_tag() {
         reserved[0].state(),
         Some(&aws_sdk_ec2::types::ReservedInstanceState::Active)
     );
-    assert_eq!(reserved[0].tags()[0].value(), Some(idempotency_token.as_str()));
+    assert_eq!(
+        reserved[0].tags()[0].value(),
+        Some(idempotency_token.as_str())
+    );
     assert!(reserved[0].start().is_some() && reserved[0].end().is_some());
 
     let other_token = ec2
@@ -150,7 +189,12 @@ async fn a_purchase_is_described_by_id_state_and_token_tag() {
 
     let by_id = ec2
         .describe_reserved_instances()
-        .filters(Filter::builder().name("reserved-instances-id").values(&ri_id).build())
+        .filters(
+            Filter::builder()
+                .name("reserved-instances-id")
+                .values(&ri_id)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -178,7 +222,10 @@ async fn a_purchase_is_described_by_id_state_and_token_tag() {
     assert_eq!(commitment.offering_id, offering);
     assert_eq!(commitment.commitment_id, ri_id);
     let tag_call = ledger.calls_of("CreateTags").next().unwrap();
-    assert_eq!(tag_call.idempotency_token.as_deref(), Some(idempotency_token.as_str()));
+    assert_eq!(
+        tag_call.idempotency_token.as_deref(),
+        Some(idempotency_token.as_str())
+    );
     assert_eq!(tag_call.commitment_id.as_deref(), Some(ri_id.as_str()));
 }
 
@@ -194,7 +241,15 @@ async fn state_is_separate_per_account_and_region() {
         .await
         .unwrap();
     let other_region = aws_sdk_ec2::Client::new(
-        &sdk_config_with(&handle, ROOT_KEY, SECRET, None, "eu-west-1", quick_retries()).await,
+        &sdk_config_with(
+            &handle,
+            ROOT_KEY,
+            SECRET,
+            None,
+            "eu-west-1",
+            quick_retries(),
+        )
+        .await,
     );
     assert!(
         other_region

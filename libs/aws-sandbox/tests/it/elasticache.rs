@@ -16,7 +16,10 @@ async fn offering_id(elasticache: &aws_sdk_elasticache::Client) -> String {
     let offerings = offerings.reserved_cache_nodes_offerings();
     assert_eq!(offerings.len(), 1);
     assert_eq!(offerings[0].duration(), Some(94_608_000));
-    offerings[0].reserved_cache_nodes_offering_id().unwrap().to_string()
+    offerings[0]
+        .reserved_cache_nodes_offering_id()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
@@ -32,7 +35,12 @@ async fn elasticache_offerings_purchase_and_describe_round_trip() {
         .reserved_cache_nodes_offering_id(&offering)
         .reserved_cache_node_id(&reservation)
         .cache_node_count(4)
-        .tags(Tag::builder().key(IDEMPOTENCY_TAG_KEY).value(&idempotency_token).build())
+        .tags(
+            Tag::builder()
+                .key(IDEMPOTENCY_TAG_KEY)
+                .value(&idempotency_token)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -52,9 +60,19 @@ async fn elasticache_offerings_purchase_and_describe_round_trip() {
         described.reserved_cache_nodes()[0].reserved_cache_nodes_offering_id(),
         Some(offering.as_str())
     );
-    let all = elasticache.describe_reserved_cache_nodes().send().await.unwrap();
+    let all = elasticache
+        .describe_reserved_cache_nodes()
+        .send()
+        .await
+        .unwrap();
     assert_eq!(all.reserved_cache_nodes().len(), 1);
-    assert_eq!(handle.ledger().await.commitments_for_token(&idempotency_token), 1);
+    assert_eq!(
+        handle
+            .ledger()
+            .await
+            .commitments_for_token(&idempotency_token),
+        1
+    );
 }
 
 #[tokio::test]
@@ -75,10 +93,18 @@ async fn repeated_elasticache_reservation_id_is_already_exists() {
         } else {
             let error = result.unwrap_err();
             assert_eq!(code(&error), "ReservedCacheNodeAlreadyExists");
-            assert!(error.as_service_error().unwrap().is_reserved_cache_node_already_exists_fault());
+            assert!(
+                error
+                    .as_service_error()
+                    .unwrap()
+                    .is_reserved_cache_node_already_exists_fault()
+            );
         }
     }
-    assert_eq!(handle.ledger().await.by_reservation_id.get(&reservation), Some(&1));
+    assert_eq!(
+        handle.ledger().await.by_reservation_id.get(&reservation),
+        Some(&1)
+    );
 }
 
 #[tokio::test]
@@ -92,12 +118,20 @@ async fn unknown_elasticache_reservations_and_offerings_are_not_found() {
         .await
         .unwrap_err();
     assert_eq!(code(&missing), "ReservedCacheNodeNotFound");
-    assert!(missing.as_service_error().unwrap().is_reserved_cache_node_not_found_fault());
+    assert!(
+        missing
+            .as_service_error()
+            .unwrap()
+            .is_reserved_cache_node_not_found_fault()
+    );
     let unknown_offering = elasticache
         .purchase_reserved_cache_nodes_offering()
         .reserved_cache_nodes_offering_id("00000000-0000-4000-8000-000000000000")
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code(&unknown_offering), "ReservedCacheNodesOfferingNotFound");
+    assert_eq!(
+        code(&unknown_offering),
+        "ReservedCacheNodesOfferingNotFound"
+    );
 }

@@ -33,7 +33,9 @@ async fn latency_delays_a_call_and_a_delayed_purchase_commits_after_its_delay() 
         .unwrap()
         .to_string();
     handle
-        .add_fault(FaultSpec::on(Service::Rds, "PurchaseReservedDBInstancesOffering").latency(600, 0))
+        .add_fault(
+            FaultSpec::on(Service::Rds, "PurchaseReservedDBInstancesOffering").latency(600, 0),
+        )
         .await;
     let purchase = tokio::spawn(async move {
         rds.purchase_reserved_db_instances_offering()
@@ -70,22 +72,46 @@ async fn throttling_uses_each_protocols_code_and_the_sdk_retries_it() {
     let no_retry = root_config_no_retry(&handle).await;
     let retrying = root_config(&handle).await;
     handle
-        .add_fault(FaultSpec::on_service(Service::Ec2).error(FaultError::Throttle).times(2))
+        .add_fault(
+            FaultSpec::on_service(Service::Ec2)
+                .error(FaultError::Throttle)
+                .times(2),
+        )
         .await;
     handle
-        .add_fault(FaultSpec::on_service(Service::Rds).error(FaultError::Throttle).times(2))
+        .add_fault(
+            FaultSpec::on_service(Service::Rds)
+                .error(FaultError::Throttle)
+                .times(2),
+        )
         .await;
     handle
-        .add_fault(FaultSpec::on_service(Service::Memorydb).error(FaultError::Throttle).times(2))
+        .add_fault(
+            FaultSpec::on_service(Service::Memorydb)
+                .error(FaultError::Throttle)
+                .times(2),
+        )
         .await;
     handle
-        .add_fault(FaultSpec::on_service(Service::Savingsplans).error(FaultError::Throttle).times(2))
+        .add_fault(
+            FaultSpec::on_service(Service::Savingsplans)
+                .error(FaultError::Throttle)
+                .times(2),
+        )
         .await;
     handle
-        .add_fault(FaultSpec::on_service(Service::Organizations).error(FaultError::Throttle).times(2))
+        .add_fault(
+            FaultSpec::on_service(Service::Organizations)
+                .error(FaultError::Throttle)
+                .times(2),
+        )
         .await;
     handle
-        .add_fault(FaultSpec::on_service(Service::Sts).error(FaultError::Throttle).times(2))
+        .add_fault(
+            FaultSpec::on_service(Service::Sts)
+                .error(FaultError::Throttle)
+                .times(2),
+        )
         .await;
 
     let ec2 = aws_sdk_ec2::Client::new(&no_retry)
@@ -196,7 +222,12 @@ async fn internal_errors_are_500s_with_each_services_code() {
         .await
         .unwrap_err();
     assert_eq!(code(&opensearch), "InternalException");
-    assert!(opensearch.as_service_error().unwrap().is_internal_exception());
+    assert!(
+        opensearch
+            .as_service_error()
+            .unwrap()
+            .is_internal_exception()
+    );
     let ec2 = aws_sdk_ec2::Client::new(&config)
         .describe_reserved_instances()
         .send()
@@ -209,7 +240,12 @@ async fn internal_errors_are_500s_with_each_services_code() {
         .send()
         .await
         .unwrap_err();
-    assert!(savings_plans.as_service_error().unwrap().is_internal_server_exception());
+    assert!(
+        savings_plans
+            .as_service_error()
+            .unwrap()
+            .is_internal_server_exception()
+    );
 }
 
 #[tokio::test]
@@ -217,13 +253,25 @@ async fn access_denied_is_not_retried_and_uses_each_services_code() {
     let handle = start().await;
     let retrying = root_config(&handle).await;
     handle
-        .add_fault(FaultSpec::on_service(Service::Redshift).error(FaultError::AccessDenied).times(1))
+        .add_fault(
+            FaultSpec::on_service(Service::Redshift)
+                .error(FaultError::AccessDenied)
+                .times(1),
+        )
         .await;
     handle
-        .add_fault(FaultSpec::on_service(Service::Ec2).error(FaultError::AccessDenied).times(1))
+        .add_fault(
+            FaultSpec::on_service(Service::Ec2)
+                .error(FaultError::AccessDenied)
+                .times(1),
+        )
         .await;
     handle
-        .add_fault(FaultSpec::on_service(Service::Memorydb).error(FaultError::AccessDenied).times(1))
+        .add_fault(
+            FaultSpec::on_service(Service::Memorydb)
+                .error(FaultError::AccessDenied)
+                .times(1),
+        )
         .await;
     let redshift = aws_sdk_redshift::Client::new(&retrying)
         .describe_reserved_nodes()
@@ -333,7 +381,11 @@ async fn drop_after_commit_loses_the_response_but_keeps_exactly_one_commitment()
         (Service::Savingsplans, "CreateSavingsPlan"),
     ] {
         handle
-            .add_fault(FaultSpec::on(service, operation).drop_after_commit().times(1))
+            .add_fault(
+                FaultSpec::on(service, operation)
+                    .drop_after_commit()
+                    .times(1),
+            )
             .await;
     }
 
@@ -425,7 +477,11 @@ async fn drop_after_commit_works_for_every_other_purchase() {
         (Service::Redshift, "PurchaseReservedNodeOffering"),
     ] {
         handle
-            .add_fault(FaultSpec::on(service, operation).drop_after_commit().times(1))
+            .add_fault(
+                FaultSpec::on(service, operation)
+                    .drop_after_commit()
+                    .times(1),
+            )
             .await;
     }
 

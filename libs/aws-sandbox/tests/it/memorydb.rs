@@ -14,7 +14,10 @@ async fn offering_id(memorydb: &aws_sdk_memorydb::Client) -> String {
         .unwrap();
     let offerings = offerings.reserved_nodes_offerings();
     assert_eq!(offerings.len(), 1);
-    offerings[0].reserved_nodes_offering_id().unwrap().to_string()
+    offerings[0]
+        .reserved_nodes_offering_id()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
@@ -30,7 +33,12 @@ async fn memorydb_offerings_purchase_and_describe_round_trip() {
         .reserved_nodes_offering_id(&offering)
         .reservation_id(&reservation)
         .node_count(2)
-        .tags(Tag::builder().key(IDEMPOTENCY_TAG_KEY).value(&idempotency_token).build())
+        .tags(
+            Tag::builder()
+                .key(IDEMPOTENCY_TAG_KEY)
+                .value(&idempotency_token)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -59,7 +67,13 @@ async fn memorydb_offerings_purchase_and_describe_round_trip() {
         .unwrap();
     assert_eq!(paged.reserved_nodes_offerings().len(), 5);
     assert!(paged.next_token().is_some());
-    assert_eq!(handle.ledger().await.commitments_for_token(&idempotency_token), 1);
+    assert_eq!(
+        handle
+            .ledger()
+            .await
+            .commitments_for_token(&idempotency_token),
+        1
+    );
 }
 
 #[tokio::test]
@@ -83,7 +97,12 @@ async fn repeated_memorydb_reservation_id_is_already_exists() {
         .await
         .unwrap_err();
     assert_eq!(code(&error), "ReservedNodeAlreadyExistsFault");
-    assert!(error.as_service_error().unwrap().is_reserved_node_already_exists_fault());
+    assert!(
+        error
+            .as_service_error()
+            .unwrap()
+            .is_reserved_node_already_exists_fault()
+    );
     assert_eq!(handle.ledger().await.commitments.len(), 1);
 }
 
@@ -98,7 +117,12 @@ async fn unknown_memorydb_reservations_and_offerings_are_not_found() {
         .await
         .unwrap_err();
     assert_eq!(code(&missing), "ReservedNodeNotFoundFault");
-    assert!(missing.as_service_error().unwrap().is_reserved_node_not_found_fault());
+    assert!(
+        missing
+            .as_service_error()
+            .unwrap()
+            .is_reserved_node_not_found_fault()
+    );
     let unknown_offering = memorydb
         .purchase_reserved_nodes_offering()
         .reserved_nodes_offering_id("00000000-0000-4000-8000-000000000000")
@@ -106,5 +130,8 @@ async fn unknown_memorydb_reservations_and_offerings_are_not_found() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code(&unknown_offering), "ReservedNodesOfferingNotFoundFault");
+    assert_eq!(
+        code(&unknown_offering),
+        "ReservedNodesOfferingNotFoundFault"
+    );
 }

@@ -25,7 +25,10 @@ async fn opensearch_offerings_are_stable_and_paginated() {
         .await
         .unwrap();
     let offering = &by_id.reserved_instance_offerings()[0];
-    assert_eq!(offering.instance_type().map(|t| t.as_str()), Some("t3.medium.search"));
+    assert_eq!(
+        offering.instance_type().map(|t| t.as_str()),
+        Some("t3.medium.search")
+    );
     assert!(offering.payment_option().is_some());
     let pages: Vec<_> = opensearch
         .describe_reserved_instance_offerings()
@@ -69,7 +72,12 @@ async fn repeated_opensearch_reservation_name_is_resource_already_exists() {
         .await
         .unwrap_err();
     assert_eq!(code(&again), "ResourceAlreadyExistsException");
-    assert!(again.as_service_error().unwrap().is_resource_already_exists_exception());
+    assert!(
+        again
+            .as_service_error()
+            .unwrap()
+            .is_resource_already_exists_exception()
+    );
 
     let described = opensearch
         .describe_reserved_instances()

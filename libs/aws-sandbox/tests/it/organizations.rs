@@ -67,7 +67,9 @@ async fn the_root_can_assume_the_organization_access_role_of_a_member() {
     for member in [MEMBER_A, MEMBER_B] {
         let assumed = sts
             .assume_role()
-            .role_arn(format!("arn:aws:iam::{member}:role/OrganizationAccountAccessRole"))
+            .role_arn(format!(
+                "arn:aws:iam::{member}:role/OrganizationAccountAccessRole"
+            ))
             .role_session_name("cudly")
             .send()
             .await
@@ -83,7 +85,9 @@ async fn the_root_can_assume_the_organization_access_role_of_a_member() {
     let member_sts = aws_sdk_sts::Client::new(&key_config(&handle, MEMBER_KEY).await);
     let error = member_sts
         .assume_role()
-        .role_arn(format!("arn:aws:iam::{MEMBER_B}:role/OrganizationAccountAccessRole"))
+        .role_arn(format!(
+            "arn:aws:iam::{MEMBER_B}:role/OrganizationAccountAccessRole"
+        ))
         .role_session_name("cudly")
         .send()
         .await

@@ -138,7 +138,9 @@ async fn reset_reads_the_config_file_again() {
         )
         .unwrap();
     };
-    write_config(vec![AccountSpec::new("888888888888").with_access_key("AKIAFILE000000000001", "s")]);
+    write_config(vec![
+        AccountSpec::new("888888888888").with_access_key("AKIAFILE000000000001", "s"),
+    ]);
     let handle = Sandbox::start(SandboxConfig {
         config_path: Some(config_path.clone()),
         ..SandboxConfig::default()
@@ -150,7 +152,9 @@ async fn reset_reads_the_config_file_again() {
         first.get_caller_identity().send().await.unwrap().account(),
         Some("888888888888")
     );
-    write_config(vec![AccountSpec::new("999999999999").with_access_key("AKIAFILE000000000002", "s")]);
+    write_config(vec![
+        AccountSpec::new("999999999999").with_access_key("AKIAFILE000000000002", "s"),
+    ]);
     handle.reset().await;
     assert_eq!(
         code(&first.get_caller_identity().send().await.unwrap_err()),

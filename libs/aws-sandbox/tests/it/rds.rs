@@ -16,7 +16,10 @@ async fn offering_id(rds: &aws_sdk_rds::Client) -> String {
         .unwrap();
     let offerings = offerings.reserved_db_instances_offerings();
     assert_eq!(offerings.len(), 1);
-    offerings[0].reserved_db_instances_offering_id().unwrap().to_string()
+    offerings[0]
+        .reserved_db_instances_offering_id()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
@@ -70,12 +73,20 @@ async fn repeated_rds_reservation_id_is_already_exists() {
         .reserved_db_instances_offering_id(&offering)
         .reserved_db_instance_id(&reservation)
         .db_instance_count(2)
-        .tags(Tag::builder().key(IDEMPOTENCY_TAG_KEY).value(&idempotency_token).build())
+        .tags(
+            Tag::builder()
+                .key(IDEMPOTENCY_TAG_KEY)
+                .value(&idempotency_token)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     let instance = bought.reserved_db_instance().unwrap();
-    assert_eq!(instance.reserved_db_instance_id(), Some(reservation.as_str()));
+    assert_eq!(
+        instance.reserved_db_instance_id(),
+        Some(reservation.as_str())
+    );
     assert_eq!(instance.db_instance_count(), Some(2));
     assert_eq!(instance.state(), Some("active"));
 
@@ -88,14 +99,24 @@ async fn repeated_rds_reservation_id_is_already_exists() {
         .await
         .unwrap_err();
     assert_eq!(code(&again), "ReservedDBInstanceAlreadyExists");
-    assert!(again.as_service_error().unwrap().is_reserved_db_instance_already_exists_fault());
+    assert!(
+        again
+            .as_service_error()
+            .unwrap()
+            .is_reserved_db_instance_already_exists_fault()
+    );
 
     let ledger = handle.ledger().await;
     assert_eq!(ledger.commitments.len(), 1);
     assert_eq!(ledger.commitments_for_token(&idempotency_token), 1);
     assert_eq!(ledger.commitments_for_token(&reservation), 1);
     assert_eq!(ledger.by_reservation_id.get(&reservation), Some(&1));
-    assert_eq!(ledger.calls_of("PurchaseReservedDBInstancesOffering").count(), 2);
+    assert_eq!(
+        ledger
+            .calls_of("PurchaseReservedDBInstancesOffering")
+            .count(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -117,9 +138,17 @@ async fn describe_reserved_db_instances_finds_by_id_or_is_not_found() {
         .await
         .unwrap();
     let instance = &found.reserved_db_instances()[0];
-    assert_eq!(instance.reserved_db_instances_offering_id(), Some(offering.as_str()));
+    assert_eq!(
+        instance.reserved_db_instances_offering_id(),
+        Some(offering.as_str())
+    );
     assert_eq!(instance.db_instance_count(), Some(1));
-    assert!(instance.reserved_db_instance_arn().unwrap().ends_with(&reservation));
+    assert!(
+        instance
+            .reserved_db_instance_arn()
+            .unwrap()
+            .ends_with(&reservation)
+    );
 
     let missing = rds
         .describe_reserved_db_instances()
@@ -128,7 +157,12 @@ async fn describe_reserved_db_instances_finds_by_id_or_is_not_found() {
         .await
         .unwrap_err();
     assert_eq!(code(&missing), "ReservedDBInstanceNotFound");
-    assert!(missing.as_service_error().unwrap().is_reserved_db_instance_not_found_fault());
+    assert!(
+        missing
+            .as_service_error()
+            .unwrap()
+            .is_reserved_db_instance_not_found_fault()
+    );
 
     let unknown_offering = rds
         .purchase_reserved_db_instances_offering()
@@ -137,7 +171,10 @@ async fn describe_reserved_db_instances_finds_by_id_or_is_not_found() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code(&unknown_offering), "ReservedDBInstancesOfferingNotFound");
+    assert_eq!(
+        code(&unknown_offering),
+        "ReservedDBInstancesOfferingNotFound"
+    );
 }
 
 #[tokio::test]
@@ -162,6 +199,9 @@ async fn describe_reserved_db_instances_is_paginated() {
         .await
         .unwrap();
     assert_eq!(pages.len(), 2);
-    let total: usize = pages.iter().map(|page| page.reserved_db_instances().len()).sum();
+    let total: usize = pages
+        .iter()
+        .map(|page| page.reserved_db_instances().len())
+        .sum();
     assert_eq!(total, 25);
 }

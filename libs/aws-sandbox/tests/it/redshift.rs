@@ -47,7 +47,12 @@ async fn redshift_offerings_purchase_describe_and_tags_round_trip() {
     redshift
         .create_tags()
         .resource_name(&arn)
-        .tags(Tag::builder().key(IDEMPOTENCY_TAG_KEY).value(&idempotency_token).build())
+        .tags(
+            Tag::builder()
+                .key(IDEMPOTENCY_TAG_KEY)
+                .value(&idempotency_token)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -84,7 +89,10 @@ async fn redshift_offerings_purchase_describe_and_tags_round_trip() {
     );
     let ledger = handle.ledger().await;
     assert_eq!(ledger.commitments_for_token(&idempotency_token), 1);
-    assert_eq!(ledger.commitments[0].tags.get(IDEMPOTENCY_TAG_KEY), Some(&idempotency_token));
+    assert_eq!(
+        ledger.commitments[0].tags.get(IDEMPOTENCY_TAG_KEY),
+        Some(&idempotency_token)
+    );
 }
 
 #[tokio::test]

@@ -34,9 +34,18 @@ async fn offerings_exist_for_every_plan_type_term_and_payment() {
         .unwrap();
     assert_eq!(all.search_results().len(), 3 * 2 * 3);
     let compute = offering_id(&savings_plans, SavingsPlanType::Compute).await;
-    assert_eq!(compute, offering_id(&savings_plans, SavingsPlanType::Compute).await);
-    assert_ne!(compute, offering_id(&savings_plans, SavingsPlanType::Ec2Instance).await);
-    assert_ne!(compute, offering_id(&savings_plans, SavingsPlanType::Sagemaker).await);
+    assert_eq!(
+        compute,
+        offering_id(&savings_plans, SavingsPlanType::Compute).await
+    );
+    assert_ne!(
+        compute,
+        offering_id(&savings_plans, SavingsPlanType::Ec2Instance).await
+    );
+    assert_ne!(
+        compute,
+        offering_id(&savings_plans, SavingsPlanType::Sagemaker).await
+    );
 
     let lambda = savings_plans
         .describe_savings_plans_offerings()
@@ -77,14 +86,19 @@ async fn create_savings_plan_dedupes_by_client_token() {
     let ledger = handle.ledger().await;
     assert_eq!(ledger.commitments.len(), 1);
     assert_eq!(ledger.commitments_for_token(&idempotency_token), 1);
-    assert_eq!(ledger.commitments[0].hourly_commitment.as_deref(), Some("2.50"));
+    assert_eq!(
+        ledger.commitments[0].hourly_commitment.as_deref(),
+        Some("2.50")
+    );
     assert_eq!(ledger.commitments[0].count, 1);
     assert_eq!(ledger.calls_of("CreateSavingsPlan").count(), 3);
     assert!(
         ledger
             .calls_of("CreateSavingsPlan")
-            .all(|call| call.client_token.as_deref() == Some(idempotency_token.as_str())
-                && call.commitment_id.as_deref() == Some(ids[0].as_str()))
+            .all(
+                |call| call.client_token.as_deref() == Some(idempotency_token.as_str())
+                    && call.commitment_id.as_deref() == Some(ids[0].as_str())
+            )
     );
 }
 
@@ -154,7 +168,10 @@ async fn describe_savings_plans_reports_tags_commitment_and_filters() {
     assert_eq!(plan.commitment(), Some("0.75"));
     assert_eq!(plan.offering_id(), Some(compute.as_str()));
     assert_eq!(plan.savings_plan_type(), Some(&SavingsPlanType::Compute));
-    assert_eq!(plan.state(), Some(&aws_sdk_savingsplans::types::SavingsPlanState::Active));
+    assert_eq!(
+        plan.state(),
+        Some(&aws_sdk_savingsplans::types::SavingsPlanState::Active)
+    );
     assert_eq!(
         plan.tags().unwrap().get(IDEMPOTENCY_TAG_KEY),
         Some(&first_token)
@@ -202,5 +219,62 @@ async fn an_unknown_offering_is_resource_not_found() {
         .await
         .unwrap_err();
     assert_eq!(code(&invalid), "ValidationException");
-    assert!(handle.ledger().await.commitments_of(Service::Savingsplans).next().is_none());
+    assert!(
+        handle
+            .ledger()
+            .await
+            .commitments_of(Service::Savingsplans)
+            .next()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn savings_plans_are_global_to_the_account_whatever_region_signs() {
+    let handle = start().await;
+    let west = aws_sdk_savingsplans::Client::new(
+        &sdk_config_with(
+            &handle,
+            ROOT_KEY,
+            SECRET,
+            None,
+            "eu-west-1",
+            quick_retries(),
+        )
+        .await,
+    );
+    let east = aws_sdk_savingsplans::Client::new(&root_config(&handle).await);
+    let offering = offering_id(&west, SavingsPlanType::Compute).await;
+    assert_eq!(offering, offering_id(&east, SavingsPlanType::Compute).await);
+    let idempotency_token = token("sp-global");
+    let created = west
+        .create_savings_plan()
+        .savings_plan_offering_id(&offering)
+        .commitment("1")
+        .client_token(&idempotency_token)
+        .send()
+        .await
+        .unwrap();
+    let described = east.describe_savings_plans().send().await.unwrap();
+    assert_eq!(described.savings_plans().len(), 1);
+    assert_eq!(
+        described.savings_plans()[0].savings_plan_id(),
+        created.savings_plan_id()
+    );
+    let retried = east
+        .create_savings_plan()
+        .savings_plan_offering_id(&offering)
+        .commitment("1")
+        .client_token(&idempotency_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.savings_plan_id(), created.savings_plan_id());
+    assert_eq!(
+        handle
+            .ledger()
+            .await
+            .commitments_for_token(&idempotency_token),
+        1
+    );
 }

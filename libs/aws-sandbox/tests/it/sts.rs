@@ -8,7 +8,10 @@ async fn get_caller_identity_names_the_account_of_the_signing_key() {
     let sts = aws_sdk_sts::Client::new(&root_config(&handle).await);
     let identity = sts.get_caller_identity().send().await.unwrap();
     assert_eq!(identity.account(), Some(ROOT));
-    assert_eq!(identity.arn(), Some("arn:aws:iam::111111111111:user/sandbox"));
+    assert_eq!(
+        identity.arn(),
+        Some("arn:aws:iam::111111111111:user/sandbox")
+    );
     assert!(identity.user_id().unwrap().starts_with("AIDA"));
 }
 
@@ -43,7 +46,10 @@ async fn assume_role_with_the_required_external_id_acts_in_the_role_account() {
     let credentials = assumed.credentials().unwrap();
     assert!(credentials.access_key_id().starts_with("ASIA"));
     let user = assumed.assumed_role_user().unwrap();
-    assert_eq!(user.arn(), "arn:aws:sts::444444444444:assumed-role/Purchaser/cudly");
+    assert_eq!(
+        user.arn(),
+        "arn:aws:sts::444444444444:assumed-role/Purchaser/cudly"
+    );
 
     let session_config = sdk_config_with(
         &handle,
@@ -215,7 +221,10 @@ async fn get_session_token_returns_credentials_of_the_caller_account() {
     let session = sts.get_session_token().send().await.unwrap();
     let credentials = session.credentials().unwrap();
     let expires_in = credentials.expiration().secs() - chrono::Utc::now().timestamp();
-    assert!((3500..=3600).contains(&expires_in), "expires in {expires_in}s");
+    assert!(
+        (3500..=3600).contains(&expires_in),
+        "expires in {expires_in}s"
+    );
     let session_config = sdk_config_with(
         &handle,
         credentials.access_key_id(),

@@ -38,7 +38,9 @@ fn key_routes() -> OpenApiRouter<AppState> {
 
 /// Routes authorised by an approval token (`POST /api/executions/{id}/approve|cancel`,
 /// `/api/purchases/approve|cancel/{id}?token=`); none yet. Every route here must be
-/// registered through `routes!` so that it is in the OpenAPI document.
+/// registered through `routes!` (so that it is in the OpenAPI document, with
+/// `security((), ("bearer" = []))` since a key is optional there), and its path must not
+/// also be a key route: axum refuses to merge the same path and method twice.
 fn token_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
 }
