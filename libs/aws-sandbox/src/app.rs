@@ -10,7 +10,7 @@ use crate::config::{AccountSpec, SandboxConfig};
 use crate::error::SandboxResult;
 use crate::faults::{ActiveFault, FaultId, FaultSpec};
 use crate::ledger::{Commitment, Ledger};
-use crate::persistence;
+use crate::persistence::Store;
 use crate::service::Service;
 use crate::state::SandboxState;
 
@@ -28,30 +28,23 @@ pub struct SandboxSnapshot {
     pub calls: usize,
 }
 
-struct Persistence {
-    path: PathBuf,
-    /// The state version last written; a writer that finds a newer version already on
-    /// disk has nothing to do, so concurrent changes share one write.
-    written_version: Mutex<u64>,
-}
-
 pub(crate) struct App {
     state: Mutex<SandboxState>,
-    persistence: Option<Persistence>,
+    store: Option<Mutex<Store>>,
     config: SandboxConfig,
 }
 
 impl App {
-    /// Builds the state from the config, reloading the state file when there is one.
+    /// Builds the state from the config, reloading the state file (snapshot and
+    /// journal) when there is one.
     pub fn new(config: SandboxConfig) -> SandboxResult<App> {
         let accounts = config.load_accounts()?;
         let loaded = match &config.state_path {
-            Some(path) => persistence::load(path)?,
+            Some(path) => Store::load(path)?,
             None => None,
         };
-        let state = match loaded {
-            Some(persisted) => {
-                let mut state = SandboxState::from_persisted(persisted);
+        let (mut state, last_sequence) = match loaded {
+            Some((mut state, last_sequence)) => {
                 // Accounts configured since the state was saved join it; accounts the
                 // state already has keep their saved form.
                 for account in accounts {
@@ -59,25 +52,24 @@ impl App {
                         state.put_account(account);
                     }
                 }
-                state
+                (state, last_sequence)
             }
             None => {
                 let mut state = SandboxState::default();
                 state.reset(accounts);
-                state
+                (state, 0)
             }
         };
-        let persistence = config.state_path.clone().map(|path| Persistence {
-            path,
-            written_version: Mutex::new(0),
-        });
-        let app = App {
-            state: Mutex::new(state),
-            persistence,
-            config,
+        state.take_changes();
+        let store = match &config.state_path {
+            Some(path) => Some(Mutex::new(Store::create(path, &state, last_sequence)?)),
+            None => None,
         };
-        app.persist()?;
-        Ok(app)
+        Ok(App {
+            state: Mutex::new(state),
+            store,
+            config,
+        })
     }
 
     /// Locks the state. A panic while the lock was held leaves the state as it was at
@@ -89,39 +81,41 @@ impl App {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Writes the state file if the state changed since it was last written.
-    pub fn persist(&self) -> SandboxResult<()> {
-        let Some(persistence) = &self.persistence else {
-            return Ok(());
-        };
-        let mut written_version = persistence
-            .written_version
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (version, bytes) = {
-            let state = self.lock();
-            if state.version <= *written_version && *written_version != 0 {
-                return Ok(());
+    /// Runs `change` on the state and journals what it changed before releasing the
+    /// lock, so the journal holds changes in the order they happened and a call is
+    /// answered only once its changes are saved. A failing journal is logged: the
+    /// emulator keeps serving from memory.
+    pub fn mutate<R>(&self, change: impl FnOnce(&mut SandboxState) -> R) -> R {
+        let mut state = self.lock();
+        let result = change(&mut state);
+        let changes = state.take_changes();
+        if let Some(store) = &self.store {
+            let mut store = store
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Err(error) = store.append(&state, &changes) {
+                tracing::error!(%error, "sandbox state change not persisted");
             }
-            (state.version, persistence::serialize(&state)?)
-        };
-        persistence::write_atomically(&persistence.path, &bytes)?;
-        *written_version = version.max(1);
-        Ok(())
+        }
+        result
     }
 
-    /// Persists, logging a failure instead of returning it: the AWS side has already
-    /// answered or must answer anyway.
-    pub fn persist_or_log(&self) {
-        if let Err(error) = self.persist() {
-            tracing::error!(%error, "sandbox state not persisted");
-        }
+    /// Writes the whole state as a fresh snapshot (at shutdown).
+    pub fn flush(&self) -> SandboxResult<()> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let state = self.lock();
+        store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .compact(&state)
     }
 
     pub fn add_account(&self, account: AccountSpec) -> SandboxResult<()> {
         account.validate()?;
-        self.lock().put_account(account);
-        self.persist()
+        self.mutate(|state| state.put_account(account));
+        Ok(())
     }
 
     pub fn add_fault(&self, spec: FaultSpec) -> SandboxResult<FaultId> {
@@ -165,13 +159,11 @@ impl App {
     /// again).
     pub fn reset(&self) -> SandboxResult<()> {
         let accounts = self.config.load_accounts()?;
-        self.lock().reset(accounts);
-        self.persist()
+        self.mutate(|state| state.reset(accounts));
+        Ok(())
     }
 
-    pub fn state_path(&self) -> Option<&PathBuf> {
-        self.persistence
-            .as_ref()
-            .map(|persistence| &persistence.path)
+    pub fn state_path(&self) -> Option<PathBuf> {
+        self.config.state_path.clone()
     }
 }

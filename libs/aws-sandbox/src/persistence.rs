@@ -1,23 +1,35 @@
-//! Persistence: the state as one JSON file, replaced atomically (write a temporary
-//! file beside it, sync it, rename it over the old one) so a crash leaves either the
-//! old or the new state, never a torn one.
+//! Persistence: a snapshot file plus a journal of the changes made since it.
+//!
+//! The snapshot is replaced atomically (written beside, synced, renamed over), so it is
+//! always either the old or the new one. Every change is appended to the journal before
+//! the call that made it is answered, so an acknowledged purchase survives even a
+//! killed emulator; appending costs the size of the change, not of the state, which
+//! keeps thousands of purchases cheap. At start (after replay), at shutdown and every
+//! [`COMPACT_AFTER`] changes the state is written as a new snapshot and the journal
+//! starts over. Each journal line carries a sequence number and the snapshot the last
+//! one it includes, so a crash between the two steps replays nothing twice.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalogue::Offering;
 use crate::config::AccountSpec;
 use crate::error::{SandboxError, SandboxResult};
 use crate::identity::Session;
 use crate::ledger::{Commitment, LedgerCall};
-use crate::state::{PersistedState, SandboxState};
+use crate::state::{Change, PersistedState, SandboxState};
+
+/// Journal length after which the state is compacted into a new snapshot.
+pub(crate) const COMPACT_AFTER: u64 = 20_000;
 
 /// A borrowed view of what is persisted, so saving does not clone the state.
 #[derive(Serialize)]
 struct PersistedView<'a> {
+    last_sequence: u64,
     accounts: &'a BTreeMap<String, AccountSpec>,
     sessions: &'a BTreeMap<String, Session>,
     commitments: &'a [Commitment],
@@ -25,20 +37,146 @@ struct PersistedView<'a> {
     offerings: &'a BTreeMap<String, Offering>,
 }
 
-/// Serializes the persisted part of the state.
-pub(crate) fn serialize(state: &SandboxState) -> SandboxResult<Vec<u8>> {
-    let view = PersistedView {
-        accounts: &state.accounts,
-        sessions: &state.sessions,
-        commitments: &state.commitments,
-        calls: &state.calls,
-        offerings: &state.offerings,
-    };
-    Ok(serde_json::to_vec(&view)?)
+#[derive(Serialize)]
+struct JournalLineRef<'a> {
+    sequence: u64,
+    change: &'a Change,
 }
 
-/// Loads a state file; a missing file is an empty state.
-pub(crate) fn load(path: &Path) -> SandboxResult<Option<PersistedState>> {
+#[derive(Deserialize)]
+struct JournalLine {
+    sequence: u64,
+    change: Change,
+}
+
+/// The snapshot and journal of one state file.
+pub(crate) struct Store {
+    snapshot_path: PathBuf,
+    journal_path: PathBuf,
+    journal: BufWriter<File>,
+    next_sequence: u64,
+    since_snapshot: u64,
+}
+
+impl Store {
+    /// Loads the snapshot at `path` and replays its journal onto it; a missing
+    /// snapshot is an empty state. Returns `None` when there was nothing saved.
+    pub fn load(path: &Path) -> SandboxResult<Option<(SandboxState, u64)>> {
+        let Some(snapshot) = read_snapshot(path)? else {
+            return Ok(None);
+        };
+        let mut last_sequence = snapshot.last_sequence;
+        let mut state = SandboxState::from_persisted(snapshot);
+        let journal_path = journal_path(path);
+        let file = match File::open(&journal_path) {
+            Ok(file) => Some(file),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(SandboxError::Read {
+                    path: journal_path,
+                    source,
+                });
+            }
+        };
+        for line in file
+            .map(|file| BufReader::new(file).lines())
+            .into_iter()
+            .flatten()
+        {
+            let line = line.map_err(|source| SandboxError::Read {
+                path: journal_path.clone(),
+                source,
+            })?;
+            // A line cut short by a kill mid-write is the last one: nothing follows it.
+            let Ok(entry) = serde_json::from_str::<JournalLine>(&line) else {
+                tracing::warn!(path = %journal_path.display(), "journal ends in a partial line");
+                break;
+            };
+            if entry.sequence > last_sequence {
+                state.apply(entry.change);
+                last_sequence = entry.sequence;
+            }
+        }
+        state.take_changes();
+        Ok(Some((state, last_sequence)))
+    }
+
+    /// Writes `state` as the snapshot at `path` and starts an empty journal beside it.
+    pub fn create(path: &Path, state: &SandboxState, last_sequence: u64) -> SandboxResult<Store> {
+        write_snapshot(path, state, last_sequence)?;
+        let journal_path = journal_path(path);
+        let journal = open_journal(&journal_path)?;
+        Ok(Store {
+            snapshot_path: path.to_path_buf(),
+            journal_path,
+            journal,
+            next_sequence: last_sequence + 1,
+            since_snapshot: 0,
+        })
+    }
+
+    /// Appends changes to the journal and hands them to the kernel before returning,
+    /// so they survive the emulator process; compacts when the journal is long.
+    pub fn append(&mut self, state: &SandboxState, changes: &[Change]) -> SandboxResult<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let write_error = |source| SandboxError::Write {
+            path: self.journal_path.clone(),
+            source,
+        };
+        for change in changes {
+            let line = JournalLineRef {
+                sequence: self.next_sequence,
+                change,
+            };
+            serde_json::to_writer(&mut self.journal, &line)?;
+            self.journal.write_all(b"\n").map_err(write_error)?;
+            self.next_sequence += 1;
+            self.since_snapshot += 1;
+        }
+        self.journal.flush().map_err(write_error)?;
+        if self.since_snapshot >= COMPACT_AFTER {
+            self.compact(state)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the whole state as the snapshot and empties the journal.
+    pub fn compact(&mut self, state: &SandboxState) -> SandboxResult<()> {
+        let last_sequence = self.next_sequence - 1;
+        write_snapshot(&self.snapshot_path, state, last_sequence)?;
+        self.journal = open_journal(&self.journal_path)?;
+        self.since_snapshot = 0;
+        Ok(())
+    }
+}
+
+/// The journal of the snapshot at `path`: `<path>.journal`.
+pub(crate) fn journal_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|name| name.to_os_string())
+        .unwrap_or_default();
+    name.push(".journal");
+    path.with_file_name(name)
+}
+
+/// Opens the journal empty: its old lines are all in the snapshot just written.
+fn open_journal(path: &Path) -> SandboxResult<BufWriter<File>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|source| SandboxError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(BufWriter::new(file))
+}
+
+fn read_snapshot(path: &Path) -> SandboxResult<Option<PersistedState>> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -57,6 +195,18 @@ pub(crate) fn load(path: &Path) -> SandboxResult<Option<PersistedState>> {
         })
 }
 
+fn write_snapshot(path: &Path, state: &SandboxState, last_sequence: u64) -> SandboxResult<()> {
+    let view = PersistedView {
+        last_sequence,
+        accounts: &state.accounts,
+        sessions: &state.sessions,
+        commitments: &state.commitments,
+        calls: &state.calls,
+        offerings: &state.offerings,
+    };
+    write_atomically(path, &serde_json::to_vec(&view)?)
+}
+
 /// Replaces `path` with `bytes` atomically.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> SandboxResult<()> {
     let write_error = |source| SandboxError::Write {
@@ -64,7 +214,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> SandboxResult<()> {
         source,
     };
     let temporary = temporary_path(path);
-    let mut file = std::fs::File::create(&temporary).map_err(write_error)?;
+    let mut file = File::create(&temporary).map_err(write_error)?;
     file.write_all(bytes).map_err(write_error)?;
     file.sync_all().map_err(write_error)?;
     drop(file);
@@ -85,17 +235,60 @@ fn temporary_path(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    fn account(id: &str) -> AccountSpec {
+        AccountSpec::new(id).with_access_key(format!("AKIA{id}"), "s")
+    }
+
     #[test]
-    fn a_written_state_loads_back() {
+    fn journaled_changes_replay_onto_the_snapshot() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("state.json");
-        assert!(load(&path).unwrap().is_none());
+        assert!(Store::load(&path).unwrap().is_none());
         let mut state = SandboxState::default();
-        state.put_account(AccountSpec::new("111122223333").with_access_key("AKIA1", "s"));
-        write_atomically(&path, &serialize(&state).unwrap()).unwrap();
-        let loaded = load(&path).unwrap().unwrap();
-        assert!(loaded.accounts.contains_key("111122223333"));
-        let leftovers: Vec<_> = std::fs::read_dir(directory.path()).unwrap().collect();
-        assert_eq!(leftovers.len(), 1);
+        state.put_account(account("1"));
+        state.take_changes();
+        let mut store = Store::create(&path, &state, 0).unwrap();
+        state.put_account(account("2"));
+        let changes = state.take_changes();
+        store.append(&state, &changes).unwrap();
+
+        let (loaded, last_sequence) = Store::load(&path).unwrap().unwrap();
+        assert_eq!(last_sequence, 1);
+        assert!(loaded.accounts.contains_key("1") && loaded.accounts.contains_key("2"));
+    }
+
+    #[test]
+    fn a_crash_between_snapshot_and_journal_reset_replays_nothing_twice() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("state.json");
+        let mut state = SandboxState::default();
+        let mut store = Store::create(&path, &state, 0).unwrap();
+        state.reset(vec![account("1")]);
+        state.put_account(account("2"));
+        let changes = state.take_changes();
+        store.append(&state, &changes).unwrap();
+        // The snapshot is written but the journal keeps its old lines.
+        write_snapshot(&path, &state, 2).unwrap();
+        let (loaded, last_sequence) = Store::load(&path).unwrap().unwrap();
+        assert_eq!(last_sequence, 2);
+        assert_eq!(loaded.accounts.len(), 2);
+    }
+
+    #[test]
+    fn a_partial_last_journal_line_is_ignored() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("state.json");
+        let mut state = SandboxState::default();
+        let mut store = Store::create(&path, &state, 0).unwrap();
+        state.put_account(account("1"));
+        let changes = state.take_changes();
+        store.append(&state, &changes).unwrap();
+        let mut journal = OpenOptions::new()
+            .append(true)
+            .open(journal_path(&path))
+            .unwrap();
+        journal.write_all(b"{\"sequence\": 2, \"chan").unwrap();
+        let (loaded, _) = Store::load(&path).unwrap().unwrap();
+        assert!(loaded.accounts.contains_key("1"));
     }
 }

@@ -160,7 +160,7 @@ impl SandboxHandle {
 
     /// Returns the state file, when the sandbox persists.
     pub fn state_path(&self) -> Option<std::path::PathBuf> {
-        self.app.state_path().cloned()
+        self.app.state_path()
     }
 
     /// Stops accepting, lets in-flight calls finish (up to two seconds), and writes
@@ -170,7 +170,9 @@ impl SandboxHandle {
         if let Err(error) = self.task.await {
             tracing::error!(%error, "sandbox server task failed");
         }
-        self.app.persist_or_log();
+        if let Err(error) = self.app.flush() {
+            tracing::error!(%error, "sandbox state not written at shutdown");
+        }
     }
 }
 
@@ -286,7 +288,7 @@ fn record_call(
     record: CallRecord<'_>,
     note: services::CallNote,
 ) {
-    state.calls.push(LedgerCall {
+    state.push_call(LedgerCall {
         at: Utc::now(),
         account_id: record.account_id.to_string(),
         region: record.region.to_string(),
@@ -299,7 +301,6 @@ fn record_call(
         client_token: note.client_token,
         commitment_id: note.commitment_id,
     });
-    state.version += 1;
 }
 
 async fn handle_aws(app: &App, raw: RawRequest) -> Result<HttpResponse, DroppedResponse> {
@@ -341,19 +342,20 @@ async fn handle_aws(app: &App, raw: RawRequest) -> Result<HttpResponse, DroppedR
         let principal = match authenticated {
             Ok(principal) => principal,
             Err(error) => {
-                let mut state = app.lock();
-                record_call(
-                    &mut state,
-                    CallRecord {
-                        account_id: "",
-                        region: &region,
-                        service,
-                        operation,
-                        outcome: CallOutcome::Error,
-                        error_code: Some(error.code.clone()),
-                    },
-                    services::CallNote::default(),
-                );
+                app.mutate(|state| {
+                    record_call(
+                        state,
+                        CallRecord {
+                            account_id: "",
+                            region: &region,
+                            service,
+                            operation,
+                            outcome: CallOutcome::Error,
+                            error_code: Some(error.code.clone()),
+                        },
+                        services::CallNote::default(),
+                    );
+                });
                 return Ok(protocol::render_error(service, &error, &request_id));
             }
         };
@@ -368,24 +370,24 @@ async fn handle_aws(app: &App, raw: RawRequest) -> Result<HttpResponse, DroppedR
         }
         if let Some(fault) = effect.error {
             let error = AwsError::from_fault(service, fault);
-            let mut state = app.lock();
-            record_call(
-                &mut state,
-                CallRecord {
-                    account_id: &account_id,
-                    region: &region,
-                    service,
-                    operation,
-                    outcome: CallOutcome::Error,
-                    error_code: Some(error.code.clone()),
-                },
-                services::CallNote::default(),
-            );
+            app.mutate(|state| {
+                record_call(
+                    state,
+                    CallRecord {
+                        account_id: &account_id,
+                        region: &region,
+                        service,
+                        operation,
+                        outcome: CallOutcome::Error,
+                        error_code: Some(error.code.clone()),
+                    },
+                    services::CallNote::default(),
+                );
+            });
             return Ok(protocol::render_error(service, &error, &request_id));
         }
 
-        let (result, mutated) = {
-            let mut state = app.lock();
+        let result = app.mutate(|state| {
             let mut context = CallContext {
                 service,
                 operation,
@@ -397,7 +399,7 @@ async fn handle_aws(app: &App, raw: RawRequest) -> Result<HttpResponse, DroppedR
                 now,
                 note: services::CallNote::default(),
             };
-            let result = services::handle(&mut context, &mut state);
+            let result = services::handle(&mut context, state);
             let outcome = if effect.drop_after_commit {
                 CallOutcome::Dropped
             } else if result.is_ok() {
@@ -405,9 +407,8 @@ async fn handle_aws(app: &App, raw: RawRequest) -> Result<HttpResponse, DroppedR
             } else {
                 CallOutcome::Error
             };
-            let mutated = context.note.mutated;
             record_call(
-                &mut state,
+                state,
                 CallRecord {
                     account_id: &context.account_id,
                     region: &region,
@@ -418,11 +419,8 @@ async fn handle_aws(app: &App, raw: RawRequest) -> Result<HttpResponse, DroppedR
                 },
                 context.note,
             );
-            (result, mutated)
-        };
-        if mutated {
-            app.persist_or_log();
-        }
+            result
+        });
         if effect.drop_after_commit {
             tracing::info!("dropping the response after commit");
             return Err(DroppedResponse);

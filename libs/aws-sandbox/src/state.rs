@@ -12,9 +12,41 @@ use crate::identity::Session;
 use crate::ledger::{Commitment, Ledger, LedgerCall};
 use crate::service::Service;
 
+/// One change to the persisted state, as the journal records it. Replaying the changes
+/// of a journal on the snapshot they follow rebuilds the state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum Change {
+    Account {
+        account: AccountSpec,
+    },
+    Reset {
+        accounts: Vec<AccountSpec>,
+    },
+    Session {
+        session: Session,
+    },
+    Commitment {
+        commitment: Commitment,
+    },
+    CommitmentUpdated {
+        position: usize,
+        commitment: Commitment,
+    },
+    Call {
+        call: LedgerCall,
+    },
+    Offering {
+        offering: Offering,
+    },
+}
+
 /// What survives a restart.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct PersistedState {
+    /// Sequence number of the last journal change the snapshot includes.
+    #[serde(default)]
+    pub last_sequence: u64,
     #[serde(default)]
     pub accounts: BTreeMap<String, AccountSpec>,
     #[serde(default)]
@@ -38,8 +70,8 @@ pub(crate) struct SandboxState {
     /// Every offering described so far, so a purchase can find it by id.
     pub offerings: BTreeMap<String, Offering>,
     pub faults: FaultSet,
-    /// Bumped on every change worth persisting.
-    pub version: u64,
+    /// Changes made since the journal last took them.
+    pending: Vec<Change>,
     /// Accounts as they behave: configured ones plus organization members, each
     /// member with the organization access role.
     effective_accounts: BTreeMap<String, AccountSpec>,
@@ -63,9 +95,41 @@ impl SandboxState {
         state
     }
 
+    /// Returns the changes made since the last call, for the journal.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Applies a journaled change (on replay after a restart).
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::Account { account } => self.put_account(account),
+            Change::Reset { accounts } => self.reset(accounts),
+            Change::Session { session } => self.insert_session(session),
+            Change::Commitment { commitment } => self.insert_commitment(commitment),
+            Change::CommitmentUpdated {
+                position,
+                commitment,
+            } => {
+                if let Some(existing) = self.commitments.get_mut(position) {
+                    *existing = commitment;
+                }
+            }
+            Change::Call { call } => self.push_call(call),
+            Change::Offering { offering } => {
+                self.offerings
+                    .insert(offering.offering_id.clone(), offering);
+            }
+        }
+        self.pending.clear();
+    }
+
     /// Empties the state and installs `accounts`; the offering registry stays, since
     /// the catalogue is the same before and after.
     pub fn reset(&mut self, accounts: Vec<AccountSpec>) {
+        self.pending.push(Change::Reset {
+            accounts: accounts.clone(),
+        });
         self.accounts = accounts
             .into_iter()
             .map(|account| (account.account_id.clone(), account))
@@ -76,14 +140,29 @@ impl SandboxState {
         self.faults.clear();
         self.rebuild_accounts();
         self.rebuild_commitment_index();
-        self.version += 1;
     }
 
     /// Adds or replaces an account.
     pub fn put_account(&mut self, account: AccountSpec) {
+        self.pending.push(Change::Account {
+            account: account.clone(),
+        });
         self.accounts.insert(account.account_id.clone(), account);
         self.rebuild_accounts();
-        self.version += 1;
+    }
+
+    /// Stores session credentials handed out by STS.
+    pub fn insert_session(&mut self, session: Session) {
+        self.pending.push(Change::Session {
+            session: session.clone(),
+        });
+        self.sessions.insert(session.access_key_id.clone(), session);
+    }
+
+    /// Appends a call to the ledger.
+    pub fn push_call(&mut self, call: LedgerCall) {
+        self.pending.push(Change::Call { call: call.clone() });
+        self.calls.push(call);
     }
 
     fn rebuild_accounts(&mut self) {
@@ -161,13 +240,15 @@ impl SandboxState {
     }
 
     pub fn insert_commitment(&mut self, commitment: Commitment) {
+        self.pending.push(Change::Commitment {
+            commitment: commitment.clone(),
+        });
         let position = self.commitments.len();
         self.commitments_by_scope
             .entry((commitment.account_id.clone(), commitment.region.clone()))
             .or_default()
             .push(position);
         self.commitments.push(commitment);
-        self.version += 1;
     }
 
     /// Returns the commitments of one service in one (account, region), oldest first.
@@ -188,24 +269,38 @@ impl SandboxState {
             .filter(move |commitment| commitment.service == service)
     }
 
-    /// Returns a commitment of one service in one (account, region) by its id.
-    pub fn commitment_mut(
+    /// Changes a commitment of one service in one (account, region), found by id;
+    /// returns whether it exists.
+    pub fn update_commitment(
         &mut self,
         account_id: &str,
         region: &str,
         service: Service,
         commitment_id: &str,
-    ) -> Option<&mut Commitment> {
-        let positions = self
+        update: impl FnOnce(&mut Commitment),
+    ) -> bool {
+        let Some(positions) = self
             .commitments_by_scope
-            .get(&(account_id.to_string(), region.to_string()))?;
-        let position = positions.iter().copied().find(|position| {
+            .get(&(account_id.to_string(), region.to_string()))
+        else {
+            return false;
+        };
+        let Some(position) = positions.iter().copied().find(|position| {
             self.commitments.get(*position).is_some_and(|commitment| {
                 commitment.service == service && commitment.commitment_id == commitment_id
             })
-        })?;
-        self.version += 1;
-        self.commitments.get_mut(position)
+        }) else {
+            return false;
+        };
+        let Some(commitment) = self.commitments.get_mut(position) else {
+            return false;
+        };
+        update(commitment);
+        self.pending.push(Change::CommitmentUpdated {
+            position,
+            commitment: commitment.clone(),
+        });
+        true
     }
 
     /// Describes offerings and remembers them for later purchases by id.
@@ -218,9 +313,11 @@ impl SandboxState {
         let offerings = catalogue::generate(service, region, query);
         for offering in &offerings {
             if !self.offerings.contains_key(&offering.offering_id) {
+                self.pending.push(Change::Offering {
+                    offering: offering.clone(),
+                });
                 self.offerings
                     .insert(offering.offering_id.clone(), offering.clone());
-                self.version += 1;
             }
         }
         offerings

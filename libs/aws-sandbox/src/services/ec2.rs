@@ -331,20 +331,20 @@ fn create_tags(context: &mut CallContext<'_>, state: &mut SandboxState) -> Resul
         }
     }
     for resource in &resources {
-        if let Some(commitment) = state.commitment_mut(
+        state.update_commitment(
             &context.account_id,
             &context.region,
             context.service,
             resource,
-        ) {
-            commitment
-                .tags
-                .extend(tags.iter().map(|(key, value)| (key.clone(), value.clone())));
-        }
+            |commitment| {
+                commitment
+                    .tags
+                    .extend(tags.iter().map(|(key, value)| (key.clone(), value.clone())));
+            },
+        );
     }
     context.note.note_tags(&tags);
     context.note.commitment_id = resources.first().cloned();
-    context.note.mutated = true;
     let mut xml = XmlWriter::new();
     xml.element("return", true);
     Ok(Reply::Xml(xml.finish()))

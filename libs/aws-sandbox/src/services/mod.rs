@@ -29,8 +29,6 @@ pub(crate) struct CallNote {
     pub reservation_id: Option<String>,
     pub client_token: Option<String>,
     pub commitment_id: Option<String>,
-    /// Whether the call changed persisted state (a commitment, tags, a session).
-    pub mutated: bool,
 }
 
 impl CallNote {
@@ -321,7 +319,6 @@ pub(crate) fn commit(
     if commitment.reservation_id.is_some() {
         context.note.reservation_id = commitment.reservation_id.clone();
     }
-    context.note.mutated = true;
     state.insert_commitment(commitment);
 }
 

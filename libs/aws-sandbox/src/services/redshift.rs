@@ -241,15 +241,13 @@ fn create_tags(context: &mut CallContext<'_>, state: &mut SandboxState) -> Resul
                 format!("the resource {resource_name} could not be found"),
             )
         })?;
-    if let Some(commitment) = state.commitment_mut(
+    state.update_commitment(
         &context.account_id,
         &context.region,
         context.service,
         &commitment_id,
-    ) {
-        commitment.tags.extend(tags);
-    }
+        |commitment| commitment.tags.extend(tags),
+    );
     context.note.commitment_id = Some(commitment_id);
-    context.note.mutated = true;
     Ok(Reply::Empty)
 }

@@ -144,11 +144,7 @@ fn open_role_session(
         seconds,
         context.now,
     );
-    state
-        .sessions
-        .insert(session.access_key_id.clone(), session.clone());
-    state.version += 1;
-    context.note.mutated = true;
+    state.insert_session(session.clone());
     session
 }
 
@@ -195,11 +191,7 @@ fn get_session_token(
         seconds,
         context.now,
     );
-    state
-        .sessions
-        .insert(session.access_key_id.clone(), session.clone());
-    state.version += 1;
-    context.note.mutated = true;
+    state.insert_session(session.clone());
     let mut xml = XmlWriter::new();
     credentials_xml(&mut xml, &session);
     Ok(Reply::Xml(xml.finish()))

@@ -52,17 +52,21 @@ fn spawn(config: &std::path::Path, state: &std::path::Path) -> (Child, String) {
     (child, endpoint)
 }
 
-fn terminate(mut child: Child) {
+/// Sends SIGTERM (a graceful stop, which must exit 0) or SIGKILL (a crash).
+fn stop(mut child: Child, signal: &str) {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(child.wait().unwrap().success());
+    let exit = child.wait().unwrap();
+    if signal == "-TERM" {
+        assert!(exit.success(), "{exit:?}");
+    }
 }
 
 #[tokio::test]
-async fn the_binary_serves_the_sdk_and_keeps_state_across_a_restart() {
+async fn the_binary_serves_the_sdk_and_keeps_state_across_a_kill_and_restart() {
     let directory = tempfile::tempdir().unwrap();
     let config_path = directory.path().join("accounts.json");
     let state_path = directory.path().join("state.json");
@@ -99,7 +103,8 @@ async fn the_binary_serves_the_sdk_and_keeps_state_across_a_restart() {
         .send()
         .await
         .unwrap();
-    terminate(child);
+    // Killed outright: the purchase must come back from the journal.
+    stop(child, "-KILL");
 
     let (child, endpoint) = spawn(&config_path, &state_path);
     let sdk_config = aws_config::defaults(BehaviorVersion::latest())
@@ -119,7 +124,7 @@ async fn the_binary_serves_the_sdk_and_keeps_state_across_a_restart() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    terminate(child);
+    stop(child, "-TERM");
 }
 
 #[tokio::test]

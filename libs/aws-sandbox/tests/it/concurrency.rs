@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::types::InstanceType;
 use aws_sdk_savingsplans::types::{SavingsPlanPaymentOption, SavingsPlanType};
-use cudly_aws_sandbox::{CallOutcome, IDEMPOTENCY_TAG_KEY, Service};
+use cudly_aws_sandbox::{CallOutcome, IDEMPOTENCY_TAG_KEY, Sandbox, Service};
 
 use crate::common::*;
 
@@ -258,8 +258,12 @@ async fn run_client(handle_endpoint_config: aws_config::SdkConfig, client: usize
 #[tokio::test(flavor = "multi_thread")]
 async fn twenty_concurrent_clients_buying_two_hundred_each_leave_a_ledger_that_matches_the_responses()
  {
+    // Persisting, so the journal is under the same load and must keep every purchase.
     let directory = tempfile::tempdir().unwrap();
-    let handle = cudly_aws_sandbox::Sandbox::start(config().with_state_path(directory.path().join("s.json"))).await.unwrap();
+    let state_path = directory.path().join("state.json");
+    let handle = Sandbox::start(config().with_state_path(&state_path))
+        .await
+        .unwrap();
     let mut clients = Vec::new();
     for client in 0..CLIENTS {
         let region = if client % 2 == 0 {
@@ -344,4 +348,11 @@ async fn twenty_concurrent_clients_buying_two_hundred_each_leave_a_ledger_that_m
         per_service.values().sum::<usize>(),
         CLIENTS * PURCHASES_PER_CLIENT
     );
+
+    handle.shutdown().await;
+    let restarted = Sandbox::start(config().with_state_path(&state_path))
+        .await
+        .unwrap();
+    assert_eq!(restarted.ledger().await, ledger);
+    restarted.shutdown().await;
 }

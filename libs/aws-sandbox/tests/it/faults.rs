@@ -62,7 +62,7 @@ async fn jitter_adds_a_bounded_random_delay() {
         sts.get_caller_identity().send().await.unwrap();
         let elapsed = started.elapsed();
         assert!(elapsed >= Duration::from_millis(50), "{elapsed:?}");
-        assert!(elapsed < Duration::from_millis(1000), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
     }
 }
 

@@ -91,13 +91,13 @@ async fn commitments_sessions_and_accounts_survive_a_restart() {
 }
 
 #[tokio::test]
-async fn the_state_file_is_complete_json_with_no_temporary_files_left() {
+async fn acknowledged_purchases_survive_a_crash_without_a_final_snapshot() {
     let directory = tempfile::tempdir().unwrap();
     let state_path = directory.path().join("state.json");
-    let handle = Sandbox::start(config().with_state_path(&state_path))
+    let crashed = Sandbox::start(config().with_state_path(&state_path))
         .await
         .unwrap();
-    let sdk_config = root_config(&handle).await;
+    let sdk_config = root_config(&crashed).await;
     let offering = rds_offering(&aws_sdk_rds::Client::new(&sdk_config)).await;
     let mut purchases = Vec::new();
     for index in 0..20 {
@@ -115,16 +115,27 @@ async fn the_state_file_is_complete_json_with_no_temporary_files_left() {
     for purchase in purchases {
         purchase.await.unwrap();
     }
-    // Every acknowledged purchase is on disk before shutdown.
+    let acknowledged = crashed.ledger().await;
+    // No shutdown, so no final snapshot: what the restart sees comes from the journal.
+    drop(crashed);
+
+    let restarted = Sandbox::start(config().with_state_path(&state_path))
+        .await
+        .unwrap();
+    let recovered = restarted.ledger().await;
+    assert_eq!(recovered.commitments.len(), 20);
+    assert_eq!(recovered, acknowledged);
+    // The restart compacted the journal into a complete, parseable snapshot.
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
     assert_eq!(saved["commitments"].as_array().unwrap().len(), 20);
-    let entries: Vec<String> = std::fs::read_dir(directory.path())
+    let mut entries: Vec<String> = std::fs::read_dir(directory.path())
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(entries, vec!["state.json".to_string()]);
-    handle.shutdown().await;
+    entries.sort();
+    assert_eq!(entries, vec!["state.json", "state.json.journal"]);
+    restarted.shutdown().await;
 }
 
 #[tokio::test]
