@@ -7,6 +7,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod idempotency;
+pub mod metrics;
 pub mod secret;
 pub mod server;
 

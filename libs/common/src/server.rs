@@ -90,6 +90,7 @@ pub async fn serve(
     tracing::info!(service = spec.name, %addr, "grpc server listening");
     let result = tonic::transport::Server::builder()
         .layer(cudly_telemetry::GrpcTraceLayer::new(spec.name))
+        .layer(crate::metrics::RpcMetricsLayer::new(spec.name))
         .add_routes(routes)
         .add_service(health_service)
         .add_service(reflection_service()?)

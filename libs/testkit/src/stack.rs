@@ -3,6 +3,8 @@
 //! bootstrap admin key.
 
 use cudly::{Stack, StackConfig};
+use cudly_aws::sdk::SessionCredentials;
+use cudly_aws_sandbox::{AccountSpec, Sandbox, SandboxConfig, SandboxHandle};
 use reqwest::{Method, RequestBuilder};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -13,9 +15,15 @@ pub struct TestStack {
     pub db: TestDb,
     stack: Option<Stack>,
     admin_key: String,
+    secrets: cudly::Secrets,
     base_url: String,
     pub http: reqwest::Client,
+    sandbox: Option<SandboxHandle>,
 }
+
+/// The AWS account the stack's services run as when wired to the sandbox: its keys
+/// are the services' ambient credentials (the identity role_arn accounts trust).
+pub const SANDBOX_HOST_ACCOUNT_ID: &str = "999999999999";
 
 impl TestStack {
     /// Starts the stack on a fresh database with default test settings.
@@ -35,17 +43,60 @@ impl TestStack {
             .bootstrap_admin_key
             .expose_secret()
             .to_owned();
+        let secrets = config.secrets.clone();
         let stack = Stack::start(config).await?;
         let base_url = stack.gateway_url();
         let this = Self {
             db,
             stack: Some(stack),
             admin_key,
+            secrets,
             base_url,
             http: reqwest::Client::new(),
+            sandbox: None,
         };
         this.wait_ready().await?;
         Ok(this)
+    }
+
+    /// Starts an AWS sandbox and the stack pointed at it: every AWS call of the
+    /// services goes to the sandbox, and their ambient credentials are keys of the
+    /// sandbox account [`SANDBOX_HOST_ACCOUNT_ID`].
+    pub async fn start_with_sandbox() -> anyhow::Result<Self> {
+        Self::start_with_sandbox_and(|_| {}).await
+    }
+
+    /// As [`TestStack::start_with_sandbox`], after `adjust` has changed the test
+    /// configuration.
+    pub async fn start_with_sandbox_and(adjust: impl FnOnce(&mut StackConfig)) -> anyhow::Result<Self> {
+        let access_key_id = format!("AKIA{}", &uuid::Uuid::new_v4().simple().to_string()[..16].to_ascii_uppercase());
+        let secret_access_key = uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
+        let host = AccountSpec::new(SANDBOX_HOST_ACCOUNT_ID)
+            .with_name("cudly-host")
+            .with_access_key(access_key_id.clone(), secret_access_key.clone());
+        let sandbox = Sandbox::start(SandboxConfig::default().with_account(host)).await?;
+        let endpoint = sandbox.endpoint();
+        let mut this = Self::start_with(|config| {
+            config.aws = config.aws.clone().with_endpoint(endpoint);
+            config.aws_ambient_credentials = Some(SessionCredentials {
+                access_key_id,
+                secret_access_key: SecretString::from(secret_access_key),
+                session_token: None,
+                expiration: None,
+            });
+            adjust(config);
+        })
+        .await?;
+        this.sandbox = Some(sandbox);
+        Ok(this)
+    }
+
+    /// Returns the AWS sandbox of a stack started with
+    /// [`TestStack::start_with_sandbox`].
+    pub fn sandbox(&self) -> &SandboxHandle {
+        self.sandbox
+            .as_ref()
+            .expect("the stack was started with start_with_sandbox")
     }
 
     /// Waits until `/health/readyz` answers 200.
@@ -65,6 +116,12 @@ impl TestStack {
     /// Returns the gateway URL of `path` (which starts with `/`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// Returns the stack's secrets (internal tokens), for tests that start an extra
+    /// service instance next to the stack.
+    pub fn secrets(&self) -> &cudly::Secrets {
+        &self.secrets
     }
 
     pub fn admin_key(&self) -> &str {
@@ -107,9 +164,13 @@ impl TestStack {
 
     /// Stops every service gracefully.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stack) = self.stack.take() {
-            stack.stop().await?;
+        let stopped = match self.stack.take() {
+            Some(stack) => stack.stop().await,
+            None => Ok(()),
+        };
+        if let Some(sandbox) = self.sandbox.take() {
+            sandbox.shutdown().await;
         }
-        Ok(())
+        stopped
     }
 }

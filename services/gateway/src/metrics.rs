@@ -6,55 +6,32 @@
 //! route template such as `/api/keys/{id}`, or `unmatched`, so that probing random
 //! paths cannot blow up the series count) and `status`.
 
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 pub const REQUESTS_TOTAL: &str = "http_requests_total";
 pub const REQUEST_DURATION: &str = "http_request_duration_seconds";
 
-/// Latency buckets in seconds, from 5 ms to the 30 s default timeout.
-const LATENCY_BUCKETS: [f64; 12] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// Returns the handle of the process-wide Prometheus recorder, installing the recorder
-/// on first use. Several gateways in one process (tests, the all-in-one binary) share
-/// it. Should another global recorder already be installed, the handle renders only
-/// what reaches it and a warning is logged.
+/// Returns the handle of the process-wide Prometheus recorder (shared with every
+/// service of the process, see `cudly_common::metrics`), describing the gateway's series
+/// once.
 pub fn prometheus_handle() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full(REQUEST_DURATION.to_owned()),
-                    &LATENCY_BUCKETS,
-                )
-                .expect("the latency buckets are not empty");
-            let recorder = builder.build_recorder();
-            let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!(
-                    "a metrics recorder is already installed, gateway metrics may be missing"
-                );
-            } else {
-                metrics::describe_counter!(REQUESTS_TOTAL, "HTTP requests answered by the gateway");
-                metrics::describe_histogram!(
-                    REQUEST_DURATION,
-                    metrics::Unit::Seconds,
-                    "time the gateway took to answer an HTTP request"
-                );
-            }
-            handle
-        })
-        .clone()
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    let handle = cudly_common::metrics::prometheus_handle();
+    DESCRIBED.call_once(|| {
+        metrics::describe_counter!(REQUESTS_TOTAL, "HTTP requests answered by the gateway");
+        metrics::describe_histogram!(
+            REQUEST_DURATION,
+            metrics::Unit::Seconds,
+            "time the gateway took to answer an HTTP request"
+        );
+    });
+    handle
 }
 
 /// Serves the Prometheus text format.

@@ -1,15 +1,22 @@
-//! Start-up of the sweeper service: bind, connect, migrate, serve until stopped.
+//! Start-up of the sweeper: bind, connect, migrate, run the task loops, serve.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
+use cudly_common::grpc::client_channel;
 use cudly_common::server::{ServiceSpec, serve};
+use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
+use cudly_proto::planner::v1::planner_service_client::PlannerServiceClient;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::grpc;
+use crate::runner::Sweeper;
+use crate::tasks::Clients;
 
 /// Postgres schema owned by this service.
 pub const SCHEMA: &str = "sweeper";
@@ -20,6 +27,7 @@ pub struct App {
     config: Config,
     listener: TcpListener,
     pool: PgPool,
+    sweeper: Sweeper,
 }
 
 impl App {
@@ -33,11 +41,26 @@ impl App {
 
     /// Uses an already bound listener (the all-in-one binary binds every port first).
     pub fn from_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        config.tuning.validate()?;
         let pool = cudly_common::db::lazy_pool(&config.database_url, SCHEMA, 10)?;
+        let clients = Clients {
+            executor: ExecutorServiceClient::new(client_channel(
+                &config.executor_url,
+                &config.internal_token,
+                config.rpc_timeout,
+            )?),
+            planner: PlannerServiceClient::new(client_channel(
+                &config.planner_url,
+                &config.internal_token,
+                config.rpc_timeout,
+            )?),
+        };
+        let sweeper = Sweeper::new(config.clone(), pool.clone(), clients);
         Ok(Self {
             config,
             listener,
             pool,
+            sweeper,
         })
     }
 
@@ -48,20 +71,42 @@ impl App {
             .expect("bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes.
+    /// Returns the task runner (tests drive tasks through it).
+    pub fn sweeper(&self) -> Sweeper {
+        self.sweeper.clone()
+    }
+
+    /// Serves until `shutdown` completes; the periodic loops stop with it, each
+    /// finishing its current run.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let redis_sweeper = self.sweeper.clone();
+        let redis_check: cudly_common::server::ExtraCheck = Arc::new(move || {
+            let sweeper = redis_sweeper.clone();
+            Box::pin(async move { ("redis", sweeper.ping_redis().await) })
+        });
         let spec = ServiceSpec {
             name: "sweeper",
             grpc_name: grpc::SERVICE_NAME,
             schema: SCHEMA,
             migrator: &MIGRATOR,
             health_interval: self.config.health_interval,
-            extra_checks: Vec::new(),
+            extra_checks: vec![redis_check],
         };
-        let routes = grpc::routes(&self.config, self.pool.clone());
-        serve(spec, self.listener, self.pool, routes, shutdown).await
+        let cancel = CancellationToken::new();
+        let loops = if self.config.tuning.run_loops {
+            self.sweeper.spawn_loops(cancel.clone())
+        } else {
+            Vec::new()
+        };
+        let routes = grpc::routes(self.sweeper.clone());
+        let result = serve(spec, self.listener, self.pool, routes, shutdown).await;
+        cancel.cancel();
+        for handle in loops {
+            let _ = handle.await;
+        }
+        result
     }
 }

@@ -1,25 +1,102 @@
-//! The gRPC edge of the sweeper service: proto types are converted to domain types here
-//! and nowhere else. Methods not implemented yet answer UNIMPLEMENTED (generated stubs).
+//! The gRPC edge of the sweeper: RunTask and ListRuns.
 
+use cudly_common::ApiError;
+use cudly_common::grpc::{Caller, require_caller};
 use cudly_proto::sweeper::v1::sweeper_service_server::{SweeperService, SweeperServiceServer};
-use sqlx::PgPool;
+use cudly_proto::sweeper::v1::{ListRunsRequest, ListRunsResponse, RunTaskRequest, SweepRun};
 use tonic::service::interceptor::InterceptedService;
+use tonic::{Request, Response, Status};
 
-use crate::config::Config;
+use crate::repo::{self, SweepRunRow};
+use crate::runner::Sweeper;
+use crate::task::Task;
 
 /// Fully qualified name of the service, reported in health.
 pub const SERVICE_NAME: &str = cudly_proto::sweeper::v1::sweeper_service_server::SERVICE_NAME;
 
-/// The service implementation.
+const DEFAULT_LIST_LIMIT: u32 = 100;
+const MAX_LIST_LIMIT: u32 = 1000;
+
 pub struct SweeperGrpc {
-    #[allow(dead_code)]
-    pool: PgPool,
+    sweeper: Sweeper,
 }
 
-impl SweeperService for SweeperGrpc {}
+fn parse_task(name: &str) -> Result<Task, Status> {
+    name.parse::<Task>()
+        .map_err(|problem| ApiError::invalid_field("task", problem).into())
+}
+
+fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: at.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn to_proto(row: SweepRunRow) -> SweepRun {
+    SweepRun {
+        id: row.id.to_string(),
+        task: row.task,
+        holder: row.holder,
+        outcome: row.outcome,
+        started_at: Some(timestamp(row.started_at)),
+        finished_at: row.finished_at.map(timestamp),
+        found: row.counts.found,
+        acted: row.counts.acted,
+        race_lost: row.counts.race_lost,
+        errors: row.counts.errors,
+        fencing_token: row.fencing_token,
+        error: row.error,
+    }
+}
+
+#[tonic::async_trait]
+impl SweeperService for SweeperGrpc {
+    #[tracing::instrument(skip_all, fields(task = %request.get_ref().task))]
+    async fn run_task(
+        &self,
+        request: Request<RunTaskRequest>,
+    ) -> Result<Response<SweepRun>, Status> {
+        require_caller(&request, &[Caller::Gateway])?;
+        let task = parse_task(&request.get_ref().task)?;
+        let row = self.sweeper.run_task(task, true).await.map_err(|error| {
+            tracing::warn!(%error, "run task not recorded");
+            Status::from(ApiError::unavailable("database unavailable"))
+        })?;
+        Ok(Response::new(to_proto(row)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_runs(
+        &self,
+        request: Request<ListRunsRequest>,
+    ) -> Result<Response<ListRunsResponse>, Status> {
+        require_caller(&request, &[Caller::Gateway])?;
+        let task = request
+            .get_ref()
+            .task
+            .as_deref()
+            .map(parse_task)
+            .transpose()?;
+        let limit = request
+            .get_ref()
+            .limit
+            .unwrap_or(DEFAULT_LIST_LIMIT)
+            .clamp(1, MAX_LIST_LIMIT);
+        let rows = repo::list_runs(self.sweeper.pool(), task, limit)
+            .await
+            .map_err(|error| {
+                Status::from(cudly_common::grpc::db_error("list sweep runs", error))
+            })?;
+        Ok(Response::new(ListRunsResponse {
+            runs: rows.into_iter().map(to_proto).collect(),
+        }))
+    }
+}
 
 /// Returns the routes of this service behind the internal-token check.
-pub fn routes(config: &Config, pool: PgPool) -> tonic::service::Routes {
-    let service = SweeperServiceServer::new(SweeperGrpc { pool });
-    tonic::service::Routes::new(InterceptedService::new(service, config.auth.clone()))
+pub fn routes(sweeper: Sweeper) -> tonic::service::Routes {
+    let auth = sweeper.config().auth.clone();
+    let service = SweeperServiceServer::new(SweeperGrpc { sweeper });
+    tonic::service::Routes::new(InterceptedService::new(service, auth))
 }

@@ -6,7 +6,10 @@
 //! [`token_routes`] (the approve/cancel routes an approval token authorises; the handler
 //! checks the token or the optional `Principal`).
 
+pub mod accounts;
 pub mod keys;
+pub mod plans;
+pub mod sweeps;
 
 use axum::middleware;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,7 +36,11 @@ pub fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
 
 /// Routes that need `Authorization: Bearer <api key>`.
 fn key_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(keys::router())
+    OpenApiRouter::new()
+        .merge(keys::router())
+        .merge(accounts::router())
+        .merge(plans::router())
+        .merge(sweeps::router())
 }
 
 /// Routes authorised by an approval token (`POST /api/executions/{id}/approve|cancel`,

@@ -1,0 +1,242 @@
+{{/*
+Helpers of the CUDly-rs chart.
+*/}}
+
+{{/* The services this chart knows; each runs the binary cudly-<name>. */}}
+{{- define "cudly.knownServices" -}}
+accounts planner executor sweeper gateway
+{{- end }}
+
+{{/*
+Who calls whom (ARCHITECTURE.md), mirroring each service's Config::from_env:
+- callees: the services whose CUDLY_<CALLEE>_URL it reads;
+- tokens: the CUDLY_INTERNAL_TOKEN_<CALLER> it reads: the callers it accepts
+  (ACCEPTED_CALLERS) plus its own token when it calls other services.
+*/}}
+{{- define "cudly.wiring" -}}
+accounts:
+  callees: []
+  tokens: [gateway, planner, executor]
+planner:
+  callees: [accounts, executor]
+  tokens: [gateway, executor, sweeper, planner]
+executor:
+  callees: [accounts, planner]
+  tokens: [gateway, planner, sweeper, executor]
+sweeper:
+  callees: [executor, planner]
+  tokens: [gateway, sweeper]
+gateway:
+  callees: [accounts, planner, executor, sweeper]
+  tokens: [gateway]
+{{- end }}
+
+{{- define "cudly.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-wide prefix of every object name. */}}
+{{- define "cudly.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Name of one service's objects. Call with (dict "root" $ "name" $name). */}}
+{{- define "cudly.componentName" -}}
+{{- printf "%s-%s" (include "cudly.fullname" .root | trunc 54 | trimSuffix "-") .name }}
+{{- end }}
+
+{{- define "cudly.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of every object. Call with the root context. */}}
+{{- define "cudly.labels" -}}
+helm.sh/chart: {{ include "cudly.chart" . }}
+app.kubernetes.io/name: {{ include "cudly.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: cudly
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels of one service. Call with (dict "root" $ "name" $name). */}}
+{{- define "cudly.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cudly.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+{{- end }}
+
+{{/* All labels of one service's objects. Call with (dict "root" $ "name" $name). */}}
+{{- define "cudly.componentLabels" -}}
+{{ include "cudly.labels" .root }}
+app.kubernetes.io/component: {{ .name }}
+{{- end }}
+
+{{/* ServiceAccount name of one service. Call with (dict "root" $ "name" $name "svc" $svc). */}}
+{{- define "cudly.serviceAccountName" -}}
+{{- $sa := .svc.serviceAccount | default dict }}
+{{- if $sa.create }}
+{{- default (include "cudly.componentName" .) $sa.name }}
+{{- else }}
+{{- default "default" $sa.name }}
+{{- end }}
+{{- end }}
+
+{{/* Image of one service. Call with (dict "root" $ "svc" $svc). */}}
+{{- define "cudly.image" -}}
+{{- $override := .svc.image | default dict }}
+{{- $repository := default .root.Values.image.repository $override.repository }}
+{{- if and .root.Values.image.digest (not $override.tag) }}
+{{- printf "%s@%s" $repository .root.Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repository (default (default .root.Chart.AppVersion .root.Values.image.tag) $override.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* gRPC address of one service inside the cluster. Call with (dict "root" $ "name" $callee). */}}
+{{- define "cudly.grpcUrl" -}}
+{{- $svc := index .root.Values.services .name }}
+{{- printf "http://%s:%v" (include "cudly.componentName" .) $svc.grpcPort }}
+{{- end }}
+
+{{/*
+Names of the Secrets, by kind: the existing Secret when given, else the one this chart
+creates (templates/secrets.yaml). Call with (dict "root" $ "kind" "<kind>").
+*/}}
+{{- define "cudly.secretName" -}}
+{{- $cfg := index .root.Values.secrets .kind }}
+{{- if $cfg.existingSecret }}
+{{- $cfg.existingSecret }}
+{{- else }}
+{{- printf "%s-%s" (include "cudly.fullname" .root) (.kind | kebabcase) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* Fails when a plain env map holds a name that looks like a secret. */}}
+{{- define "cudly.checkPlainEnv" -}}
+{{- range $key, $value := .env }}
+{{- if regexMatch "(TOKEN|KEY|PASSWORD|SECRET|CREDENTIAL|DATABASE_URL|REDIS_URL)" (upper $key) }}
+{{- fail (printf "%s: %s looks like a secret; plain env must not hold secrets: use the chart's `secrets` or extraEnv with a secretKeyRef" $.where $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The environment of one service. Call with (dict "root" $ "name" $name "svc" $svc).
+Every secret is a secretKeyRef; nothing secret is ever a literal value here.
+*/}}
+{{- define "cudly.env" -}}
+{{- $root := .root }}
+{{- $name := .name }}
+{{- $svc := .svc }}
+{{- $upper := upper $name }}
+{{- $wiring := index (include "cudly.wiring" $root | fromYaml) $name }}
+{{- $secrets := $root.Values.secrets }}
+- name: CUDLY_ENV
+  value: production
+{{- if eq $name "gateway" }}
+- name: CUDLY_GATEWAY_ADDR
+  value: {{ printf "0.0.0.0:%v" $svc.httpPort | quote }}
+{{- else }}
+- name: CUDLY_{{ $upper }}_ADDR
+  value: {{ printf "0.0.0.0:%v" $svc.grpcPort | quote }}
+- name: CUDLY_{{ $upper }}_METRICS_ADDR
+  value: {{ printf "0.0.0.0:%v" $svc.metricsPort | quote }}
+{{- end }}
+- name: CUDLY_{{ $upper }}_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+{{- $own := $svc.databaseUrlSecret | default dict }}
+{{- if $own.name }}
+      name: {{ $own.name }}
+      key: {{ required (printf "services.%s.databaseUrlSecret.key is required with its name" $name) $own.key }}
+{{- else }}
+      name: {{ include "cudly.secretName" (dict "root" $root "kind" "databaseUrls") }}
+      key: {{ index $secrets.databaseUrls.keys $name }}
+{{- end }}
+{{- range $callee := $wiring.callees }}
+- name: CUDLY_{{ upper $callee }}_URL
+  value: {{ include "cudly.grpcUrl" (dict "root" $root "name" $callee) | quote }}
+{{- end }}
+{{- range $caller := $wiring.tokens }}
+- name: CUDLY_INTERNAL_TOKEN_{{ upper $caller }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "cudly.secretName" (dict "root" $root "kind" "internalTokens") }}
+      key: {{ index $secrets.internalTokens.keys $caller }}
+{{- end }}
+{{- if eq $name "sweeper" }}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "cudly.secretName" (dict "root" $root "kind" "redisUrl") }}
+      key: {{ $secrets.redisUrl.key }}
+{{- end }}
+{{- if eq $name "accounts" }}
+- name: CUDLY_CREDENTIAL_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "cudly.secretName" (dict "root" $root "kind" "credentialKey") }}
+      key: {{ $secrets.credentialKey.key }}
+{{- if or $secrets.credentialKey.oldKeyKey $secrets.credentialKey.oldValue }}
+- name: CUDLY_CREDENTIAL_OLD_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "cudly.secretName" (dict "root" $root "kind" "credentialKey") }}
+      key: {{ default "old-credential-key" $secrets.credentialKey.oldKeyKey }}
+{{- end }}
+{{- end }}
+{{- if and (eq $name "gateway") $secrets.bootstrapAdminKey.enabled }}
+- name: CUDLY_BOOTSTRAP_ADMIN_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "cudly.secretName" (dict "root" $root "kind" "bootstrapAdminKey") }}
+      key: {{ $secrets.bootstrapAdminKey.key }}
+{{- end }}
+{{- if or (eq $name "accounts") (eq $name "executor") }}
+- name: AWS_REGION
+  value: {{ $root.Values.aws.region | quote }}
+{{- with $root.Values.aws.endpointUrl }}
+- name: AWS_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- with $root.Values.otel.endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- include "cudly.checkPlainEnv" (dict "env" $root.Values.env "where" "env") }}
+{{- range $key, $value := $root.Values.env }}
+{{- if not (hasKey ($svc.env | default dict) $key) }}
+- name: {{ $key }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end }}
+{{- include "cudly.checkPlainEnv" (dict "env" ($svc.env | default dict) "where" (printf "services.%s.env" $name)) }}
+{{- range $key, $value := $svc.env }}
+- name: {{ $key }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- with $svc.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Probe timings of one service: the global ones overlaid with its own. */}}
+{{- define "cudly.probeSettings" -}}
+{{- $probes := deepCopy .root.Values.probes }}
+{{- $probes = mergeOverwrite $probes (deepCopy (.svc.probes | default dict)) }}
+{{- toYaml $probes }}
+{{- end }}

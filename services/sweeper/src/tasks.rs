@@ -1,0 +1,184 @@
+//! The bodies of the tasks: each asks the owning service to act, passing the task name
+//! and the fencing token so a sweeper whose lock was taken over is refused there.
+
+use cudly_common::grpc::AuthChannel;
+use cudly_lock::LockGuard;
+use cudly_proto::common::v1::Fencing;
+use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
+use cudly_proto::executor::v1::{
+    ExpirePendingRequest, ListStaleExecutionsRequest, RedriveRequest, SafeFailRequest,
+};
+use cudly_proto::planner::v1::FireDuePlansRequest;
+use cudly_proto::planner::v1::planner_service_client::PlannerServiceClient;
+
+use crate::config::Config;
+use crate::task::{Counts, Task};
+
+/// The message safe-failed executions carry for the operator.
+pub const SAFE_FAIL_REASON: &str =
+    "stranded after the re-drive budget: verify in the cloud console, then retry";
+
+/// Why a task body stopped before finishing.
+#[derive(Debug)]
+pub enum TaskStop {
+    /// The lock was lost or a service refused our fencing token as stale.
+    LockLost(Counts),
+    /// A call failed; the counts say what was done before.
+    Failed(Counts, String),
+}
+
+/// gRPC clients of the services the sweeper drives.
+#[derive(Clone)]
+pub struct Clients {
+    pub executor: ExecutorServiceClient<AuthChannel>,
+    pub planner: PlannerServiceClient<AuthChannel>,
+}
+
+fn is_stale_fencing(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Aborted
+        || cudly_proto::status::error_detail(status)
+            .is_some_and(|detail| detail.code == "stale_fencing_token")
+}
+
+fn stop_for(status: tonic::Status, counts: Counts, what: &str) -> TaskStop {
+    if is_stale_fencing(&status) {
+        tracing::warn!(what, "fencing token refused as stale, stopping");
+        return TaskStop::LockLost(counts);
+    }
+    let error = cudly_common::ApiError::from_status(&status);
+    TaskStop::Failed(counts, format!("{what}: {}", error.message))
+}
+
+/// Runs the body of `task` while `guard` holds the lock.
+pub async fn run_body(
+    task: Task,
+    config: &Config,
+    clients: &Clients,
+    guard: &LockGuard,
+    fencing: Fencing,
+) -> Result<Counts, TaskStop> {
+    match task {
+        Task::ExpirePending => expire_pending(clients, fencing).await,
+        Task::RecoverStranded => recover_stranded(config, clients, guard, fencing).await,
+        Task::FireDuePlans => fire_due_plans(clients, fencing).await,
+    }
+}
+
+async fn expire_pending(clients: &Clients, fencing: Fencing) -> Result<Counts, TaskStop> {
+    let reply = clients
+        .executor
+        .clone()
+        .expire_pending(ExpirePendingRequest {
+            fencing: Some(fencing),
+            now: None,
+        })
+        .await
+        .map_err(|status| stop_for(status, Counts::default(), "expire pending"))?
+        .into_inner();
+    Ok(Counts {
+        found: reply.found,
+        acted: reply.acted,
+        race_lost: reply.race_lost,
+        errors: 0,
+    })
+}
+
+async fn fire_due_plans(clients: &Clients, fencing: Fencing) -> Result<Counts, TaskStop> {
+    let reply = clients
+        .planner
+        .clone()
+        .fire_due_plans(FireDuePlansRequest {
+            fencing: Some(fencing),
+            now: None,
+        })
+        .await
+        .map_err(|status| stop_for(status, Counts::default(), "fire due plans"))?
+        .into_inner();
+    Ok(Counts {
+        found: reply.found,
+        acted: reply.fired,
+        race_lost: reply.race_lost,
+        errors: reply.errors,
+    })
+}
+
+/// Re-drives each stranded root with the same tokens, or safe-fails it once its
+/// re-drive budget is spent. Checks the lock before every action.
+async fn recover_stranded(
+    config: &Config,
+    clients: &Clients,
+    guard: &LockGuard,
+    fencing: Fencing,
+) -> Result<Counts, TaskStop> {
+    let mut executor = clients.executor.clone();
+    let stale = executor
+        .list_stale_executions(ListStaleExecutionsRequest {
+            fencing: Some(fencing.clone()),
+            approved_after_seconds: config.tuning.stranded_approved_after.as_secs(),
+            running_after_seconds: config.tuning.stranded_running_after.as_secs(),
+            limit: config.tuning.batch_limit,
+            now: None,
+        })
+        .await
+        .map_err(|status| stop_for(status, Counts::default(), "list stale executions"))?
+        .into_inner()
+        .executions;
+    let mut counts = Counts {
+        found: stale.len() as u32,
+        ..Counts::default()
+    };
+    for execution in stale {
+        if !guard.is_held() {
+            return Err(TaskStop::LockLost(counts));
+        }
+        if execution.attempt >= config.tuning.redrive_max_attempts {
+            let reply = executor
+                .safe_fail(SafeFailRequest {
+                    execution_id: execution.id.clone(),
+                    fencing: Some(fencing.clone()),
+                    reason: SAFE_FAIL_REASON.to_owned(),
+                    expected_attempt: Some(execution.attempt),
+                })
+                .await;
+            match reply {
+                Ok(reply) if reply.get_ref().race_lost => counts.race_lost += 1,
+                Ok(reply) => {
+                    counts.acted += 1;
+                    tracing::warn!(execution_id = %execution.id, status = %reply.get_ref().status,
+                        attempt = execution.attempt, "stranded execution safe-failed");
+                }
+                Err(status) if is_stale_fencing(&status) => return Err(TaskStop::LockLost(counts)),
+                Err(status) => {
+                    counts.errors += 1;
+                    tracing::warn!(execution_id = %execution.id, error = %status.message(), "safe-fail failed");
+                }
+            }
+        } else {
+            let reply = executor
+                .redrive(RedriveRequest {
+                    execution_id: execution.id.clone(),
+                    fencing: Some(fencing.clone()),
+                    expected_attempt: Some(execution.attempt),
+                })
+                .await;
+            match reply {
+                Ok(reply) if reply.get_ref().accepted => {
+                    counts.acted += 1;
+                    tracing::info!(execution_id = %execution.id, attempt = reply.get_ref().attempt,
+                        "stranded execution re-driven");
+                }
+                Ok(reply) => {
+                    counts.race_lost += 1;
+                    tracing::info!(execution_id = %execution.id, outcome = %reply.get_ref().outcome,
+                        "re-drive not needed");
+                }
+                Err(status) if is_stale_fencing(&status) => return Err(TaskStop::LockLost(counts)),
+                Err(status) => {
+                    counts.errors += 1;
+                    tracing::warn!(execution_id = %execution.id, error = %status.message(), "re-drive failed");
+                }
+            }
+        }
+    }
+    Ok(counts)
+}

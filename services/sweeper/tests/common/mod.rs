@@ -1,0 +1,48 @@
+//! Helpers of the sweeper's integration tests: extra sweeper instances next to an
+//! in-process stack, sharing its database and the executor and planner it runs.
+
+use std::time::Duration;
+
+use cudly_common::grpc::{Caller, InternalAuth};
+use cudly_sweeper::config::{Config, Tuning};
+use cudly_sweeper::runner::Sweeper;
+use cudly_testkit::TestStack;
+use secrecy::SecretString;
+
+/// Returns tuning for tests: no loops, short intervals, a lock prefix of our own.
+pub fn test_tuning(lock_ttl: Duration, interval: Duration) -> Tuning {
+    let mut tuning = Tuning {
+        run_loops: false,
+        lock_ttl,
+        lock_key_prefix: format!("cudly-test:{}:lock:task:", uuid::Uuid::new_v4().simple()),
+        ..Tuning::default()
+    };
+    for value in tuning.intervals.values_mut() {
+        *value = interval;
+    }
+    tuning
+}
+
+/// Returns a sweeper acting on `stack`'s executor and planner with `redis_url`.
+pub fn extra_sweeper(stack: &TestStack, redis_url: &str, tuning: Tuning) -> Sweeper {
+    let mut config = Config::new(
+        stack.db.secret_url(),
+        SecretString::from(redis_url.to_owned()),
+        InternalAuth::new(Vec::new()),
+        stack.secrets().internal_token(Caller::Sweeper),
+        format!("http://{}", stack.stack().executor_addr()),
+        format!("http://{}", stack.stack().planner_addr()),
+    );
+    config.rpc_timeout = Duration::from_secs(10);
+    config.tuning = tuning;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    cudly_sweeper::app::App::from_listener(config, listener)
+        .unwrap()
+        .sweeper()
+}
+
+pub fn shared_redis() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+}
