@@ -1,0 +1,484 @@
+//! EC2 reserved instances. PurchaseReservedInstancesOffering carries no idempotency:
+//! it is re-sent only after a throttling rejection, and the token lives in a tag
+//! written after the purchase. A reserved instance names no offering id, so the
+//! reconciliation matches the offering's attributes instead.
+
+use aws_sdk_ec2::types::{
+    Filter, InstanceType, OfferingClassType, OfferingTypeValues, ReservedInstances,
+    ReservedInstancesOffering, RiProductDescription, Scope, Tag, Tenancy,
+};
+use chrono::{DateTime, Utc};
+use cudly_common::idempotency::TAG_KEY;
+
+use super::support::{
+    MAX_PAGES, Payment, Resend, SendFailure, count_of, logged, only_offering, resource_type,
+    same_text, send_mutation, term_seconds, to_utc,
+};
+use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser};
+use crate::error::AwsFailure;
+
+const SERVICE: &str = "ec2";
+/// States of a reserved instance that count as bought (DOMAIN.md).
+const BOUGHT_STATES: [&str; 2] = ["active", "payment-pending"];
+
+fn filter<I, V>(name: &str, values: I) -> Filter
+where
+    I: IntoIterator<Item = V>,
+    V: Into<String>,
+{
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.into_iter().map(Into::into).collect()))
+        .build()
+}
+
+fn no_sdk_retry(purchaser: &Purchaser) -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::default().retry_config(purchaser.no_sdk_retry())
+}
+
+async fn describe_reserved(
+    purchaser: &Purchaser,
+    spec: &PurchaseSpec,
+    filters: Vec<Filter>,
+) -> Result<Vec<ReservedInstances>, PurchaseError> {
+    const OPERATION: &str = "DescribeReservedInstances";
+    let output = logged(
+        SERVICE,
+        OPERATION,
+        Some(&spec.token),
+        purchaser
+            .clients
+            .ec2
+            .describe_reserved_instances()
+            .set_filters(Some(filters))
+            .send(),
+    )
+    .await
+    .map_err(PurchaseError::LookupFailed)?;
+    let reserved = output.reserved_instances().to_vec();
+    if reserved
+        .iter()
+        .any(|instance| instance.reserved_instances_id().is_none_or(str::is_empty))
+    {
+        return Err(PurchaseError::LookupFailed(AwsFailure::malformed_reply(
+            OPERATION,
+            "reserved instances id on every reserved instance",
+        )));
+    }
+    Ok(reserved)
+}
+
+fn token_tag(reserved: &ReservedInstances) -> Option<String> {
+    reserved
+        .tags()
+        .iter()
+        .find(|tag| tag.key() == Some(TAG_KEY))
+        .map(|tag| tag.value().unwrap_or_default().to_owned())
+}
+
+fn commitment(reserved: &ReservedInstances, offering_id: Option<&str>) -> Commitment {
+    Commitment {
+        commitment_id: reserved
+            .reserved_instances_id()
+            .unwrap_or_default()
+            .to_owned(),
+        offering_id: offering_id.map(str::to_owned),
+        count: reserved
+            .instance_count()
+            .and_then(|count| u32::try_from(count).ok())
+            .unwrap_or(0),
+        created_at: reserved.start().and_then(to_utc),
+        state: reserved.state().map(|state| state.as_str().to_owned()),
+        token_tag: token_tag(reserved),
+    }
+}
+
+/// Returns the earliest of `found`; several mean a double purchase already happened,
+/// which is logged loudly.
+fn earliest(spec: &PurchaseSpec, found: &[ReservedInstances]) -> Option<Commitment> {
+    let mut commitments: Vec<Commitment> = found
+        .iter()
+        .map(|reserved| commitment(reserved, None))
+        .collect();
+    commitments.sort_by(|left, right| {
+        (left.created_at, &left.commitment_id).cmp(&(right.created_at, &right.commitment_id))
+    });
+    if commitments.len() > 1 {
+        tracing::error!(
+            service = SERVICE,
+            token = %cudly_common::idempotency::mask_token(&spec.token),
+            count = commitments.len(),
+            "several reserved instances belong to one token"
+        );
+    }
+    commitments.into_iter().next()
+}
+
+pub(super) async fn find_by_token(
+    purchaser: &Purchaser,
+    spec: &PurchaseSpec,
+    recorded_ids: &[String],
+) -> Result<Option<Commitment>, PurchaseError> {
+    let tagged = describe_reserved(
+        purchaser,
+        spec,
+        vec![
+            filter(format!("tag:{TAG_KEY}").as_str(), [spec.token.as_str()]),
+            filter("state", BOUGHT_STATES),
+        ],
+    )
+    .await?;
+    if let Some(found) = earliest(spec, &tagged) {
+        return Ok(Some(found));
+    }
+    if recorded_ids.is_empty() {
+        return Ok(None);
+    }
+    let recorded = describe_reserved(
+        purchaser,
+        spec,
+        vec![
+            filter("reserved-instances-id", recorded_ids.iter().cloned()),
+            filter("state", BOUGHT_STATES),
+        ],
+    )
+    .await?;
+    Ok(earliest(spec, &recorded))
+}
+
+/// The attributes an offering must have to be the recommendation's.
+struct Wanted<'a> {
+    instance_type: &'a str,
+    product: &'a str,
+    tenancy: &'a str,
+    class: &'a str,
+    payment: Payment,
+    term: i64,
+    availability_zone: Option<&'a str>,
+}
+
+impl Wanted<'_> {
+    fn matches(&self, offering: &ReservedInstancesOffering) -> bool {
+        let zone_ok = match self.availability_zone {
+            Some(zone) => offering.availability_zone() == Some(zone),
+            None => {
+                offering.scope() != Some(&Scope::AvailabilityZone)
+                    && offering.availability_zone().is_none()
+            }
+        };
+        offering.instance_type().map(InstanceType::as_str) == Some(self.instance_type)
+            && offering.duration() == Some(self.term)
+            && offering
+                .product_description()
+                .is_some_and(|product| same_text(product.as_str(), self.product))
+            && offering
+                .offering_type()
+                .is_some_and(|payment| same_text(payment.as_str(), self.payment.spaced()))
+            && offering
+                .offering_class()
+                .is_some_and(|class| same_text(class.as_str(), self.class))
+            && offering
+                .instance_tenancy()
+                .is_none_or(|tenancy| same_text(tenancy.as_str(), self.tenancy))
+            && offering.marketplace() != Some(true)
+            && zone_ok
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} {} tenancy {} class {} {} {}s{}",
+            self.instance_type,
+            self.product,
+            self.tenancy,
+            self.class,
+            self.payment.spaced(),
+            self.term,
+            self.availability_zone
+                .map(|zone| format!(" in {zone}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+fn choice<'a>(
+    value: Option<&'a str>,
+    default: &'a str,
+    allowed: &[&str],
+    what: &str,
+) -> Result<&'a str, PurchaseError> {
+    let value = value
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .unwrap_or(default);
+    if allowed.contains(&value) {
+        Ok(value)
+    } else {
+        Err(PurchaseError::Invalid(format!(
+            "ec2 {what} must be one of {}, not {:?}",
+            allowed.join(", "),
+            crate::error::scrub(value)
+        )))
+    }
+}
+
+pub(super) async fn resolve_offering(
+    purchaser: &Purchaser,
+    spec: &PurchaseSpec,
+) -> Result<String, PurchaseError> {
+    const OPERATION: &str = "DescribeReservedInstancesOfferings";
+    let product = spec
+        .platform
+        .as_deref()
+        .or(spec.engine.as_deref())
+        .map(str::trim)
+        .filter(|product| !product.is_empty())
+        .ok_or_else(|| {
+            PurchaseError::Invalid(
+                "ec2 recommendation has no platform (product description)".to_owned(),
+            )
+        })?;
+    let wanted = Wanted {
+        instance_type: resource_type(spec)?,
+        product,
+        tenancy: choice(
+            spec.details.tenancy.as_deref(),
+            "default",
+            &["default", "dedicated"],
+            "tenancy",
+        )?,
+        class: choice(
+            spec.details.offering_class.as_deref(),
+            "standard",
+            &["standard", "convertible"],
+            "offering class",
+        )?,
+        payment: Payment::of(spec)?,
+        term: term_seconds(spec)?,
+        availability_zone: spec
+            .details
+            .availability_zone
+            .as_deref()
+            .map(str::trim)
+            .filter(|zone| !zone.is_empty()),
+    };
+    let mut matches = Vec::new();
+    let mut next_token: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let output = logged(
+            SERVICE,
+            OPERATION,
+            Some(&spec.token),
+            purchaser
+                .clients
+                .ec2
+                .describe_reserved_instances_offerings()
+                .instance_type(InstanceType::from(wanted.instance_type))
+                .product_description(RiProductDescription::from(wanted.product))
+                .instance_tenancy(Tenancy::from(wanted.tenancy))
+                .offering_class(OfferingClassType::from(wanted.class))
+                .offering_type(OfferingTypeValues::from(wanted.payment.spaced()))
+                .min_duration(wanted.term)
+                .max_duration(wanted.term)
+                .include_marketplace(false)
+                .set_availability_zone(wanted.availability_zone.map(str::to_owned))
+                .max_results(100)
+                .set_next_token(next_token.take())
+                .send(),
+        )
+        .await
+        .map_err(PurchaseError::LookupFailed)?;
+        matches.extend(
+            output
+                .reserved_instances_offerings()
+                .iter()
+                .filter(|offering| wanted.matches(offering))
+                .filter_map(|offering| offering.reserved_instances_offering_id())
+                .map(str::to_owned),
+        );
+        match output.next_token().filter(|token| !token.is_empty()) {
+            Some(token) => next_token = Some(token.to_owned()),
+            None => return only_offering(spec, wanted.describe(), matches),
+        }
+    }
+    Err(PurchaseError::LookupFailed(AwsFailure::malformed_reply(
+        OPERATION,
+        "last page",
+    )))
+}
+
+pub(super) async fn purchase(
+    purchaser: &Purchaser,
+    spec: &PurchaseSpec,
+    offering_id: &str,
+) -> Result<PurchaseOutcome, PurchaseError> {
+    const OPERATION: &str = "PurchaseReservedInstancesOffering";
+    let count = count_of(spec)?;
+    let client = &purchaser.clients.ec2;
+    let token = spec.token.as_str();
+    let output = send_mutation(
+        &purchaser.retry,
+        Resend::AfterThrottlingOnly,
+        None,
+        move || {
+            logged(
+                SERVICE,
+                OPERATION,
+                Some(token),
+                client
+                    .purchase_reserved_instances_offering()
+                    .reserved_instances_offering_id(offering_id)
+                    .instance_count(count)
+                    .customize()
+                    .config_override(no_sdk_retry(purchaser))
+                    .send(),
+            )
+        },
+    )
+    .await
+    .map_err(SendFailure::into_purchase_error)?;
+    let commitment_id = output
+        .reserved_instances_id()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            PurchaseError::Ambiguous(AwsFailure::malformed_reply(
+                OPERATION,
+                "reserved instances id",
+            ))
+        })?;
+    Ok(PurchaseOutcome::Bought(Commitment {
+        commitment_id: commitment_id.to_owned(),
+        offering_id: Some(offering_id.to_owned()),
+        count: spec.count,
+        created_at: None,
+        state: None,
+        token_tag: None,
+    }))
+}
+
+pub(super) async fn tag(
+    purchaser: &Purchaser,
+    spec: &PurchaseSpec,
+    commitment_id: &str,
+) -> Result<(), PurchaseError> {
+    let client = &purchaser.clients.ec2;
+    let token = spec.token.as_str();
+    send_mutation(
+        &purchaser.retry,
+        Resend::WhileOutcomeUnknown,
+        None,
+        move || {
+            logged(
+                SERVICE,
+                "CreateTags",
+                Some(token),
+                client
+                    .create_tags()
+                    .resources(commitment_id)
+                    .tags(Tag::builder().key(TAG_KEY).value(token).build())
+                    .customize()
+                    .config_override(no_sdk_retry(purchaser))
+                    .send(),
+            )
+        },
+    )
+    .await
+    .map(|_| ())
+    .map_err(SendFailure::into_purchase_error)
+}
+
+/// True unless both values are known and differ: an unknown attribute keeps a
+/// candidate (more doubt, never a second purchase).
+fn compatible(left: Option<&str>, right: Option<&str>) -> bool {
+    match (left, right) {
+        (Some(left), Some(right)) => same_text(left, right),
+        _ => true,
+    }
+}
+
+pub(super) async fn untagged_candidates(
+    purchaser: &Purchaser,
+    spec: &PurchaseSpec,
+    offering_id: &str,
+    not_before: DateTime<Utc>,
+    exclude_ids: &[String],
+) -> Result<Vec<Commitment>, PurchaseError> {
+    const OPERATION: &str = "DescribeReservedInstancesOfferings";
+    let output = logged(
+        SERVICE,
+        OPERATION,
+        Some(&spec.token),
+        purchaser
+            .clients
+            .ec2
+            .describe_reserved_instances_offerings()
+            .reserved_instances_offering_ids(offering_id)
+            .send(),
+    )
+    .await
+    .map_err(PurchaseError::LookupFailed)?;
+    let offering = output
+        .reserved_instances_offerings()
+        .iter()
+        .find(|offering| offering.reserved_instances_offering_id() == Some(offering_id))
+        .ok_or_else(|| {
+            PurchaseError::LookupFailed(AwsFailure::malformed_reply(
+                OPERATION,
+                "offering of the attempt",
+            ))
+        })?;
+    let (Some(instance_type), Some(duration)) = (offering.instance_type(), offering.duration())
+    else {
+        return Err(PurchaseError::LookupFailed(AwsFailure::malformed_reply(
+            OPERATION,
+            "instance type and duration",
+        )));
+    };
+    let count = i32::try_from(spec.count).ok();
+    let reserved = describe_reserved(
+        purchaser,
+        spec,
+        vec![
+            filter("instance-type", [instance_type.as_str()]),
+            filter("duration", [duration.to_string()]),
+            filter("state", BOUGHT_STATES),
+        ],
+    )
+    .await?;
+    let candidates = reserved
+        .iter()
+        .filter(|reserved| reserved.instance_count() == count)
+        .filter(|reserved| {
+            compatible(
+                reserved
+                    .product_description()
+                    .map(RiProductDescription::as_str),
+                offering
+                    .product_description()
+                    .map(RiProductDescription::as_str),
+            ) && compatible(
+                reserved.offering_type().map(OfferingTypeValues::as_str),
+                offering.offering_type().map(OfferingTypeValues::as_str),
+            ) && compatible(
+                reserved.offering_class().map(OfferingClassType::as_str),
+                offering.offering_class().map(OfferingClassType::as_str),
+            ) && compatible(
+                reserved.instance_tenancy().map(Tenancy::as_str),
+                offering.instance_tenancy().map(Tenancy::as_str),
+            ) && compatible(reserved.availability_zone(), offering.availability_zone())
+        })
+        .filter(|reserved| {
+            reserved
+                .start()
+                .and_then(to_utc)
+                .is_none_or(|start| start >= not_before)
+        })
+        .filter(|reserved| reserved.tags().iter().all(|tag| tag.key() != Some(TAG_KEY)))
+        .filter(|reserved| {
+            reserved
+                .reserved_instances_id()
+                .is_some_and(|id| !exclude_ids.iter().any(|excluded| excluded == id))
+        })
+        .map(|reserved| commitment(reserved, Some(offering_id)))
+        .collect();
+    Ok(candidates)
+}

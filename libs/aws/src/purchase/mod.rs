@@ -1,0 +1,515 @@
+//! Purchase adapters, one module per AWS service, each with the idempotency guard of
+//! DOMAIN.md (Idempotency). The executor drives them item by item:
+//!
+//! 1. [`Purchaser::find_by_token`] — the guard: is a commitment for this token already
+//!    there? A failed look-up is an error, and the executor then refuses to buy.
+//! 2. [`Purchaser::resolve_offering`] — the offering id for the recommendation.
+//! 3. [`Purchaser::purchase`] — one purchase call carrying the token (as client token,
+//!    reservation id or name where the API has one). EC2 and Redshift purchases are
+//!    never retried by the SDK or by us, except after a throttling rejection.
+//! 4. [`Purchaser::tag`] — EC2 (retried) and Redshift (best effort) get the token tag.
+//! 5. [`Purchaser::untagged_candidates`] — reconciliation for EC2 and Redshift when a
+//!    purchase's outcome is unknown: the untagged commitments of the same offering and
+//!    count created after the call was sent.
+
+mod ec2;
+mod elasticache;
+mod memorydb;
+mod opensearch;
+mod rds;
+mod redshift;
+mod savingsplans;
+mod support;
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use chrono::{DateTime, Utc};
+use tokio::sync::OnceCell;
+
+use crate::error::AwsFailure;
+use crate::sdk::{AwsSettings, SessionCredentials};
+use support::{RetryPolicy, check_token, logged};
+
+/// How far before `created_after` [`Purchaser::untagged_candidates`] still looks.
+///
+/// AWS stamps a commitment with its own clock, the executor records `sent_at` with its
+/// own; SigV4 accepts requests from clocks up to five minutes apart, so a commitment
+/// created by our call may carry a start up to five minutes "before" `sent_at`. Looking
+/// further back can only add candidates (more doubt, never a second purchase), looking
+/// less far could miss our own commitment and buy again.
+pub const CANDIDATE_CLOCK_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// First pause of the retry loops of purchases and tags, doubled per retry.
+const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest pause of those loops.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// The services a recommendation may name (DOMAIN.md vocabulary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AwsService {
+    Ec2,
+    SavingsPlans,
+    Rds,
+    ElastiCache,
+    MemoryDb,
+    OpenSearch,
+    Redshift,
+}
+
+impl AwsService {
+    pub const ALL: [AwsService; 7] = [
+        AwsService::Ec2,
+        AwsService::SavingsPlans,
+        AwsService::Rds,
+        AwsService::ElastiCache,
+        AwsService::MemoryDb,
+        AwsService::OpenSearch,
+        AwsService::Redshift,
+    ];
+
+    /// Returns the service named `name` (`ec2`, `savingsplans`, `rds`, `elasticache`,
+    /// `memorydb`, `opensearch`, `redshift`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|service| service.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AwsService::Ec2 => "ec2",
+            AwsService::SavingsPlans => "savingsplans",
+            AwsService::Rds => "rds",
+            AwsService::ElastiCache => "elasticache",
+            AwsService::MemoryDb => "memorydb",
+            AwsService::OpenSearch => "opensearch",
+            AwsService::Redshift => "redshift",
+        }
+    }
+
+    /// True when the purchase call carries a client-chosen id or token, so re-sending
+    /// it can never buy twice (RDS, ElastiCache, MemoryDB, OpenSearch, Savings Plans).
+    pub fn purchase_is_idempotent(self) -> bool {
+        !matches!(self, AwsService::Ec2 | AwsService::Redshift)
+    }
+
+    /// Reservation-id prefix for services whose purchase takes a client-chosen id.
+    pub fn reservation_prefix(self) -> Option<&'static str> {
+        match self {
+            AwsService::Rds => Some("rds-id-"),
+            AwsService::ElastiCache => Some("elasticache-id-"),
+            AwsService::MemoryDb => Some("memorydb-id-"),
+            AwsService::OpenSearch => Some("opensearch-id-"),
+            _ => None,
+        }
+    }
+}
+
+/// Service-specific details of a recommendation (API.md, Recommendation `details`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PurchaseDetails {
+    /// EC2: `default` | `dedicated`.
+    pub tenancy: Option<String>,
+    /// EC2: `standard` | `convertible`.
+    pub offering_class: Option<String>,
+    pub availability_zone: Option<String>,
+    /// RDS.
+    pub multi_az: Option<bool>,
+    /// Savings Plans: `Compute` | `EC2Instance` | `SageMaker`.
+    pub plan_type: Option<String>,
+    /// Savings Plans: hourly commitment per unit, decimal text (`"1.00"`).
+    pub hourly_commitment: Option<String>,
+    /// Savings Plans: an explicit offering id, when the recommendation names one.
+    pub offering_id: Option<String>,
+}
+
+/// What to buy, with the idempotency token that identifies it everywhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PurchaseSpec {
+    pub service: AwsService,
+    pub region: String,
+    /// Instance or node type; for Savings Plans the plan type.
+    pub resource_type: String,
+    /// RDS/ElastiCache/Redshift engine, or EC2 product description source.
+    pub engine: Option<String>,
+    /// EC2 product description (`Linux/UNIX`).
+    pub platform: Option<String>,
+    pub count: u32,
+    /// 1 or 3.
+    pub term_years: u32,
+    /// `no-upfront` | `partial-upfront` | `all-upfront`.
+    pub payment: String,
+    pub details: PurchaseDetails,
+    /// 64 lowercase hex chars (DOMAIN.md): never logged whole.
+    pub token: String,
+}
+
+/// A commitment as the cloud reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commitment {
+    pub commitment_id: String,
+    pub offering_id: Option<String>,
+    pub count: u32,
+    pub created_at: Option<DateTime<Utc>>,
+    pub state: Option<String>,
+    /// The value of the `cudly-idempotency-token` tag, if the commitment has one.
+    pub token_tag: Option<String>,
+}
+
+/// How a purchase call ended when it returned a commitment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PurchaseOutcome {
+    /// The call created the commitment.
+    Bought(Commitment),
+    /// The cloud said the client id/token was already used; this is the commitment
+    /// found for it (a previous call of ours bought it).
+    AlreadyExisted(Commitment),
+}
+
+impl PurchaseOutcome {
+    pub fn commitment(&self) -> &Commitment {
+        match self {
+            PurchaseOutcome::Bought(commitment) | PurchaseOutcome::AlreadyExisted(commitment) => {
+                commitment
+            }
+        }
+    }
+}
+
+/// Why a call of an adapter failed. Every variant's text is sanitised.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PurchaseError {
+    /// The recommendation cannot be bought as given (no such offering, bad payment
+    /// option, unsupported service detail). Nothing was sent to a purchase API.
+    #[error("{0}")]
+    Invalid(String),
+    /// AWS refused the call: nothing was bought.
+    #[error("purchase rejected: {0}")]
+    Rejected(AwsFailure),
+    /// The outcome of a purchase call is unknown (timeout, dropped connection, 5xx):
+    /// the commitment may exist. Reconcile; never re-send blindly.
+    #[error("purchase outcome unknown: {0}")]
+    Ambiguous(AwsFailure),
+    /// A look-up (guard, offering, candidates) failed: the executor refuses to buy.
+    #[error("look-up failed: {0}")]
+    LookupFailed(AwsFailure),
+}
+
+/// SDK clients for one account and region, built from that account's session
+/// credentials only (never the default chain).
+///
+/// Look-ups (describe calls, STS) use the SDK's standard retries. Mutating calls
+/// (purchases, tags) run with the SDK's retries off, through one retry loop of ours:
+/// EC2 and Redshift purchases are re-sent only after a throttling rejection; purchases
+/// carrying a client id or token, and tags, also after a 5xx, timeout or lost reply.
+pub struct Purchaser {
+    region: String,
+    config: aws_types::SdkConfig,
+    lookup_attempts: u32,
+    call_timeout: Duration,
+    retry: RetryPolicy,
+    clients: Clients,
+    identity: OnceCell<CallerIdentity>,
+}
+
+/// One client per service, all from the same configuration.
+struct Clients {
+    sts: aws_sdk_sts::Client,
+    ec2: aws_sdk_ec2::Client,
+    savingsplans: aws_sdk_savingsplans::Client,
+    rds: aws_sdk_rds::Client,
+    elasticache: aws_sdk_elasticache::Client,
+    memorydb: aws_sdk_memorydb::Client,
+    opensearch: aws_sdk_opensearch::Client,
+    redshift: aws_sdk_redshift::Client,
+}
+
+impl Clients {
+    fn new(config: &aws_types::SdkConfig) -> Self {
+        Self {
+            sts: aws_sdk_sts::Client::new(config),
+            ec2: aws_sdk_ec2::Client::new(config),
+            savingsplans: aws_sdk_savingsplans::Client::new(config),
+            rds: aws_sdk_rds::Client::new(config),
+            elasticache: aws_sdk_elasticache::Client::new(config),
+            memorydb: aws_sdk_memorydb::Client::new(config),
+            opensearch: aws_sdk_opensearch::Client::new(config),
+            redshift: aws_sdk_redshift::Client::new(config),
+        }
+    }
+}
+
+/// Who the credentials belong to (GetCallerIdentity), cached per purchaser.
+#[derive(Debug, Clone)]
+struct CallerIdentity {
+    account_id: String,
+    /// `aws`, `aws-cn`, `aws-us-gov`: the partition of ARNs this purchaser names.
+    partition: String,
+}
+
+impl Purchaser {
+    /// Returns a purchaser for `region` that signs with `credentials` only.
+    pub fn new(settings: &AwsSettings, credentials: &SessionCredentials, region: &str) -> Self {
+        let config = crate::sdk::config_with_credentials(settings, credentials, region);
+        let retry = RetryPolicy {
+            max_attempts: settings.max_attempts.max(1),
+            initial_backoff: DEFAULT_INITIAL_BACKOFF,
+            max_backoff: MAX_BACKOFF,
+        };
+        Self {
+            region: region.to_owned(),
+            clients: Clients::new(&config),
+            config,
+            lookup_attempts: settings.max_attempts.max(1),
+            call_timeout: settings.call_timeout,
+            retry,
+            identity: OnceCell::new(),
+        }
+    }
+
+    /// Returns the purchaser with `initial` as the first pause of every retry (ours and
+    /// the SDK's standard retries of look-ups); tests shorten it.
+    pub fn with_retry_backoff(mut self, initial: Duration) -> Self {
+        self.retry.initial_backoff = initial;
+        self.config = self
+            .config
+            .to_builder()
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(self.lookup_attempts)
+                    .with_initial_backoff(initial),
+            )
+            .build();
+        self.clients = Clients::new(&self.config);
+        self
+    }
+
+    /// Returns the region every regional call goes to.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// Returns the longest one [`Purchaser::purchase`] call can keep a purchase request
+    /// in flight: every attempt's timeout plus the pauses between them. Reconciliation
+    /// waits at least this long (plus its settle margin) after `sent_at`.
+    pub fn longest_purchase(&self) -> Duration {
+        self.call_timeout.saturating_mul(self.retry.max_attempts) + self.retry.total_backoff()
+    }
+
+    /// Returns the account the credentials belong to (STS GetCallerIdentity). The
+    /// executor checks that it is the account's external id before the first purchase.
+    pub async fn caller_account_id(&self) -> Result<String, PurchaseError> {
+        Ok(self.identity().await?.account_id.clone())
+    }
+
+    async fn identity(&self) -> Result<&CallerIdentity, PurchaseError> {
+        const OPERATION: &str = "GetCallerIdentity";
+        self.identity
+            .get_or_try_init(|| async {
+                let output = logged(
+                    "sts",
+                    OPERATION,
+                    None,
+                    self.clients.sts.get_caller_identity().send(),
+                )
+                .await
+                .map_err(PurchaseError::LookupFailed)?;
+                let account_id = output
+                    .account()
+                    .filter(|account| !account.is_empty())
+                    .ok_or_else(|| {
+                        PurchaseError::LookupFailed(AwsFailure::malformed_reply(
+                            OPERATION, "account",
+                        ))
+                    })?
+                    .to_owned();
+                let partition = output
+                    .arn()
+                    .and_then(|arn| arn.split(':').nth(1))
+                    .filter(|partition| !partition.is_empty())
+                    .unwrap_or("aws")
+                    .to_owned();
+                Ok(CallerIdentity {
+                    account_id,
+                    partition,
+                })
+            })
+            .await
+    }
+
+    /// The guard: returns the commitment already bought for `spec.token`, looked up by
+    /// the service's handle on it (tag, reservation id, name, client token) and by the
+    /// commitment ids recorded on earlier attempts. A failed look-up is
+    /// [`PurchaseError::LookupFailed`], never `Ok(None)`.
+    pub async fn find_by_token(
+        &self,
+        spec: &PurchaseSpec,
+        recorded_ids: &[String],
+    ) -> Result<Option<Commitment>, PurchaseError> {
+        self.check_spec(spec)?;
+        let recorded_ids = distinct(recorded_ids);
+        match spec.service {
+            AwsService::Ec2 => ec2::find_by_token(self, spec, &recorded_ids).await,
+            AwsService::SavingsPlans => {
+                savingsplans::find_by_token(self, spec, &recorded_ids).await
+            }
+            AwsService::Rds => rds::find_by_token(self, spec, &recorded_ids).await,
+            AwsService::ElastiCache => elasticache::find_by_token(self, spec, &recorded_ids).await,
+            AwsService::MemoryDb => memorydb::find_by_token(self, spec, &recorded_ids).await,
+            AwsService::OpenSearch => opensearch::find_by_token(self, spec, &recorded_ids).await,
+            AwsService::Redshift => redshift::find_by_token(self, spec, &recorded_ids).await,
+        }
+    }
+
+    /// Returns the id of the one offering that matches the recommendation. No match
+    /// (or several) is [`PurchaseError::Invalid`]; a failed look-up is
+    /// [`PurchaseError::LookupFailed`].
+    pub async fn resolve_offering(&self, spec: &PurchaseSpec) -> Result<String, PurchaseError> {
+        self.check_spec(spec)?;
+        match spec.service {
+            AwsService::Ec2 => ec2::resolve_offering(self, spec).await,
+            AwsService::SavingsPlans => savingsplans::resolve_offering(self, spec).await,
+            AwsService::Rds => rds::resolve_offering(self, spec).await,
+            AwsService::ElastiCache => elasticache::resolve_offering(self, spec).await,
+            AwsService::MemoryDb => memorydb::resolve_offering(self, spec).await,
+            AwsService::OpenSearch => opensearch::resolve_offering(self, spec).await,
+            AwsService::Redshift => redshift::resolve_offering(self, spec).await,
+        }
+    }
+
+    /// Buys `offering_id` once for `spec.token`.
+    ///
+    /// EC2 and Redshift: re-sent only after a throttling rejection; a 4xx answer is
+    /// [`PurchaseError::Rejected`], anything else (5xx, timeout, lost reply) is
+    /// [`PurchaseError::Ambiguous`]. The other services carry the token (reservation id,
+    /// name, client token) and are re-sent after throttling, 5xx and lost replies; their
+    /// "already exists" answer is looked up and returned as
+    /// [`PurchaseOutcome::AlreadyExisted`].
+    pub async fn purchase(
+        &self,
+        spec: &PurchaseSpec,
+        offering_id: &str,
+    ) -> Result<PurchaseOutcome, PurchaseError> {
+        self.check_spec(spec)?;
+        if offering_id.trim().is_empty() {
+            return Err(PurchaseError::Invalid(format!(
+                "{} offering id is empty",
+                spec.service.name()
+            )));
+        }
+        tracing::info!(
+            service = spec.service.name(),
+            token = %cudly_common::idempotency::mask_token(&spec.token),
+            offering_id,
+            count = spec.count,
+            "purchasing"
+        );
+        let outcome = match spec.service {
+            AwsService::Ec2 => ec2::purchase(self, spec, offering_id).await,
+            AwsService::SavingsPlans => savingsplans::purchase(self, spec, offering_id).await,
+            AwsService::Rds => rds::purchase(self, spec, offering_id).await,
+            AwsService::ElastiCache => elasticache::purchase(self, spec, offering_id).await,
+            AwsService::MemoryDb => memorydb::purchase(self, spec, offering_id).await,
+            AwsService::OpenSearch => opensearch::purchase(self, spec, offering_id).await,
+            AwsService::Redshift => redshift::purchase(self, spec, offering_id).await,
+        };
+        match &outcome {
+            Ok(outcome) => tracing::info!(
+                service = spec.service.name(),
+                token = %cudly_common::idempotency::mask_token(&spec.token),
+                commitment_id = %outcome.commitment().commitment_id,
+                already_existed = matches!(outcome, PurchaseOutcome::AlreadyExisted(_)),
+                "purchase done"
+            ),
+            Err(error) => tracing::warn!(
+                service = spec.service.name(),
+                token = %cudly_common::idempotency::mask_token(&spec.token),
+                %error,
+                "purchase failed"
+            ),
+        }
+        outcome
+    }
+
+    /// Puts the token tag on `commitment_id`: EC2 CreateTags (re-sent while its outcome
+    /// is unknown; on failure `Rejected` means AWS refused it, `Ambiguous` that it may
+    /// not have been written, the commitment itself is unaffected either way), Redshift
+    /// CreateTags (best effort: always `Ok`, a failure is logged), no-op elsewhere (the
+    /// purchase call carried the token already).
+    pub async fn tag(&self, spec: &PurchaseSpec, commitment_id: &str) -> Result<(), PurchaseError> {
+        self.check_spec(spec)?;
+        if commitment_id.trim().is_empty() {
+            return Err(PurchaseError::Invalid(format!(
+                "{} commitment id is empty",
+                spec.service.name()
+            )));
+        }
+        match spec.service {
+            AwsService::Ec2 => ec2::tag(self, spec, commitment_id).await,
+            AwsService::Redshift => {
+                redshift::tag(self, spec, commitment_id).await;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Reconciliation for EC2 and Redshift (others: always empty): the commitments of
+    /// `offering_id` and `spec.count` created at or after `created_after` (less
+    /// [`CANDIDATE_CLOCK_MARGIN`]), without the token tag, and not in `exclude_ids`
+    /// (ids recorded on any attempt). A commitment whose start AWS does not report is
+    /// kept, as is one whose tags cannot be read for lack of them: a doubtful candidate
+    /// makes the attempt in doubt, a missed one could make it buy twice.
+    pub async fn untagged_candidates(
+        &self,
+        spec: &PurchaseSpec,
+        offering_id: &str,
+        created_after: DateTime<Utc>,
+        exclude_ids: &[String],
+    ) -> Result<Vec<Commitment>, PurchaseError> {
+        self.check_spec(spec)?;
+        let margin = chrono::Duration::from_std(CANDIDATE_CLOCK_MARGIN)
+            .unwrap_or_else(|_| chrono::Duration::zero());
+        let not_before = created_after - margin;
+        match spec.service {
+            AwsService::Ec2 => {
+                ec2::untagged_candidates(self, spec, offering_id, not_before, exclude_ids).await
+            }
+            AwsService::Redshift => {
+                redshift::untagged_candidates(self, spec, offering_id, not_before, exclude_ids)
+                    .await
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Checks what every entry point relies on: a well-formed token, and a region
+    /// that is this purchaser's (Savings Plans are global).
+    fn check_spec(&self, spec: &PurchaseSpec) -> Result<(), PurchaseError> {
+        check_token(&spec.token)?;
+        if spec.service != AwsService::SavingsPlans && spec.region != self.region {
+            return Err(PurchaseError::Invalid(format!(
+                "{} recommendation is for region {}, this purchaser is for {}",
+                spec.service.name(),
+                crate::error::scrub(&spec.region),
+                self.region
+            )));
+        }
+        Ok(())
+    }
+
+    /// Returns the SDK retry settings of mutating calls: off (our loop retries).
+    fn no_sdk_retry(&self) -> RetryConfig {
+        RetryConfig::disabled()
+    }
+}
+
+/// Returns the non-empty ids, each once, in their first order.
+fn distinct(ids: &[String]) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for id in ids.iter().map(|id| id.trim()).filter(|id| !id.is_empty()) {
+        if !seen.iter().any(|existing| existing == id) {
+            seen.push(id.to_owned());
+        }
+    }
+    seen
+}

@@ -1,0 +1,178 @@
+//! A sandbox with one account, a purchaser signed with its long-lived key, and one
+//! well-formed recommendation per service.
+
+use std::time::Duration;
+
+use cudly_aws::purchase::{AwsService, PurchaseDetails, PurchaseSpec, Purchaser};
+use cudly_aws::sdk::{AwsSettings, SessionCredentials};
+use cudly_aws_sandbox::{AccountSpec, Ledger, Sandbox, SandboxConfig, SandboxHandle, Service};
+use secrecy::SecretString;
+
+pub const ACCOUNT: &str = "123456789012";
+pub const KEY: &str = "AKIAPURCHASER0000001";
+pub const SECRET: &str = "sandbox-secret";
+pub const REGION: &str = "us-east-1";
+
+pub struct Fixture {
+    pub handle: SandboxHandle,
+    pub purchaser: Purchaser,
+}
+
+impl Fixture {
+    pub async fn ledger(&self, service: AwsService) -> Ledger {
+        self.handle
+            .ledger_filtered(Some(ACCOUNT), Some(sandbox_service(service)))
+            .await
+    }
+}
+
+pub async fn start() -> Fixture {
+    let handle = Sandbox::start(
+        SandboxConfig::default()
+            .with_account(AccountSpec::new(ACCOUNT).with_access_key(KEY, SECRET)),
+    )
+    .await
+    .expect("sandbox starts");
+    let purchaser = purchaser_for(&handle);
+    Fixture { handle, purchaser }
+}
+
+pub fn purchaser_for(handle: &SandboxHandle) -> Purchaser {
+    purchaser_with_timeout(handle, Duration::from_secs(5))
+}
+
+/// A purchaser whose every call attempt gives up after `call_timeout`.
+pub fn purchaser_with_timeout(handle: &SandboxHandle, call_timeout: Duration) -> Purchaser {
+    let settings = AwsSettings {
+        call_timeout,
+        ..AwsSettings::default().with_endpoint(handle.endpoint())
+    };
+    let credentials = SessionCredentials {
+        access_key_id: KEY.to_owned(),
+        secret_access_key: SecretString::from(SECRET),
+        session_token: None,
+        expiration: None,
+    };
+    Purchaser::new(&settings, &credentials, REGION).with_retry_backoff(Duration::from_millis(10))
+}
+
+pub fn sandbox_service(service: AwsService) -> Service {
+    match service {
+        AwsService::Ec2 => Service::Ec2,
+        AwsService::SavingsPlans => Service::Savingsplans,
+        AwsService::Rds => Service::Rds,
+        AwsService::ElastiCache => Service::Elasticache,
+        AwsService::MemoryDb => Service::Memorydb,
+        AwsService::OpenSearch => Service::Opensearch,
+        AwsService::Redshift => Service::Redshift,
+    }
+}
+
+/// The AWS action that buys.
+pub fn purchase_operation(service: AwsService) -> &'static str {
+    match service {
+        AwsService::Ec2 => "PurchaseReservedInstancesOffering",
+        AwsService::SavingsPlans => "CreateSavingsPlan",
+        AwsService::Rds => "PurchaseReservedDBInstancesOffering",
+        AwsService::ElastiCache => "PurchaseReservedCacheNodesOffering",
+        AwsService::MemoryDb => "PurchaseReservedNodesOffering",
+        AwsService::OpenSearch => "PurchaseReservedInstanceOffering",
+        AwsService::Redshift => "PurchaseReservedNodeOffering",
+    }
+}
+
+/// The AWS action the guard starts with.
+pub fn guard_operation(service: AwsService) -> &'static str {
+    match service {
+        AwsService::Ec2 => "DescribeReservedInstances",
+        AwsService::SavingsPlans => "DescribeSavingsPlans",
+        AwsService::Rds => "DescribeReservedDBInstances",
+        AwsService::ElastiCache => "DescribeReservedCacheNodes",
+        AwsService::MemoryDb => "DescribeReservedNodes",
+        AwsService::OpenSearch => "DescribeReservedInstances",
+        AwsService::Redshift => "DescribeReservedNodes",
+    }
+}
+
+/// A well-formed recommendation of `service` whose token derives from `lineage`.
+pub fn spec(service: AwsService, lineage: &str) -> PurchaseSpec {
+    let token = cudly_common::idempotency::derive_token(lineage, 0);
+    let base = PurchaseSpec {
+        service,
+        region: REGION.to_owned(),
+        resource_type: String::new(),
+        engine: None,
+        platform: None,
+        count: 2,
+        term_years: 1,
+        payment: "all-upfront".to_owned(),
+        details: PurchaseDetails::default(),
+        token,
+    };
+    match service {
+        AwsService::Ec2 => PurchaseSpec {
+            resource_type: "m5.large".to_owned(),
+            platform: Some("Linux/UNIX".to_owned()),
+            details: PurchaseDetails {
+                tenancy: Some("default".to_owned()),
+                offering_class: Some("standard".to_owned()),
+                ..PurchaseDetails::default()
+            },
+            ..base
+        },
+        AwsService::SavingsPlans => PurchaseSpec {
+            resource_type: "Compute".to_owned(),
+            payment: "no-upfront".to_owned(),
+            details: PurchaseDetails {
+                plan_type: Some("Compute".to_owned()),
+                hourly_commitment: Some("1.25".to_owned()),
+                ..PurchaseDetails::default()
+            },
+            ..base
+        },
+        AwsService::Rds => PurchaseSpec {
+            resource_type: "db.r5.large".to_owned(),
+            engine: Some("postgresql".to_owned()),
+            details: PurchaseDetails {
+                multi_az: Some(false),
+                ..PurchaseDetails::default()
+            },
+            ..base
+        },
+        AwsService::ElastiCache => PurchaseSpec {
+            resource_type: "cache.m5.large".to_owned(),
+            engine: Some("redis".to_owned()),
+            count: 1,
+            term_years: 3,
+            payment: "partial-upfront".to_owned(),
+            ..base
+        },
+        AwsService::MemoryDb => PurchaseSpec {
+            resource_type: "db.r6g.large".to_owned(),
+            payment: "no-upfront".to_owned(),
+            ..base
+        },
+        AwsService::OpenSearch => PurchaseSpec {
+            resource_type: "r6g.large.search".to_owned(),
+            count: 3,
+            payment: "no-upfront".to_owned(),
+            ..base
+        },
+        AwsService::Redshift => PurchaseSpec {
+            resource_type: "dc2.large".to_owned(),
+            ..base
+        },
+    }
+}
+
+/// The key the sandbox ledger counts a commitment of `spec` under: the token (tag or
+/// client token), or for OpenSearch, whose purchase takes no tags, the reservation name
+/// derived from the token.
+pub fn ledger_key(spec: &PurchaseSpec) -> String {
+    match spec.service {
+        AwsService::OpenSearch => {
+            cudly_common::idempotency::reservation_id("opensearch-id-", &spec.token)
+        }
+        _ => spec.token.clone(),
+    }
+}
