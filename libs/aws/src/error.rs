@@ -259,6 +259,58 @@ fn scrub_token(token: &str) -> String {
 mod tests {
     use super::*;
 
+    type Response = aws_smithy_runtime_api::http::Response<aws_smithy_types::body::SdkBody>;
+
+    fn response(status: u16) -> Response {
+        Response::new(
+            status.try_into().unwrap(),
+            aws_smithy_types::body::SdkBody::from("raw body AKIAIOSFODNN7EXAMPLE"),
+        )
+    }
+
+    #[test]
+    fn a_service_error_is_its_code_and_scrubbed_message_never_its_raw_response() {
+        use aws_sdk_sts::operation::get_session_token::GetSessionTokenError;
+        let metadata = aws_smithy_types::error::ErrorMetadata::builder()
+            .code("InvalidClientTokenId")
+            .message("The security token AKIAIOSFODNN7EXAMPLE is invalid, signature wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+            .build();
+        let error: SdkError<GetSessionTokenError, Response> =
+            SdkError::service_error(GetSessionTokenError::generic(metadata), response(403));
+        let failure = AwsFailure::from_sdk("GetSessionToken", &error);
+        assert_eq!(failure.code.as_deref(), Some("InvalidClientTokenId"));
+        assert_eq!(failure.http_status, Some(403));
+        let text = failure.to_string();
+        assert!(
+            text.starts_with(
+                "GetSessionToken: InvalidClientTokenId: The security token [key id] is invalid"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("AKIAIOSFODNN7EXAMPLE")
+                && !text.contains("EXAMPLEKEY")
+                && !text.contains("raw body")
+        );
+    }
+
+    #[test]
+    fn a_dispatch_failure_names_its_cause() {
+        use aws_sdk_sts::operation::get_session_token::GetSessionTokenError;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let cause =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let error: SdkError<GetSessionTokenError, Response> =
+            SdkError::dispatch_failure(ConnectorError::io(cause.into()));
+        let failure = AwsFailure::from_sdk("GetSessionToken", &error);
+        assert_eq!(failure.kind, AwsErrorKind::Dispatch);
+        assert_eq!(failure.code, None);
+        assert_eq!(
+            failure.to_string(),
+            "GetSessionToken: connection failed (Connection refused)"
+        );
+    }
+
     #[test]
     fn access_key_ids_are_removed() {
         let text =

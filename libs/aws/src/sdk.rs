@@ -171,7 +171,9 @@ fn endpoint_override(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Option<String> {
     let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-    if non_empty("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|value| value.trim().eq_ignore_ascii_case("true")) {
+    if non_empty("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
+    {
         return None;
     }
     let service = service_id.to_ascii_uppercase().replace(' ', "_");
@@ -198,19 +200,42 @@ mod tests {
     #[test]
     fn endpoint_overrides_follow_the_sdk_environment_conventions() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |name: &str| pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| (*value).to_owned())
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            }
         };
-        let both = env(&[("AWS_ENDPOINT_URL", "http://global"), ("AWS_ENDPOINT_URL_STS", "http://sts")]);
-        assert_eq!(endpoint_override("AWS_ENDPOINT_URL", "STS", &both).as_deref(), Some("http://sts"));
+        let both = env(&[
+            ("AWS_ENDPOINT_URL", "http://global"),
+            ("AWS_ENDPOINT_URL_STS", "http://sts"),
+        ]);
         assert_eq!(
-            endpoint_override("AWS_ENDPOINT_URL", "Organizations", &both).as_deref(),
+            endpoint_override("AWS_ENDPOINT_URL", "STS", both).as_deref(),
+            Some("http://sts")
+        );
+        assert_eq!(
+            endpoint_override("AWS_ENDPOINT_URL", "Organizations", both).as_deref(),
             Some("http://global")
         );
-        let spaced = env(&[("AWS_ENDPOINT_URL_SAVINGSPLANS", "http://sp"), ("AWS_ENDPOINT_URL_ELASTICACHE", "")]);
-        assert_eq!(endpoint_override("AWS_ENDPOINT_URL", "savingsplans", &spaced).as_deref(), Some("http://sp"));
-        assert_eq!(endpoint_override("AWS_ENDPOINT_URL", "ElastiCache", &spaced), None);
-        let ignored = env(&[("AWS_ENDPOINT_URL", "http://global"), ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")]);
-        assert_eq!(endpoint_override("AWS_ENDPOINT_URL", "STS", &ignored), None);
+        let spaced = env(&[
+            ("AWS_ENDPOINT_URL_SAVINGSPLANS", "http://sp"),
+            ("AWS_ENDPOINT_URL_ELASTICACHE", ""),
+        ]);
+        assert_eq!(
+            endpoint_override("AWS_ENDPOINT_URL", "savingsplans", spaced).as_deref(),
+            Some("http://sp")
+        );
+        assert_eq!(
+            endpoint_override("AWS_ENDPOINT_URL", "ElastiCache", spaced),
+            None
+        );
+        let ignored = env(&[
+            ("AWS_ENDPOINT_URL", "http://global"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+        ]);
+        assert_eq!(endpoint_override("AWS_ENDPOINT_URL", "STS", ignored), None);
     }
 
     #[test]

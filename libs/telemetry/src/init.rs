@@ -199,10 +199,26 @@ impl State {
     }
 }
 
+/// Log levels the AWS SDK crates may not exceed (secret safety, see `fmt_layer`).
+const SDK_LOG_CAPS: [&str; 5] = [
+    "aws_smithy_runtime=info",
+    "aws_smithy_runtime_api=info",
+    "aws_sigv4=info",
+    "aws_config=info",
+    "aws_smithy_http_client=info",
+];
+
 fn fmt_layer(kind: SubscriberKind) -> Box<dyn Layer<Registry> + Send + Sync> {
-    let env_filter = EnvFilter::builder()
+    let mut env_filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env_lossy();
+    // The AWS SDK's own debug and trace lines print request details such as the
+    // access key id; they stay at info whatever RUST_LOG asks for.
+    for directive in SDK_LOG_CAPS {
+        if let Ok(directive) = directive.parse() {
+            env_filter = env_filter.add_directive(directive);
+        }
+    }
     let format = std::env::var("CUDLY_LOG_FORMAT").unwrap_or_default();
     let layer = tracing_subscriber::fmt::layer();
     match (format.as_str(), kind) {

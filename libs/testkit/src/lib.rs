@@ -1,6 +1,7 @@
 //! Test helpers: a fresh Postgres database per test on the shared server, private
 //! throwaway Postgres and Redis instances for tests that stop or restart a dependency,
-//! free ports, waiting helpers, and the whole stack in-process ([`TestStack`]).
+//! free ports, waiting helpers, and the whole stack in-process ([`TestStack`]), optionally
+//! wired to an in-process AWS sandbox ([`TestStack::start_with_sandbox`]).
 
 mod database;
 mod instances;
@@ -9,5 +10,5 @@ mod wait;
 
 pub use database::TestDb;
 pub use instances::{PrivatePostgres, PrivateRedis};
-pub use stack::TestStack;
+pub use stack::{SANDBOX_HOST_ACCOUNT_ID, TestStack};
 pub use wait::{eventually, free_port};

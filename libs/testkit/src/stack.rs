@@ -68,9 +68,15 @@ impl TestStack {
 
     /// As [`TestStack::start_with_sandbox`], after `adjust` has changed the test
     /// configuration.
-    pub async fn start_with_sandbox_and(adjust: impl FnOnce(&mut StackConfig)) -> anyhow::Result<Self> {
-        let access_key_id = format!("AKIA{}", &uuid::Uuid::new_v4().simple().to_string()[..16].to_ascii_uppercase());
-        let secret_access_key = uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
+    pub async fn start_with_sandbox_and(
+        adjust: impl FnOnce(&mut StackConfig),
+    ) -> anyhow::Result<Self> {
+        let access_key_id = format!(
+            "AKIA{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..16].to_ascii_uppercase()
+        );
+        let secret_access_key =
+            uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
         let host = AccountSpec::new(SANDBOX_HOST_ACCOUNT_ID)
             .with_name("cudly-host")
             .with_access_key(access_key_id.clone(), secret_access_key.clone());

@@ -1,5 +1,16 @@
-//! The accounts service of CUDly-rs (ARCHITECTURE.md).
+//! The accounts service of CUDly-rs (ARCHITECTURE.md): cloud accounts, their
+//! AES-256-GCM encrypted credentials, credential tests, AWS Organizations discovery and
+//! short-lived session credentials for the executor.
 
 pub mod app;
 pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod error;
 mod grpc;
+mod repo;
+pub mod resolver;
+pub mod rotation;
+pub mod service;
+
+pub use error::{AccountsError, AccountsResult};

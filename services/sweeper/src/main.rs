@@ -10,7 +10,9 @@ async fn main() -> anyhow::Result<()> {
     let config = cudly_sweeper::config::Config::from_env().context("invalid configuration")?;
     let metrics = cudly_common::metrics::spawn_standalone("sweeper", "0.0.0.0:9094")?;
     let app = cudly_sweeper::app::App::build(config).await?;
-    let result = app.run_until_stopped(cudly_common::grpc::shutdown_signal()).await;
+    let result = app
+        .run_until_stopped(cudly_common::grpc::shutdown_signal())
+        .await;
     metrics.cancel();
     result
 }

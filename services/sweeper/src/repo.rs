@@ -20,17 +20,28 @@ pub struct SweepRunRow {
     pub error: Option<String>,
 }
 
-/// Records a finished run.
-pub async fn insert_run(
-    pool: &PgPool,
-    task: Task,
-    holder: &str,
-    outcome: Outcome,
-    started_at: DateTime<Utc>,
-    counts: Counts,
-    fencing_token: Option<i64>,
-    error: Option<&str>,
-) -> Result<SweepRunRow, sqlx::Error> {
+/// A finished run to record.
+pub struct NewRun<'a> {
+    pub task: Task,
+    pub holder: &'a str,
+    pub outcome: Outcome,
+    pub started_at: DateTime<Utc>,
+    pub counts: Counts,
+    pub fencing_token: Option<i64>,
+    pub error: Option<&'a str>,
+}
+
+/// Records a finished run; `finished_at` is the database's clock.
+pub async fn insert_run(pool: &PgPool, run: NewRun<'_>) -> Result<SweepRunRow, sqlx::Error> {
+    let NewRun {
+        task,
+        holder,
+        outcome,
+        started_at,
+        counts,
+        fencing_token,
+        error,
+    } = run;
     let row = sqlx::query(
         "INSERT INTO sweep_runs (id, task, holder, outcome, started_at, finished_at, found, acted, \
          race_lost, errors, fencing_token, error) \

@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::repo::{self, PgFencing, SweepRunRow};
+use crate::repo::{self, NewRun, PgFencing, SweepRunRow};
 use crate::task::{Counts, Outcome, Task};
 use crate::tasks::{self, Clients, TaskStop};
 
@@ -104,22 +104,22 @@ impl Sweeper {
         let started_at = attempt.acquired_at.unwrap_or(started_at);
         crate::metrics::record_run(task, attempt.outcome, attempt.counts, timer.elapsed());
         log_attempt(task, &attempt);
-        let record = repo::insert_run(
-            &self.inner.pool,
+        let run = NewRun {
             task,
-            &self.inner.holder,
-            attempt.outcome,
+            holder: &self.inner.holder,
+            outcome: attempt.outcome,
             started_at,
-            attempt.counts,
-            attempt.fencing_token,
-            attempt.error.as_deref(),
-        )
-        .await
-        .map_err(|error| RecordError(cudly_common::db::error_kind(&error)));
-        if let Some(guard) = guard {
-            if let Err(error) = guard.release().await {
-                tracing::warn!(task = task.name(), %error, "lock release failed, it expires by its ttl");
-            }
+            counts: attempt.counts,
+            fencing_token: attempt.fencing_token,
+            error: attempt.error.as_deref(),
+        };
+        let record = repo::insert_run(&self.inner.pool, run)
+            .await
+            .map_err(|error| RecordError(cudly_common::db::error_kind(&error)));
+        if let Some(guard) = guard
+            && let Err(error) = guard.release().await
+        {
+            tracing::warn!(task = task.name(), %error, "lock release failed, it expires by its ttl");
         }
         record
     }

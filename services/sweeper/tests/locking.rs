@@ -110,7 +110,7 @@ async fn with_redis_down_nothing_acts_and_sweeps_resume_when_it_returns() {
     );
     let refused = sweeper.run_task(Task::ExpirePending, true).await.unwrap();
     assert_eq!(refused.outcome, "error");
-    assert_eq!(refused.acted, 0);
+    assert_eq!(refused.counts.acted, 0);
     assert_eq!(
         refused.fencing_token, None,
         "no fencing token is drawn without the lock"

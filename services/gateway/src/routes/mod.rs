@@ -7,6 +7,7 @@
 //! checks the token or the optional `Principal`).
 
 pub mod accounts;
+pub mod executions;
 pub mod keys;
 pub mod plans;
 pub mod sweeps;
@@ -40,14 +41,15 @@ fn key_routes() -> OpenApiRouter<AppState> {
         .merge(keys::router())
         .merge(accounts::router())
         .merge(plans::router())
+        .merge(executions::router())
         .merge(sweeps::router())
 }
 
 /// Routes authorised by an approval token (`POST /api/executions/{id}/approve|cancel`,
-/// `/api/purchases/approve|cancel/{id}?token=`); none yet. Every route here must be
+/// `/api/purchases/approve|cancel/{id}?token=`). Every route here must be
 /// registered through `routes!` (so that it is in the OpenAPI document, with
 /// `security((), ("bearer" = []))` since a key is optional there), and its path must not
 /// also be a key route: axum refuses to merge the same path and method twice.
 fn token_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::new().merge(executions::token_router())
 }

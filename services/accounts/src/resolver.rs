@@ -1,0 +1,432 @@
+//! Credential resolution (DOMAIN.md, Cloud accounts): every AWS mode ends in temporary
+//! session credentials, cached until shortly before they expire.
+//!
+//! - access_keys: GetSessionToken with the stored keys;
+//! - role_arn: AssumeRole (ExternalId when set, session name `cudly-<8 chars of the
+//!   uuid>`) from the service's own ambient credentials;
+//! - bastion: the bastion's own session credentials (one hop), then AssumeRole into the
+//!   target from them;
+//! - workload_identity_federation: AssumeRoleWithWebIdentity with the token file's token.
+//!
+//! A cache entry is valid only for the revisions of the account and of its bastion it
+//! was made from. Every write bumps the revision, so a write through any replica of
+//! this service invalidates the entries of every replica; writes through this replica
+//! also drop the entries at once ([`Resolver::forget`]).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::Utc;
+use cudly_aws::sdk::{AwsSettings, SessionCredentials};
+use cudly_aws::sts::{AssumeRole, Sts};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use crate::crypto::CredentialCipher;
+use crate::domain::{
+    Account, AwsAuthMode, CredentialType, Provider, ValidCredentials, session_name,
+};
+use crate::error::AccountsError;
+use crate::repo;
+
+/// Lifetime asked of STS for every session.
+const SESSION_DURATION: Duration = Duration::from_secs(3600);
+/// A cached session is replaced when less than this is left of it.
+const REFRESH_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// Longest web identity token read from a file.
+const MAX_TOKEN_FILE: u64 = 64 * 1024;
+
+/// Why an account's session credentials could not be made. The messages name the
+/// failing step and never hold a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The account's configuration forbids it: no credentials, provider not
+    /// supported yet, a bad token file, a broken bastion.
+    #[error("{0}")]
+    Refused(String),
+    /// An AWS call failed (sanitised text, the operation named).
+    #[error("{0}")]
+    Aws(String),
+    /// The database or the stored blob failed.
+    #[error(transparent)]
+    Storage(#[from] AccountsError),
+}
+
+impl ResolveError {
+    fn in_bastion(self, bastion: &Account) -> Self {
+        let prefix = format!("bastion account {} ({})", bastion.name(), bastion.id);
+        match self {
+            ResolveError::Refused(message) => ResolveError::Refused(format!("{prefix}: {message}")),
+            ResolveError::Aws(message) => ResolveError::Aws(format!("{prefix}: {message}")),
+            storage @ ResolveError::Storage(_) => storage,
+        }
+    }
+
+    /// Returns the error of an RPC that needed the credentials: a refusal is
+    /// FAILED_PRECONDITION, an AWS failure UNAVAILABLE.
+    pub fn into_accounts_error(self) -> AccountsError {
+        match self {
+            ResolveError::Refused(message) => AccountsError::FailedPrecondition(message),
+            ResolveError::Aws(message) => AccountsError::Unavailable(message),
+            ResolveError::Storage(error) => error,
+        }
+    }
+}
+
+/// Whether a resolution may use the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheUse {
+    Use,
+    /// Always ask STS (credential tests), then refresh the cache.
+    Bypass,
+}
+
+/// The revisions a cache entry was made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    revision: i64,
+    bastion: Option<(Uuid, i64)>,
+}
+
+struct CacheEntry {
+    credentials: SessionCredentials,
+    stamp: Stamp,
+}
+
+/// Resolves and caches session credentials.
+pub struct Resolver {
+    pool: PgPool,
+    cipher: CredentialCipher,
+    settings: AwsSettings,
+    /// Explicit credentials of the service itself; `None`: the default provider chain.
+    ambient_credentials: Option<SessionCredentials>,
+    ambient: OnceCell<Sts>,
+    cache: Mutex<HashMap<Uuid, CacheEntry>>,
+}
+
+impl Resolver {
+    pub fn new(
+        pool: PgPool,
+        cipher: CredentialCipher,
+        settings: AwsSettings,
+        ambient_credentials: Option<SessionCredentials>,
+    ) -> Self {
+        Self {
+            pool,
+            cipher,
+            settings,
+            ambient_credentials,
+            ambient: OnceCell::new(),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Returns the AWS settings (endpoint, region, timeouts) of this service.
+    pub fn settings(&self) -> &AwsSettings {
+        &self.settings
+    }
+
+    /// Returns an STS client signing with `credentials`.
+    pub fn sts_with(&self, credentials: &SessionCredentials) -> Sts {
+        Sts::with_credentials(&self.settings, credentials)
+    }
+
+    /// Drops the cache entries of `account_id` and of the accounts using it as bastion.
+    pub fn forget(&self, account_id: Uuid) {
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache.retain(|id, entry| {
+            *id != account_id
+                && entry.stamp.bastion.map(|(bastion_id, _)| bastion_id) != Some(account_id)
+        });
+    }
+
+    /// Returns session credentials for `account` (an AWS account; the caller checked
+    /// that it exists and, where it matters, that it is enabled).
+    pub async fn resolve(
+        &self,
+        account: &Account,
+        cache_use: CacheUse,
+    ) -> Result<SessionCredentials, ResolveError> {
+        let mode = aws_mode(account)?;
+        if mode != AwsAuthMode::Bastion {
+            let stamp = Stamp {
+                revision: account.revision,
+                bastion: None,
+            };
+            return self
+                .cached_or_fresh(
+                    account.id,
+                    stamp,
+                    cache_use,
+                    self.resolve_direct(account, mode),
+                )
+                .await;
+        }
+        let bastion = self.load_bastion(account).await?;
+        let stamp = Stamp {
+            revision: account.revision,
+            bastion: Some((bastion.id, bastion.revision)),
+        };
+        let hop = async {
+            let bastion_mode = aws_mode(&bastion).map_err(|error| error.in_bastion(&bastion))?;
+            let bastion_stamp = Stamp {
+                revision: bastion.revision,
+                bastion: None,
+            };
+            let bastion_credentials = self
+                .cached_or_fresh(
+                    bastion.id,
+                    bastion_stamp,
+                    cache_use,
+                    self.resolve_direct(&bastion, bastion_mode),
+                )
+                .await
+                .map_err(|error| error.in_bastion(&bastion))?;
+            self.assume_role(account, &self.sts_with(&bastion_credentials))
+                .await
+        };
+        self.cached_or_fresh(account.id, stamp, cache_use, hop)
+            .await
+    }
+
+    /// Loads the bastion of a bastion-mode account, refusing what the write rules
+    /// should have prevented (a missing bastion, a chain).
+    async fn load_bastion(&self, account: &Account) -> Result<Account, ResolveError> {
+        let bastion_id = account.input.aws_bastion_id.ok_or_else(|| {
+            ResolveError::Refused("bastion mode without a bastion account".to_owned())
+        })?;
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(AccountsError::database("acquire connection"))?;
+        let bastion = repo::get_account(&mut conn, bastion_id)
+            .await
+            .map_err(AccountsError::database("load bastion"))?
+            .ok_or_else(|| {
+                ResolveError::Refused("the bastion account no longer exists".to_owned())
+            })?;
+        if bastion.input.aws_auth_mode == Some(AwsAuthMode::Bastion) {
+            return Err(ResolveError::Refused(
+                "bastion chaining is not supported".to_owned(),
+            ));
+        }
+        Ok(bastion)
+    }
+
+    async fn cached_or_fresh(
+        &self,
+        account_id: Uuid,
+        stamp: Stamp,
+        cache_use: CacheUse,
+        fresh: impl Future<Output = Result<SessionCredentials, ResolveError>>,
+    ) -> Result<SessionCredentials, ResolveError> {
+        if cache_use == CacheUse::Use
+            && let Some(credentials) = self.cached(account_id, stamp)
+        {
+            return Ok(credentials);
+        }
+        let credentials = fresh.await?;
+        if credentials.expiration.is_some() {
+            let mut cache = self
+                .cache
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            cache.insert(
+                account_id,
+                CacheEntry {
+                    credentials: credentials.clone(),
+                    stamp,
+                },
+            );
+        }
+        Ok(credentials)
+    }
+
+    fn cached(&self, account_id: Uuid, stamp: Stamp) -> Option<SessionCredentials> {
+        let cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = cache.get(&account_id)?;
+        let fresh_enough = entry
+            .credentials
+            .expiration
+            .is_some_and(|expiration| expiration - Utc::now() > REFRESH_MARGIN);
+        (entry.stamp == stamp && fresh_enough).then(|| entry.credentials.clone())
+    }
+
+    /// Resolves an account that is not in bastion mode.
+    async fn resolve_direct(
+        &self,
+        account: &Account,
+        mode: AwsAuthMode,
+    ) -> Result<SessionCredentials, ResolveError> {
+        match mode {
+            AwsAuthMode::AccessKeys => {
+                let keys = self.stored_access_keys(account).await?;
+                self.sts_with(&keys)
+                    .get_session_token(SESSION_DURATION)
+                    .await
+                    .map_err(|failure| ResolveError::Aws(failure.to_string()))
+            }
+            AwsAuthMode::RoleArn => {
+                let ambient = self.ambient().await;
+                self.assume_role(account, ambient).await
+            }
+            AwsAuthMode::WorkloadIdentityFederation => {
+                let token = read_token_file(account).await?;
+                let role_arn = role_arn(account)?;
+                self.ambient()
+                    .await
+                    .assume_role_with_web_identity(
+                        role_arn,
+                        &session_name(account.id),
+                        &token,
+                        SESSION_DURATION,
+                    )
+                    .await
+                    .map_err(|failure| ResolveError::Aws(failure.to_string()))
+            }
+            AwsAuthMode::Bastion => Err(ResolveError::Refused(
+                "bastion chaining is not supported".to_owned(),
+            )),
+        }
+    }
+
+    async fn assume_role(
+        &self,
+        account: &Account,
+        sts: &Sts,
+    ) -> Result<SessionCredentials, ResolveError> {
+        let role_arn = role_arn(account)?;
+        let session = session_name(account.id);
+        sts.assume_role(AssumeRole {
+            role_arn,
+            external_id: account.input.aws_external_id.as_deref(),
+            session_name: &session,
+            duration: SESSION_DURATION,
+        })
+        .await
+        .map_err(|failure| ResolveError::Aws(failure.to_string()))
+    }
+
+    async fn ambient(&self) -> &Sts {
+        self.ambient
+            .get_or_init(|| async {
+                match &self.ambient_credentials {
+                    Some(credentials) => Sts::with_credentials(&self.settings, credentials),
+                    None => Sts::ambient(&self.settings).await,
+                }
+            })
+            .await
+    }
+
+    /// Returns the stored long-lived keys of an access_keys account, as static
+    /// credentials.
+    async fn stored_access_keys(
+        &self,
+        account: &Account,
+    ) -> Result<SessionCredentials, ResolveError> {
+        let stored = self
+            .stored_credentials(account.id, CredentialType::AwsAccessKeys)
+            .await?
+            .ok_or_else(|| ResolveError::Refused("no credentials configured".to_owned()))?;
+        let (Some(access_key_id), Some(secret_access_key)) =
+            (stored.get("access_key_id"), stored.get("secret_access_key"))
+        else {
+            return Err(AccountsError::Internal(format!(
+                "stored access keys of account {} are incomplete",
+                account.id
+            ))
+            .into());
+        };
+        Ok(SessionCredentials {
+            access_key_id: access_key_id.expose_secret().to_owned(),
+            secret_access_key: secret_access_key.clone(),
+            session_token: None,
+            expiration: None,
+        })
+    }
+
+    /// Returns the decrypted credentials of one type of an account, if stored.
+    pub async fn stored_credentials(
+        &self,
+        account_id: Uuid,
+        credential_type: CredentialType,
+    ) -> Result<Option<ValidCredentials>, AccountsError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(AccountsError::database("acquire connection"))?;
+        let Some(blob) = repo::credentials_blob(&mut conn, account_id, credential_type)
+            .await
+            .map_err(AccountsError::database("load credentials"))?
+        else {
+            return Ok(None);
+        };
+        let (plaintext, _) = self
+            .cipher
+            .decrypt(account_id, credential_type, &blob)
+            .map_err(|source| AccountsError::Crypto {
+                account_id,
+                credential_type: credential_type.as_str(),
+                source,
+            })?;
+        ValidCredentials::from_plaintext(credential_type, &plaintext).map(Some)
+    }
+}
+
+/// Returns the AWS mode of an account, refusing other providers plainly.
+fn aws_mode(account: &Account) -> Result<AwsAuthMode, ResolveError> {
+    if account.provider() != Provider::Aws {
+        return Err(ResolveError::Refused(format!(
+            "{} accounts: not supported yet",
+            account.provider().as_str()
+        )));
+    }
+    account.input.aws_auth_mode.ok_or_else(|| {
+        AccountsError::Internal(format!("aws account {} has no auth mode", account.id)).into()
+    })
+}
+
+fn role_arn(account: &Account) -> Result<&str, ResolveError> {
+    account
+        .input
+        .aws_role_arn
+        .as_deref()
+        .ok_or_else(|| ResolveError::Refused("no role arn configured".to_owned()))
+}
+
+/// Reads the web identity token (a secret) from the account's token file.
+async fn read_token_file(account: &Account) -> Result<SecretString, ResolveError> {
+    let path = account
+        .input
+        .aws_web_identity_token_file
+        .as_deref()
+        .ok_or_else(|| ResolveError::Refused("no web identity token file configured".to_owned()))?;
+    let refused = |problem: String| {
+        ResolveError::Refused(format!("web identity token file {path}: {problem}"))
+    };
+    let metadata = tokio::fs::metadata(path)
+        .await
+        .map_err(|error| refused(format!("cannot be read ({})", error.kind())))?;
+    if metadata.len() > MAX_TOKEN_FILE {
+        return Err(refused("is too large".to_owned()));
+    }
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|error| refused(format!("cannot be read ({})", error.kind())))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(refused("is empty".to_owned()));
+    }
+    Ok(SecretString::from(token.to_owned()))
+}
