@@ -34,16 +34,25 @@ impl App {
     /// Uses an already bound listener (the all-in-one binary binds every port first).
     pub fn from_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let pool = cudly_common::db::lazy_pool(&config.database_url, SCHEMA, 10)?;
-        Ok(Self { config, listener, pool })
+        Ok(Self {
+            config,
+            listener,
+            pool,
+        })
     }
 
     /// Returns the bound address (port 0 resolved).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// Serves until `shutdown` completes.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let spec = ServiceSpec {
             name: "planner",
             grpc_name: grpc::SERVICE_NAME,
@@ -52,7 +61,8 @@ impl App {
             health_interval: self.config.health_interval,
             extra_checks: Vec::new(),
         };
-        let routes = grpc::routes(&self.config, self.pool.clone());
+        let planner = grpc::planner(&self.config, self.pool.clone())?;
+        let routes = grpc::routes(&self.config, planner);
         serve(spec, self.listener, self.pool, routes, shutdown).await
     }
 }

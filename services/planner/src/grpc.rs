@@ -1,25 +1,378 @@
 //! The gRPC edge of the planner service: proto types are converted to domain types here
-//! and nowhere else. Methods not implemented yet answer UNIMPLEMENTED (generated stubs).
+//! and nowhere else (but for the clients' own edge in `clients.rs`). Each RPC checks its
+//! caller, converts, calls [`Planner`], and converts back.
 
+use chrono::Utc;
+use cudly_common::ApiError;
+use cudly_common::grpc::{Caller, require_caller};
+use cudly_proto::planner::v1 as pb;
 use cudly_proto::planner::v1::planner_service_server::{PlannerService, PlannerServiceServer};
-use sqlx::PgPool;
 use tonic::service::interceptor::InterceptedService;
+use tonic::{Request, Response, Status};
 
+use crate::clients::Clients;
 use crate::config::Config;
+use crate::convert::{
+    from_optional_timestamp, parse_id, recommendation_input, recommendation_proto, to_timestamp,
+};
+use crate::domain::plan::{AccountRef, Plan, PlanInput, RampInput, ServiceConfig, ServiceInput};
+use crate::domain::recommendation::Recommendation;
+use crate::domain::run::{RunOptions, RunSource};
+use crate::service::{FireReport, PlanAccounts, Planner};
 
 /// Fully qualified name of the service, reported in health.
 pub const SERVICE_NAME: &str = cudly_proto::planner::v1::planner_service_server::SERVICE_NAME;
 
 /// The service implementation.
 pub struct PlannerGrpc {
-    #[allow(dead_code)]
-    pool: PgPool,
+    planner: Planner,
 }
 
-impl PlannerService for PlannerGrpc {}
-
 /// Returns the routes of this service behind the internal-token check.
-pub fn routes(config: &Config, pool: PgPool) -> tonic::service::Routes {
-    let service = PlannerServiceServer::new(PlannerGrpc { pool });
+pub fn routes(config: &Config, planner: Planner) -> tonic::service::Routes {
+    let service = PlannerServiceServer::new(PlannerGrpc { planner });
     tonic::service::Routes::new(InterceptedService::new(service, config.auth.clone()))
+}
+
+/// Returns the planner's operations over `pool`, with clients of its dependencies.
+pub fn planner(config: &Config, pool: sqlx::PgPool) -> anyhow::Result<Planner> {
+    Ok(Planner::new(pool, Clients::new(config)?))
+}
+
+fn plan_input(proto: Option<pb::PlanInput>) -> Result<PlanInput, ApiError> {
+    let proto = proto.ok_or_else(|| ApiError::invalid_field("plan", "is required"))?;
+    let ramp_schedule = match proto.ramp_schedule {
+        None => None,
+        Some(ramp) => Some(RampInput {
+            ramp_type: ramp.r#type,
+            percent_per_step: ramp.percent_per_step,
+            step_interval_days: ramp.step_interval_days,
+            total_steps: ramp.total_steps,
+            start_date: from_optional_timestamp(
+                ramp.start_date.as_ref(),
+                "ramp_schedule.start_date",
+            )?,
+        }),
+    };
+    Ok(PlanInput {
+        name: proto.name,
+        enabled: proto.enabled,
+        auto_purchase: proto.auto_purchase,
+        notification_days_before: proto.notification_days_before,
+        services: proto
+            .services
+            .into_iter()
+            .map(|(key, service)| {
+                let input = ServiceInput {
+                    provider: service.provider,
+                    service: service.service,
+                    enabled: service.enabled,
+                    term: service.term,
+                    payment: service.payment,
+                    coverage: service.coverage,
+                    include_regions: service.include_regions,
+                    exclude_regions: service.exclude_regions,
+                    include_types: service.include_types,
+                    exclude_types: service.exclude_types,
+                };
+                (key, input)
+            })
+            .collect(),
+        ramp_schedule,
+    })
+}
+
+fn service_proto(service: &ServiceConfig) -> pb::ServiceConfig {
+    pb::ServiceConfig {
+        provider: service.provider.as_str().to_owned(),
+        service: service.service.clone(),
+        enabled: service.enabled,
+        term: service.term,
+        payment: service.payment.clone(),
+        coverage: service.coverage,
+        include_regions: service.include_regions.clone(),
+        exclude_regions: service.exclude_regions.clone(),
+        include_types: service.include_types.clone(),
+        exclude_types: service.exclude_types.clone(),
+    }
+}
+
+fn plan_proto(plan: &Plan) -> pb::Plan {
+    pb::Plan {
+        id: plan.id.to_string(),
+        name: plan.name.clone(),
+        enabled: plan.enabled,
+        auto_purchase: plan.auto_purchase,
+        notification_days_before: plan.notification_days_before,
+        services: plan
+            .services
+            .iter()
+            .map(|(key, service)| (key.clone(), service_proto(service)))
+            .collect(),
+        ramp_schedule: Some(pb::RampSchedule {
+            r#type: plan.ramp.ramp_type.as_str().to_owned(),
+            percent_per_step: plan.ramp.percent_per_step,
+            step_interval_days: plan.ramp.step_interval_days,
+            current_step: plan.ramp.current_step,
+            total_steps: plan.ramp.total_steps,
+            start_date: Some(to_timestamp(plan.ramp.start_date)),
+        }),
+        next_execution_date: plan.next_execution_date.map(to_timestamp),
+        last_execution_date: plan.last_execution_date.map(to_timestamp),
+        created_at: Some(to_timestamp(plan.created_at)),
+        updated_at: Some(to_timestamp(plan.updated_at)),
+    }
+}
+
+fn account_proto(account: &AccountRef) -> pb::PlanAccount {
+    pb::PlanAccount {
+        id: account.id.to_string(),
+        name: account.name.clone(),
+        provider: account.provider.clone(),
+        external_id: account.external_id.clone(),
+        enabled: account.enabled,
+    }
+}
+
+fn plan_accounts_proto(binding: &PlanAccounts) -> pb::PlanAccounts {
+    pb::PlanAccounts {
+        account_ids: binding
+            .account_ids
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        all_enabled_accounts: binding.all_enabled_accounts,
+        accounts: binding.accounts.iter().map(account_proto).collect(),
+    }
+}
+
+fn recommendations_proto(recommendations: &[Recommendation]) -> pb::PlanRecommendations {
+    pb::PlanRecommendations {
+        recommendations: recommendations.iter().map(recommendation_proto).collect(),
+    }
+}
+
+fn fire_report_proto(report: FireReport) -> pb::FireDuePlansResponse {
+    pb::FireDuePlansResponse {
+        found: report.found,
+        fired: report.fired,
+        race_lost: report.race_lost,
+        errors: report.errors,
+        skipped: u32::try_from(report.skipped.len()).unwrap_or(u32::MAX),
+        executions: report
+            .executions
+            .into_iter()
+            .map(|fired| pb::FiredExecution {
+                plan_id: fired.plan_id.to_string(),
+                step_number: fired.step_number,
+                execution_id: fired.execution_id,
+                status: fired.status,
+                created: fired.created,
+            })
+            .collect(),
+        skipped_plans: report
+            .skipped
+            .into_iter()
+            .map(|skipped| pb::SkippedPlan {
+                plan_id: skipped.plan_id.to_string(),
+                step_number: skipped.step_number,
+                reason: skipped.reason,
+                step_advanced: skipped.step_advanced,
+            })
+            .collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl PlannerService for PlannerGrpc {
+    #[tracing::instrument(skip_all)]
+    async fn create_plan(
+        &self,
+        request: Request<pb::CreatePlanRequest>,
+    ) -> Result<Response<pb::Plan>, Status> {
+        require_caller(&request, &[Caller::Gateway])?;
+        let request = request.into_inner();
+        let input = plan_input(request.plan)?;
+        let account_ids = request.account_ids.map(|list| list.ids);
+        let plan = self
+            .planner
+            .create_plan(input, account_ids, Utc::now())
+            .await?;
+        Ok(Response::new(plan_proto(&plan)))
+    }
+
+    #[tracing::instrument(skip_all, fields(plan_id = %request.get_ref().id))]
+    async fn get_plan(
+        &self,
+        request: Request<pb::GetPlanRequest>,
+    ) -> Result<Response<pb::Plan>, Status> {
+        require_caller(&request, &[Caller::Gateway])?;
+        let id = parse_id(&request.get_ref().id, "id")?;
+        let plan = self.planner.get_plan(id).await?;
+        Ok(Response::new(plan_proto(&plan)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_plans(
+        &self,
+        request: Request<pb::ListPlansRequest>,
+    ) -> Result<Response<pb::ListPlansResponse>, Status> {
+        require_caller(&request, &[Caller::Gateway])?;
+        let plans = self.planner.list_plans().await?;
+        Ok(Response::new(pb::ListPlansResponse {
+            plans: plans.iter().map(plan_proto).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(plan_id = %request.get_ref().id))]
+    async fn update_plan(
+        &self,
+        request: Request<pb::UpdatePlanRequest>,
+    ) -> Result<Response<pb::Plan>, Status> {
+        require_caller(&request, &[Caller::Gateway])?;
+        let request = request.into_inner();
+        let id = parse_id(&request.id, "id")?;
+        let input = plan_input(request.plan)?;
+        let plan = self.planner.update_plan(id, input, Utc::now()).await?;
+        Ok(Response::new(plan_proto(&plan)))
+    }
+
+    #[tracing::instrument(skip_all, fields(plan_id = %request.get_ref().id))]
+    async fn delete_plan(
+        &self,
+        request: Request<pb::DeletePlanRequest>,
+    ) -> Result<Response<pb::DeletePlanResponse>, Status> {
+        require_caller(&request, &[Caller::Gateway])?;
+        let id = parse_id(&request.get_ref().id, "id")?;
+        self.planner.delete_plan(id).await?;
+        Ok(Response::new(pb::DeletePlanResponse {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(plan_id = %request.get_ref().plan_id))]
+    async fn set_plan_accounts(
+        &self,
+        request: Request<pb::SetPlanAccountsRequest>,
+    ) -> Result<Response<pb::PlanAccounts>, Status> {
+        require_caller(&request, &[Caller::Gateway])?;
+        let request = request.into_inner();
+        let plan_id = parse_id(&request.plan_id, "plan_id")?;
+        let binding = self
+            .planner
+            .set_plan_accounts(plan_id, request.account_ids)
+            .await?;
+        Ok(Response::new(plan_accounts_proto(&binding)))
+    }
+
+    #[tracing::instrument(skip_all, fields(plan_id = %request.get_ref().plan_id))]
+    async fn get_plan_accounts(
+        &self,
+        request: Request<pb::GetPlanAccountsRequest>,
+    ) -> Result<Response<pb::PlanAccounts>, Status> {
+        require_caller(&request, &[Caller::Gateway])?;
+        let plan_id = parse_id(&request.get_ref().plan_id, "plan_id")?;
+        let binding = self.planner.get_plan_accounts(plan_id).await?;
+        Ok(Response::new(plan_accounts_proto(&binding)))
+    }
+
+    #[tracing::instrument(skip_all, fields(plan_id = %request.get_ref().plan_id))]
+    async fn set_plan_recommendations(
+        &self,
+        request: Request<pb::SetPlanRecommendationsRequest>,
+    ) -> Result<Response<pb::PlanRecommendations>, Status> {
+        require_caller(&request, &[Caller::Gateway])?;
+        let request = request.into_inner();
+        let plan_id = parse_id(&request.plan_id, "plan_id")?;
+        let inputs = request
+            .recommendations
+            .into_iter()
+            .map(recommendation_input)
+            .collect();
+        let stored = self.planner.set_recommendations(plan_id, inputs).await?;
+        Ok(Response::new(recommendations_proto(&stored)))
+    }
+
+    #[tracing::instrument(skip_all, fields(plan_id = %request.get_ref().plan_id))]
+    async fn get_plan_recommendations(
+        &self,
+        request: Request<pb::GetPlanRecommendationsRequest>,
+    ) -> Result<Response<pb::PlanRecommendations>, Status> {
+        require_caller(&request, &[Caller::Gateway])?;
+        let plan_id = parse_id(&request.get_ref().plan_id, "plan_id")?;
+        let stored = self.planner.get_recommendations(plan_id).await?;
+        Ok(Response::new(recommendations_proto(&stored)))
+    }
+
+    #[tracing::instrument(skip_all, fields(plan_id = %request.get_ref().plan_id))]
+    async fn start_execution(
+        &self,
+        request: Request<pb::StartExecutionRequest>,
+    ) -> Result<Response<pb::StartExecutionResponse>, Status> {
+        require_caller(&request, &[Caller::Gateway])?;
+        let request = request.into_inner();
+        let plan_id = parse_id(&request.plan_id, "plan_id")?;
+        let given = request.recommendations.map(|list| {
+            list.recommendations
+                .into_iter()
+                .map(recommendation_input)
+                .collect()
+        });
+        let options = RunOptions {
+            source: RunSource::Api,
+            actor: request.actor,
+            scheduled_date: from_optional_timestamp(
+                request.scheduled_date.as_ref(),
+                "scheduled_date",
+            )?,
+            idempotency_key: request.idempotency_key,
+            request_hash: request.request_hash,
+        };
+        let created = self
+            .planner
+            .start_execution(plan_id, given, options)
+            .await?;
+        Ok(Response::new(pb::StartExecutionResponse {
+            execution: created.reply.execution,
+            approval_token: created.reply.approval_token,
+            created: created.reply.created,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn fire_due_plans(
+        &self,
+        request: Request<pb::FireDuePlansRequest>,
+    ) -> Result<Response<pb::FireDuePlansResponse>, Status> {
+        require_caller(&request, &[Caller::Sweeper])?;
+        let request = request.into_inner();
+        let fencing = request
+            .fencing
+            .ok_or_else(|| ApiError::invalid_field("fencing", "is required"))?;
+        let now = from_optional_timestamp(request.now.as_ref(), "now")?.unwrap_or_else(Utc::now);
+        let report = self
+            .planner
+            .fire_due_plans(&fencing.task, fencing.token, now)
+            .await?;
+        Ok(Response::new(fire_report_proto(report)))
+    }
+
+    #[tracing::instrument(skip_all, fields(plan_id = %request.get_ref().plan_id, step = request.get_ref().step_number))]
+    async fn complete_plan_step(
+        &self,
+        request: Request<pb::CompletePlanStepRequest>,
+    ) -> Result<Response<pb::CompletePlanStepResponse>, Status> {
+        require_caller(&request, &[Caller::Executor])?;
+        let request = request.into_inner();
+        let plan_id = parse_id(&request.plan_id, "plan_id")?;
+        let execution_id = parse_id(&request.execution_id, "execution_id")?;
+        let completed_at = from_optional_timestamp(request.completed_at.as_ref(), "completed_at")?
+            .unwrap_or_else(Utc::now);
+        let outcome = self
+            .planner
+            .complete_plan_step(plan_id, request.step_number, execution_id, completed_at)
+            .await?;
+        Ok(Response::new(pb::CompletePlanStepResponse {
+            advanced: outcome.advanced,
+            current_step: outcome.current_step,
+        }))
+    }
 }

@@ -1,5 +1,15 @@
-//! The planner service of CUDly-rs (ARCHITECTURE.md).
+//! The planner service of CUDly-rs (ARCHITECTURE.md): plans and their services map,
+//! ramp schedules, plan ↔ account binding with provider validation, the standing
+//! recommendations, due-plan firing and turning a plan into an execution request.
 
 pub mod app;
+pub mod clients;
 pub mod config;
+mod convert;
+pub mod domain;
+pub mod error;
 mod grpc;
+mod repo;
+pub mod service;
+
+pub use error::{PlannerError, PlannerResult};

@@ -8,5 +8,6 @@ async fn main() -> anyhow::Result<()> {
     cudly_common::config::warn_unknown_vars();
     let config = cudly_planner::config::Config::from_env().context("invalid configuration")?;
     let app = cudly_planner::app::App::build(config).await?;
-    app.run_until_stopped(cudly_common::grpc::shutdown_signal()).await
+    app.run_until_stopped(cudly_common::grpc::shutdown_signal())
+        .await
 }

@@ -1,0 +1,315 @@
+//! The plan model (DOMAIN.md "Plans"): providers, the services map, the ramp schedule,
+//! and the plan as stored.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Services of AWS a plan key or a recommendation may name.
+pub const AWS_SERVICES: &[&str] = &[
+    "ec2",
+    "savingsplans",
+    "rds",
+    "elasticache",
+    "memorydb",
+    "opensearch",
+    "redshift",
+];
+
+/// A cloud provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Aws,
+    Azure,
+    Gcp,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 3] = [Provider::Aws, Provider::Azure, Provider::Gcp];
+
+    /// Returns the provider's wire name: `aws`, `azure`, `gcp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Aws => "aws",
+            Provider::Azure => "azure",
+            Provider::Gcp => "gcp",
+        }
+    }
+
+    /// Returns the provider named `name` (exact, lowercase), if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|provider| provider.as_str() == name)
+    }
+
+    /// Returns the payment options the provider sells commitments with.
+    pub fn payment_options(self) -> &'static [&'static str] {
+        match self {
+            Provider::Aws => &["no-upfront", "partial-upfront", "all-upfront"],
+            Provider::Azure => &["upfront", "monthly"],
+            Provider::Gcp => &["monthly"],
+        }
+    }
+
+    /// Returns the services vocabulary of the provider, when one is fixed (AWS only for
+    /// now: Azure and GCP services are accepted as lowercase names).
+    pub fn services(self) -> Option<&'static [&'static str]> {
+        match self {
+            Provider::Aws => Some(AWS_SERVICES),
+            Provider::Azure | Provider::Gcp => None,
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// One service of a plan, as stored in the plan's services document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceConfig {
+    pub provider: Provider,
+    pub service: String,
+    pub enabled: bool,
+    /// Years: 1 or 3.
+    pub term: u32,
+    pub payment: String,
+    /// Percent, 0-100.
+    pub coverage: f64,
+    #[serde(default)]
+    pub include_regions: Vec<String>,
+    #[serde(default)]
+    pub exclude_regions: Vec<String>,
+    #[serde(default)]
+    pub include_types: Vec<String>,
+    #[serde(default)]
+    pub exclude_types: Vec<String>,
+}
+
+/// Returns the services-map key of a provider and service: `"aws/ec2"`.
+pub fn service_key(provider: Provider, service: &str) -> String {
+    format!("{}/{service}", provider.as_str())
+}
+
+/// The kinds of ramp schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RampType {
+    /// Everything at once: 100%, one step.
+    Immediate,
+    /// 25% per step, every 7 days, 4 steps.
+    Weekly25Pct,
+    /// 10% per step, every 30 days, 10 steps.
+    Monthly10Pct,
+    /// Steps given by the plan.
+    Custom,
+}
+
+impl RampType {
+    pub const ALL: [RampType; 4] = [
+        RampType::Immediate,
+        RampType::Weekly25Pct,
+        RampType::Monthly10Pct,
+        RampType::Custom,
+    ];
+
+    /// Returns the wire name: `immediate`, `weekly-25pct`, `monthly-10pct`, `custom`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RampType::Immediate => "immediate",
+            RampType::Weekly25Pct => "weekly-25pct",
+            RampType::Monthly10Pct => "monthly-10pct",
+            RampType::Custom => "custom",
+        }
+    }
+
+    /// Returns the ramp type named `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+/// A plan's ramp schedule as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RampSchedule {
+    pub ramp_type: RampType,
+    /// Percent of the coverage added by each step (0 < p <= 100).
+    pub percent_per_step: f64,
+    pub step_interval_days: u32,
+    /// Steps completed so far.
+    pub current_step: u32,
+    pub total_steps: u32,
+    pub start_date: DateTime<Utc>,
+}
+
+impl RampSchedule {
+    /// Returns the step the next run buys (`current_step + 1`), or `None` once every
+    /// step has completed.
+    pub fn next_step(&self) -> Option<u32> {
+        (self.current_step < self.total_steps).then_some(self.current_step + 1)
+    }
+
+    /// Returns true when the schedule fields an operator writes are the same (the
+    /// current step is not one of them).
+    pub fn same_schedule(&self, other: &RampSchedule) -> bool {
+        self.ramp_type == other.ramp_type
+            && self.percent_per_step == other.percent_per_step
+            && self.step_interval_days == other.step_interval_days
+            && self.total_steps == other.total_steps
+            && self.start_date == other.start_date
+    }
+}
+
+/// A plan as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub id: Uuid,
+    pub name: String,
+    pub enabled: bool,
+    pub auto_purchase: bool,
+    pub notification_days_before: u32,
+    /// Keyed `"<provider>/<service>"`.
+    pub services: BTreeMap<String, ServiceConfig>,
+    pub ramp: RampSchedule,
+    /// Targets every enabled account of the plan's providers (no explicit list).
+    pub all_enabled_accounts: bool,
+    pub next_execution_date: Option<DateTime<Utc>>,
+    pub last_execution_date: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Plan {
+    /// Returns the plan's providers: the distinct providers of its services.
+    pub fn providers(&self) -> BTreeSet<Provider> {
+        providers_of(&self.services)
+    }
+}
+
+/// Returns the distinct providers of a services map.
+pub fn providers_of(services: &BTreeMap<String, ServiceConfig>) -> BTreeSet<Provider> {
+    services.values().map(|service| service.provider).collect()
+}
+
+/// The writable fields of a plan as received, before validation. Absent optional fields
+/// take the REST defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanInput {
+    pub name: String,
+    pub enabled: Option<bool>,
+    pub auto_purchase: Option<bool>,
+    pub notification_days_before: Option<u32>,
+    pub services: BTreeMap<String, ServiceInput>,
+    pub ramp_schedule: Option<RampInput>,
+}
+
+/// One service of a plan as received.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceInput {
+    pub provider: String,
+    pub service: String,
+    pub enabled: Option<bool>,
+    pub term: u32,
+    pub payment: String,
+    pub coverage: f64,
+    pub include_regions: Vec<String>,
+    pub exclude_regions: Vec<String>,
+    pub include_types: Vec<String>,
+    pub exclude_types: Vec<String>,
+}
+
+/// A ramp schedule as received.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RampInput {
+    pub ramp_type: Option<String>,
+    pub percent_per_step: Option<f64>,
+    pub step_interval_days: Option<u32>,
+    pub total_steps: Option<u32>,
+    pub start_date: Option<DateTime<Utc>>,
+}
+
+/// A validated plan, ready to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanSpec {
+    pub name: String,
+    pub enabled: bool,
+    pub auto_purchase: bool,
+    pub notification_days_before: u32,
+    pub services: BTreeMap<String, ServiceConfig>,
+    pub ramp: RampSpec,
+}
+
+impl PlanSpec {
+    /// Returns the providers of the validated services.
+    pub fn providers(&self) -> BTreeSet<Provider> {
+        providers_of(&self.services)
+    }
+}
+
+/// A validated ramp schedule. `start_date` is `None` when not given: now on creation,
+/// the stored date on update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RampSpec {
+    pub ramp_type: RampType,
+    pub percent_per_step: f64,
+    pub step_interval_days: u32,
+    pub total_steps: u32,
+    pub start_date: Option<DateTime<Utc>>,
+}
+
+/// An account as the accounts service describes it, reduced to what plans need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRef {
+    pub id: Uuid,
+    pub name: String,
+    /// The provider's wire name (kept as text: an account of a provider this service
+    /// does not know is still named in a mismatch).
+    pub provider: String,
+    pub external_id: String,
+    pub enabled: bool,
+}
+
+impl AccountRef {
+    /// Returns the account's provider when it is one this service knows.
+    pub fn provider(&self) -> Option<Provider> {
+        Provider::parse(&self.provider)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for provider in Provider::ALL {
+            assert_eq!(Provider::parse(provider.as_str()), Some(provider));
+        }
+        for kind in RampType::ALL {
+            assert_eq!(RampType::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(Provider::parse("AWS"), None);
+        assert_eq!(RampType::parse("weekly"), None);
+    }
+
+    #[test]
+    fn the_next_step_is_none_after_the_last() {
+        let mut ramp = RampSchedule {
+            ramp_type: RampType::Weekly25Pct,
+            percent_per_step: 25.0,
+            step_interval_days: 7,
+            current_step: 3,
+            total_steps: 4,
+            start_date: Utc::now(),
+        };
+        assert_eq!(ramp.next_step(), Some(4));
+        ramp.current_step = 4;
+        assert_eq!(ramp.next_step(), None);
+    }
+}

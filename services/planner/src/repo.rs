@@ -1,0 +1,398 @@
+//! SQL of the `planner` schema: plans, plan_accounts and fencing. Every function takes a
+//! connection or a transaction; the callers decide the transaction boundaries.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{FromRow, PgConnection};
+use uuid::Uuid;
+
+use crate::domain::plan::{Plan, PlanSpec, RampSchedule, RampType, ServiceConfig};
+use crate::domain::recommendation::Recommendation;
+use crate::error::{PlannerError, PlannerResult, db};
+
+/// The columns of a plan, in the order of [`PlanRow`].
+const PLAN_COLUMNS: &str = "id, name, enabled, auto_purchase, notification_days_before, services, \
+     ramp_type, ramp_percent_per_step, ramp_step_interval_days, ramp_total_steps, ramp_current_step, \
+     ramp_start_date, all_enabled_accounts, next_execution_date, last_execution_date, created_at, updated_at";
+
+#[derive(Debug, FromRow)]
+struct PlanRow {
+    id: Uuid,
+    name: String,
+    enabled: bool,
+    auto_purchase: bool,
+    notification_days_before: i32,
+    services: Json<BTreeMap<String, ServiceConfig>>,
+    ramp_type: String,
+    ramp_percent_per_step: f64,
+    ramp_step_interval_days: i32,
+    ramp_total_steps: i32,
+    ramp_current_step: i32,
+    ramp_start_date: DateTime<Utc>,
+    all_enabled_accounts: bool,
+    next_execution_date: Option<DateTime<Utc>>,
+    last_execution_date: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Returns a stored integer as u32; the table's checks keep them non-negative.
+fn unsigned(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or_default()
+}
+
+/// Returns a u32 as the i32 Postgres stores; validated values are far below i32::MAX.
+fn signed(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+impl TryFrom<PlanRow> for Plan {
+    type Error = PlannerError;
+
+    fn try_from(row: PlanRow) -> PlannerResult<Self> {
+        let ramp_type = RampType::parse(&row.ramp_type).ok_or_else(|| {
+            tracing::error!(plan_id = %row.id, "stored plan has an unknown ramp type");
+            PlannerError::Api(cudly_common::ApiError::internal())
+        })?;
+        Ok(Plan {
+            id: row.id,
+            name: row.name,
+            enabled: row.enabled,
+            auto_purchase: row.auto_purchase,
+            notification_days_before: unsigned(row.notification_days_before),
+            services: row.services.0,
+            ramp: RampSchedule {
+                ramp_type,
+                percent_per_step: row.ramp_percent_per_step,
+                step_interval_days: unsigned(row.ramp_step_interval_days),
+                current_step: unsigned(row.ramp_current_step),
+                total_steps: unsigned(row.ramp_total_steps),
+                start_date: row.ramp_start_date,
+            },
+            all_enabled_accounts: row.all_enabled_accounts,
+            next_execution_date: row.next_execution_date,
+            last_execution_date: row.last_execution_date,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// Row locks a reading transaction takes on a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// Plain read.
+    None,
+    /// `FOR SHARE`: the plan may not be changed or deleted until the transaction ends.
+    Share,
+    /// `FOR UPDATE`: exclusive.
+    Update,
+}
+
+/// Inserts a plan and returns it as stored.
+pub async fn insert_plan(
+    conn: &mut PgConnection,
+    id: Uuid,
+    spec: &PlanSpec,
+    start_date: DateTime<Utc>,
+    next_execution_date: Option<DateTime<Utc>>,
+    all_enabled_accounts: bool,
+) -> PlannerResult<Plan> {
+    let sql = format!(
+        "INSERT INTO plans (id, name, enabled, auto_purchase, notification_days_before, services,
+             ramp_type, ramp_percent_per_step, ramp_step_interval_days, ramp_total_steps,
+             ramp_current_step, ramp_start_date, all_enabled_accounts, next_execution_date)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13)
+         RETURNING {PLAN_COLUMNS}"
+    );
+    let row: PlanRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(&spec.name)
+        .bind(spec.enabled)
+        .bind(spec.auto_purchase)
+        .bind(signed(spec.notification_days_before))
+        .bind(Json(&spec.services))
+        .bind(spec.ramp.ramp_type.as_str())
+        .bind(spec.ramp.percent_per_step)
+        .bind(signed(spec.ramp.step_interval_days))
+        .bind(signed(spec.ramp.total_steps))
+        .bind(start_date)
+        .bind(all_enabled_accounts)
+        .bind(next_execution_date)
+        .fetch_one(conn)
+        .await
+        .map_err(db("insert plan"))?;
+    row.try_into()
+}
+
+/// Replaces a plan's writable fields and schedule; returns the plan as stored, or
+/// `None` when it does not exist.
+pub async fn update_plan(
+    conn: &mut PgConnection,
+    id: Uuid,
+    spec: &PlanSpec,
+    ramp: &RampSchedule,
+    next_execution_date: Option<DateTime<Utc>>,
+) -> PlannerResult<Option<Plan>> {
+    let sql = format!(
+        "UPDATE plans SET name = $2, enabled = $3, auto_purchase = $4, notification_days_before = $5,
+             services = $6, ramp_type = $7, ramp_percent_per_step = $8, ramp_step_interval_days = $9,
+             ramp_total_steps = $10, ramp_start_date = $11, next_execution_date = $12,
+             updated_at = now()
+         WHERE id = $1
+         RETURNING {PLAN_COLUMNS}"
+    );
+    let row: Option<PlanRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(&spec.name)
+        .bind(spec.enabled)
+        .bind(spec.auto_purchase)
+        .bind(signed(spec.notification_days_before))
+        .bind(Json(&spec.services))
+        .bind(ramp.ramp_type.as_str())
+        .bind(ramp.percent_per_step)
+        .bind(signed(ramp.step_interval_days))
+        .bind(signed(ramp.total_steps))
+        .bind(ramp.start_date)
+        .bind(next_execution_date)
+        .fetch_optional(conn)
+        .await
+        .map_err(db("update plan"))?;
+    row.map(Plan::try_from).transpose()
+}
+
+/// Returns one plan, taking the given row lock.
+pub async fn get_plan(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lock: Lock,
+) -> PlannerResult<Option<Plan>> {
+    let suffix = match lock {
+        Lock::None => "",
+        Lock::Share => " FOR SHARE",
+        Lock::Update => " FOR UPDATE",
+    };
+    let sql = format!("SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1{suffix}");
+    let row: Option<PlanRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db("get plan"))?;
+    row.map(Plan::try_from).transpose()
+}
+
+/// Returns every plan, ordered by name.
+pub async fn list_plans(conn: &mut PgConnection) -> PlannerResult<Vec<Plan>> {
+    let sql = format!("SELECT {PLAN_COLUMNS} FROM plans ORDER BY name, id");
+    let rows: Vec<PlanRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(conn)
+        .await
+        .map_err(db("list plans"))?;
+    rows.into_iter().map(Plan::try_from).collect()
+}
+
+/// Deletes a plan and its account list; returns false when there was none.
+pub async fn delete_plan(conn: &mut PgConnection, id: Uuid) -> PlannerResult<bool> {
+    let result = sqlx::query("DELETE FROM plans WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(db("delete plan"))?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Returns the plan's explicit account ids in the order they were given.
+pub async fn plan_account_ids(conn: &mut PgConnection, plan_id: Uuid) -> PlannerResult<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT account_id FROM plan_accounts WHERE plan_id = $1 ORDER BY position, account_id",
+    )
+    .bind(plan_id)
+    .fetch_all(conn)
+    .await
+    .map_err(db("list plan accounts"))
+}
+
+/// Replaces the plan's account list: the explicit `account_ids`, or none with
+/// `all_enabled_accounts` set when the list is empty. Call inside a transaction.
+pub async fn replace_plan_accounts(
+    conn: &mut PgConnection,
+    plan_id: Uuid,
+    account_ids: &[Uuid],
+) -> PlannerResult<()> {
+    sqlx::query("DELETE FROM plan_accounts WHERE plan_id = $1")
+        .bind(plan_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("clear plan accounts"))?;
+    if !account_ids.is_empty() {
+        let positions: Vec<i32> = (0..account_ids.len())
+            .map(|index| signed(index as u32))
+            .collect();
+        sqlx::query(
+            "INSERT INTO plan_accounts (plan_id, account_id, position)
+             SELECT $1, account_id, position FROM UNNEST($2::uuid[], $3::int4[]) AS t(account_id, position)",
+        )
+        .bind(plan_id)
+        .bind(account_ids)
+        .bind(&positions)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("insert plan accounts"))?;
+    }
+    sqlx::query("UPDATE plans SET all_enabled_accounts = $2, updated_at = now() WHERE id = $1")
+        .bind(plan_id)
+        .bind(account_ids.is_empty())
+        .execute(&mut *conn)
+        .await
+        .map_err(db("set plan account mode"))?;
+    Ok(())
+}
+
+/// Replaces the plan's standing recommendations; returns false when the plan does not
+/// exist.
+pub async fn set_recommendations(
+    conn: &mut PgConnection,
+    plan_id: Uuid,
+    recommendations: &[Recommendation],
+) -> PlannerResult<bool> {
+    let result =
+        sqlx::query("UPDATE plans SET recommendations = $2, updated_at = now() WHERE id = $1")
+            .bind(plan_id)
+            .bind(Json(recommendations))
+            .execute(conn)
+            .await
+            .map_err(db("set plan recommendations"))?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Returns the plan's standing recommendations, or `None` when the plan does not exist.
+pub async fn get_recommendations(
+    conn: &mut PgConnection,
+    plan_id: Uuid,
+) -> PlannerResult<Option<Vec<Recommendation>>> {
+    let stored: Option<Json<Vec<Recommendation>>> =
+        sqlx::query_scalar("SELECT recommendations FROM plans WHERE id = $1")
+            .bind(plan_id)
+            .fetch_optional(conn)
+            .await
+            .map_err(db("get plan recommendations"))?;
+    Ok(stored.map(|json| json.0))
+}
+
+/// Returns the ids of enabled plans due at `now`, oldest date first.
+pub async fn due_plan_ids(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> PlannerResult<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT id FROM plans
+         WHERE enabled AND next_execution_date IS NOT NULL AND next_execution_date <= $1
+         ORDER BY next_execution_date, id
+         LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .map_err(db("list due plans"))
+}
+
+/// Locks one plan if it is still due at `now` and no other transaction holds it.
+pub async fn lock_due_plan(
+    conn: &mut PgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> PlannerResult<Option<Plan>> {
+    let sql = format!(
+        "SELECT {PLAN_COLUMNS} FROM plans
+         WHERE id = $1 AND enabled AND next_execution_date IS NOT NULL AND next_execution_date <= $2
+         FOR UPDATE SKIP LOCKED"
+    );
+    let row: Option<PlanRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(now)
+        .fetch_optional(conn)
+        .await
+        .map_err(db("lock due plan"))?;
+    row.map(Plan::try_from).transpose()
+}
+
+/// Moves a plan's next date while its step is still `expected_step` (compare-and-set);
+/// returns false when the step moved meanwhile.
+pub async fn move_next_date(
+    conn: &mut PgConnection,
+    id: Uuid,
+    expected_step: u32,
+    next_execution_date: Option<DateTime<Utc>>,
+) -> PlannerResult<bool> {
+    let result = sqlx::query(
+        "UPDATE plans SET next_execution_date = $3, updated_at = now()
+         WHERE id = $1 AND ramp_current_step = $2",
+    )
+    .bind(id)
+    .bind(signed(expected_step))
+    .bind(next_execution_date)
+    .execute(conn)
+    .await
+    .map_err(db("move plan date"))?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Advances the plan's step from `step - 1` to `step` (compare-and-set) and sets its next
+/// date, and its last execution date when given; returns false when the plan was not at
+/// `step - 1`.
+pub async fn advance_step(
+    conn: &mut PgConnection,
+    id: Uuid,
+    step: u32,
+    next_execution_date: Option<DateTime<Utc>>,
+    last_execution_date: Option<DateTime<Utc>>,
+) -> PlannerResult<bool> {
+    let result = sqlx::query(
+        "UPDATE plans SET ramp_current_step = $2, next_execution_date = $3,
+             last_execution_date = COALESCE($4, last_execution_date), updated_at = now()
+         WHERE id = $1 AND ramp_current_step = $2 - 1 AND $2 <= ramp_total_steps",
+    )
+    .bind(id)
+    .bind(signed(step))
+    .bind(next_execution_date)
+    .bind(last_execution_date)
+    .execute(conn)
+    .await
+    .map_err(db("advance plan step"))?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Checks the sweeper's fencing token for `task` against the highest seen and records
+/// it: a lower one is refused, an equal one accepted, a higher one stored. The row stays
+/// locked until the caller's transaction ends, so the check holds for what the
+/// transaction does.
+pub async fn check_fencing(conn: &mut PgConnection, task: &str, token: i64) -> PlannerResult<()> {
+    let accepted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO fencing AS f (task, token) VALUES ($1, $2)
+         ON CONFLICT (task) DO UPDATE SET token = EXCLUDED.token, updated_at = now()
+             WHERE f.token <= EXCLUDED.token
+         RETURNING token",
+    )
+    .bind(task)
+    .bind(token)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db("check fencing token"))?;
+    if accepted.is_some() {
+        return Ok(());
+    }
+    let highest: i64 = sqlx::query_scalar("SELECT token FROM fencing WHERE task = $1")
+        .bind(task)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db("read fencing token"))?;
+    Err(PlannerError::StaleFencingToken {
+        task: task.to_owned(),
+        presented: token,
+        highest,
+    })
+}

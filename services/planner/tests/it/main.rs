@@ -1,0 +1,7 @@
+//! Integration tests of the planner: its gRPC contract next to fake dependencies, and the
+//! plan routes of the REST contract through the whole stack.
+
+mod end_to_end;
+mod grpc;
+mod rest;
+mod support;
