@@ -21,6 +21,9 @@ pub enum ErrorCode {
     AlreadyExists,
     Conflict,
     Gone,
+    /// A fenced call (sweeper → executor/planner) carried a token lower than one
+    /// already seen for its task: the caller's lock was taken over.
+    StaleFencingToken,
     PayloadTooLarge,
     UnsupportedMediaType,
     Internal,
@@ -47,6 +50,7 @@ const TABLE: &[Row] = &[
     Row { code: ErrorCode::AlreadyExists, name: "already_exists", grpc: Code::AlreadyExists, http: 409 },
     Row { code: ErrorCode::Conflict, name: "conflict", grpc: Code::FailedPrecondition, http: 409 },
     Row { code: ErrorCode::Gone, name: "gone", grpc: Code::FailedPrecondition, http: 410 },
+    Row { code: ErrorCode::StaleFencingToken, name: "stale_fencing_token", grpc: Code::Aborted, http: 409 },
     Row { code: ErrorCode::PayloadTooLarge, name: "payload_too_large", grpc: Code::ResourceExhausted, http: 413 },
     Row { code: ErrorCode::UnsupportedMediaType, name: "unsupported_media_type", grpc: Code::InvalidArgument, http: 415 },
     Row { code: ErrorCode::Internal, name: "internal", grpc: Code::Internal, http: 500 },

@@ -34,6 +34,9 @@ pub struct Tuning {
     /// Prefix of the Redis lock keys (`cudly:lock:task:`); tests sharing one Redis use
     /// their own.
     pub lock_key_prefix: String,
+    /// A pause between listing stranded roots and acting on them. Tests use it to
+    /// make an execution finish in between; zero in production.
+    pub pause_before_acting: Duration,
 }
 
 impl Default for Tuning {
@@ -50,6 +53,7 @@ impl Default for Tuning {
             run_loops: true,
             batch_limit: 500,
             lock_key_prefix: cudly_lock::DEFAULT_KEY_PREFIX.to_owned(),
+            pause_before_acting: Duration::ZERO,
         }
     }
 }

@@ -127,6 +127,9 @@ async fn recover_stranded(
         found: stale.len() as u32,
         ..Counts::default()
     };
+    if !config.tuning.pause_before_acting.is_zero() {
+        tokio::time::sleep(config.tuning.pause_before_acting).await;
+    }
     for execution in stale {
         if !guard.is_held() {
             return Err(TaskStop::LockLost(counts));
