@@ -41,9 +41,11 @@ impl Victim {
                 .map(|caller| (caller, secrets.internal_token(caller)))
                 .collect(),
         );
-        let mut runner = cudly_executor::config::RunnerSettings::default();
-        runner.stranded_running_after = STALE_AFTER;
-        runner.poll_interval = Duration::from_secs(3600);
+        let runner = cudly_executor::config::RunnerSettings {
+            stranded_running_after: STALE_AFTER,
+            poll_interval: Duration::from_secs(3600),
+            ..Default::default()
+        };
         let config = cudly_executor::config::Config {
             addr: "127.0.0.1:0".parse().unwrap(),
             database_url: stack.db.secret_url(),
