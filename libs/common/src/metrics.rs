@@ -34,7 +34,9 @@ pub fn prometheus_handle() -> PrometheusHandle {
                 .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder is already installed, some metrics may be missing");
+                tracing::warn!(
+                    "a metrics recorder is already installed, some metrics may be missing"
+                );
             }
             handle
         })
@@ -55,7 +57,15 @@ pub async fn serve_metrics(addr: SocketAddr, cancel: CancellationToken) -> anyho
     prometheus_handle();
     let app = axum::Router::new().route(
         "/metrics",
-        get(|| async { ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], render()) }),
+        get(|| async {
+            (
+                [(
+                    http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                render(),
+            )
+        }),
     );
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "metrics listening");
@@ -91,7 +101,10 @@ impl<S> tower::Layer<S> for RpcMetricsLayer {
     type Service = RpcMetrics<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RpcMetrics { inner, service: self.service }
+        RpcMetrics {
+            inner,
+            service: self.service,
+        }
     }
 }
 
@@ -139,9 +152,14 @@ where
                     .to_owned(),
                 Err(_) => "transport".to_owned(),
             };
-            let labels = [("service", service.to_owned()), ("method", method), ("code", code)];
+            let labels = [
+                ("service", service.to_owned()),
+                ("method", method),
+                ("code", code),
+            ];
             metrics::counter!(GRPC_REQUESTS_TOTAL, &labels).increment(1);
-            metrics::histogram!(GRPC_REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
+            metrics::histogram!(GRPC_REQUEST_DURATION, &labels)
+                .record(started.elapsed().as_secs_f64());
             result
         })
     }
@@ -150,7 +168,10 @@ where
 /// Starts the `/metrics` listener of a standalone service binary on
 /// `CUDLY_<SERVICE>_METRICS_ADDR` (default `default_addr`); cancel the returned token
 /// to stop it.
-pub fn spawn_standalone(service: &str, default_addr: &str) -> crate::config::ConfigResult<CancellationToken> {
+pub fn spawn_standalone(
+    service: &str,
+    default_addr: &str,
+) -> crate::config::ConfigResult<CancellationToken> {
     let variable = format!("CUDLY_{}_METRICS_ADDR", service.to_ascii_uppercase());
     let addr = crate::config::addr_var(&variable, default_addr)?;
     let cancel = CancellationToken::new();
