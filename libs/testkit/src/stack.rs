@@ -168,6 +168,15 @@ impl TestStack {
         Ok((status, json))
     }
 
+    /// Stops every service gracefully but keeps the database and the sandbox, for tests
+    /// that look at what a shutdown left behind.
+    pub async fn stop_services(&mut self) -> anyhow::Result<()> {
+        match self.stack.take() {
+            Some(stack) => stack.stop().await,
+            None => Ok(()),
+        }
+    }
+
     /// Stops every service gracefully.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let stopped = match self.stack.take() {

@@ -26,10 +26,22 @@ pub struct StackConfig {
     pub executor_addr: SocketAddr,
     pub sweeper_addr: SocketAddr,
     pub secrets: Secrets,
+    /// AWS region, endpoint override and timeouts of the services that call AWS.
+    pub aws: cudly_accounts::config::AwsSettings,
+    /// The accounts service's own credentials for AssumeRole (role_arn mode); `None`:
+    /// the SDK's default provider chain. Tests set keys of the AWS sandbox.
+    pub aws_ambient_credentials: Option<cudly_accounts::config::SessionCredentials>,
+    /// The previous credential key during a rotation (`CUDLY_CREDENTIAL_OLD_KEY` or
+    /// `CUDLY_CREDENTIAL_OLD_KEY_FILE`).
+    pub credential_old_key: Option<cudly_accounts::config::CredentialKey>,
     /// How often each service re-checks its dependencies.
     pub health_interval: Duration,
     /// Creates the database when it is missing (dev mode and tests).
     pub create_database: bool,
+    /// Sweeper intervals, lock TTL, stranded thresholds and re-drive budget.
+    pub sweeper: cudly_sweeper::config::Tuning,
+    /// Executor fan-out bound, approval lifetime, lease timing, polling.
+    pub executor: cudly_executor::config::RunnerSettings,
 }
 
 impl StackConfig {
@@ -46,8 +58,23 @@ impl StackConfig {
             executor_addr: any_port,
             sweeper_addr: any_port,
             secrets: Secrets::generate(),
+            aws: cudly_accounts::config::AwsSettings::default(),
+            aws_ambient_credentials: None,
+            credential_old_key: None,
             health_interval: Duration::from_millis(250),
             create_database: false,
+            // Tests run sweeps on demand (RunTask), never on a timer behind their back.
+            sweeper: cudly_sweeper::config::Tuning {
+                run_loops: false,
+                // Tests share one Redis: each stack locks under its own prefix.
+                lock_key_prefix: format!("cudly-test:{}:lock:task:", random_suffix()),
+                ..Default::default()
+            },
+            executor: cudly_executor::config::RunnerSettings {
+                poll_interval: Duration::from_millis(200),
+                settle_margin: Duration::from_millis(200),
+                ..Default::default()
+            },
         }
     }
 
@@ -65,8 +92,13 @@ impl StackConfig {
             executor_addr: env::addr_var("CUDLY_EXECUTOR_ADDR", "127.0.0.1:0")?,
             sweeper_addr: env::addr_var("CUDLY_SWEEPER_ADDR", "127.0.0.1:0")?,
             secrets,
+            aws: cudly_accounts::config::aws_settings_from_env()?,
+            aws_ambient_credentials: None,
+            credential_old_key: cudly_accounts::crypto::old_key_from_env()?,
             health_interval: env::duration_var("CUDLY_HEALTH_INTERVAL", Duration::from_secs(2))?,
             create_database: env::is_dev_mode(),
+            sweeper: cudly_sweeper::config::Tuning::from_env()?,
+            executor: cudly_executor::config::RunnerSettings::from_env()?,
         })
     }
 
@@ -95,6 +127,12 @@ async fn bind(addr: SocketAddr, service: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the {service} address {addr}"))
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    hex::encode(bytes)
 }
 
 fn url(addr: SocketAddr) -> String {
@@ -130,6 +168,15 @@ impl Stack {
                 database_url: config.database_url.clone(),
                 auth: config.auth(cudly_accounts::config::ACCEPTED_CALLERS),
                 health_interval: config.health_interval,
+                credential_keys: cudly_accounts::config::CredentialKeys::new(
+                    cudly_accounts::config::CredentialKey::from_hex(
+                        config.secrets.credential_key_hex(),
+                    )
+                    .map_err(|problem| anyhow::anyhow!("the credential key {problem}"))?,
+                    config.credential_old_key.clone(),
+                ),
+                aws: config.aws.clone(),
+                aws_ambient_credentials: config.aws_ambient_credentials.clone(),
             },
             accounts_listener,
         )?;
@@ -142,6 +189,10 @@ impl Stack {
                 database_url: config.database_url.clone(),
                 auth: config.auth(cudly_planner::config::ACCEPTED_CALLERS),
                 health_interval: config.health_interval,
+                internal_token: config.secrets.internal_token(Caller::Planner),
+                accounts_url: url(accounts_addr),
+                executor_url: url(executor_addr),
+                call_timeout: cudly_planner::config::DEFAULT_CALL_TIMEOUT,
             },
             planner_listener,
         )?;
@@ -154,6 +205,11 @@ impl Stack {
                 database_url: config.database_url.clone(),
                 auth: config.auth(cudly_executor::config::ACCEPTED_CALLERS),
                 health_interval: config.health_interval,
+                accounts_url: url(accounts_addr),
+                planner_url: url(planner_addr),
+                internal_token: config.secrets.internal_token(Caller::Executor),
+                aws: config.aws.clone(),
+                runner: config.executor.clone(),
             },
             executor_listener,
         )?;
@@ -163,9 +219,16 @@ impl Stack {
         let sweeper = cudly_sweeper::app::App::from_listener(
             cudly_sweeper::config::Config {
                 addr: sweeper_addr,
-                database_url: config.database_url.clone(),
-                auth: config.auth(cudly_sweeper::config::ACCEPTED_CALLERS),
                 health_interval: config.health_interval,
+                tuning: config.sweeper.clone(),
+                ..cudly_sweeper::config::Config::new(
+                    config.database_url.clone(),
+                    config.redis_url.clone(),
+                    config.auth(cudly_sweeper::config::ACCEPTED_CALLERS),
+                    config.secrets.internal_token(Caller::Sweeper),
+                    url(executor_addr),
+                    url(planner_addr),
+                )
             },
             sweeper_listener,
         )?;

@@ -1,18 +1,28 @@
-//! Start-up of the executor service: bind, connect, migrate, serve until stopped.
+//! Start-up of the executor service: bind, connect, migrate, serve until stopped, with
+//! the runner's poll loop in the background.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
+use cudly_common::grpc::client_channel;
 use cudly_common::server::{ServiceSpec, serve};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::grpc;
+use crate::runner::Runner;
+use crate::runner::cloud::{AwsConnector, CloudConnector};
+use crate::service::Executor;
 
 /// Postgres schema owned by this service.
 pub const SCHEMA: &str = "executor";
+
+/// Connections kept besides one per concurrent account run (a run may hold one for an
+/// offering lock while it buys).
+const SPARE_CONNECTIONS: u32 = 10;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -20,6 +30,7 @@ pub struct App {
     config: Config,
     listener: TcpListener,
     pool: PgPool,
+    cloud: Arc<dyn CloudConnector>,
 }
 
 impl App {
@@ -33,12 +44,24 @@ impl App {
 
     /// Uses an already bound listener (the all-in-one binary binds every port first).
     pub fn from_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
-        let pool = cudly_common::db::lazy_pool(&config.database_url, SCHEMA, 10)?;
+        config.runner.validate()?;
+        let max_connections = u32::try_from(config.runner.max_account_parallelism)
+            .unwrap_or(u32::MAX / 2)
+            + SPARE_CONNECTIONS;
+        let pool = cudly_common::db::lazy_pool(&config.database_url, SCHEMA, max_connections)?;
+        let cloud: Arc<dyn CloudConnector> = Arc::new(AwsConnector::new(config.aws.clone()));
         Ok(Self {
             config,
             listener,
             pool,
+            cloud,
         })
+    }
+
+    /// Replaces the cloud the runner buys through (tests and benchmarks).
+    pub fn with_cloud(mut self, cloud: Arc<dyn CloudConnector>) -> Self {
+        self.cloud = cloud;
+        self
     }
 
     /// Returns the bound address (port 0 resolved).
@@ -48,11 +71,36 @@ impl App {
             .expect("bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes. The runner polls in the background; at
+    /// shutdown every run finishes its current step before the server stops.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let accounts = client_channel(
+            &self.config.accounts_url,
+            &self.config.internal_token,
+            self.config.runner.rpc_timeout,
+        )?;
+        let planner = client_channel(
+            &self.config.planner_url,
+            &self.config.internal_token,
+            self.config.runner.rpc_timeout,
+        )?;
+        let runner = Runner::new(
+            self.pool.clone(),
+            self.config.runner.clone(),
+            self.cloud.clone(),
+            accounts,
+            planner,
+        );
+        tracing::info!(
+            process_id = runner.process_id(),
+            parallelism = self.config.runner.max_account_parallelism,
+            "executor runner ready"
+        );
+        runner.spawn_poll_loop();
+        let executor = Executor::new(self.pool.clone(), runner.clone());
         let spec = ServiceSpec {
             name: "executor",
             grpc_name: grpc::SERVICE_NAME,
@@ -61,7 +109,13 @@ impl App {
             health_interval: self.config.health_interval,
             extra_checks: Vec::new(),
         };
-        let routes = grpc::routes(&self.config, self.pool.clone());
+        let routes = grpc::routes(&self.config, executor);
+        let stop_runner = runner.clone();
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("executor stopping: finishing the current steps");
+            stop_runner.stop().await;
+        };
         serve(spec, self.listener, self.pool, routes, shutdown).await
     }
 }

@@ -1,25 +1,570 @@
 //! The gRPC edge of the executor service: proto types are converted to domain types here
-//! and nowhere else. Methods not implemented yet answer UNIMPLEMENTED (generated stubs).
+//! and nowhere else; each handler checks its caller, then calls the service layer.
 
+use chrono::{DateTime, Utc};
+use cudly_common::ApiError;
+use cudly_common::grpc::{Caller, require_caller};
+use cudly_proto::common::v1 as common_pb;
+use cudly_proto::executor::v1 as pb;
 use cudly_proto::executor::v1::executor_service_server::{ExecutorService, ExecutorServiceServer};
-use sqlx::PgPool;
 use tonic::service::interceptor::InterceptedService;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::config::Config;
+use crate::domain::recommendation::{Recommendation, RecommendationDetails};
+use crate::domain::status::{ExecutionStatus, Source};
+use crate::domain::targets::parse_targets;
+use crate::repo::attempts::AttemptRow;
+use crate::repo::executions::RootFilter;
+use crate::repo::history::{HistoryFilter, PurchaseRow};
+use crate::service::{
+    AttemptTarget, CreateRequest, Decision, ExecutionView, Executor, ResolveRequest,
+};
 
 /// Fully qualified name of the service, reported in health.
 pub const SERVICE_NAME: &str = cudly_proto::executor::v1::executor_service_server::SERVICE_NAME;
 
 /// The service implementation.
 pub struct ExecutorGrpc {
-    #[allow(dead_code)]
-    pool: PgPool,
+    executor: Executor,
 }
 
-impl ExecutorService for ExecutorGrpc {}
-
 /// Returns the routes of this service behind the internal-token check.
-pub fn routes(config: &Config, pool: PgPool) -> tonic::service::Routes {
-    let service = ExecutorServiceServer::new(ExecutorGrpc { pool });
+pub fn routes(config: &Config, executor: Executor) -> tonic::service::Routes {
+    let service = ExecutorServiceServer::new(ExecutorGrpc { executor });
     tonic::service::Routes::new(InterceptedService::new(service, config.auth.clone()))
+}
+
+const GATEWAY: &[Caller] = &[Caller::Gateway];
+const GATEWAY_OR_PLANNER: &[Caller] = &[Caller::Gateway, Caller::Planner];
+const PLANNER: &[Caller] = &[Caller::Planner];
+const SWEEPER: &[Caller] = &[Caller::Sweeper];
+
+#[tonic::async_trait]
+impl ExecutorService for ExecutorGrpc {
+    #[tracing::instrument(skip_all, fields(rpc = "CreateExecution", caller))]
+    async fn create_execution(
+        &self,
+        request: Request<pb::CreateExecutionRequest>,
+    ) -> Result<Response<pb::CreateExecutionResponse>, Status> {
+        let caller = require_caller(&request, GATEWAY_OR_PLANNER)?;
+        tracing::Span::current().record("caller", caller.name());
+        let request = request.into_inner();
+        if request.auto_approve && caller != Caller::Planner {
+            return Err(ApiError::permission_denied(
+                "only the planner may create approved executions",
+            )
+            .into());
+        }
+        let create = CreateRequest {
+            plan_id: parse_optional_id("plan_id", request.plan_id.as_deref())?,
+            step_number: request.step_number,
+            scheduled_date: request.scheduled_date.as_ref().and_then(from_timestamp),
+            targets: parse_targets(&request.target_account_ids)?,
+            recommendations: request
+                .recommendations
+                .into_iter()
+                .enumerate()
+                .map(|(index, rec)| recommendation_from_proto(index, rec))
+                .collect::<Result<_, _>>()?,
+            creation_key: request.creation_key,
+            idempotency_key: request.idempotency_key,
+            request_hash: request.request_hash,
+            auto_approve: request.auto_approve,
+            source: Source::parse_creation(&request.source)?,
+            actor: request.actor,
+            caller_is_planner: caller == Caller::Planner,
+        };
+        let created = self.executor.create(create).await?;
+        Ok(Response::new(pb::CreateExecutionResponse {
+            execution: Some(execution_to_proto(&created.view)),
+            approval_token: created
+                .approval_token
+                .as_ref()
+                .map(|token| token.reveal().to_owned()),
+            created: created.created,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetExecution", execution_id))]
+    async fn get_execution(
+        &self,
+        request: Request<pb::GetExecutionRequest>,
+    ) -> Result<Response<pb::Execution>, Status> {
+        require_caller(&request, GATEWAY)?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        tracing::Span::current().record("execution_id", tracing::field::display(id));
+        let view = self.executor.get(id).await?;
+        Ok(Response::new(execution_to_proto(&view)))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListExecutions"))]
+    async fn list_executions(
+        &self,
+        request: Request<pb::ListExecutionsRequest>,
+    ) -> Result<Response<pb::ListExecutionsResponse>, Status> {
+        require_caller(&request, GATEWAY)?;
+        let request = request.into_inner();
+        let filter = RootFilter {
+            plan_id: parse_optional_id("plan_id", request.plan_id.as_deref())?,
+            status: request
+                .status
+                .as_deref()
+                .map(|status| ExecutionStatus::parse_field("status", status))
+                .transpose()?,
+            account_ids: parse_ids("account_ids", &request.account_ids)?,
+            limit: request.limit.map(i64::from),
+        };
+        let views = self.executor.list(&filter).await?;
+        Ok(Response::new(pb::ListExecutionsResponse {
+            executions: views.iter().map(execution_to_proto).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ApproveExecution", execution_id, by_token))]
+    async fn approve_execution(
+        &self,
+        request: Request<pb::ApproveExecutionRequest>,
+    ) -> Result<Response<pb::Execution>, Status> {
+        require_caller(&request, GATEWAY)?;
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id)?;
+        let span = tracing::Span::current();
+        span.record("execution_id", tracing::field::display(id));
+        span.record("by_token", request.token.is_some());
+        let view = self
+            .executor
+            .decide(
+                id,
+                Decision::Approve,
+                request.token.as_deref(),
+                &request.actor,
+            )
+            .await?;
+        Ok(Response::new(execution_to_proto(&view)))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "CancelExecution", execution_id, by_token))]
+    async fn cancel_execution(
+        &self,
+        request: Request<pb::CancelExecutionRequest>,
+    ) -> Result<Response<pb::Execution>, Status> {
+        require_caller(&request, GATEWAY)?;
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id)?;
+        let span = tracing::Span::current();
+        span.record("execution_id", tracing::field::display(id));
+        span.record("by_token", request.token.is_some());
+        let view = self
+            .executor
+            .decide(
+                id,
+                Decision::Cancel,
+                request.token.as_deref(),
+                &request.actor,
+            )
+            .await?;
+        Ok(Response::new(execution_to_proto(&view)))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "PreviewApproval", execution_id))]
+    async fn preview_approval(
+        &self,
+        request: Request<pb::PreviewApprovalRequest>,
+    ) -> Result<Response<pb::PreviewApprovalResponse>, Status> {
+        require_caller(&request, GATEWAY)?;
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id)?;
+        tracing::Span::current().record("execution_id", tracing::field::display(id));
+        let (view, approvable) = self.executor.preview(id, &request.token).await?;
+        Ok(Response::new(pb::PreviewApprovalResponse {
+            execution: Some(execution_to_proto(&view)),
+            approvable,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "RetryExecution", execution_id))]
+    async fn retry_execution(
+        &self,
+        request: Request<pb::RetryExecutionRequest>,
+    ) -> Result<Response<pb::Execution>, Status> {
+        require_caller(&request, GATEWAY)?;
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id)?;
+        tracing::Span::current().record("execution_id", tracing::field::display(id));
+        let view = self.executor.retry(id, &request.actor).await?;
+        Ok(Response::new(execution_to_proto(&view)))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListPurchaseHistory"))]
+    async fn list_purchase_history(
+        &self,
+        request: Request<pb::ListPurchaseHistoryRequest>,
+    ) -> Result<Response<pb::ListPurchaseHistoryResponse>, Status> {
+        require_caller(&request, GATEWAY)?;
+        let request = request.into_inner();
+        let filter = HistoryFilter {
+            account_ids: parse_ids("account_ids", &request.account_ids)?,
+            provider: request.provider,
+            service: request.service,
+            start: request.start.as_ref().and_then(from_timestamp),
+            end: request.end.as_ref().and_then(from_timestamp),
+            limit: request.limit.map(i64::from),
+        };
+        let rows = self.executor.history(&filter).await?;
+        Ok(Response::new(pb::ListPurchaseHistoryResponse {
+            purchases: rows.iter().map(purchase_to_proto).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ResolvePurchaseAttempt"))]
+    async fn resolve_purchase_attempt(
+        &self,
+        request: Request<pb::ResolvePurchaseAttemptRequest>,
+    ) -> Result<Response<pb::ResolvePurchaseAttemptResponse>, Status> {
+        use pb::resolve_purchase_attempt_request::{Resolution, Target};
+        require_caller(&request, GATEWAY)?;
+        let request = request.into_inner();
+        let target = match request.target {
+            Some(Target::IdempotencyToken(token)) => AttemptTarget::Token(token),
+            Some(Target::Item(item)) => AttemptTarget::Item {
+                execution_id: parse_id("item.execution_id", &item.execution_id)?,
+                index: item.index,
+            },
+            None => return Err(ApiError::invalid_field("target", "is required").into()),
+        };
+        let bought_commitment_id = match request.resolution {
+            Some(Resolution::Bought(bought)) => Some(bought.commitment_id),
+            Some(Resolution::NotBought(_)) => None,
+            None => return Err(ApiError::invalid_field("resolution", "is required").into()),
+        };
+        let attempt = self
+            .executor
+            .resolve_attempt(ResolveRequest {
+                target,
+                bought_commitment_id,
+                actor: request.actor,
+            })
+            .await?;
+        Ok(Response::new(pb::ResolvePurchaseAttemptResponse {
+            attempt: Some(attempt_to_proto(&attempt)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "HasLiveExecution"))]
+    async fn has_live_execution(
+        &self,
+        request: Request<pb::HasLiveExecutionRequest>,
+    ) -> Result<Response<pb::HasLiveExecutionResponse>, Status> {
+        require_caller(&request, PLANNER)?;
+        let plan_id = parse_id("plan_id", &request.get_ref().plan_id)?;
+        let ids = self.executor.live_roots_of_plan(plan_id).await?;
+        Ok(Response::new(pb::HasLiveExecutionResponse {
+            live: !ids.is_empty(),
+            execution_ids: ids.iter().map(Uuid::to_string).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ExpirePending"))]
+    async fn expire_pending(
+        &self,
+        request: Request<pb::ExpirePendingRequest>,
+    ) -> Result<Response<pb::ExpirePendingResponse>, Status> {
+        require_caller(&request, SWEEPER)?;
+        let request = request.into_inner();
+        let fencing = fencing(request.fencing)?;
+        let counts = self
+            .executor
+            .expire_pending(
+                &fencing.task,
+                fencing.token,
+                request.now.as_ref().and_then(from_timestamp),
+            )
+            .await?;
+        Ok(Response::new(pb::ExpirePendingResponse {
+            found: counts.found,
+            acted: counts.acted,
+            race_lost: counts.race_lost,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListStaleExecutions"))]
+    async fn list_stale_executions(
+        &self,
+        request: Request<pb::ListStaleExecutionsRequest>,
+    ) -> Result<Response<pb::ListStaleExecutionsResponse>, Status> {
+        require_caller(&request, SWEEPER)?;
+        let request = request.into_inner();
+        let fencing = fencing(request.fencing)?;
+        if request.approved_after_seconds == 0 || request.running_after_seconds == 0 {
+            return Err(ApiError::invalid(
+                "approved_after_seconds and running_after_seconds must be positive",
+            )
+            .into());
+        }
+        let rows = self
+            .executor
+            .list_stale(
+                &fencing.task,
+                fencing.token,
+                std::time::Duration::from_secs(request.approved_after_seconds),
+                std::time::Duration::from_secs(request.running_after_seconds),
+                request.limit,
+                request.now.as_ref().and_then(from_timestamp),
+            )
+            .await?;
+        Ok(Response::new(pb::ListStaleExecutionsResponse {
+            executions: rows
+                .iter()
+                .map(|row| pb::StaleExecution {
+                    id: row.id.to_string(),
+                    status: row.status.clone(),
+                    attempt: u32::try_from(row.attempt).unwrap_or_default(),
+                    updated_at: Some(timestamp(row.updated_at)),
+                    heartbeat_at: row.heartbeat_at.map(timestamp),
+                })
+                .collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "Redrive", execution_id))]
+    async fn redrive(
+        &self,
+        request: Request<pb::RedriveRequest>,
+    ) -> Result<Response<pb::RedriveResponse>, Status> {
+        require_caller(&request, SWEEPER)?;
+        let request = request.into_inner();
+        let id = parse_id("execution_id", &request.execution_id)?;
+        tracing::Span::current().record("execution_id", tracing::field::display(id));
+        let fencing = fencing(request.fencing)?;
+        let outcome = self
+            .executor
+            .redrive(id, &fencing.task, fencing.token, request.expected_attempt)
+            .await?;
+        Ok(Response::new(pb::RedriveResponse {
+            accepted: outcome.accepted,
+            outcome: outcome.outcome.to_owned(),
+            reason: outcome.reason,
+            attempt: u32::try_from(outcome.attempt).unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "SafeFail", execution_id))]
+    async fn safe_fail(
+        &self,
+        request: Request<pb::SafeFailRequest>,
+    ) -> Result<Response<pb::SafeFailResponse>, Status> {
+        require_caller(&request, SWEEPER)?;
+        let request = request.into_inner();
+        let id = parse_id("execution_id", &request.execution_id)?;
+        tracing::Span::current().record("execution_id", tracing::field::display(id));
+        let fencing = fencing(request.fencing)?;
+        let outcome = self
+            .executor
+            .safe_fail(
+                id,
+                &fencing.task,
+                fencing.token,
+                &request.reason,
+                request.expected_attempt,
+            )
+            .await?;
+        Ok(Response::new(pb::SafeFailResponse {
+            status: outcome.status.as_str().to_owned(),
+            race_lost: outcome.race_lost,
+        }))
+    }
+}
+
+fn fencing(fencing: Option<common_pb::Fencing>) -> Result<common_pb::Fencing, ApiError> {
+    fencing.ok_or_else(|| ApiError::invalid_field("fencing", "is required"))
+}
+
+fn parse_id(field: &str, text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError::invalid_field(field, "must be a uuid"))
+}
+
+fn parse_optional_id(field: &str, text: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+    text.map(|text| parse_id(field, text)).transpose()
+}
+
+fn parse_ids(field: &str, texts: &[String]) -> Result<Vec<Uuid>, ApiError> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(index, text)| parse_id(&format!("{field}[{index}]"), text))
+        .collect()
+}
+
+fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: at.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn from_timestamp(ts: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::<Utc>::from_timestamp(ts.seconds, u32::try_from(ts.nanos).ok()?)
+}
+
+fn recommendation_from_proto(
+    index: usize,
+    rec: common_pb::Recommendation,
+) -> Result<Recommendation, ApiError> {
+    let details = rec.details.unwrap_or_default();
+    Ok(Recommendation {
+        provider: rec.provider,
+        service: rec.service,
+        region: rec.region,
+        resource_type: rec.resource_type,
+        engine: rec.engine,
+        platform: rec.platform,
+        count: rec.count,
+        term: rec.term,
+        payment: rec.payment,
+        cloud_account_id: parse_optional_id(
+            &format!("recommendations[{index}].cloud_account_id"),
+            rec.cloud_account_id.as_deref(),
+        )?,
+        all_accounts: rec.all_accounts,
+        details: RecommendationDetails {
+            tenancy: details.tenancy,
+            offering_class: details.offering_class,
+            availability_zone: details.availability_zone,
+            multi_az: details.multi_az,
+            plan_type: details.plan_type,
+            hourly_commitment: details.hourly_commitment,
+            offering_id: details.offering_id,
+        },
+        upfront_cost: rec.upfront_cost,
+        monthly_savings: rec.monthly_savings,
+    })
+}
+
+fn recommendation_to_proto(rec: &Recommendation) -> common_pb::Recommendation {
+    common_pb::Recommendation {
+        provider: rec.provider.clone(),
+        service: rec.service.clone(),
+        region: rec.region.clone(),
+        resource_type: rec.resource_type.clone(),
+        engine: rec.engine.clone(),
+        platform: rec.platform.clone(),
+        count: rec.count,
+        term: rec.term,
+        payment: rec.payment.clone(),
+        cloud_account_id: rec.cloud_account_id.map(|id| id.to_string()),
+        all_accounts: rec.all_accounts,
+        details: Some(common_pb::RecommendationDetails {
+            tenancy: rec.details.tenancy.clone(),
+            offering_class: rec.details.offering_class.clone(),
+            availability_zone: rec.details.availability_zone.clone(),
+            multi_az: rec.details.multi_az,
+            plan_type: rec.details.plan_type.clone(),
+            hourly_commitment: rec.details.hourly_commitment.clone(),
+            offering_id: rec.details.offering_id.clone(),
+        }),
+        upfront_cost: rec.upfront_cost,
+        monthly_savings: rec.monthly_savings,
+    }
+}
+
+/// Returns the proto of an execution view (API.md "Execution").
+pub fn execution_to_proto(view: &ExecutionView) -> pb::Execution {
+    let row = &view.row;
+    let (total_items, total_upfront_cost) = if row.is_root() {
+        view.children
+            .iter()
+            .flat_map(|child| child.items.iter())
+            .fold((0u32, 0f64), |(count, cost), item| {
+                (
+                    count + 1,
+                    cost + item.recommendation.0.upfront_cost.unwrap_or(0.0),
+                )
+            })
+    } else {
+        view.items.iter().fold((0u32, 0f64), |(count, cost), item| {
+            (
+                count + 1,
+                cost + item.recommendation.0.upfront_cost.unwrap_or(0.0),
+            )
+        })
+    };
+    pb::Execution {
+        id: row.id.to_string(),
+        plan_id: row.plan_id.map(|id| id.to_string()),
+        parent_id: row.parent_id.map(|id| id.to_string()),
+        cloud_account_id: row.cloud_account_id.map(|id| id.to_string()),
+        status: row.status.clone(),
+        step_number: row.step_number.and_then(|step| u32::try_from(step).ok()),
+        scheduled_date: row.scheduled_date.map(timestamp),
+        created_at: Some(timestamp(row.created_at)),
+        updated_at: Some(timestamp(row.updated_at)),
+        started_at: row.started_at.map(timestamp),
+        completed_at: row.completed_at.map(timestamp),
+        error: row.error.clone(),
+        attempt: u32::try_from(row.attempt).unwrap_or_default(),
+        approved_by: row.approved_by.clone(),
+        source: row.source.clone(),
+        total_items,
+        total_upfront_cost,
+        recommendations: if row.is_root() {
+            row.recommendations
+                .0
+                .iter()
+                .map(recommendation_to_proto)
+                .collect()
+        } else {
+            Vec::new()
+        },
+        items: view
+            .items
+            .iter()
+            .map(|item| pb::ExecutionItem {
+                index: item.index(),
+                recommendation: Some(recommendation_to_proto(&item.recommendation.0)),
+                status: item.status.clone(),
+                commitment_id: item.commitment_id.clone(),
+                error: item.error.clone(),
+                purchased_at: item.purchased_at.map(timestamp),
+            })
+            .collect(),
+        children: view.children.iter().map(execution_to_proto).collect(),
+        approval_expires_at: if row.is_root() {
+            row.approval_expires_at.map(timestamp)
+        } else {
+            None
+        },
+    }
+}
+
+fn purchase_to_proto(row: &PurchaseRow) -> pb::Purchase {
+    pb::Purchase {
+        id: row.id.to_string(),
+        execution_id: row.execution_id.to_string(),
+        cloud_account_id: row.cloud_account_id.to_string(),
+        account_external_id: row.account_external_id.clone(),
+        plan_id: row.plan_id.map(|id| id.to_string()),
+        provider: row.provider.clone(),
+        service: row.service.clone(),
+        region: row.region.clone(),
+        resource_type: row.resource_type.clone(),
+        count: u32::try_from(row.count).unwrap_or_default(),
+        term: u32::try_from(row.term).unwrap_or_default(),
+        payment: row.payment.clone(),
+        commitment_id: row.commitment_id.clone(),
+        upfront_cost: row.upfront_cost,
+        purchased_at: Some(timestamp(row.purchased_at)),
+    }
+}
+
+fn attempt_to_proto(row: &AttemptRow) -> pb::PurchaseAttempt {
+    pb::PurchaseAttempt {
+        token_masked: cudly_common::idempotency::mask_token(&row.idempotency_token),
+        state: row.state.clone(),
+        commitment_id: row.commitment_id.clone(),
+        offering_id: row.offering_id.clone(),
+        started_at: Some(timestamp(row.started_at)),
+        sent_at: row.sent_at.map(timestamp),
+    }
 }

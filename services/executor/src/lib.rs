@@ -1,5 +1,11 @@
-//! The executor service of CUDly-rs (ARCHITECTURE.md).
+//! The executor service of CUDly-rs (ARCHITECTURE.md): the execution state machine,
+//! approval tokens, per-account parallel fan-out, idempotent purchasing and history.
 
 pub mod app;
 pub mod config;
+pub mod domain;
+pub mod error;
 mod grpc;
+pub mod repo;
+pub mod runner;
+pub mod service;

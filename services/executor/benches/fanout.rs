@@ -1,0 +1,222 @@
+//! Fan-out benchmark (not a test): 100 accounts x 3 items, 50 ms of sandbox latency on
+//! the purchase operations only, `CUDLY_MAX_ACCOUNT_PARALLELISM` 20. Prints the time
+//! from approval to the root's end and its ratio to the ideal
+//! ceil(accounts / parallelism) x items x latency.
+//!
+//! `cargo bench -p cudly-executor --bench fanout` (release), or
+//! `cargo bench -p cudly-executor --bench fanout --profile dev` for a quick run.
+//! Knobs: `FANOUT_ACCOUNTS`, `FANOUT_ITEMS` (1-3), `FANOUT_LATENCY_MS`,
+//! `FANOUT_PARALLELISM`, `FANOUT_RUNS`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use cudly_aws_sandbox::{AccountSpec, FaultSpec, Service};
+use cudly_common::grpc::{Caller, client_channel};
+use cudly_proto::common::v1::{Recommendation, RecommendationDetails};
+use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
+use cudly_proto::executor::v1::{ApproveExecutionRequest, CreateExecutionRequest};
+use cudly_testkit::TestStack;
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use uuid::Uuid;
+
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+/// The three lines every account buys, with the sandbox service and purchase action.
+fn lines() -> Vec<(Recommendation, Service, &'static str)> {
+    let base = Recommendation {
+        provider: "aws".to_owned(),
+        region: "us-east-1".to_owned(),
+        count: 1,
+        term: 1,
+        all_accounts: true,
+        ..Recommendation::default()
+    };
+    vec![
+        (
+            Recommendation {
+                service: "rds".to_owned(),
+                resource_type: "db.r5.large".to_owned(),
+                engine: Some("postgresql".to_owned()),
+                payment: "all-upfront".to_owned(),
+                ..base.clone()
+            },
+            Service::Rds,
+            "PurchaseReservedDBInstancesOffering",
+        ),
+        (
+            Recommendation {
+                service: "ec2".to_owned(),
+                resource_type: "m5.large".to_owned(),
+                platform: Some("Linux/UNIX".to_owned()),
+                payment: "no-upfront".to_owned(),
+                details: Some(RecommendationDetails {
+                    tenancy: Some("default".to_owned()),
+                    offering_class: Some("standard".to_owned()),
+                    ..RecommendationDetails::default()
+                }),
+                ..base.clone()
+            },
+            Service::Ec2,
+            "PurchaseReservedInstancesOffering",
+        ),
+        (
+            Recommendation {
+                service: "elasticache".to_owned(),
+                resource_type: "cache.m5.large".to_owned(),
+                engine: Some("redis".to_owned()),
+                payment: "partial-upfront".to_owned(),
+                ..base
+            },
+            Service::Elasticache,
+            "PurchaseReservedCacheNodesOffering",
+        ),
+    ]
+}
+
+async fn run() -> anyhow::Result<()> {
+    let accounts = knob("FANOUT_ACCOUNTS", 100) as usize;
+    let items = knob("FANOUT_ITEMS", 3).clamp(1, 3) as usize;
+    let latency_ms = knob("FANOUT_LATENCY_MS", 50);
+    let parallelism = knob("FANOUT_PARALLELISM", 20) as usize;
+    let runs = knob("FANOUT_RUNS", 3).max(1);
+
+    let stack = TestStack::start_with_sandbox_and(|config| {
+        config.executor.max_account_parallelism = parallelism;
+        config.executor.poll_interval = Duration::from_secs(5);
+    })
+    .await?;
+    let lines: Vec<_> = lines().into_iter().take(items).collect();
+    for (_, service, operation) in &lines {
+        stack
+            .sandbox()
+            .add_fault(FaultSpec::on(*service, *operation).latency(latency_ms, 0))
+            .await;
+    }
+
+    println!("registering {accounts} accounts");
+    let ids: Vec<String> = futures::stream::iter(0..accounts)
+        .map(|index| {
+            let stack = &stack;
+            async move {
+                let external_id = format!("4{:011}", index);
+                let key_id = format!("AKIAB{external_id}");
+                let secret = format!("benchSecret{external_id}abcdefghijklmnop");
+                stack
+                    .sandbox()
+                    .add_account(AccountSpec::new(&external_id).with_access_key(&key_id, &secret))
+                    .await;
+                let body = json!({
+                    "name": format!("bench-{index}"), "provider": "aws", "external_id": external_id,
+                    "aws_auth_mode": "access_keys",
+                    "credentials": {"type": "aws_access_keys", "access_key_id": key_id, "secret_access_key": secret},
+                });
+                let (status, account) = stack.admin_json(Method::POST, "/api/accounts", Some(body)).await?;
+                anyhow::ensure!(status == StatusCode::CREATED, "account not created: {account}");
+                Ok::<_, anyhow::Error>(account["id"].as_str().context("account id")?.to_owned())
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+
+    let url = format!("http://{}", stack.stack().executor_addr());
+    let planner = ExecutorServiceClient::new(client_channel(
+        &url,
+        &stack.secrets().internal_token(Caller::Planner),
+        Duration::from_secs(60),
+    )?);
+    let gateway = ExecutorServiceClient::new(client_channel(
+        &url,
+        &stack.secrets().internal_token(Caller::Gateway),
+        Duration::from_secs(60),
+    )?);
+    let pool = stack.db.pool("executor").await?;
+    let ideal = Duration::from_millis((accounts.div_ceil(parallelism) * items) as u64 * latency_ms);
+    let mut ratios = Vec::new();
+    for run in 1..=runs {
+        let created = planner
+            .clone()
+            .create_execution(CreateExecutionRequest {
+                target_account_ids: ids.clone(),
+                recommendations: lines.iter().map(|(rec, _, _)| rec.clone()).collect(),
+                source: "api".to_owned(),
+                actor: "bench".to_owned(),
+                ..CreateExecutionRequest::default()
+            })
+            .await?
+            .into_inner();
+        let execution = created.execution.context("an execution")?;
+        let root = Uuid::parse_str(&execution.id)?;
+        let started = Instant::now();
+        gateway
+            .clone()
+            .approve_execution(ApproveExecutionRequest {
+                id: execution.id.clone(),
+                token: created.approval_token.clone(),
+                actor: "token".to_owned(),
+            })
+            .await?;
+        let status = loop {
+            let status: String = sqlx::query_scalar("SELECT status FROM executions WHERE id = $1")
+                .bind(root)
+                .fetch_one(&pool)
+                .await?;
+            if !matches!(status.as_str(), "pending" | "approved" | "running") {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        let elapsed = started.elapsed();
+        let bought: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM execution_items i JOIN executions c ON c.id = i.execution_id \
+             WHERE c.parent_id = $1 AND i.status = 'bought'",
+        )
+        .bind(root)
+        .fetch_one(&pool)
+        .await?;
+        anyhow::ensure!(status == "completed", "run {run} ended {status}");
+        anyhow::ensure!(
+            bought as usize == accounts * items,
+            "run {run} bought {bought} items"
+        );
+        let ratio = elapsed.as_secs_f64() / ideal.as_secs_f64();
+        ratios.push(ratio);
+        println!(
+            "run {run}: {accounts} accounts x {items} items, latency {latency_ms} ms, parallelism {parallelism}: \
+             measured {:.0} ms, ideal {:.0} ms, measured/ideal {ratio:.2}",
+            elapsed.as_secs_f64() * 1000.0,
+            ideal.as_secs_f64() * 1000.0,
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "best measured/ideal {:.2}, median {:.2}",
+        ratios[0],
+        ratios[ratios.len() / 2]
+    );
+    let ledger = stack.sandbox().ledger().await;
+    println!(
+        "sandbox: {} commitments for {} items bought over {runs} runs",
+        ledger.commitments.len(),
+        accounts * items * runs as usize
+    );
+    stack.stop().await?;
+    Ok(())
+}

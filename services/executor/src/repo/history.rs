@@ -1,0 +1,162 @@
+//! purchase_history: one row per commitment bought, unique by idempotency token.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::recommendation::Recommendation;
+use crate::error::{ExecutorError, ExecutorResult};
+
+/// A purchase to record.
+#[derive(Debug, Clone)]
+pub struct NewPurchase<'a> {
+    pub token: &'a str,
+    pub child_id: Uuid,
+    pub root_id: Uuid,
+    pub account_id: Uuid,
+    pub account_external_id: &'a str,
+    pub plan_id: Option<Uuid>,
+    pub recommendation: &'a Recommendation,
+    pub commitment_id: &'a str,
+}
+
+/// Records a purchase; a second record of the same token keeps the first row (the
+/// commitment id is refreshed, it is the same commitment).
+pub async fn upsert(conn: &mut PgConnection, purchase: &NewPurchase<'_>) -> ExecutorResult<()> {
+    let rec = purchase.recommendation;
+    sqlx::query(
+        "INSERT INTO purchase_history (id, idempotency_token, execution_id, root_id, cloud_account_id, \
+             account_external_id, plan_id, provider, service, region, resource_type, count, term, \
+             payment, commitment_id, upfront_cost) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         ON CONFLICT (idempotency_token) DO UPDATE SET commitment_id = EXCLUDED.commitment_id",
+    )
+    .bind(Uuid::new_v4())
+    .bind(purchase.token)
+    .bind(purchase.child_id)
+    .bind(purchase.root_id)
+    .bind(purchase.account_id)
+    .bind(purchase.account_external_id)
+    .bind(purchase.plan_id)
+    .bind(&rec.provider)
+    .bind(&rec.service)
+    .bind(&rec.region)
+    .bind(&rec.resource_type)
+    .bind(rec.count as i32)
+    .bind(rec.term as i32)
+    .bind(&rec.payment)
+    .bind(purchase.commitment_id)
+    .bind(rec.upfront_cost)
+    .execute(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("recording a purchase"))?;
+    Ok(())
+}
+
+/// Writes a claimed item as bought and its purchase_history row, in one statement,
+/// under the run's lease. False when the lease is lost (nothing is written).
+pub async fn finish_item_bought(
+    conn: &mut PgConnection,
+    lease: &crate::repo::Lease,
+    index: i32,
+    purchase: &NewPurchase<'_>,
+) -> ExecutorResult<bool> {
+    let rec = purchase.recommendation;
+    let written: Option<i32> = sqlx::query_scalar(concat!(
+        "WITH finished AS ( \
+             UPDATE execution_items i SET status = 'bought', commitment_id = $5, error = NULL, \
+                 updated_at = now(), purchased_at = COALESCE(i.purchased_at, now()) \
+             WHERE i.execution_id = $3 AND i.item_index = $4 AND i.status = 'in_flight' \
+               AND i.lease_owner = $2 AND ",
+        crate::repo::root_leased!(),
+        " RETURNING i.idempotency_token \
+         ) \
+         INSERT INTO purchase_history (id, idempotency_token, execution_id, root_id, cloud_account_id, \
+             account_external_id, plan_id, provider, service, region, resource_type, count, term, \
+             payment, commitment_id, upfront_cost) \
+         SELECT $6, finished.idempotency_token, $3, $1, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $5, $17 \
+         FROM finished \
+         ON CONFLICT (idempotency_token) DO UPDATE SET commitment_id = EXCLUDED.commitment_id \
+         RETURNING 1"
+    ))
+    .bind(lease.root_id)
+    .bind(&lease.owner)
+    .bind(purchase.child_id)
+    .bind(index)
+    .bind(purchase.commitment_id)
+    .bind(Uuid::new_v4())
+    .bind(purchase.account_id)
+    .bind(purchase.account_external_id)
+    .bind(purchase.plan_id)
+    .bind(&rec.provider)
+    .bind(&rec.service)
+    .bind(&rec.region)
+    .bind(&rec.resource_type)
+    .bind(rec.count as i32)
+    .bind(rec.term as i32)
+    .bind(&rec.payment)
+    .bind(rec.upfront_cost)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("recording a purchase"))?;
+    Ok(written.is_some())
+}
+
+/// A purchase_history row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PurchaseRow {
+    pub id: Uuid,
+    pub execution_id: Uuid,
+    pub cloud_account_id: Uuid,
+    pub account_external_id: String,
+    pub plan_id: Option<Uuid>,
+    pub provider: String,
+    pub service: String,
+    pub region: String,
+    pub resource_type: String,
+    pub count: i32,
+    pub term: i32,
+    pub payment: String,
+    pub commitment_id: String,
+    pub upfront_cost: Option<f64>,
+    pub purchased_at: DateTime<Utc>,
+}
+
+/// Filters of [`list`].
+#[derive(Debug, Default)]
+pub struct HistoryFilter {
+    pub account_ids: Vec<Uuid>,
+    pub provider: Option<String>,
+    pub service: Option<String>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
+}
+
+/// Returns purchases, newest first.
+pub async fn list(
+    conn: &mut PgConnection,
+    filter: &HistoryFilter,
+) -> ExecutorResult<Vec<PurchaseRow>> {
+    sqlx::query_as(
+        "SELECT id, execution_id, cloud_account_id, account_external_id, plan_id, provider, service, \
+             region, resource_type, count, term, payment, commitment_id, upfront_cost, purchased_at \
+         FROM purchase_history \
+         WHERE (cardinality($1::uuid[]) = 0 OR cloud_account_id = ANY($1)) \
+           AND ($2::text IS NULL OR provider = $2) \
+           AND ($3::text IS NULL OR service = $3) \
+           AND ($4::timestamptz IS NULL OR purchased_at >= $4) \
+           AND ($5::timestamptz IS NULL OR purchased_at < $5) \
+         ORDER BY purchased_at DESC, id \
+         LIMIT $6",
+    )
+    .bind(&filter.account_ids)
+    .bind(&filter.provider)
+    .bind(&filter.service)
+    .bind(filter.start)
+    .bind(filter.end)
+    .bind(filter.limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("listing purchases"))
+}

@@ -1,0 +1,261 @@
+//! Items: one recommendation bought by one child. A run claims an item (pending →
+//! in_flight under its lease) before touching its purchase and writes its outcome right
+//! after.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::domain::recommendation::Recommendation;
+use crate::domain::status::ItemStatus;
+use crate::error::{ExecutorError, ExecutorResult};
+use crate::repo::{Lease, root_leased};
+
+/// An `execution_items` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ItemRow {
+    pub execution_id: Uuid,
+    pub item_index: i32,
+    pub recommendation: Json<Recommendation>,
+    pub idempotency_token: String,
+    pub status: String,
+    pub commitment_id: Option<String>,
+    pub error: Option<String>,
+    pub purchased_at: Option<DateTime<Utc>>,
+    pub lease_owner: Option<String>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ItemRow {
+    pub fn status(&self) -> ExecutorResult<ItemStatus> {
+        ItemStatus::parse(&self.status).ok_or_else(|| {
+            ExecutorError::Internal(format!("unknown stored item status {}", self.status))
+        })
+    }
+
+    pub fn index(&self) -> u32 {
+        u32::try_from(self.item_index).unwrap_or_default()
+    }
+}
+
+/// Returns the items of children, by child and index.
+pub async fn items_of(conn: &mut PgConnection, child_ids: &[Uuid]) -> ExecutorResult<Vec<ItemRow>> {
+    sqlx::query_as(
+        "SELECT * FROM execution_items WHERE execution_id = ANY($1) ORDER BY execution_id, item_index",
+    )
+    .bind(child_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("reading execution items"))
+}
+
+/// Returns one item.
+pub async fn get(
+    conn: &mut PgConnection,
+    child_id: Uuid,
+    index: i32,
+) -> ExecutorResult<Option<ItemRow>> {
+    sqlx::query_as("SELECT * FROM execution_items WHERE execution_id = $1 AND item_index = $2")
+        .bind(child_id)
+        .bind(index)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(ExecutorError::db("reading an execution item"))
+}
+
+/// Claims an item for the run holding `lease`: pending → in_flight, or an in_flight item
+/// of a previous lease holder (whose lease this run took over). False when the item is
+/// settled or the lease is lost.
+pub async fn claim(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    child_id: Uuid,
+    index: i32,
+) -> ExecutorResult<bool> {
+    let claimed: Option<i32> = sqlx::query_scalar(concat!(
+        "UPDATE execution_items i SET status = 'in_flight', lease_owner = $2, claimed_at = now(), \
+             updated_at = now(), error = NULL \
+         WHERE i.execution_id = $3 AND i.item_index = $4 \
+           AND (i.status = 'pending' OR (i.status = 'in_flight' AND i.lease_owner IS DISTINCT FROM $2)) \
+           AND ",
+        root_leased!(),
+        " AND EXISTS (SELECT 1 FROM executions c WHERE c.id = $3 AND c.parent_id = $1 \
+                        AND c.status = 'running' AND c.lease_owner = $2) \
+         RETURNING i.item_index"
+    ))
+    .bind(lease.root_id)
+    .bind(&lease.owner)
+    .bind(child_id)
+    .bind(index)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("claiming an item"))?;
+    Ok(claimed.is_some())
+}
+
+/// Writes a claimed item's outcome (bought, failed or skipped). False when the lease is
+/// lost (the outcome is then not ours to write).
+pub async fn finish(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    child_id: Uuid,
+    index: i32,
+    status: ItemStatus,
+    commitment_id: Option<&str>,
+    error: Option<&str>,
+) -> ExecutorResult<bool> {
+    let finished: Option<i32> = sqlx::query_scalar(concat!(
+        "UPDATE execution_items i SET status = $5, commitment_id = COALESCE($6, i.commitment_id), \
+             error = $7, updated_at = now(), \
+             purchased_at = CASE WHEN $5 = 'bought' THEN COALESCE(i.purchased_at, now()) ELSE i.purchased_at END \
+         WHERE i.execution_id = $3 AND i.item_index = $4 AND i.status = 'in_flight' AND i.lease_owner = $2 \
+           AND ",
+        root_leased!(),
+        " RETURNING i.item_index"
+    ))
+    .bind(lease.root_id)
+    .bind(&lease.owner)
+    .bind(child_id)
+    .bind(index)
+    .bind(status.as_str())
+    .bind(commitment_id)
+    .bind(error)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("writing an item outcome"))?;
+    Ok(finished.is_some())
+}
+
+/// Fails every unsettled item of a child whose run cannot go on (credentials, identity
+/// check), under the run's lease; returns how many.
+pub async fn fail_unsettled(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    child_id: Uuid,
+    error: &str,
+) -> ExecutorResult<u64> {
+    let result = sqlx::query(concat!(
+        "UPDATE execution_items i SET status = 'failed', error = $4, lease_owner = $2, updated_at = now() \
+         WHERE i.execution_id = $3 AND i.status IN ('pending', 'in_flight') AND ",
+        root_leased!()
+    ))
+    .bind(lease.root_id)
+    .bind(&lease.owner)
+    .bind(child_id)
+    .bind(error)
+    .execute(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("failing unsettled items"))?;
+    Ok(result.rows_affected())
+}
+
+/// Marks a child's pending items skipped (safe-fail: never attempted).
+pub async fn skip_pending(
+    conn: &mut PgConnection,
+    child_id: Uuid,
+    reason: &str,
+) -> ExecutorResult<u64> {
+    let result = sqlx::query(
+        "UPDATE execution_items SET status = 'skipped', error = $2, updated_at = now() \
+         WHERE execution_id = $1 AND status = 'pending'",
+    )
+    .bind(child_id)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("skipping pending items"))?;
+    Ok(result.rows_affected())
+}
+
+/// Returns the statuses of a child's items.
+pub async fn statuses(conn: &mut PgConnection, child_id: Uuid) -> ExecutorResult<Vec<ItemStatus>> {
+    let texts: Vec<String> = sqlx::query_scalar(
+        "SELECT status FROM execution_items WHERE execution_id = $1 ORDER BY item_index",
+    )
+    .bind(child_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("reading item statuses"))?;
+    texts
+        .iter()
+        .map(|text| {
+            ItemStatus::parse(text).ok_or_else(|| {
+                ExecutorError::Internal(format!("unknown stored item status {text}"))
+            })
+        })
+        .collect()
+}
+
+/// True when any item of the root's children was bought, or any purchase attempt of
+/// their tokens is bought (lineage-wide).
+pub async fn anything_bought_for_root(
+    conn: &mut PgConnection,
+    root_id: Uuid,
+) -> ExecutorResult<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS ( \
+             SELECT 1 FROM execution_items i JOIN executions c ON c.id = i.execution_id \
+             WHERE c.parent_id = $1 AND ( \
+                 i.status = 'bought' OR EXISTS ( \
+                     SELECT 1 FROM purchase_attempts a \
+                     WHERE a.idempotency_token = i.idempotency_token AND a.state = 'bought')))",
+    )
+    .bind(root_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("checking purchases of an execution"))
+}
+
+/// Same as [`anything_bought_for_root`] for one child.
+pub async fn anything_bought_for_child(
+    conn: &mut PgConnection,
+    child_id: Uuid,
+) -> ExecutorResult<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS ( \
+             SELECT 1 FROM execution_items i WHERE i.execution_id = $1 AND ( \
+                 i.status = 'bought' OR EXISTS ( \
+                     SELECT 1 FROM purchase_attempts a \
+                     WHERE a.idempotency_token = i.idempotency_token AND a.state = 'bought')))",
+    )
+    .bind(child_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("checking purchases of a child execution"))
+}
+
+/// Records an operator's resolution on the items carrying `token`: failed or in_flight
+/// items become bought with the commitment.
+pub async fn resolve_bought(
+    conn: &mut PgConnection,
+    token: &str,
+    commitment_id: &str,
+) -> ExecutorResult<u64> {
+    let result = sqlx::query(
+        "UPDATE execution_items SET status = 'bought', commitment_id = $2, error = NULL, \
+             purchased_at = COALESCE(purchased_at, now()), updated_at = now() \
+         WHERE idempotency_token = $1 AND status IN ('failed', 'in_flight')",
+    )
+    .bind(token)
+    .bind(commitment_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("recording a resolved purchase on items"))?;
+    Ok(result.rows_affected())
+}
+
+/// Returns the newest item carrying `token` (the one an operator resolves).
+pub async fn latest_with_token(
+    conn: &mut PgConnection,
+    token: &str,
+) -> ExecutorResult<Option<ItemRow>> {
+    sqlx::query_as(
+        "SELECT * FROM execution_items WHERE idempotency_token = $1 ORDER BY updated_at DESC LIMIT 1",
+    )
+    .bind(token)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("reading items of a token"))
+}

@@ -1,0 +1,125 @@
+//! Session credentials of an account, from the accounts service (ResolveCredentials;
+//! only the executor may call it). Secrets stay in `SessionCredentials`, whose `Debug`
+//! redacts them.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cudly_aws::sdk::SessionCredentials;
+use cudly_common::ApiError;
+use cudly_common::grpc::AuthChannel;
+use cudly_proto::accounts::v1::ResolveCredentialsRequest;
+use cudly_proto::accounts::v1::accounts_service_client::AccountsServiceClient;
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Pauses between attempts while the accounts service is unavailable.
+const UNAVAILABLE_BACKOFF: [Duration; 5] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+];
+
+/// An account ready to buy: its external id and session credentials.
+#[derive(Debug, Clone)]
+pub struct ResolvedAccount {
+    pub external_id: String,
+    pub credentials: SessionCredentials,
+}
+
+/// Why an account cannot buy; the text is sanitised and names no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveFailure {
+    /// The accounts service refused (deleted, disabled, no credentials, STS failed).
+    Refused(String),
+    /// Shutdown began while waiting for the accounts service.
+    Stopped,
+}
+
+/// Resolves the credentials of `account_id`, retrying a while when the accounts service
+/// is unavailable.
+pub async fn resolve(
+    client: &AccountsServiceClient<AuthChannel>,
+    account_id: Uuid,
+    stop: &CancellationToken,
+) -> Result<ResolvedAccount, ResolveFailure> {
+    let mut pauses = UNAVAILABLE_BACKOFF.iter();
+    loop {
+        let request = ResolveCredentialsRequest {
+            account_id: account_id.to_string(),
+        };
+        match client.clone().resolve_credentials(request).await {
+            Ok(response) => return into_resolved(response.into_inner()),
+            Err(status) => {
+                let retriable = matches!(
+                    status.code(),
+                    tonic::Code::Unavailable
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Cancelled
+                ) && status.details().is_empty();
+                let pause = match pauses.next() {
+                    Some(pause) if retriable => *pause,
+                    _ => return Err(ResolveFailure::Refused(describe(&status))),
+                };
+                tracing::warn!(%account_id, code = ?status.code(), "accounts service unavailable, retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => return Err(ResolveFailure::Stopped),
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    }
+}
+
+fn into_resolved(
+    response: cudly_proto::accounts::v1::ResolveCredentialsResponse,
+) -> Result<ResolvedAccount, ResolveFailure> {
+    if response.provider != "aws" {
+        return Err(ResolveFailure::Refused(format!(
+            "{} accounts cannot buy yet",
+            cudly_aws::error::scrub(&response.provider)
+        )));
+    }
+    if !response.enabled {
+        return Err(ResolveFailure::Refused(
+            "the account is disabled".to_owned(),
+        ));
+    }
+    if response.access_key_id.is_empty() || response.secret_access_key.is_empty() {
+        return Err(ResolveFailure::Refused(
+            "the accounts service returned no credentials".to_owned(),
+        ));
+    }
+    let expiration = response.expiration.and_then(|ts| {
+        DateTime::<Utc>::from_timestamp(ts.seconds, u32::try_from(ts.nanos).unwrap_or(0))
+    });
+    Ok(ResolvedAccount {
+        external_id: response.external_id,
+        credentials: SessionCredentials {
+            access_key_id: response.access_key_id,
+            secret_access_key: SecretString::from(response.secret_access_key),
+            session_token: (!response.session_token.is_empty())
+                .then(|| SecretString::from(response.session_token)),
+            expiration,
+        },
+    })
+}
+
+/// Describes a refusal of the accounts service without any secret.
+fn describe(status: &tonic::Status) -> String {
+    let error = ApiError::from_status(status);
+    let detail = cudly_aws::error::scrub(&error.message);
+    let transport_failure = status.details().is_empty()
+        && matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        );
+    match status.code() {
+        tonic::Code::NotFound => "the account does not exist any more".to_owned(),
+        _ if transport_failure => "accounts service unavailable".to_owned(),
+        _ => format!("credentials could not be resolved: {detail}"),
+    }
+}

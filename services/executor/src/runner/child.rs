@@ -1,0 +1,280 @@
+//! One account of a run (a child): claim it, resolve its credentials, check who they
+//! belong to, then buy its items in order, one at a time, and end it by its items'
+//! outcome. Runs in its own task under the process-wide fan-out semaphore, so a panic or
+//! error here ends this child alone.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cudly_aws::sdk::SessionCredentials;
+use sqlx::Postgres;
+use sqlx::pool::PoolConnection;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::domain::outcome::child_outcome;
+use crate::domain::status::{ACTOR_EXECUTOR, ExecutionStatus, ItemStatus};
+use crate::error::{ExecutorError, ExecutorResult};
+use crate::repo::Lease;
+use crate::repo::executions::{self, CasOutcome, ExecutionRow, StatusChange};
+use crate::repo::items;
+use crate::runner::Inner;
+use crate::runner::accounts::{self, ResolveFailure};
+use crate::runner::cloud::AccountCloud;
+use crate::runner::item::{ItemEnd, run_item};
+
+/// How a child's task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildEnd {
+    /// The child reached a terminal status (or already had one).
+    Finished,
+    /// The run stopped (lease lost, shutdown, database trouble); a re-drive resumes it.
+    Stopped,
+}
+
+/// What an item of the child needs.
+pub struct ChildContext<'a> {
+    pub inner: &'a Inner,
+    pub lease: &'a Lease,
+    pub child_id: Uuid,
+    pub account_id: Uuid,
+    pub plan_id: Option<Uuid>,
+    pub external_id: &'a str,
+    pub credentials: &'a SessionCredentials,
+    pub stop: &'a CancellationToken,
+    clouds: HashMap<String, Arc<dyn AccountCloud>>,
+}
+
+impl ChildContext<'_> {
+    /// Returns a pooled connection.
+    pub async fn acquire(&self) -> ExecutorResult<PoolConnection<Postgres>> {
+        self.inner
+            .pool
+            .acquire()
+            .await
+            .map_err(ExecutorError::db("acquiring a connection"))
+    }
+
+    /// Returns the account's cloud in `region`, built from its credentials only.
+    pub fn cloud_for(&mut self, region: &str) -> Arc<dyn AccountCloud> {
+        let inner = self.inner;
+        let credentials = self.credentials;
+        self.clouds
+            .entry(region.to_owned())
+            .or_insert_with(|| inner.cloud.account(credentials, region))
+            .clone()
+    }
+}
+
+/// Runs one child once a fan-out permit is free.
+pub async fn run_child(
+    inner: Arc<Inner>,
+    lease: Lease,
+    child: ExecutionRow,
+    stop: CancellationToken,
+) -> ChildEnd {
+    let account_id = child.cloud_account_id.unwrap_or_default();
+    let span = tracing::info_span!("account_run", execution_id = %child.id, cloud_account_id = %account_id);
+    async move {
+        let permit = tokio::select! {
+            _ = stop.cancelled() => return ChildEnd::Stopped,
+            permit = inner.semaphore.clone().acquire_owned() => permit,
+        };
+        let Ok(_permit) = permit else {
+            return ChildEnd::Stopped;
+        };
+        match drive(&inner, &lease, &child, &stop).await {
+            Ok(end) => end,
+            Err(error) if error.is_unavailable() => {
+                // Nothing can be written now; the lease goes stale and a re-drive resumes.
+                tracing::warn!(error = %error, "account run stopped: database unavailable");
+                ChildEnd::Stopped
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "account run failed on an internal error");
+                let problem = "the account run stopped on an internal error; verify in the cloud console, then retry";
+                match fail_child(&inner, &lease, child.id, problem).await {
+                    Ok(end) => end,
+                    Err(_) => ChildEnd::Stopped,
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn drive(
+    inner: &Inner,
+    lease: &Lease,
+    child: &ExecutionRow,
+    stop: &CancellationToken,
+) -> ExecutorResult<ChildEnd> {
+    let Some(account_id) = child.cloud_account_id else {
+        return Err(ExecutorError::Internal(
+            "a child execution has no account".to_owned(),
+        ));
+    };
+    let mut conn = acquire(inner).await?;
+    let claim = StatusChange {
+        reason: Some("account run started"),
+        require_root_lease: Some(lease),
+        set_lease: Some(Some(&lease.owner)),
+        ..StatusChange::new(
+            child.id,
+            &[ExecutionStatus::Approved, ExecutionStatus::Running],
+            ExecutionStatus::Running,
+            ACTOR_EXECUTOR,
+        )
+    };
+    if !executions::change_status(&mut conn, &claim)
+        .await?
+        .applied()
+    {
+        let current = executions::get(&mut conn, child.id).await?;
+        let finished = current
+            .map(|row| row.status().map(ExecutionStatus::is_terminal))
+            .transpose()?
+            .unwrap_or(true);
+        return Ok(if finished {
+            ChildEnd::Finished
+        } else {
+            ChildEnd::Stopped
+        });
+    }
+    let unsettled: Vec<items::ItemRow> = items::items_of(&mut conn, &[child.id])
+        .await?
+        .into_iter()
+        .filter(|item| {
+            matches!(
+                item.status(),
+                Ok(ItemStatus::Pending | ItemStatus::InFlight)
+            )
+        })
+        .collect();
+    drop(conn);
+    if unsettled.is_empty() {
+        return finish_child(inner, lease, child.id, None).await;
+    }
+    let account = match accounts::resolve(&inner.accounts, account_id, stop).await {
+        Ok(account) => account,
+        Err(ResolveFailure::Stopped) => return Ok(ChildEnd::Stopped),
+        Err(ResolveFailure::Refused(problem)) => {
+            tracing::warn!(error = %problem, "account cannot buy");
+            return fail_child(inner, lease, child.id, &problem).await;
+        }
+    };
+    let mut ctx = ChildContext {
+        inner,
+        lease,
+        child_id: child.id,
+        account_id,
+        plan_id: child.plan_id,
+        external_id: &account.external_id,
+        credentials: &account.credentials,
+        stop,
+        clouds: HashMap::new(),
+    };
+    let first_region = unsettled[0].recommendation.0.region.clone();
+    let identity = ctx.cloud_for(&first_region).caller_account_id().await;
+    match identity {
+        Ok(caller) if caller == account.external_id => {}
+        Ok(caller) => {
+            let problem = format!(
+                "the account's credentials belong to aws account {}, not to its external id {}; nothing was bought",
+                cudly_aws::error::scrub(&caller),
+                cudly_aws::error::scrub(&account.external_id)
+            );
+            tracing::warn!(error = %problem, "identity check failed");
+            return fail_child(inner, lease, child.id, &problem).await;
+        }
+        Err(error) => {
+            let problem = crate::runner::stored_error(&format!(
+                "the account's identity could not be checked, nothing was bought: {error}"
+            ));
+            tracing::warn!(error = %problem, "identity check failed");
+            return fail_child(inner, lease, child.id, &problem).await;
+        }
+    }
+    for item in &unsettled {
+        if stop.is_cancelled() {
+            return Ok(ChildEnd::Stopped);
+        }
+        if run_item(&mut ctx, item).await? == ItemEnd::Stopped {
+            return Ok(ChildEnd::Stopped);
+        }
+    }
+    finish_child(inner, lease, child.id, None).await
+}
+
+async fn acquire(inner: &Inner) -> ExecutorResult<PoolConnection<Postgres>> {
+    inner
+        .pool
+        .acquire()
+        .await
+        .map_err(ExecutorError::db("acquiring a connection"))
+}
+
+/// Fails every unsettled item with `problem` and ends the child.
+pub async fn fail_child(
+    inner: &Inner,
+    lease: &Lease,
+    child_id: Uuid,
+    problem: &str,
+) -> ExecutorResult<ChildEnd> {
+    let problem = crate::runner::stored_error(problem);
+    let mut conn = acquire(inner).await?;
+    items::fail_unsettled(&mut conn, lease, child_id, &problem).await?;
+    drop(conn);
+    finish_child(inner, lease, child_id, Some(&problem)).await
+}
+
+/// Ends a child whose items are all settled: completed, partially_completed (something
+/// bought) or failed.
+pub async fn finish_child(
+    inner: &Inner,
+    lease: &Lease,
+    child_id: Uuid,
+    problem: Option<&str>,
+) -> ExecutorResult<ChildEnd> {
+    let mut conn = acquire(inner).await?;
+    let statuses = items::statuses(&mut conn, child_id).await?;
+    if statuses.iter().any(|status| !status.is_settled()) {
+        return Ok(ChildEnd::Stopped);
+    }
+    let mut outcome = child_outcome(&statuses);
+    if outcome == ExecutionStatus::Failed
+        && items::anything_bought_for_child(&mut conn, child_id).await?
+    {
+        outcome = ExecutionStatus::PartiallyCompleted;
+    }
+    let failed = statuses
+        .iter()
+        .filter(|status| **status == ItemStatus::Failed)
+        .count();
+    let summary = match (problem, outcome) {
+        (Some(problem), _) => Some(problem.to_owned()),
+        (None, ExecutionStatus::Completed) => None,
+        (None, _) => Some(format!("{failed} of {} items failed", statuses.len())),
+    };
+    let change = StatusChange {
+        reason: Some("account run finished"),
+        require_owner: Some(&lease.owner),
+        require_root_lease: Some(lease),
+        error: summary.as_deref(),
+        ..StatusChange::new(
+            child_id,
+            &[ExecutionStatus::Running],
+            outcome,
+            ACTOR_EXECUTOR,
+        )
+    };
+    match executions::change_status(&mut conn, &change).await? {
+        CasOutcome::Applied { .. } => {
+            tracing::info!(status = %outcome, "account run finished");
+            Ok(ChildEnd::Finished)
+        }
+        CasOutcome::Lost => Ok(ChildEnd::Stopped),
+    }
+}

@@ -1,0 +1,595 @@
+//! One item, one purchase (DOMAIN.md "Idempotency"): claim the item, claim its
+//! purchase_attempts row by insert-if-absent before any purchase call, guard look-up,
+//! offering, sent_at, purchase, record the commitment at once, tag, write the outcome.
+//! An attempt already present is reconciled, never bought blindly.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use cudly_aws::purchase::{AwsService, Commitment, PurchaseError, PurchaseSpec};
+use cudly_common::idempotency::mask_token;
+use tracing::Instrument;
+
+use crate::domain::status::{AttemptState, ItemStatus};
+use crate::error::{ExecutorError, ExecutorResult};
+use crate::repo::attempts::{self, AttemptRow, NewAttempt};
+use crate::repo::history::{self, NewPurchase};
+use crate::repo::items::{self, ItemRow};
+use crate::runner::child::ChildContext;
+use crate::runner::cloud::AccountCloud;
+use crate::runner::lock::OfferingLock;
+
+/// Purchase calls one item may send before giving up (each after reconciliation found
+/// nothing): the outcome then stays unknown for a later run to reconcile.
+const MAX_SENDS: u32 = 3;
+/// Re-reads of a purchase attempt that changed under us before giving up.
+const MAX_ATTEMPT_CLAIMS: u32 = 4;
+
+/// How an item's turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemEnd {
+    /// The item has its outcome (bought, failed or skipped).
+    Settled,
+    /// The run must stop (lease lost or shutdown); the item is left for a later run.
+    Stopped,
+}
+
+/// Runs one item of a child.
+pub async fn run_item(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorResult<ItemEnd> {
+    let span = tracing::info_span!(
+        "item",
+        index = item.item_index,
+        token = %mask_token(&item.idempotency_token),
+        service = %item.recommendation.0.service,
+    );
+    run_item_inner(ctx, item).instrument(span).await
+}
+
+async fn run_item_inner(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorResult<ItemEnd> {
+    let mut conn = ctx.acquire().await?;
+    if !items::claim(&mut conn, ctx.lease, ctx.child_id, item.item_index).await? {
+        let current = items::get(&mut conn, ctx.child_id, item.item_index).await?;
+        let settled = current
+            .map(|row| row.status().map(ItemStatus::is_settled))
+            .transpose()?
+            .unwrap_or(false);
+        return Ok(if settled {
+            ItemEnd::Settled
+        } else {
+            ItemEnd::Stopped
+        });
+    }
+    drop(conn);
+    let recommendation = &item.recommendation.0;
+    let spec = match recommendation.to_purchase_spec(&item.idempotency_token) {
+        Ok(spec) => spec,
+        Err(problem) => {
+            let mut conn = ctx.acquire().await?;
+            let finished = items::finish(
+                &mut conn,
+                ctx.lease,
+                ctx.child_id,
+                item.item_index,
+                ItemStatus::Failed,
+                None,
+                Some(&problem),
+            )
+            .await?;
+            return Ok(if finished {
+                ItemEnd::Settled
+            } else {
+                ItemEnd::Stopped
+            });
+        }
+    };
+    let cloud = ctx.cloud_for(&spec.region);
+    let mut run = ItemRun {
+        ctx,
+        item,
+        spec,
+        cloud,
+        lock: None,
+        sends: 0,
+    };
+    let result = run.drive().await;
+    if let Some(lock) = run.lock.take() {
+        lock.release().await;
+    }
+    result
+}
+
+/// Where the purchase of an item stands.
+enum Step {
+    /// Nothing was sent: look the token up, then buy.
+    Guard,
+    /// Send the purchase of this offering.
+    Send { offering_id: String },
+    /// A purchase was sent at this time and its outcome is unknown.
+    Reconcile { sent_at: DateTime<Utc> },
+}
+
+/// What claiming the attempt gave.
+enum Claimed {
+    /// This run owns the attempt (fresh, reclaimed from failed, or taken over in_flight).
+    Owned(AttemptRow),
+    /// Nothing to buy: the item ended (or the run must stop).
+    Ended(ItemEnd),
+}
+
+struct ItemRun<'c, 'a> {
+    ctx: &'c mut ChildContext<'a>,
+    item: &'c ItemRow,
+    spec: PurchaseSpec,
+    cloud: Arc<dyn AccountCloud>,
+    lock: Option<OfferingLock>,
+    sends: u32,
+}
+
+impl ItemRun<'_, '_> {
+    fn token(&self) -> &str {
+        &self.item.idempotency_token
+    }
+
+    fn service(&self) -> AwsService {
+        self.spec.service
+    }
+
+    async fn drive(&mut self) -> ExecutorResult<ItemEnd> {
+        let attempt = match self.claim_attempt().await? {
+            Claimed::Owned(attempt) => attempt,
+            Claimed::Ended(end) => return Ok(end),
+        };
+        let recorded_ids: Vec<String> = attempt.commitment_id.iter().cloned().collect();
+        let mut offering_id = attempt.offering_id.clone();
+        let mut step = match attempt.sent_at {
+            None => Step::Guard,
+            Some(sent_at) => {
+                tracing::info!("purchase attempt of an earlier run was sent: reconciling");
+                Step::Reconcile { sent_at }
+            }
+        };
+        loop {
+            step = match step {
+                Step::Guard => {
+                    match self.cloud.find_by_token(&self.spec, &recorded_ids).await {
+                        Ok(Some(commitment)) => {
+                            tracing::info!(commitment_id = %commitment.commitment_id, "already bought: found by the guard look-up");
+                            let needs_tag = commitment.token_tag.is_none();
+                            return self.bought(&commitment.commitment_id, needs_tag).await;
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            return self
+                                .failed_definitely(&format!(
+                                    "guard look-up failed, nothing was bought: {error}"
+                                ))
+                                .await;
+                        }
+                    }
+                    let offering = match offering_id.clone() {
+                        Some(offering) => offering,
+                        None => match self.resolve_offering().await? {
+                            Ok(offering) => offering,
+                            Err(end) => return Ok(end),
+                        },
+                    };
+                    offering_id = Some(offering.clone());
+                    Step::Send {
+                        offering_id: offering,
+                    }
+                }
+                Step::Send {
+                    offering_id: offering,
+                } => {
+                    if self.sends >= MAX_SENDS {
+                        return self
+                            .outcome_unknown(&format!(
+                                "the purchase outcome stayed unknown after {MAX_SENDS} calls"
+                            ))
+                            .await;
+                    }
+                    if !self.lock_offering(&offering).await? {
+                        return Ok(ItemEnd::Stopped);
+                    }
+                    let mut conn = self.ctx.acquire().await?;
+                    let Some(sent_at) =
+                        attempts::mark_sent(&mut conn, self.ctx.lease, self.token(), &offering)
+                            .await?
+                    else {
+                        tracing::warn!("purchase attempt is no longer ours: not sending");
+                        return Ok(ItemEnd::Stopped);
+                    };
+                    drop(conn);
+                    self.sends += 1;
+                    match self.cloud.purchase(&self.spec, &offering).await {
+                        Ok(outcome) => {
+                            return self
+                                .bought(&outcome.commitment().commitment_id.clone(), true)
+                                .await;
+                        }
+                        Err(PurchaseError::Invalid(problem)) => {
+                            return self.failed_definitely(&problem).await;
+                        }
+                        Err(error @ PurchaseError::Rejected(_)) => {
+                            return self.failed_definitely(&error.to_string()).await;
+                        }
+                        Err(
+                            error @ (PurchaseError::Ambiguous(_) | PurchaseError::LookupFailed(_)),
+                        ) => {
+                            tracing::warn!(%error, "purchase outcome unknown: reconciling");
+                            let mut conn = self.ctx.acquire().await?;
+                            if !attempts::note_error(
+                                &mut conn,
+                                self.ctx.lease,
+                                self.token(),
+                                &error.to_string(),
+                            )
+                            .await?
+                            {
+                                return Ok(ItemEnd::Stopped);
+                            }
+                            Step::Reconcile { sent_at }
+                        }
+                    }
+                }
+                Step::Reconcile { sent_at } => {
+                    let offering = match offering_id.clone() {
+                        Some(offering) => offering,
+                        None => match self.cloud.resolve_offering(&self.spec).await {
+                            Ok(offering) => offering,
+                            Err(error) => {
+                                return self
+                                    .outcome_unknown(&format!(
+                                        "purchase outcome unknown and the offering look-up failed: {error}"
+                                    ))
+                                    .await;
+                            }
+                        },
+                    };
+                    offering_id = Some(offering.clone());
+                    // EC2 and Redshift keep the offering lock from the send (or take it
+                    // now for an earlier run's send) through the wait, so no other
+                    // purchase of the same offering can mix into the candidates.
+                    if !self.lock_offering(&offering).await? {
+                        return Ok(ItemEnd::Stopped);
+                    }
+                    if !self.wait_until_settled(sent_at).await? {
+                        return Ok(ItemEnd::Stopped);
+                    }
+                    match self.cloud.find_by_token(&self.spec, &recorded_ids).await {
+                        Ok(Some(commitment)) => {
+                            tracing::info!(commitment_id = %commitment.commitment_id, "reconciled: the purchase happened");
+                            let needs_tag = commitment.token_tag.is_none();
+                            return self.bought(&commitment.commitment_id, needs_tag).await;
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            return self
+                                .outcome_unknown(&format!(
+                                    "purchase outcome unknown and the look-up failed: {error}"
+                                ))
+                                .await;
+                        }
+                    }
+                    if self.service().purchase_is_idempotent() {
+                        // The call carries the token as its id: sending it again cannot buy twice.
+                        tracing::info!("reconciled: not found, buying again with the same id");
+                        Step::Send {
+                            offering_id: offering,
+                        }
+                    } else {
+                        match self.reconcile_untagged(&offering, sent_at).await? {
+                            Some(end) => return Ok(end),
+                            None => Step::Send {
+                                offering_id: offering,
+                            },
+                        }
+                    }
+                }
+            };
+        }
+    }
+
+    /// EC2 and Redshift: adopt the one untagged commitment of the offering created after
+    /// sent_at; none → None (the purchase did not happen and may be made); several → in
+    /// doubt. Runs under the offering lock.
+    async fn reconcile_untagged(
+        &mut self,
+        offering: &str,
+        sent_at: DateTime<Utc>,
+    ) -> ExecutorResult<Option<ItemEnd>> {
+        let mut conn = self.ctx.acquire().await?;
+        let exclude = attempts::recorded_commitment_ids(
+            &mut conn,
+            self.ctx.account_id,
+            self.service().name(),
+        )
+        .await?;
+        drop(conn);
+        match self
+            .cloud
+            .untagged_candidates(&self.spec, offering, sent_at, &exclude)
+            .await
+        {
+            Err(error) => Ok(Some(
+                self.outcome_unknown(&format!(
+                    "purchase outcome unknown and the candidate look-up failed: {error}"
+                ))
+                .await?,
+            )),
+            Ok(candidates) if candidates.len() == 1 => {
+                let commitment: &Commitment = &candidates[0];
+                tracing::info!(commitment_id = %commitment.commitment_id, "reconciled: adopting the one untagged commitment");
+                Ok(Some(self.bought(&commitment.commitment_id, true).await?))
+            }
+            Ok(candidates) if candidates.is_empty() => {
+                tracing::info!("reconciled: the purchase did not happen");
+                Ok(None)
+            }
+            Ok(candidates) => {
+                tracing::warn!(
+                    candidates = candidates.len(),
+                    "several commitments match: in doubt"
+                );
+                Ok(Some(
+                    self.in_doubt(&format!(
+                        "{} commitments match this purchase and none carries its token: \
+                         verify in the cloud console, then resolve the attempt",
+                        candidates.len()
+                    ))
+                    .await?,
+                ))
+            }
+        }
+    }
+
+    /// Claims the purchase_attempts row of the item's token.
+    async fn claim_attempt(&mut self) -> ExecutorResult<Claimed> {
+        let token = self.item.idempotency_token.clone();
+        let new_attempt = NewAttempt {
+            token: &token,
+            child_id: self.ctx.child_id,
+            item_index: self.item.item_index,
+            account_id: self.ctx.account_id,
+            service: self.service().name(),
+        };
+        for _ in 0..MAX_ATTEMPT_CLAIMS {
+            let mut conn = self.ctx.acquire().await?;
+            if let Some(row) =
+                attempts::insert_if_absent(&mut conn, self.ctx.lease, &new_attempt).await?
+            {
+                return Ok(Claimed::Owned(row));
+            }
+            let Some(existing) = attempts::get(&mut conn, &token).await? else {
+                // Nothing there and the insert refused: the lease is lost.
+                return Ok(Claimed::Ended(ItemEnd::Stopped));
+            };
+            drop(conn);
+            match existing.state()? {
+                AttemptState::Bought => {
+                    let Some(commitment_id) = existing.commitment_id.clone() else {
+                        return Err(ExecutorError::Internal(
+                            "a bought purchase attempt has no commitment id".to_owned(),
+                        ));
+                    };
+                    tracing::info!(%commitment_id, "already bought by an earlier run");
+                    return Ok(Claimed::Ended(self.finish_bought(&commitment_id).await?));
+                }
+                AttemptState::InDoubt => {
+                    let end = self
+                        .finish_item(
+                            ItemStatus::Failed,
+                            None,
+                            "purchase outcome in doubt: verify in the cloud console, then resolve the attempt",
+                        )
+                        .await?;
+                    return Ok(Claimed::Ended(end));
+                }
+                AttemptState::Failed => {
+                    let mut conn = self.ctx.acquire().await?;
+                    if let Some(row) = attempts::reclaim_failed(
+                        &mut conn,
+                        self.ctx.lease,
+                        &token,
+                        self.ctx.child_id,
+                    )
+                    .await?
+                    {
+                        return Ok(Claimed::Owned(row));
+                    }
+                }
+                AttemptState::InFlight => {
+                    let mut conn = self.ctx.acquire().await?;
+                    if let Some(row) = attempts::take_over(
+                        &mut conn,
+                        self.ctx.lease,
+                        &token,
+                        self.ctx.child_id,
+                        existing.lease_owner.as_deref(),
+                        existing.sent_at,
+                    )
+                    .await?
+                    {
+                        return Ok(Claimed::Owned(row));
+                    }
+                }
+            }
+        }
+        Ok(Claimed::Ended(ItemEnd::Stopped))
+    }
+
+    /// Resolves the offering (recorded on the attempt with sent_at); Err(end) when the
+    /// item ended.
+    async fn resolve_offering(&mut self) -> ExecutorResult<Result<String, ItemEnd>> {
+        match self.cloud.resolve_offering(&self.spec).await {
+            Ok(offering) => Ok(Ok(offering)),
+            Err(PurchaseError::Invalid(problem)) => {
+                Ok(Err(self.failed_definitely(&problem).await?))
+            }
+            Err(error) => Ok(Err(self
+                .failed_definitely(&format!(
+                    "offering look-up failed, nothing was bought: {error}"
+                ))
+                .await?)),
+        }
+    }
+
+    /// EC2 and Redshift purchases of one offering and count in one account and region
+    /// go one at a time; false when shutdown came first.
+    async fn lock_offering(&mut self, offering: &str) -> ExecutorResult<bool> {
+        if self.service().purchase_is_idempotent() || self.lock.is_some() {
+            return Ok(true);
+        }
+        let key = OfferingLock::key(
+            &self.ctx.account_id.to_string(),
+            &self.spec.region,
+            self.service().name(),
+            offering,
+            self.spec.count,
+        );
+        match OfferingLock::acquire(&self.ctx.inner.pool, key, self.ctx.stop).await? {
+            Some(lock) => {
+                self.lock = Some(lock);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn release_lock(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            lock.release().await;
+        }
+    }
+
+    /// Waits until a purchase sent at `sent_at` can no longer be in flight (the longest
+    /// purchase call plus the settle margin); false when shutdown came first.
+    async fn wait_until_settled(&self, sent_at: DateTime<Utc>) -> ExecutorResult<bool> {
+        let wait = self.cloud.longest_purchase() + self.ctx.inner.settings.settle_margin;
+        let mut conn = self.ctx.acquire().await?;
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(ExecutorError::db("reading the database clock"))?;
+        drop(conn);
+        let settled_at =
+            sent_at + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        let Ok(remaining) = (settled_at - now).to_std() else {
+            return Ok(true);
+        };
+        tracing::info!(
+            wait_ms = remaining.as_millis() as u64,
+            "waiting for an unknown purchase outcome to settle"
+        );
+        tokio::select! {
+            _ = self.ctx.stop.cancelled() => Ok(false),
+            _ = tokio::time::sleep(remaining) => Ok(true),
+        }
+    }
+
+    /// The commitment exists for this token: record it on the attempt at once, tag it,
+    /// then write the item and its purchase_history row.
+    async fn bought(&mut self, commitment_id: &str, tag: bool) -> ExecutorResult<ItemEnd> {
+        let mut conn = self.ctx.acquire().await?;
+        if !attempts::mark_bought(&mut conn, self.ctx.lease, self.token(), commitment_id).await? {
+            tracing::warn!(%commitment_id, "commitment bought but the purchase attempt is no longer ours: a later run reconciles it");
+            return Ok(ItemEnd::Stopped);
+        }
+        drop(conn);
+        self.release_lock().await;
+        if tag && let Err(error) = self.cloud.tag(&self.spec, commitment_id).await {
+            tracing::warn!(%commitment_id, %error, "tagging the commitment failed; its id is recorded on the attempt");
+        }
+        self.finish_bought(commitment_id).await
+    }
+
+    /// Writes the item as bought and its purchase_history row, in one statement.
+    async fn finish_bought(&mut self, commitment_id: &str) -> ExecutorResult<ItemEnd> {
+        let mut conn = self.ctx.acquire().await?;
+        let written = history::finish_item_bought(
+            &mut conn,
+            self.ctx.lease,
+            self.item.item_index,
+            &NewPurchase {
+                token: self.token(),
+                child_id: self.ctx.child_id,
+                root_id: self.ctx.lease.root_id,
+                account_id: self.ctx.account_id,
+                account_external_id: self.ctx.external_id,
+                plan_id: self.ctx.plan_id,
+                recommendation: &self.item.recommendation.0,
+                commitment_id,
+            },
+        )
+        .await?;
+        if !written {
+            return Ok(ItemEnd::Stopped);
+        }
+        tracing::info!(%commitment_id, "item bought");
+        Ok(ItemEnd::Settled)
+    }
+
+    /// Nothing was bought: the attempt fails (a later run may claim it again) and so
+    /// does the item.
+    async fn failed_definitely(&mut self, problem: &str) -> ExecutorResult<ItemEnd> {
+        let problem = crate::runner::stored_error(problem);
+        let mut conn = self.ctx.acquire().await?;
+        if !attempts::mark_failed(&mut conn, self.ctx.lease, self.token(), &problem).await? {
+            return Ok(ItemEnd::Stopped);
+        }
+        drop(conn);
+        tracing::warn!(error = %problem, "item failed, nothing bought");
+        self.finish_item(ItemStatus::Failed, None, &problem).await
+    }
+
+    /// Possibly bought, not provably: the attempt is in doubt until an operator resolves
+    /// it, and the item fails.
+    async fn in_doubt(&mut self, problem: &str) -> ExecutorResult<ItemEnd> {
+        let problem = crate::runner::stored_error(problem);
+        let mut conn = self.ctx.acquire().await?;
+        if !attempts::mark_in_doubt(&mut conn, self.ctx.lease, self.token(), &problem).await? {
+            return Ok(ItemEnd::Stopped);
+        }
+        drop(conn);
+        self.finish_item(ItemStatus::Failed, None, &problem).await
+    }
+
+    /// The outcome is unknown and could not be settled now: the attempt stays in_flight
+    /// (a retry or re-drive reconciles it, never buying twice) and the item fails.
+    async fn outcome_unknown(&mut self, problem: &str) -> ExecutorResult<ItemEnd> {
+        let problem = crate::runner::stored_error(&format!(
+            "{problem}; verify in the cloud console: a retry reconciles it and never buys twice"
+        ));
+        let mut conn = self.ctx.acquire().await?;
+        if !attempts::note_error(&mut conn, self.ctx.lease, self.token(), &problem).await? {
+            return Ok(ItemEnd::Stopped);
+        }
+        drop(conn);
+        tracing::warn!(error = %problem, "purchase outcome unknown");
+        self.finish_item(ItemStatus::Failed, None, &problem).await
+    }
+
+    async fn finish_item(
+        &mut self,
+        status: ItemStatus,
+        commitment_id: Option<&str>,
+        error: &str,
+    ) -> ExecutorResult<ItemEnd> {
+        let mut conn = self.ctx.acquire().await?;
+        let finished = items::finish(
+            &mut conn,
+            self.ctx.lease,
+            self.ctx.child_id,
+            self.item.item_index,
+            status,
+            commitment_id,
+            Some(error),
+        )
+        .await?;
+        Ok(if finished {
+            ItemEnd::Settled
+        } else {
+            ItemEnd::Stopped
+        })
+    }
+}

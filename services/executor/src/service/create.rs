@@ -1,0 +1,334 @@
+//! CreateExecution: a root and one child per target (each with its items), in one
+//! transaction; idempotent by Idempotency-Key and by creation key (lineage).
+
+use chrono::{DateTime, Utc};
+use cudly_common::ApiError;
+use cudly_common::idempotency::{child_lineage_key, derive_token};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::approval::ApprovalToken;
+use crate::domain::lineage::{self, Route};
+use crate::domain::recommendation::{Recommendation, validate_recommendations};
+use crate::domain::status::{ExecutionStatus, Source};
+use crate::domain::targets::{TargetItems, assign_items};
+use crate::error::{ExecutorError, ExecutorResult};
+use crate::repo::executions::{self, NewChild, NewRoot};
+use crate::service::{ExecutionView, Executor, existing_view};
+
+/// Rounds of the creation transaction when a concurrent creation of the same key wins
+/// a unique index: the next round finds its row.
+const MAX_ROUNDS: u32 = 3;
+
+/// A validated creation request (the edge parsed ids and checked the caller).
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    pub plan_id: Option<Uuid>,
+    pub step_number: Option<u32>,
+    pub scheduled_date: Option<DateTime<Utc>>,
+    pub targets: Vec<Uuid>,
+    pub recommendations: Vec<Recommendation>,
+    pub creation_key: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Option<String>,
+    pub auto_approve: bool,
+    pub source: Source,
+    pub actor: String,
+    pub caller_is_planner: bool,
+}
+
+/// The reply of a creation.
+#[derive(Debug)]
+pub struct Created {
+    pub view: ExecutionView,
+    /// Shown once, for a new pending root.
+    pub approval_token: Option<ApprovalToken>,
+    pub created: bool,
+}
+
+/// What a creation round decided.
+enum Round {
+    Done(Created),
+    /// A concurrent creation won a unique index: try again.
+    Raced,
+}
+
+impl Executor {
+    /// Creates a root with its children and items, or returns the existing one.
+    pub async fn create(&self, request: CreateRequest) -> ExecutorResult<Created> {
+        validate_recommendations(&request.recommendations)?;
+        // Checks targets against the list before anything is read or written.
+        assign_items(&request.targets, &request.recommendations)?;
+        if request.step_number.is_some() && request.plan_id.is_none() {
+            return Err(ApiError::invalid_field("step_number", "needs plan_id").into());
+        }
+        if request.step_number == Some(0) {
+            return Err(ApiError::invalid_field("step_number", "must be at least 1").into());
+        }
+        if request.actor.trim().is_empty() {
+            return Err(ApiError::invalid_field("actor", "is required").into());
+        }
+        let creation_key = lineage::creation_key(
+            request.creation_key.as_deref(),
+            request.idempotency_key.as_deref(),
+            request.caller_is_planner,
+        )?;
+        let request_hash = match &request.idempotency_key {
+            Some(_) => Some(lineage::check_request_hash(
+                request.request_hash.as_deref(),
+            )?),
+            None => None,
+        };
+        for _ in 0..MAX_ROUNDS {
+            let mut tx = self.begin().await?;
+            match self
+                .create_round(
+                    &mut tx,
+                    &request,
+                    creation_key.as_deref(),
+                    request_hash.as_deref(),
+                )
+                .await?
+            {
+                Round::Done(created) => {
+                    tx.commit()
+                        .await
+                        .map_err(ExecutorError::db("committing an execution"))?;
+                    if created.created {
+                        tracing::info!(
+                            execution_id = %created.view.row.id,
+                            status = %created.view.row.status,
+                            children = created.view.children.len(),
+                            source = %created.view.row.source,
+                            "execution created"
+                        );
+                        if created.view.row.status == ExecutionStatus::Approved.as_str() {
+                            self.runner.start(created.view.row.id);
+                        }
+                    }
+                    return Ok(created);
+                }
+                Round::Raced => {
+                    tx.rollback()
+                        .await
+                        .map_err(ExecutorError::db("rolling back a creation"))?;
+                }
+            }
+        }
+        Err(
+            ApiError::conflict("a concurrent creation of the same execution did not settle, retry")
+                .into(),
+        )
+    }
+
+    async fn create_round(
+        &self,
+        tx: &mut PgConnection,
+        request: &CreateRequest,
+        creation_key: Option<&str>,
+        request_hash: Option<&str>,
+    ) -> ExecutorResult<Round> {
+        if let (Some(key), Some(hash)) = (request.idempotency_key.as_deref(), request_hash)
+            && let Some(recorded) = executions::find_idempotency_key(tx, key).await?
+        {
+            if recorded.request_hash != hash {
+                return Err(ApiError::already_exists(
+                    "this Idempotency-Key was used with a different request",
+                )
+                .into());
+            }
+            return Ok(Round::Done(Created {
+                view: existing_view(tx, recorded.execution_id).await?,
+                approval_token: None,
+                created: false,
+            }));
+        }
+        let route = Route::of(request.plan_id);
+        let mut recommendations = request.recommendations.clone();
+        let mut targets = request.targets.clone();
+        let mut stored_creation_key = creation_key;
+        let lineage_key = match creation_key {
+            None => lineage::random_lineage_key(),
+            Some(key) => {
+                let lineage_key = lineage::derived_lineage_key(route, request.plan_id, key);
+                if let Some(existing) =
+                    executions::live_or_completed_in_lineage(tx, &lineage_key).await?
+                {
+                    tracing::info!(execution_id = %existing.id, status = %existing.status, "creation key names a live or completed execution");
+                    return self
+                        .replay(tx, request, request_hash, existing.id)
+                        .await
+                        .map(Round::Done);
+                }
+                if let Some(first) = executions::lineage_opener(tx, &lineage_key).await? {
+                    // A new root joins the lineage with its first list and targets, so
+                    // each item keeps its idempotency token.
+                    recommendations = first.recommendations.0.clone();
+                    targets = first.target_account_ids.clone();
+                    stored_creation_key = None;
+                }
+                lineage_key
+            }
+        };
+        let assignment = assign_items(&targets, &recommendations)?;
+        let root_id = Uuid::new_v4();
+        let (status, token, approved_by) = if request.auto_approve {
+            (
+                ExecutionStatus::Approved,
+                None,
+                Some(request.actor.as_str()),
+            )
+        } else {
+            (
+                ExecutionStatus::Pending,
+                Some(ApprovalToken::generate()),
+                None,
+            )
+        };
+        let expires_at = token.as_ref().map(|_| {
+            Utc::now()
+                + chrono::Duration::from_std(self.settings().approval_ttl)
+                    .unwrap_or(chrono::Duration::days(7))
+        });
+        let step_number = request.step_number.map(|step| step as i32);
+        let inserted = executions::insert_root(
+            tx,
+            &NewRoot {
+                id: root_id,
+                plan_id: request.plan_id,
+                status,
+                lineage_key: &lineage_key,
+                creation_key: stored_creation_key,
+                step_number,
+                scheduled_date: request.scheduled_date,
+                recommendations: &recommendations,
+                targets: &targets,
+                token_hash: token.as_ref().map(ApprovalToken::hash),
+                approval_expires_at: expires_at,
+                approved_by,
+                created_by: &request.actor,
+                source: request.source,
+            },
+        )
+        .await?;
+        if !inserted {
+            return Ok(Round::Raced);
+        }
+        let reason = if request.auto_approve {
+            "created approved"
+        } else {
+            "created, awaiting approval"
+        };
+        executions::insert_creation_transition(tx, root_id, status, &request.actor, reason).await?;
+        insert_children(
+            tx,
+            ChildrenOf {
+                root_id,
+                plan_id: request.plan_id,
+                lineage_key: &lineage_key,
+                status,
+                step_number,
+                scheduled_date: request.scheduled_date,
+                approved_by,
+                actor: &request.actor,
+                source: request.source,
+            },
+            &assignment,
+            &recommendations,
+        )
+        .await?;
+        if let (Some(key), Some(hash)) = (request.idempotency_key.as_deref(), request_hash)
+            && !executions::insert_idempotency_key(tx, key, hash, root_id).await?
+        {
+            return Ok(Round::Raced);
+        }
+        Ok(Round::Done(Created {
+            view: existing_view(tx, root_id).await?,
+            approval_token: token,
+            created: true,
+        }))
+    }
+
+    /// Returns an existing root for a creation request, recording its Idempotency-Key.
+    async fn replay(
+        &self,
+        tx: &mut PgConnection,
+        request: &CreateRequest,
+        request_hash: Option<&str>,
+        execution_id: Uuid,
+    ) -> ExecutorResult<Created> {
+        if let (Some(key), Some(hash)) = (request.idempotency_key.as_deref(), request_hash) {
+            executions::insert_idempotency_key(tx, key, hash, execution_id).await?;
+        }
+        Ok(Created {
+            view: existing_view(tx, execution_id).await?,
+            approval_token: None,
+            created: false,
+        })
+    }
+}
+
+/// What every child of a new root shares.
+pub(crate) struct ChildrenOf<'a> {
+    pub root_id: Uuid,
+    pub plan_id: Option<Uuid>,
+    pub lineage_key: &'a str,
+    pub status: ExecutionStatus,
+    pub step_number: Option<i32>,
+    pub scheduled_date: Option<DateTime<Utc>>,
+    pub approved_by: Option<&'a str>,
+    pub actor: &'a str,
+    pub source: Source,
+}
+
+/// Inserts one child per target with its items (tokens from the child lineage key and
+/// the root index) and their creation transitions.
+pub(crate) async fn insert_children(
+    tx: &mut PgConnection,
+    shared: ChildrenOf<'_>,
+    assignment: &[TargetItems],
+    recommendations: &[Recommendation],
+) -> ExecutorResult<()> {
+    for target in assignment {
+        let child_id = Uuid::new_v4();
+        let child_key = child_lineage_key(shared.lineage_key, &target.account_id.to_string());
+        let items = target
+            .item_indices
+            .iter()
+            .map(|index| {
+                (
+                    *index,
+                    &recommendations[*index as usize],
+                    derive_token(&child_key, *index),
+                )
+            })
+            .collect();
+        executions::insert_child(
+            tx,
+            &NewChild {
+                id: child_id,
+                parent_id: shared.root_id,
+                plan_id: shared.plan_id,
+                account_id: target.account_id,
+                status: shared.status,
+                lineage_key: &child_key,
+                step_number: shared.step_number,
+                scheduled_date: shared.scheduled_date,
+                approved_by: shared.approved_by,
+                created_by: shared.actor,
+                source: shared.source,
+                items,
+            },
+        )
+        .await?;
+        executions::insert_creation_transition(
+            tx,
+            child_id,
+            shared.status,
+            shared.actor,
+            "created with its root",
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! Approve, cancel and preview: by approval token or by an admin (the gateway calls
+//! without a token only for an admin key).
+
+use chrono::Utc;
+use cudly_common::ApiError;
+use uuid::Uuid;
+
+use crate::domain::approval::{self, ApprovalView};
+use crate::domain::status::{ACTOR_TOKEN, ExecutionStatus};
+use crate::error::{ExecutorError, ExecutorResult};
+use crate::repo::executions::{self, CasOutcome, ExecutionRow, StatusChange};
+use crate::service::{ExecutionView, Executor, existing_view, view_of};
+
+/// What to do with a pending root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Cancel,
+}
+
+impl Decision {
+    fn target(self) -> ExecutionStatus {
+        match self {
+            Decision::Approve => ExecutionStatus::Approved,
+            Decision::Cancel => ExecutionStatus::Canceled,
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Decision::Approve => "approved",
+            Decision::Cancel => "canceled",
+        }
+    }
+}
+
+fn approval_view(row: &ExecutionRow) -> ExecutorResult<ApprovalView<'_>> {
+    Ok(ApprovalView {
+        status: row.status()?,
+        token_hash: row.approval_token_hash.as_deref(),
+        expires_at: row.approval_expires_at,
+    })
+}
+
+fn root_or_error(row: Option<ExecutionRow>, id: Uuid) -> ExecutorResult<ExecutionRow> {
+    let row = row.ok_or_else(|| ApiError::not_found(format!("execution {id} not found")))?;
+    if !row.is_root() {
+        return Err(ApiError::invalid_field(
+            "id",
+            "is a child execution; approve or cancel its root",
+        )
+        .into());
+    }
+    Ok(row)
+}
+
+impl Executor {
+    /// Approves or cancels a pending root. `token` absent: an admin (`actor`
+    /// "key:<name>"). Wrong token 403, expired 410, not pending 409 with its status;
+    /// nothing changes then.
+    pub async fn decide(
+        &self,
+        id: Uuid,
+        decision: Decision,
+        token: Option<&str>,
+        actor: &str,
+    ) -> ExecutorResult<ExecutionView> {
+        let actor = if token.is_some() { ACTOR_TOKEN } else { actor };
+        if actor.trim().is_empty() {
+            return Err(ApiError::invalid_field("actor", "is required without a token").into());
+        }
+        let mut tx = self.begin().await?;
+        let root = root_or_error(executions::get_for_update(&mut tx, id).await?, id)?;
+        let now = Utc::now();
+        approval::check_decision(&approval_view(&root)?, token, now)?;
+        let reason = match token {
+            Some(_) => format!("{} by approval token", decision.verb()),
+            None => format!("{} by {actor}", decision.verb()),
+        };
+        let change = StatusChange {
+            reason: Some(&reason),
+            require_approval_open_at: Some(now),
+            approved_by: (decision == Decision::Approve).then_some(actor),
+            ..StatusChange::new(id, &[ExecutionStatus::Pending], decision.target(), actor)
+        };
+        match executions::change_status(&mut tx, &change).await? {
+            CasOutcome::Applied { .. } => {}
+            CasOutcome::Lost => {
+                // Held FOR UPDATE above, so only the window closing in between can get here.
+                return Err(
+                    ApiError::new(cudly_common::ErrorCode::Gone, "approval token expired").into(),
+                );
+            }
+        }
+        executions::change_children_status(
+            &mut tx,
+            id,
+            &[ExecutionStatus::Pending],
+            decision.target(),
+            actor,
+            Some(&reason),
+            (decision == Decision::Approve).then_some(actor),
+        )
+        .await?;
+        let view = existing_view(&mut tx, id).await?;
+        tx.commit()
+            .await
+            .map_err(ExecutorError::db("committing a decision"))?;
+        tracing::info!(execution_id = %id, decision = decision.verb(), by = %actor, "execution decided");
+        if decision == Decision::Approve {
+            self.runner.start(id);
+        }
+        Ok(view)
+    }
+
+    /// Shows what a token would approve; acts on nothing. Returns the view and whether a
+    /// POST would approve it.
+    pub async fn preview(&self, id: Uuid, token: &str) -> ExecutorResult<(ExecutionView, bool)> {
+        let mut conn = self.conn().await?;
+        let root = root_or_error(executions::get(&mut conn, id).await?, id)?;
+        let approvable = approval::check_preview(&approval_view(&root)?, token, Utc::now())?;
+        let view = view_of(&mut conn, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("execution {id} not found")))?;
+        Ok((view, approvable))
+    }
+}

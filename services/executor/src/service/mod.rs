@@ -1,0 +1,140 @@
+//! The executor's operations, between the gRPC edge and the SQL: each takes domain
+//! input, applies the rules of `domain` in one transaction through `repo`, and returns
+//! views the edge turns into proto messages.
+
+mod create;
+mod decide;
+mod query;
+mod resolve;
+mod retry;
+mod sweep;
+
+use std::collections::HashMap;
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+pub use create::{CreateRequest, Created};
+pub use decide::Decision;
+pub use query::HistoryQuery;
+pub use resolve::{AttemptTarget, ResolveRequest};
+pub use sweep::{ExpireCounts, RedriveOutcome, SafeFailOutcome};
+
+use crate::config::RunnerSettings;
+use crate::error::{ExecutorError, ExecutorResult};
+use crate::repo::executions::{self, ExecutionRow};
+use crate::repo::items::{self, ItemRow};
+use crate::runner::Runner;
+
+/// An execution as shown: a root with its children (each with items), or a child with
+/// its items.
+#[derive(Debug, Clone)]
+pub struct ExecutionView {
+    pub row: ExecutionRow,
+    pub items: Vec<ItemRow>,
+    pub children: Vec<ExecutionView>,
+}
+
+/// The executor's operations.
+#[derive(Clone)]
+pub struct Executor {
+    pool: PgPool,
+    runner: Runner,
+}
+
+impl Executor {
+    pub fn new(pool: PgPool, runner: Runner) -> Self {
+        Self { pool, runner }
+    }
+
+    pub fn runner(&self) -> &Runner {
+        &self.runner
+    }
+
+    fn settings(&self) -> &RunnerSettings {
+        self.runner.settings()
+    }
+
+    async fn conn(&self) -> ExecutorResult<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        self.pool
+            .acquire()
+            .await
+            .map_err(ExecutorError::db("acquiring a connection"))
+    }
+
+    async fn begin(&self) -> ExecutorResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.pool
+            .begin()
+            .await
+            .map_err(ExecutorError::db("starting a transaction"))
+    }
+}
+
+/// Returns the views of rows: roots get their children and items, children their items.
+pub async fn views_of(
+    conn: &mut PgConnection,
+    rows: Vec<ExecutionRow>,
+) -> ExecutorResult<Vec<ExecutionView>> {
+    let root_ids: Vec<Uuid> = rows
+        .iter()
+        .filter(|row| row.is_root())
+        .map(|row| row.id)
+        .collect();
+    let children = executions::children_of(conn, &root_ids).await?;
+    let mut item_owner_ids: Vec<Uuid> = children.iter().map(|child| child.id).collect();
+    item_owner_ids.extend(rows.iter().filter(|row| !row.is_root()).map(|row| row.id));
+    let mut items_by_owner: HashMap<Uuid, Vec<ItemRow>> = HashMap::new();
+    for item in items::items_of(conn, &item_owner_ids).await? {
+        items_by_owner
+            .entry(item.execution_id)
+            .or_default()
+            .push(item);
+    }
+    let mut children_by_root: HashMap<Uuid, Vec<ExecutionView>> = HashMap::new();
+    for child in children {
+        let Some(parent_id) = child.parent_id else {
+            continue;
+        };
+        children_by_root
+            .entry(parent_id)
+            .or_default()
+            .push(ExecutionView {
+                items: items_by_owner.remove(&child.id).unwrap_or_default(),
+                row: child,
+                children: Vec::new(),
+            });
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            if row.is_root() {
+                ExecutionView {
+                    children: children_by_root.remove(&row.id).unwrap_or_default(),
+                    row,
+                    items: Vec::new(),
+                }
+            } else {
+                ExecutionView {
+                    items: items_by_owner.remove(&row.id).unwrap_or_default(),
+                    row,
+                    children: Vec::new(),
+                }
+            }
+        })
+        .collect())
+}
+
+/// Returns the view of one execution, if it exists.
+pub async fn view_of(conn: &mut PgConnection, id: Uuid) -> ExecutorResult<Option<ExecutionView>> {
+    let Some(row) = executions::get(conn, id).await? else {
+        return Ok(None);
+    };
+    Ok(views_of(conn, vec![row]).await?.pop())
+}
+
+/// Returns the view of an execution that must exist (just written).
+pub async fn existing_view(conn: &mut PgConnection, id: Uuid) -> ExecutorResult<ExecutionView> {
+    view_of(conn, id)
+        .await?
+        .ok_or_else(|| ExecutorError::Internal(format!("execution {id} vanished")))
+}

@@ -1,0 +1,378 @@
+//! No double purchase: a re-drive after the purchases were made buys nothing more, a
+//! purchase whose response was lost ends with exactly one commitment, and a failed
+//! guard look-up refuses to buy.
+
+use cudly_aws::purchase::AwsService;
+use cudly_aws_sandbox::{FaultError, FaultSpec};
+use cudly_common::grpc::Caller;
+use cudly_proto::common::v1::Fencing;
+use cudly_proto::executor::v1::RedriveRequest;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::common::*;
+
+/// Puts an ended execution back as a crash would have left it after buying: root and
+/// children running under a dead lease, items in flight, and each purchase attempt
+/// either in flight with its call sent (the outcome never written) or, for odd
+/// indices, recorded as bought without the item knowing it.
+async fn rewind_to_a_crash_after_buying(world: &World, root_id: &str) {
+    let root = Uuid::parse_str(root_id).unwrap();
+    let statements = [
+        "UPDATE executions SET status = 'running', completed_at = NULL, error = NULL, \
+             lease_owner = 'crashed:000000000000', heartbeat_at = now() - interval '1 hour' WHERE id = $1",
+        "UPDATE executions SET status = 'running', completed_at = NULL, error = NULL, \
+             lease_owner = 'crashed:000000000000' WHERE parent_id = $1",
+        "UPDATE execution_items SET status = 'in_flight', commitment_id = NULL, purchased_at = NULL, \
+             lease_owner = 'crashed:000000000000' \
+         WHERE execution_id IN (SELECT id FROM executions WHERE parent_id = $1)",
+        "UPDATE purchase_attempts SET state = 'in_flight', commitment_id = NULL, \
+             lease_owner = 'crashed:000000000000' WHERE root_id = $1 AND item_index % 2 = 0",
+        "DELETE FROM purchase_history WHERE root_id = $1",
+    ];
+    for statement in statements {
+        sqlx::query(statement)
+            .bind(root)
+            .execute(&world.pool)
+            .await
+            .expect("rewind");
+    }
+}
+
+#[tokio::test]
+async fn redriving_an_execution_that_bought_everything_buys_nothing_more_for_each_service() {
+    let world = world().await;
+    let account = world.add_account("all-services", true).await;
+    let recommendations: Vec<Value> = AwsService::ALL
+        .iter()
+        .map(|service| recommendation(*service))
+        .collect();
+    let done = world.buy(&account, recommendations).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let child = &children(&done)[0];
+    let first_commitments: Vec<Value> = child["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["commitment_id"].clone())
+        .collect();
+    let purchases_before = world.purchase_calls().await;
+    assert_eq!(
+        purchases_before,
+        AwsService::ALL.len(),
+        "one purchase call per item"
+    );
+
+    rewind_to_a_crash_after_buying(&world, done["id"].as_str().unwrap()).await;
+    let reply = world
+        .executor_client(Caller::Sweeper)
+        .redrive(RedriveRequest {
+            execution_id: done["id"].as_str().unwrap().to_owned(),
+            fencing: Some(Fencing {
+                task: "recover_stranded".to_owned(),
+                token: 1,
+            }),
+            expected_attempt: Some(0),
+        })
+        .await
+        .expect("re-drive answered")
+        .into_inner();
+    assert!(reply.accepted, "{reply:?}");
+    assert_eq!(reply.outcome, "redriven");
+    assert_eq!(reply.attempt, 1);
+
+    let again = world.wait_terminal(done["id"].as_str().unwrap()).await;
+    assert_eq!(again["status"], "completed", "{again}");
+    assert_eq!(again["attempt"], 1);
+    let child = &children(&again)[0];
+    let commitments_after: Vec<Value> = child["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            assert_eq!(item["status"], "bought", "{item}");
+            item["commitment_id"].clone()
+        })
+        .collect();
+    assert_eq!(
+        commitments_after, first_commitments,
+        "the same commitments, found again"
+    );
+    assert_eq!(
+        world.purchase_calls().await,
+        purchases_before,
+        "no purchase call was sent again"
+    );
+    let ledger = world.ledger().await;
+    for (index, token) in world.tokens_of(child["id"].as_str().unwrap()).await {
+        let service = AwsService::ALL[index as usize];
+        assert_eq!(
+            commitments_for(&ledger, service, &token),
+            1,
+            "{} bought once",
+            service.name()
+        );
+    }
+    let (_, history) = world
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/history?account_ids={}", account.id),
+            None,
+        )
+        .await;
+    assert_eq!(
+        history["purchases"].as_array().unwrap().len(),
+        AwsService::ALL.len(),
+        "{history}"
+    );
+}
+
+/// Buys one unit of `service` while the sandbox commits the purchase and then drops the
+/// connection without answering; the run must end with exactly one commitment.
+async fn a_lost_purchase_response_ends_with_exactly_one_commitment(service: AwsService) {
+    let world = world().await;
+    let account = world.add_account(service.name(), true).await;
+    world
+        .stack
+        .sandbox()
+        .add_fault(
+            FaultSpec::on(sandbox_service(service), purchase_operation(service))
+                .for_account(&account.external_id)
+                .drop_after_commit()
+                .times(1),
+        )
+        .await;
+    let done = world.buy(&account, vec![recommendation(service)]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let child = &children(&done)[0];
+    let item = &child["items"][0];
+    assert_eq!(item["status"], "bought", "{item}");
+    let ledger = world.ledger().await;
+    let (_, token) = world
+        .tokens_of(child["id"].as_str().unwrap())
+        .await
+        .remove(0);
+    assert_eq!(commitments_for(&ledger, service, &token), 1, "{ledger:?}");
+    assert_eq!(
+        ledger.commitments.len(),
+        1,
+        "exactly one commitment in the account"
+    );
+    assert_eq!(
+        item["commitment_id"].as_str(),
+        Some(ledger.commitments[0].commitment_id.as_str()),
+        "the item names the commitment that exists"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_ec2_purchase_response_ends_with_exactly_one_commitment() {
+    a_lost_purchase_response_ends_with_exactly_one_commitment(AwsService::Ec2).await;
+}
+
+#[tokio::test]
+async fn a_lost_savings_plan_purchase_response_ends_with_exactly_one_commitment() {
+    a_lost_purchase_response_ends_with_exactly_one_commitment(AwsService::SavingsPlans).await;
+}
+
+#[tokio::test]
+async fn a_lost_rds_purchase_response_ends_with_exactly_one_commitment() {
+    a_lost_purchase_response_ends_with_exactly_one_commitment(AwsService::Rds).await;
+}
+
+#[tokio::test]
+async fn a_lost_elasticache_purchase_response_ends_with_exactly_one_commitment() {
+    a_lost_purchase_response_ends_with_exactly_one_commitment(AwsService::ElastiCache).await;
+}
+
+#[tokio::test]
+async fn a_lost_memorydb_purchase_response_ends_with_exactly_one_commitment() {
+    a_lost_purchase_response_ends_with_exactly_one_commitment(AwsService::MemoryDb).await;
+}
+
+#[tokio::test]
+async fn a_lost_opensearch_purchase_response_ends_with_exactly_one_commitment() {
+    a_lost_purchase_response_ends_with_exactly_one_commitment(AwsService::OpenSearch).await;
+}
+
+#[tokio::test]
+async fn a_lost_redshift_purchase_response_ends_with_exactly_one_commitment() {
+    a_lost_purchase_response_ends_with_exactly_one_commitment(AwsService::Redshift).await;
+}
+
+#[tokio::test]
+async fn a_failed_guard_look_up_refuses_to_buy_and_fails_the_item() {
+    let world = world().await;
+    let account = world.add_account("guarded", true).await;
+    for service in [AwsService::Rds, AwsService::Ec2] {
+        world
+            .stack
+            .sandbox()
+            .add_fault(
+                FaultSpec::on(sandbox_service(service), guard_operation(service))
+                    .error(FaultError::Internal),
+            )
+            .await;
+    }
+    let done = world
+        .buy(
+            &account,
+            vec![
+                recommendation(AwsService::Rds),
+                recommendation(AwsService::Ec2),
+            ],
+        )
+        .await;
+    assert_eq!(done["status"], "failed", "nothing was bought: {done}");
+    let child = &children(&done)[0];
+    assert_eq!(child["status"], "failed", "{child}");
+    for item in child["items"].as_array().unwrap() {
+        assert_eq!(item["status"], "failed", "{item}");
+        assert_eq!(item["commitment_id"], Value::Null);
+        let error = item["error"].as_str().expect("the item says why");
+        assert!(
+            error.contains("guard look-up failed, nothing was bought"),
+            "{error}"
+        );
+    }
+    assert_eq!(world.purchase_calls().await, 0, "no purchase call was sent");
+    assert!(world.ledger().await.commitments.is_empty());
+}
+
+#[tokio::test]
+async fn several_matching_commitments_make_the_purchase_in_doubt_until_an_operator_resolves_it() {
+    use cudly_aws::purchase::Purchaser;
+    use cudly_aws::sdk::{AwsSettings, SessionCredentials};
+
+    let world = world().await;
+    let account = world.add_account("doubtful", true).await;
+    // Someone bought the same offering and count by hand, untagged, a moment ago.
+    let settings = AwsSettings::default().with_endpoint(world.stack.sandbox().endpoint());
+    let credentials = SessionCredentials {
+        access_key_id: account.access_key_id.clone(),
+        secret_access_key: secrecy::SecretString::from(account.secret.clone()),
+        session_token: None,
+        expiration: None,
+    };
+    let by_hand = Purchaser::new(&settings, &credentials, "us-east-1");
+    let line: cudly_executor::domain::recommendation::Recommendation =
+        serde_json::from_value(recommendation(AwsService::Ec2)).unwrap();
+    let spec = line
+        .to_purchase_spec(&cudly_common::idempotency::derive_token("by-hand", 0))
+        .unwrap();
+    let offering = by_hand.resolve_offering(&spec).await.expect("offering");
+    let foreign = by_hand
+        .purchase(&spec, &offering)
+        .await
+        .expect("bought by hand")
+        .commitment()
+        .commitment_id
+        .clone();
+    // Our purchase commits, and its response is lost.
+    world
+        .stack
+        .sandbox()
+        .add_fault(
+            FaultSpec::on(
+                sandbox_service(AwsService::Ec2),
+                purchase_operation(AwsService::Ec2),
+            )
+            .for_account(&account.external_id)
+            .drop_after_commit()
+            .times(1),
+        )
+        .await;
+    let done = world
+        .buy(&account, vec![recommendation(AwsService::Ec2)])
+        .await;
+    assert_eq!(done["status"], "failed", "nothing provably bought: {done}");
+    let child = &children(&done)[0];
+    let item = &child["items"][0];
+    assert_eq!(item["status"], "failed", "{item}");
+    let error = item["error"].as_str().unwrap();
+    assert!(error.contains("verify in the cloud console"), "{error}");
+    assert_eq!(world.ledger().await.commitments.len(), 2);
+    let purchases = world.purchase_calls().await;
+
+    // A retry does not buy past the doubt.
+    let (status, retry) = world
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/executions/{}/retry", done["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{retry}");
+    let retried = world.wait_terminal(retry["id"].as_str().unwrap()).await;
+    assert_eq!(retried["status"], "failed", "{retried}");
+    assert!(
+        children(&retried)[0]["items"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("in doubt")
+    );
+    assert_eq!(
+        world.purchase_calls().await,
+        purchases,
+        "no purchase past the doubt"
+    );
+
+    // The operator finds ours in the console and resolves the item.
+    let (_, token) = world
+        .tokens_of(child["id"].as_str().unwrap())
+        .await
+        .remove(0);
+    let ours = world
+        .ledger()
+        .await
+        .commitments
+        .iter()
+        .map(|commitment| commitment.commitment_id.clone())
+        .find(|id| *id != foreign)
+        .expect("our commitment exists");
+    let retried_child = &children(&retried)[0];
+    let path = format!(
+        "/api/executions/{}/items/0/resolve",
+        retried_child["id"].as_str().unwrap()
+    );
+    let (status, resolved) = world
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(serde_json::json!({"outcome": "bought", "commitment_id": ours})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{resolved}");
+    assert_eq!(resolved["attempt"]["state"], "bought");
+    assert_eq!(
+        resolved["attempt"]["token_masked"],
+        format!("{}...", &token[..8])
+    );
+    let (status, _) = world
+        .call(
+            reqwest::Method::POST,
+            &path,
+            Some(serde_json::json!({"outcome": "not_bought"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::CONFLICT,
+        "only an in-doubt attempt is resolved"
+    );
+    let item = &world.execution(retried_child["id"].as_str().unwrap()).await["items"][0];
+    assert_eq!(item["status"], "bought", "{item}");
+    assert_eq!(item["commitment_id"], ours.as_str());
+    let (_, history) = world
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/history?account_ids={}", account.id),
+            None,
+        )
+        .await;
+    assert_eq!(
+        history["purchases"][0]["commitment_id"],
+        ours.as_str(),
+        "{history}"
+    );
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests of the executor through REST, with every service of the stack, real
+//! Postgres and the AWS sandbox.
+
+mod approval;
+mod common;
+mod fanout;
+mod idempotency;
+mod leases;
+mod lineage;
+mod races;
+mod shutdown;
+mod stranded;
