@@ -9,6 +9,9 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::Credentials;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::{ConnectorBuilder, tls};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 use chrono::{DateTime, Utc};
@@ -27,6 +30,9 @@ pub struct AwsSettings {
     /// Attempts for calls that may be retried (look-ups, tagging, purchases carrying
     /// their own idempotency); purchases without idempotency are never retried by the SDK.
     pub max_attempts: u32,
+    /// The HTTPS client every SDK client built from these settings shares (see
+    /// [`https_client`]); clones of the settings share it too.
+    pub http_client: SharedHttpClient,
 }
 
 impl Default for AwsSettings {
@@ -36,6 +42,7 @@ impl Default for AwsSettings {
             endpoint_url: None,
             call_timeout: Duration::from_secs(30),
             max_attempts: 3,
+            http_client: https_client(),
         }
     }
 }
@@ -138,7 +145,8 @@ pub fn config_with_credentials(
         .sleep_impl(
             aws_smithy_async::rt::sleep::default_async_sleep().expect("tokio sleep is available"),
         )
-        .time_source(aws_smithy_async::time::SystemTimeSource::new());
+        .time_source(aws_smithy_async::time::SystemTimeSource::new())
+        .http_client(settings.http_client.clone());
     if let Some(endpoint) = &settings.endpoint_url {
         builder = builder.endpoint_url(endpoint.clone());
     } else {
@@ -147,6 +155,31 @@ pub fn config_with_credentials(
         builder = builder.service_config(EnvEndpointUrls);
     }
     builder.build()
+}
+
+/// Returns a new HTTPS client for the SDK clients of one service instance.
+///
+/// Without a shared one each SDK client (eight per account and region) builds its own:
+/// its own TLS context (the system's root certificates parsed again) and its own
+/// connection pool, so every account run would pay for new connections. Requests are
+/// signed per SDK client, so sharing connections between accounts shares no
+/// credentials. Same stack as the SDK's default (hyper 1, rustls with aws-lc, proxies
+/// from the environment). One per settings value rather than one per process: a pooled
+/// connection lives on the tokio runtime that opened it.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(
+        |settings, runtime_components| {
+            let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ));
+            connector.set_connector_settings(settings.cloned());
+            if let Some(components) = runtime_components {
+                connector.set_sleep_impl(components.sleep_impl());
+            }
+            connector.set_proxy_config(Some(ProxyConfig::from_env()));
+            connector.build()
+        },
+    )
 }
 
 /// The standard endpoint overrides of the environment, for configurations built
@@ -186,7 +219,8 @@ pub async fn ambient_config(settings: &AwsSettings, region: &str) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_owned()))
         .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
-        .timeout_config(settings.timeouts());
+        .timeout_config(settings.timeouts())
+        .http_client(settings.http_client.clone());
     if let Some(endpoint) = &settings.endpoint_url {
         loader = loader.endpoint_url(endpoint.clone());
     }

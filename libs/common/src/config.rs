@@ -127,12 +127,14 @@ const KNOWN: &[&str] = &[
     "CUDLY_SWEEP_INTERVAL",
     "CUDLY_SWEEP_INTERVAL_*",
     "CUDLY_LOCK_TTL",
+    "CUDLY_LOCK_KEY_PREFIX",
     "CUDLY_GRPC_TLS_*",
     "CUDLY_DEV_DIR",
     "CUDLY_HEALTH_INTERVAL",
     "CUDLY_REQUEST_TIMEOUT",
     "CUDLY_AWS_CALL_TIMEOUT",
     "CUDLY_EXECUTOR_POLL_INTERVAL",
+    "CUDLY_PURCHASE_SETTLE_MARGIN",
 ];
 
 fn matches_pattern(name: &str, pattern: &str) -> bool {

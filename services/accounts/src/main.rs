@@ -1,4 +1,5 @@
-//! The `cudly-accounts` binary: configuration from the environment, telemetry, serve.
+//! The `cudly-accounts` binary: configuration from the environment, telemetry, metrics,
+//! serve.
 //!
 //! `cudly-accounts` serves the gRPC API. `cudly-accounts rotate-credential-key`
 //! re-encrypts every stored credential under `CUDLY_CREDENTIAL_KEY`, decrypting with
@@ -30,9 +31,13 @@ async fn serve() -> anyhow::Result<()> {
     let _telemetry = cudly_telemetry::init("accounts")?;
     cudly_common::config::warn_unknown_vars();
     let config = cudly_accounts::config::Config::from_env().context("invalid configuration")?;
+    let metrics = cudly_common::metrics::spawn_standalone("accounts", "0.0.0.0:9091")?;
     let app = cudly_accounts::app::App::build(config).await?;
-    app.run_until_stopped(cudly_common::grpc::shutdown_signal())
-        .await
+    let result = app
+        .run_until_stopped(cudly_common::grpc::shutdown_signal())
+        .await;
+    metrics.cancel();
+    result
 }
 
 async fn rotate() -> anyhow::Result<()> {

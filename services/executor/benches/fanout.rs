@@ -196,6 +196,30 @@ async fn run() -> anyhow::Result<()> {
             bought as usize == accounts * items,
             "run {run} bought {bought} items"
         );
+        let phases: (f64, f64, f64, f64, f64) = sqlx::query_as(
+            "WITH c AS (SELECT id, started_at, completed_at FROM executions WHERE parent_id = $1), \
+                  a AS (SELECT a.execution_id, a.started_at, a.sent_at, i.purchased_at \
+                        FROM purchase_attempts a JOIN execution_items i \
+                          ON i.idempotency_token = a.idempotency_token AND i.execution_id = a.execution_id \
+                        WHERE a.root_id = $1) \
+             SELECT \
+               (SELECT avg(extract(epoch FROM completed_at - started_at)) * 1000 FROM c)::float8, \
+               (SELECT avg(extract(epoch FROM first - c.started_at)) * 1000 FROM c \
+                  JOIN (SELECT execution_id, min(started_at) AS first FROM a GROUP BY execution_id) f \
+                  ON f.execution_id = c.id)::float8, \
+               (SELECT avg(extract(epoch FROM sent_at - started_at)) * 1000 FROM a)::float8, \
+               (SELECT avg(extract(epoch FROM purchased_at - sent_at)) * 1000 FROM a)::float8, \
+               (SELECT extract(epoch FROM min(c.started_at) - r.started_at) * 1000 \
+                  FROM c, executions r WHERE r.id = $1 GROUP BY r.started_at)::float8",
+        )
+        .bind(root)
+        .fetch_one(&pool)
+        .await?;
+        println!(
+            "  per child {:.0} ms (credentials and identity check {:.0} ms); per item: claim to send {:.0} ms, \
+             send to recorded {:.0} ms; root claim to first child {:.0} ms",
+            phases.0, phases.1, phases.2, phases.3, phases.4
+        );
         let ratio = elapsed.as_secs_f64() / ideal.as_secs_f64();
         ratios.push(ratio);
         println!(

@@ -50,7 +50,8 @@ pub struct RunnerSettings {
     /// (`CUDLY_EXECUTOR_POLL_INTERVAL`).
     pub poll_interval: Duration,
     /// Added to the longest time a purchase call can take before a purchase whose outcome
-    /// is unknown is looked up again.
+    /// is unknown is looked up again (`CUDLY_PURCHASE_SETTLE_MARGIN`): room for the
+    /// cloud to finish a request it accepted just before the call timed out.
     pub settle_margin: Duration,
     /// Deadline of each call to the accounts and planner services.
     pub rpc_timeout: Duration,
@@ -103,6 +104,10 @@ impl RunnerSettings {
             poll_interval: config::duration_var(
                 "CUDLY_EXECUTOR_POLL_INTERVAL",
                 defaults.poll_interval,
+            )?,
+            settle_margin: config::duration_var(
+                "CUDLY_PURCHASE_SETTLE_MARGIN",
+                defaults.settle_margin,
             )?,
             ..defaults
         };

@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 mod grpc;
+pub mod metrics;
 pub mod repo;
 pub mod runner;
 pub mod service;

@@ -31,8 +31,9 @@ pub struct Tuning {
     pub run_loops: bool,
     /// Most stranded roots handled in one run.
     pub batch_limit: u32,
-    /// Prefix of the Redis lock keys (`cudly:lock:task:`); tests sharing one Redis use
-    /// their own.
+    /// Prefix of the Redis lock keys (`CUDLY_LOCK_KEY_PREFIX`, default
+    /// `cudly:lock:task:`): two deployments sharing one Redis need their own, and so do
+    /// tests sharing one.
     pub lock_key_prefix: String,
     /// A pause between listing stranded roots and acting on them. Tests use it to
     /// make an execution finish in between; zero in production.
@@ -79,6 +80,11 @@ impl Tuning {
         )?;
         tuning.redrive_max_attempts =
             config::parse_var("CUDLY_REDRIVE_MAX_ATTEMPTS", tuning.redrive_max_attempts)?;
+        if let Ok(prefix) = std::env::var("CUDLY_LOCK_KEY_PREFIX")
+            && !prefix.trim().is_empty()
+        {
+            tuning.lock_key_prefix = prefix.trim().to_owned();
+        }
         tuning.validate()?;
         Ok(tuning)
     }

@@ -193,6 +193,7 @@ pub async fn insert_creation_transition(
     .execute(&mut *conn)
     .await
     .map_err(ExecutorError::db("writing a status transition"))?;
+    crate::metrics::executions_entered(to, 1);
     Ok(())
 }
 
@@ -449,9 +450,12 @@ pub async fn change_status(
     .await
     .map_err(ExecutorError::db("changing an execution status"))?;
     match row {
-        Some(from) => Ok(CasOutcome::Applied {
-            from: parse_status(&from)?,
-        }),
+        Some(from) => {
+            crate::metrics::executions_entered(change.to, 1);
+            Ok(CasOutcome::Applied {
+                from: parse_status(&from)?,
+            })
+        }
         None => Ok(CasOutcome::Lost),
     }
 }
@@ -494,6 +498,9 @@ pub async fn change_children_status(
     .fetch_one(&mut *conn)
     .await
     .map_err(ExecutorError::db("changing child statuses"))
+    .inspect(|moved: &i64| {
+        crate::metrics::executions_entered(to, u64::try_from(*moved).unwrap_or(0))
+    })
 }
 
 /// Renews a root's lease; false when the lease is not ours any more or the root ended.

@@ -102,6 +102,64 @@ pub async fn finish_item_bought(
     Ok(written.is_some())
 }
 
+/// Records a commitment on the run's in_flight attempt (→ bought), writes the item as
+/// bought and its purchase_history row, in one statement, under the run's lease. For
+/// purchases that need no tag afterwards. False when the attempt or the item is not
+/// the run's any more (then the item is left to a later run).
+pub async fn finish_attempt_and_item_bought(
+    conn: &mut PgConnection,
+    lease: &crate::repo::Lease,
+    index: i32,
+    purchase: &NewPurchase<'_>,
+) -> ExecutorResult<bool> {
+    let rec = purchase.recommendation;
+    let written: Option<i32> = sqlx::query_scalar(concat!(
+        "WITH attempt AS ( \
+             UPDATE purchase_attempts a SET state = 'bought', commitment_id = $5, error = NULL, \
+                 updated_at = now() \
+             WHERE a.idempotency_token = $18 AND a.state = 'in_flight' AND a.lease_owner = $2 AND ",
+        crate::repo::root_leased!(),
+        " RETURNING a.idempotency_token \
+         ), finished AS ( \
+             UPDATE execution_items i SET status = 'bought', commitment_id = $5, error = NULL, \
+                 updated_at = now(), purchased_at = COALESCE(i.purchased_at, now()) \
+             FROM attempt \
+             WHERE i.execution_id = $3 AND i.item_index = $4 AND i.status = 'in_flight' \
+               AND i.lease_owner = $2 AND i.idempotency_token = attempt.idempotency_token \
+             RETURNING i.idempotency_token \
+         ) \
+         INSERT INTO purchase_history (id, idempotency_token, execution_id, root_id, cloud_account_id, \
+             account_external_id, plan_id, provider, service, region, resource_type, count, term, \
+             payment, commitment_id, upfront_cost) \
+         SELECT $6, finished.idempotency_token, $3, $1, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $5, $17 \
+         FROM finished \
+         ON CONFLICT (idempotency_token) DO UPDATE SET commitment_id = EXCLUDED.commitment_id \
+         RETURNING 1"
+    ))
+    .bind(lease.root_id)
+    .bind(&lease.owner)
+    .bind(purchase.child_id)
+    .bind(index)
+    .bind(purchase.commitment_id)
+    .bind(Uuid::new_v4())
+    .bind(purchase.account_id)
+    .bind(purchase.account_external_id)
+    .bind(purchase.plan_id)
+    .bind(&rec.provider)
+    .bind(&rec.service)
+    .bind(&rec.region)
+    .bind(&rec.resource_type)
+    .bind(rec.count as i32)
+    .bind(rec.term as i32)
+    .bind(&rec.payment)
+    .bind(rec.upfront_cost)
+    .bind(purchase.token)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("recording a purchase"))?;
+    Ok(written.is_some())
+}
+
 /// A purchase_history row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PurchaseRow {

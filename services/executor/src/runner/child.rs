@@ -44,16 +44,17 @@ pub struct ChildContext<'a> {
     pub credentials: &'a SessionCredentials,
     pub stop: &'a CancellationToken,
     clouds: HashMap<String, Arc<dyn AccountCloud>>,
+    /// One connection for the whole account run: items go one at a time, and a pooled
+    /// acquire per statement would cost a ping each.
+    conn: tokio::sync::Mutex<PoolConnection<Postgres>>,
 }
 
 impl ChildContext<'_> {
-    /// Returns a pooled connection.
-    pub async fn acquire(&self) -> ExecutorResult<PoolConnection<Postgres>> {
-        self.inner
-            .pool
-            .acquire()
-            .await
-            .map_err(ExecutorError::db("acquiring a connection"))
+    /// Returns the account run's connection (held until the guard drops).
+    pub async fn acquire(
+        &self,
+    ) -> ExecutorResult<tokio::sync::MutexGuard<'_, PoolConnection<Postgres>>> {
+        Ok(self.conn.lock().await)
     }
 
     /// Returns the account's cloud in `region`, built from its credentials only.
@@ -175,6 +176,7 @@ async fn drive(
         credentials: &account.credentials,
         stop,
         clouds: HashMap::new(),
+        conn: tokio::sync::Mutex::new(acquire(inner).await?),
     };
     let first_region = unsettled[0].recommendation.0.region.clone();
     let identity = ctx.cloud_for(&first_region).caller_account_id().await;

@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use crate::domain::status::{AttemptState, ItemStatus};
 use crate::error::{ExecutorError, ExecutorResult};
+use crate::metrics::{self, PurchaseOutcome};
 use crate::repo::attempts::{self, AttemptRow, NewAttempt};
 use crate::repo::history::{self, NewPurchase};
 use crate::repo::items::{self, ItemRow};
@@ -151,7 +152,20 @@ impl ItemRun<'_, '_> {
         loop {
             step = match step {
                 Step::Guard => {
-                    match self.cloud.find_by_token(&self.spec, &recorded_ids).await {
+                    // Both are look-ups: they run together, and nothing is bought before
+                    // both answered.
+                    let cloud = self.cloud.clone();
+                    let (guard, offering_lookup) = match offering_id.clone() {
+                        Some(known) => (
+                            cloud.find_by_token(&self.spec, &recorded_ids).await,
+                            Ok(known),
+                        ),
+                        None => tokio::join!(
+                            cloud.find_by_token(&self.spec, &recorded_ids),
+                            cloud.resolve_offering(&self.spec)
+                        ),
+                    };
+                    match guard {
                         Ok(Some(commitment)) => {
                             tracing::info!(commitment_id = %commitment.commitment_id, "already bought: found by the guard look-up");
                             let needs_tag = commitment.token_tag.is_none();
@@ -166,12 +180,18 @@ impl ItemRun<'_, '_> {
                                 .await;
                         }
                     }
-                    let offering = match offering_id.clone() {
-                        Some(offering) => offering,
-                        None => match self.resolve_offering().await? {
-                            Ok(offering) => offering,
-                            Err(end) => return Ok(end),
-                        },
+                    let offering = match offering_lookup {
+                        Ok(offering) => offering,
+                        Err(PurchaseError::Invalid(problem)) => {
+                            return self.failed_definitely(&problem).await;
+                        }
+                        Err(error) => {
+                            return self
+                                .failed_definitely(&format!(
+                                    "offering look-up failed, nothing was bought: {error}"
+                                ))
+                                .await;
+                        }
                     };
                     offering_id = Some(offering.clone());
                     Step::Send {
@@ -201,7 +221,19 @@ impl ItemRun<'_, '_> {
                     };
                     drop(conn);
                     self.sends += 1;
-                    match self.cloud.purchase(&self.spec, &offering).await {
+                    let started = std::time::Instant::now();
+                    let outcome = self.cloud.purchase(&self.spec, &offering).await;
+                    metrics::purchase_call(
+                        self.service().name(),
+                        match &outcome {
+                            Ok(_) => "ok",
+                            Err(PurchaseError::Invalid(_)) => "invalid",
+                            Err(PurchaseError::Rejected(_)) => "rejected",
+                            Err(_) => "unknown",
+                        },
+                        started.elapsed(),
+                    );
+                    match outcome {
                         Ok(outcome) => {
                             return self
                                 .bought(&outcome.commitment().commitment_id.clone(), true)
@@ -377,10 +409,9 @@ impl ItemRun<'_, '_> {
                 }
                 AttemptState::InDoubt => {
                     let end = self
-                        .finish_item(
-                            ItemStatus::Failed,
-                            None,
+                        .finish_failed(
                             "purchase outcome in doubt: verify in the cloud console, then resolve the attempt",
+                            PurchaseOutcome::InDoubt,
                         )
                         .await?;
                     return Ok(Claimed::Ended(end));
@@ -418,22 +449,6 @@ impl ItemRun<'_, '_> {
         Ok(Claimed::Ended(ItemEnd::Stopped))
     }
 
-    /// Resolves the offering (recorded on the attempt with sent_at); Err(end) when the
-    /// item ended.
-    async fn resolve_offering(&mut self) -> ExecutorResult<Result<String, ItemEnd>> {
-        match self.cloud.resolve_offering(&self.spec).await {
-            Ok(offering) => Ok(Ok(offering)),
-            Err(PurchaseError::Invalid(problem)) => {
-                Ok(Err(self.failed_definitely(&problem).await?))
-            }
-            Err(error) => Ok(Err(self
-                .failed_definitely(&format!(
-                    "offering look-up failed, nothing was bought: {error}"
-                ))
-                .await?)),
-        }
-    }
-
     /// EC2 and Redshift purchases of one offering and count in one account and region
     /// go one at a time; false when shutdown came first.
     async fn lock_offering(&mut self, offering: &str) -> ExecutorResult<bool> {
@@ -468,7 +483,7 @@ impl ItemRun<'_, '_> {
         let wait = self.cloud.longest_purchase() + self.ctx.inner.settings.settle_margin;
         let mut conn = self.ctx.acquire().await?;
         let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut **conn)
             .await
             .map_err(ExecutorError::db("reading the database clock"))?;
         drop(conn);
@@ -490,6 +505,49 @@ impl ItemRun<'_, '_> {
     /// The commitment exists for this token: record it on the attempt at once, tag it,
     /// then write the item and its purchase_history row.
     async fn bought(&mut self, commitment_id: &str, tag: bool) -> ExecutorResult<ItemEnd> {
+        if !self.service().purchase_is_idempotent() {
+            return self.bought_then_tagged(commitment_id, tag).await;
+        }
+        // Nothing to tag (the purchase call carried the token): the attempt, the item and
+        // the history row are written in one statement.
+        self.release_lock().await;
+        let mut conn = self.ctx.acquire().await?;
+        let written = history::finish_attempt_and_item_bought(
+            &mut conn,
+            self.ctx.lease,
+            self.item.item_index,
+            &self.purchase(commitment_id),
+        )
+        .await?;
+        if !written {
+            tracing::warn!(%commitment_id, "commitment bought but the purchase attempt is no longer ours: a later run reconciles it");
+            return Ok(ItemEnd::Stopped);
+        }
+        tracing::info!(%commitment_id, "item bought");
+        metrics::purchase_settled(self.service().name(), PurchaseOutcome::Bought);
+        Ok(ItemEnd::Settled)
+    }
+
+    fn purchase<'p>(&'p self, commitment_id: &'p str) -> NewPurchase<'p> {
+        NewPurchase {
+            token: self.token(),
+            child_id: self.ctx.child_id,
+            root_id: self.ctx.lease.root_id,
+            account_id: self.ctx.account_id,
+            account_external_id: self.ctx.external_id,
+            plan_id: self.ctx.plan_id,
+            recommendation: &self.item.recommendation.0,
+            commitment_id,
+        }
+    }
+
+    /// EC2 and Redshift: the commitment id goes on the attempt at once, then the tag,
+    /// then the item and its history row.
+    async fn bought_then_tagged(
+        &mut self,
+        commitment_id: &str,
+        tag: bool,
+    ) -> ExecutorResult<ItemEnd> {
         let mut conn = self.ctx.acquire().await?;
         if !attempts::mark_bought(&mut conn, self.ctx.lease, self.token(), commitment_id).await? {
             tracing::warn!(%commitment_id, "commitment bought but the purchase attempt is no longer ours: a later run reconciles it");
@@ -510,22 +568,14 @@ impl ItemRun<'_, '_> {
             &mut conn,
             self.ctx.lease,
             self.item.item_index,
-            &NewPurchase {
-                token: self.token(),
-                child_id: self.ctx.child_id,
-                root_id: self.ctx.lease.root_id,
-                account_id: self.ctx.account_id,
-                account_external_id: self.ctx.external_id,
-                plan_id: self.ctx.plan_id,
-                recommendation: &self.item.recommendation.0,
-                commitment_id,
-            },
+            &self.purchase(commitment_id),
         )
         .await?;
         if !written {
             return Ok(ItemEnd::Stopped);
         }
         tracing::info!(%commitment_id, "item bought");
+        metrics::purchase_settled(self.service().name(), PurchaseOutcome::Bought);
         Ok(ItemEnd::Settled)
     }
 
@@ -539,7 +589,7 @@ impl ItemRun<'_, '_> {
         }
         drop(conn);
         tracing::warn!(error = %problem, "item failed, nothing bought");
-        self.finish_item(ItemStatus::Failed, None, &problem).await
+        self.finish_failed(&problem, PurchaseOutcome::Failed).await
     }
 
     /// Possibly bought, not provably: the attempt is in doubt until an operator resolves
@@ -551,7 +601,7 @@ impl ItemRun<'_, '_> {
             return Ok(ItemEnd::Stopped);
         }
         drop(conn);
-        self.finish_item(ItemStatus::Failed, None, &problem).await
+        self.finish_failed(&problem, PurchaseOutcome::InDoubt).await
     }
 
     /// The outcome is unknown and could not be settled now: the attempt stays in_flight
@@ -566,7 +616,20 @@ impl ItemRun<'_, '_> {
         }
         drop(conn);
         tracing::warn!(error = %problem, "purchase outcome unknown");
-        self.finish_item(ItemStatus::Failed, None, &problem).await
+        self.finish_failed(&problem, PurchaseOutcome::Unknown).await
+    }
+
+    /// Fails the item and counts its outcome.
+    async fn finish_failed(
+        &mut self,
+        problem: &str,
+        outcome: PurchaseOutcome,
+    ) -> ExecutorResult<ItemEnd> {
+        let end = self.finish_item(ItemStatus::Failed, None, problem).await?;
+        if end == ItemEnd::Settled {
+            metrics::purchase_settled(self.service().name(), outcome);
+        }
+        Ok(end)
     }
 
     async fn finish_item(

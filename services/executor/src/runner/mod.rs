@@ -28,6 +28,7 @@ use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::config::RunnerSettings;
@@ -129,7 +130,10 @@ impl Runner {
                     tracing::warn!(execution_id = %root_id, error = %error, "claiming an execution failed; the poll retries")
                 }
             }
-        });
+        }
+        // The run continues the trace of the request that started it (creation,
+        // approval, retry or re-drive).
+        .in_current_span());
     }
 
     /// Runs a root whose lease this process already holds (a re-drive), in the background.
@@ -138,7 +142,9 @@ impl Runner {
             return;
         }
         let inner = self.inner.clone();
-        self.inner.tracker.spawn(root::run_root(inner, lease));
+        self.inner
+            .tracker
+            .spawn(root::run_root(inner, lease).in_current_span());
     }
 
     async fn claim(&self, lease: &Lease) -> ExecutorResult<bool> {

@@ -60,12 +60,10 @@ async fn drive(inner: &Arc<Inner>, lease: &Lease) -> ExecutorResult<()> {
             continue;
         }
         let child_id = child_row.id;
-        let handle = tasks.spawn(child::run_child(
-            inner.clone(),
-            lease.clone(),
-            child_row,
-            run_stop.clone(),
-        ));
+        let handle = tasks.spawn(
+            child::run_child(inner.clone(), lease.clone(), child_row, run_stop.clone())
+                .in_current_span(),
+        );
         task_children.insert(handle.id(), child_id);
     }
     let mut stopped = false;
