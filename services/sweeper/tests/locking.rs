@@ -133,3 +133,174 @@ async fn with_redis_down_nothing_acts_and_sweeps_resume_when_it_returns() {
     assert!(resumed.fencing_token.is_some());
     stack.stop().await.unwrap();
 }
+
+/// Four sweepers with a short lock TTL race for the expiry task against a private
+/// Redis that is restarted twice mid-run (every lock vanishes with it). Expiries keep
+/// arriving. However the leases overlap across a restart, the executor accepts the
+/// expiries of one holder at a time: read in the order they were written, the fencing
+/// tokens on the expiry transitions never go down. Stale holders are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sweepers_racing_across_redis_restarts_act_in_fencing_order_only() {
+    use cudly_common::grpc::{Caller, client_channel};
+    use cudly_proto::common::v1::Recommendation;
+    use cudly_proto::executor::v1::CreateExecutionRequest;
+    use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let stack = TestStack::start_with(|config| {
+        config.executor.approval_ttl = Duration::from_millis(150);
+    })
+    .await
+    .unwrap();
+    let mut redis = PrivateRedis::start().await.unwrap();
+    let tuning = test_tuning(Duration::from_millis(300), Duration::from_millis(10));
+    let sweepers: Vec<_> = (0..4)
+        .map(|_| extra_sweeper(&stack, &redis.url(), tuning.clone()))
+        .collect();
+    let holders: Vec<String> = sweepers.iter().map(|s| s.holder().to_owned()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // Pending executions whose approval window closes almost at once.
+    let executor = ExecutorServiceClient::new(
+        client_channel(
+            &format!("http://{}", stack.stack().executor_addr()),
+            &stack.secrets().internal_token(Caller::Gateway),
+            Duration::from_secs(10),
+        )
+        .unwrap(),
+    );
+    let producer = {
+        let stop = stop.clone();
+        let mut executor = executor.clone();
+        tokio::spawn(async move {
+            let mut created = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                executor
+                    .create_execution(CreateExecutionRequest {
+                        target_account_ids: vec![uuid::Uuid::new_v4().to_string()],
+                        recommendations: vec![Recommendation {
+                            provider: "aws".to_owned(),
+                            service: "rds".to_owned(),
+                            region: "us-east-1".to_owned(),
+                            resource_type: "db.r5.large".to_owned(),
+                            engine: Some("postgresql".to_owned()),
+                            count: 1,
+                            term: 1,
+                            payment: "all-upfront".to_owned(),
+                            ..Recommendation::default()
+                        }],
+                        source: "api".to_owned(),
+                        actor: "lock-race".to_owned(),
+                        ..CreateExecutionRequest::default()
+                    })
+                    .await
+                    .unwrap();
+                created += 1;
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+            created
+        })
+    };
+    let mut racers = Vec::new();
+    for sweeper in sweepers {
+        let stop = stop.clone();
+        racers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = sweeper.run_task(Task::ExpirePending, true).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        redis.stop().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        redis.start_again().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let created = producer.await.unwrap();
+    for racer in racers {
+        racer.await.unwrap();
+    }
+
+    let executor_pool = stack.db.pool("executor").await.unwrap();
+    let expiries: Vec<String> = sqlx::query_scalar(
+        "SELECT reason FROM status_transitions WHERE to_status = 'expired' AND actor = 'sweeper' \
+         ORDER BY id",
+    )
+    .fetch_all(&executor_pool)
+    .await
+    .unwrap();
+    let tokens: Vec<i64> = expiries
+        .iter()
+        .map(|reason| {
+            reason
+                .rsplit_once("fencing token ")
+                .and_then(|(_, rest)| rest.trim_end_matches(')').parse().ok())
+                .unwrap_or_else(|| panic!("no fencing token in {reason:?}"))
+        })
+        .collect();
+    let backwards = tokens.windows(2).filter(|pair| pair[1] < pair[0]).count();
+    let sweeper_pool = stack.db.pool("sweeper").await.unwrap();
+    let runs: Vec<SweepRunRow> = repo::list_runs(&sweeper_pool, Some(Task::ExpirePending), 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|run| holders.contains(&run.holder))
+        .collect();
+    let count = |outcome: &str| runs.iter().filter(|run| run.outcome == outcome).count();
+    println!(
+        "{created} executions created, {} expiry transitions under {} distinct tokens; runs: {} ran, \
+         {} lock_not_acquired, {} lock_lost (lock gone or fencing token refused), {} error (redis down)",
+        tokens.len(),
+        tokens
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        count("ran"),
+        count("lock_not_acquired"),
+        count("lock_lost"),
+        count("error"),
+    );
+    assert_eq!(
+        backwards, 0,
+        "expiries went back in fencing order: {tokens:?}"
+    );
+    assert!(
+        tokens.len() > 20,
+        "the sweepers expired executions: {}",
+        tokens.len()
+    );
+    assert!(count("error") > 0, "runs failed while redis was down");
+    // Every accepted token was drawn by a run that held the lock when it started.
+    let drawn: std::collections::HashSet<i64> =
+        repo::list_runs(&sweeper_pool, Some(Task::ExpirePending), 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|run| run.fencing_token)
+            .collect();
+    for token in &tokens {
+        assert!(
+            drawn.contains(token),
+            "token {token} was drawn by no recorded run"
+        );
+    }
+    // Two acting runs never share a token.
+    let mut acting: Vec<i64> = runs
+        .iter()
+        .filter(|run| run.outcome == "ran")
+        .filter_map(|run| run.fencing_token)
+        .collect();
+    let before = acting.len();
+    acting.sort_unstable();
+    acting.dedup();
+    assert_eq!(
+        acting.len(),
+        before,
+        "two acting runs shared a fencing token"
+    );
+    stack.stop().await.unwrap();
+}

@@ -76,9 +76,11 @@ impl Executor {
             found: ids.len() as u32,
             ..ExpireCounts::default()
         };
+        // The token goes into the audit trail: which sweeper run expired what.
+        let reason = format!("approval window closed (fencing token {token})");
         for id in ids {
             let change = StatusChange {
-                reason: Some("approval window closed"),
+                reason: Some(&reason),
                 require_approval_expired_at: Some(now),
                 ..StatusChange::new(
                     id,
@@ -95,7 +97,7 @@ impl Executor {
                         &[ExecutionStatus::Pending],
                         ExecutionStatus::Expired,
                         ACTOR_SWEEPER,
-                        Some("approval window closed"),
+                        Some(&reason),
                         None,
                     )
                     .await?;
