@@ -193,6 +193,15 @@ impl AccountBody {
 /// Turns an open credential body into the gRPC message: `type` apart, every other key
 /// as text (a JSON value that is not a string, such as a GCP service account key
 /// object, as its JSON text). Values are never inspected or echoed here.
+/// The fields of the credential types (DOMAIN.md); the accounts service checks which
+/// belong to which type.
+const KNOWN_CREDENTIAL_FIELDS: [&str; 4] = [
+    "access_key_id",
+    "secret_access_key",
+    "client_secret",
+    "service_account_json",
+];
+
 fn credentials_message(
     prefix: &str,
     mut body: serde_json::Map<String, serde_json::Value>,
@@ -207,14 +216,31 @@ fn credentials_message(
             ));
         }
     };
-    let fields = body
-        .into_iter()
-        .filter_map(|(key, value)| match value {
-            serde_json::Value::Null => None,
-            serde_json::Value::String(text) => Some((key, text)),
-            other => Some((key, other.to_string())),
-        })
-        .collect();
+    let mut fields = std::collections::HashMap::new();
+    for (key, value) in body {
+        match value {
+            serde_json::Value::Null => {}
+            serde_json::Value::String(text) => {
+                fields.insert(key, text);
+            }
+            // A service account key may come as the JSON object itself.
+            object @ serde_json::Value::Object(_) if key == "service_account_json" => {
+                fields.insert(key, object.to_string());
+            }
+            _ => {
+                // Name a known field; an unknown key may itself be a pasted secret.
+                let field = if KNOWN_CREDENTIAL_FIELDS.contains(&key.as_str()) {
+                    format!("{prefix}{key}")
+                } else {
+                    "credentials".to_owned()
+                };
+                return Err(ApiError::invalid_field(
+                    &field,
+                    "wrong type, expected a string",
+                ));
+            }
+        }
+    }
     Ok(pb::Credentials {
         r#type: credential_type,
         fields,
@@ -609,6 +635,24 @@ mod tests {
         let error = credentials_message("credentials.", body).unwrap_err();
         assert_eq!(error.field.as_deref(), Some("credentials.type"));
         assert!(!error.message.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn a_credential_field_that_is_not_text_is_refused_naming_only_known_fields() {
+        let body: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+            r#"{"type":"aws_access_keys","access_key_id":"AKIAEXAMPLE000000001","secret_access_key":7}"#,
+        )
+        .unwrap();
+        let error = credentials_message("credentials.", body).unwrap_err();
+        assert_eq!(
+            error.field.as_deref(),
+            Some("credentials.secret_access_key")
+        );
+        let body: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"type":"aws_access_keys","pasted-s3cr3t":["x"]}"#).unwrap();
+        let error = credentials_message("", body).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("credentials"));
+        assert!(!format!("{error:?}").contains("s3cr3t"));
     }
 
     #[test]
