@@ -9,7 +9,7 @@
 //! The default run is small (3 trials, for CI). The full run:
 //!
 //! ```sh
-//! CUDLY_CRASH_TRIALS=200 cargo nextest run -p cudly --test crash_injection --no-capture
+//! scripts/crash-injection     # CUDLY_CRASH_TRIALS=200, nextest profile `long`
 //! ```
 //!
 //! `CUDLY_CRASH_SEED` replays a run; `CUDLY_CRASH_REPORT=FILE` also writes the summary
@@ -137,6 +137,8 @@ fn lines() -> Vec<Line> {
 
 /// The `cudly` process and how to start it again.
 struct System {
+    /// A copy of the `cudly` binary: a rebuild during a long run must not swap it.
+    binary: PathBuf,
     child: Option<tokio::process::Child>,
     env: Vec<(String, String)>,
     log: PathBuf,
@@ -152,7 +154,7 @@ impl System {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cudly"))
+        let child = tokio::process::Command::new(&self.binary)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -304,7 +306,10 @@ async fn killed_executors_never_buy_twice_lose_nothing_and_leave_nothing_running
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    let binary = dir.path().join("cudly");
+    std::fs::copy(env!("CARGO_BIN_EXE_cudly"), &binary).unwrap();
     let mut system = System {
+        binary,
         child: None,
         env,
         log: dir.path().join("cudly.log"),

@@ -60,9 +60,121 @@ pub fn base_document() -> utoipa::openapi::OpenApi {
 pub struct OpenApiJson(Arc<str>);
 
 impl OpenApiJson {
-    /// Renders `document` once.
+    /// Renders `document` once, with the replies every route shares documented.
     pub fn render(document: &utoipa::openapi::OpenApi) -> anyhow::Result<Self> {
-        Ok(Self(Arc::from(document.to_json()?)))
+        let mut json: serde_json::Value = serde_json::from_str(&document.to_json()?)?;
+        complete(&mut json);
+        Ok(Self(Arc::from(serde_json::to_string(&json)?)))
+    }
+}
+
+/// Documents what the layers in front of every handler answer, which the handlers'
+/// own annotations do not repeat: 400 for a malformed path or query, 413 and 415 for a
+/// body over the limit or not JSON, 503 for a dependency that is down. And every request
+/// body refuses unknown fields (`deny_unknown_fields` on all of them), so their schemas
+/// say `additionalProperties: false`.
+fn complete(document: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let error = |description: &str| {
+        json!({"description": description,
+               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+    };
+    let mut request_schemas = Vec::new();
+    if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, item) in paths.iter_mut() {
+            let Some(operations) = item.as_object_mut() else {
+                continue;
+            };
+            for operation in operations.values_mut() {
+                let has_body = operation.get("requestBody").is_some();
+                if let Some(reference) = operation
+                    .pointer("/requestBody/content/application~1json/schema/$ref")
+                    .and_then(Value::as_str)
+                {
+                    request_schemas.push(
+                        reference
+                            .trim_start_matches("#/components/schemas/")
+                            .to_owned(),
+                    );
+                }
+                let Some(responses) = operation
+                    .get_mut("responses")
+                    .and_then(Value::as_object_mut)
+                else {
+                    continue;
+                };
+                if path.starts_with("/health/") {
+                    continue;
+                }
+                responses
+                    .entry("400")
+                    .or_insert_with(|| error("malformed path, query or body"));
+                responses
+                    .entry("503")
+                    .or_insert_with(|| error("a service behind the gateway is unavailable"));
+                if has_body {
+                    responses
+                        .entry("413")
+                        .or_insert_with(|| error("body over the limit (1 MiB)"));
+                    responses
+                        .entry("415")
+                        .or_insert_with(|| error("body not application/json"));
+                }
+            }
+        }
+    }
+    let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    // Request bodies and the objects nested in them.
+    let mut pending = request_schemas;
+    let mut seen = std::collections::HashSet::new();
+    while let Some(name) = pending.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let Some(schema) = schemas.get_mut(&name) else {
+            continue;
+        };
+        let mut nested = Vec::new();
+        collect_refs(schema, &mut nested);
+        pending.extend(nested);
+        if schema.get("type").and_then(Value::as_str) == Some("object")
+            && schema.get("properties").is_some()
+            && schema.get("additionalProperties").is_none()
+        {
+            schema["additionalProperties"] = Value::Bool(false);
+        }
+    }
+}
+
+/// The component names `value` refers to.
+fn collect_refs(value: &serde_json::Value, into: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                if key == "$ref"
+                    && let Some(reference) = inner.as_str()
+                {
+                    into.push(
+                        reference
+                            .trim_start_matches("#/components/schemas/")
+                            .to_owned(),
+                    );
+                } else {
+                    collect_refs(inner, into);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for inner in items {
+                collect_refs(inner, into);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -139,7 +139,7 @@ async fn list_runs(
     post,
     path = "/api/admin/sweeps/{task}/run",
     tag = "operations",
-    params(("task" = TaskName, Path, description = "expire_pending, recover_stranded or fire_due_plans")),
+    params(("task" = inline(TaskName), Path, description = "expire_pending, recover_stranded or fire_due_plans")),
     responses(
         (status = 200, description = "the recorded run", body = SweepRun),
         (status = 400, description = "unknown task", body = ErrorBody),
