@@ -120,7 +120,16 @@ async fn trace_spans(
         done(&spans).then_some(spans)
     })
     .await
-    .unwrap()
+    .unwrap_or_else(|error| {
+        let names: Vec<String> = exporter
+            .get_finished_spans()
+            .unwrap_or_default()
+            .iter()
+            .filter(|span| span.span_context.trace_id() == trace_id)
+            .map(|span| format!("{} {:?}", span.name, attribute(span, "operation")))
+            .collect();
+        panic!("{error}; the trace holds: {names:?}")
+    })
 }
 
 /// The names of `span`'s ancestors, nearest first, as far as the trace holds them.
@@ -144,7 +153,13 @@ fn grpc_span_of(service: &str) -> impl Fn(&&SpanData) -> bool + '_ {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_plan_execution_is_one_trace_from_the_gateway_to_every_aws_call() {
     let exporter = cudly_telemetry::init_for_tests("cudly");
-    let stack = TestStack::start_with_sandbox().await.unwrap();
+    // The run must be the one the request starts: a run the poll picks up instead (the
+    // backstop for approved executions nobody started) begins a trace of its own.
+    let stack = TestStack::start_with_sandbox_and(|config| {
+        config.executor.poll_interval = Duration::from_secs(3600);
+    })
+    .await
+    .unwrap();
     let account_id = add_account(&stack, "523456789012").await;
     let plan_id = add_plan(&stack, &account_id).await;
 
