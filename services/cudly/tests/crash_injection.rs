@@ -610,13 +610,9 @@ async fn check(pool: &PgPool, ledger: &Ledger, roots: &[Uuid]) -> Found {
     .unwrap();
     found.items = items.len();
     for (token, status, commitment_id) in &items {
-        // The reservation-id services count under "<prefix><token>"-style ids too: any
-        // key holding the token names a commitment of this item.
-        let mut commitments: HashSet<&str> = by_key
-            .iter()
-            .filter(|(key, _)| key.contains(token.as_str()))
-            .flat_map(|(_, ids)| ids.iter().copied())
-            .collect();
+        // The token tag (or Savings Plans client token) names the item's commitments;
+        // reservation ids are shortened tokens, so the recorded id is matched as well.
+        let mut commitments: HashSet<&str> = by_key.get(token).cloned().unwrap_or_default();
         if let Some(id) = commitment_id
             && let Some(commitment) = ledger.commitments.iter().find(|c| &c.commitment_id == id)
         {

@@ -5,30 +5,18 @@
 //! body, every row of every table of every service's schema, and every log line (all
 //! services at debug level) are scanned for them: zero hits.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::sync::Mutex;
 use std::time::Duration;
 
+use common::LogCapture;
 use cudly_aws_sandbox::AccountSpec;
 use cudly_common::grpc::Caller;
 use cudly_testkit::{TestStack, eventually};
 use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 const VALID_SECRET: &str = "CanaryValidSecret0000aaaabbbbccccdddd";
 const ROTATED_SECRET: &str = "CanaryRotatedSecret111eeeeffffgggghhhh";
@@ -71,15 +59,7 @@ impl Client<'_> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_secret_appears_in_any_response_stored_row_or_log_line() {
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            "debug,h2=info,hyper=info,tower=info,aws_smithy_runtime=info,aws_sigv4=info",
-        )
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    let logs = LogCapture::install();
 
     let stack = TestStack::start_with_sandbox().await.unwrap();
     let client = Client {
@@ -342,7 +322,7 @@ async fn no_secret_appears_in_any_response_stored_row_or_log_line() {
     let creation_replies = client.creation_replies.into_inner().unwrap();
     let mut bodies = client.bodies.into_inner().unwrap();
     stack.stop().await.unwrap();
-    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
 
     // Every other secret must not be in the creation replies either.
     let mut creation_scan = creation_replies.clone();

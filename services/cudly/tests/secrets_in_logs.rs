@@ -2,40 +2,19 @@
 //! level into one buffer while an execution is created, approved by its token through
 //! the gateway (URI and body) and run; the buffer never contains the token.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
 
+use common::LogCapture;
 use cudly_aws_sandbox::AccountSpec;
 use cudly_testkit::{TestStack, eventually};
 use reqwest::Method;
 use serde_json::json;
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_approval_token_appears_in_any_log_line_or_span() {
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            "debug,h2=info,hyper=info,tower=info,aws_smithy_runtime=info,aws_sigv4=info",
-        )
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    let logs = LogCapture::install();
 
     let stack = TestStack::start_with_sandbox().await.unwrap();
     let external_id = "512345678901";
@@ -117,7 +96,7 @@ async fn no_approval_token_appears_in_any_log_line_or_span() {
     }
     stack.stop().await.unwrap();
 
-    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(
         logs.lines().count() > 50,
         "the services logged: {} lines",

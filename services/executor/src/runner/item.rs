@@ -523,9 +523,14 @@ impl ItemRun<'_, '_> {
             tracing::warn!(%commitment_id, "commitment bought but the purchase attempt is no longer ours: a later run reconciles it");
             return Ok(ItemEnd::Stopped);
         }
+        Ok(self.settled_bought(commitment_id))
+    }
+
+    /// The item is written as bought: log and count it.
+    fn settled_bought(&self, commitment_id: &str) -> ItemEnd {
         tracing::info!(%commitment_id, "item bought");
         metrics::purchase_settled(self.service().name(), PurchaseOutcome::Bought);
-        Ok(ItemEnd::Settled)
+        ItemEnd::Settled
     }
 
     fn purchase<'p>(&'p self, commitment_id: &'p str) -> NewPurchase<'p> {
@@ -574,9 +579,7 @@ impl ItemRun<'_, '_> {
         if !written {
             return Ok(ItemEnd::Stopped);
         }
-        tracing::info!(%commitment_id, "item bought");
-        metrics::purchase_settled(self.service().name(), PurchaseOutcome::Bought);
-        Ok(ItemEnd::Settled)
+        Ok(self.settled_bought(commitment_id))
     }
 
     /// Nothing was bought: the attempt fails (a later run may claim it again) and so
