@@ -48,7 +48,7 @@ async fn describe_reserved(
         Some(&spec.token),
         purchaser
             .clients
-            .ec2
+            .ec2()
             .describe_reserved_instances()
             .set_filters(Some(filters))
             .send(),
@@ -270,7 +270,7 @@ pub(super) async fn resolve_offering(
             Some(&spec.token),
             purchaser
                 .clients
-                .ec2
+                .ec2()
                 .describe_reserved_instances_offerings()
                 .instance_type(InstanceType::from(wanted.instance_type))
                 .product_description(RiProductDescription::from(wanted.product))
@@ -313,7 +313,7 @@ pub(super) async fn purchase(
 ) -> Result<PurchaseOutcome, PurchaseError> {
     const OPERATION: &str = "PurchaseReservedInstancesOffering";
     let count = count_of(spec)?;
-    let client = &purchaser.clients.ec2;
+    let client = purchaser.clients.ec2();
     let token = spec.token.as_str();
     let output = send_mutation(
         &purchaser.retry,
@@ -360,7 +360,7 @@ pub(super) async fn tag(
     spec: &PurchaseSpec,
     commitment_id: &str,
 ) -> Result<(), PurchaseError> {
-    let client = &purchaser.clients.ec2;
+    let client = purchaser.clients.ec2();
     let token = spec.token.as_str();
     send_mutation(
         &purchaser.retry,
@@ -409,7 +409,7 @@ pub(super) async fn untagged_candidates(
         Some(&spec.token),
         purchaser
             .clients
-            .ec2
+            .ec2()
             .describe_reserved_instances_offerings()
             .reserved_instances_offering_ids(offering_id)
             .send(),

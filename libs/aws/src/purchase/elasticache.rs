@@ -48,7 +48,7 @@ async fn describe_by_id(
         Some(&spec.token),
         purchaser
             .clients
-            .elasticache
+            .elasticache()
             .describe_reserved_cache_nodes()
             .reserved_cache_node_id(id)
             .send(),
@@ -106,7 +106,7 @@ pub(super) async fn resolve_offering(
             Some(&spec.token),
             purchaser
                 .clients
-                .elasticache
+                .elasticache()
                 .describe_reserved_cache_nodes_offerings()
                 .cache_node_type(node_type)
                 .product_description(engine)
@@ -157,7 +157,7 @@ pub(super) async fn purchase(
     let count = count_of(spec)?;
     let own_id = reservation_id(PREFIX, &spec.token);
     let reservation = own_id.as_str();
-    let client = &purchaser.clients.elasticache;
+    let client = purchaser.clients.elasticache();
     let token = spec.token.as_str();
     let sent = send_mutation(
         &purchaser.retry,

@@ -40,7 +40,7 @@ async fn describe_by_id(
         Some(&spec.token),
         purchaser
             .clients
-            .memorydb
+            .memorydb()
             .describe_reserved_nodes()
             .reservation_id(id)
             .send(),
@@ -97,7 +97,7 @@ pub(super) async fn resolve_offering(
             Some(&spec.token),
             purchaser
                 .clients
-                .memorydb
+                .memorydb()
                 .describe_reserved_nodes_offerings()
                 .node_type(node_type)
                 .duration(term.to_string())
@@ -144,7 +144,7 @@ pub(super) async fn purchase(
     let count = count_of(spec)?;
     let own_id = reservation_id(PREFIX, &spec.token);
     let reservation = own_id.as_str();
-    let client = &purchaser.clients.memorydb;
+    let client = purchaser.clients.memorydb();
     let token = spec.token.as_str();
     let sent = send_mutation(
         &purchaser.retry,

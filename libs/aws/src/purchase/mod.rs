@@ -21,6 +21,7 @@ mod redshift;
 mod savingsplans;
 mod support;
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -203,7 +204,6 @@ pub enum PurchaseError {
 /// carrying a client id or token, and tags, also after a 5xx, timeout or lost reply.
 pub struct Purchaser {
     region: String,
-    config: aws_types::SdkConfig,
     lookup_attempts: u32,
     call_timeout: Duration,
     retry: RetryPolicy,
@@ -211,8 +211,35 @@ pub struct Purchaser {
     identity: OnceCell<CallerIdentity>,
 }
 
-/// One client per service, all from the same configuration.
+/// One client per service, all from the same configuration, each built on first use:
+/// an account run calls one to three services, and building a client costs its
+/// runtime plugins and endpoint resolver.
 struct Clients {
+    config: aws_types::SdkConfig,
+    sts: OnceLock<aws_sdk_sts::Client>,
+    ec2: OnceLock<aws_sdk_ec2::Client>,
+    savingsplans: OnceLock<aws_sdk_savingsplans::Client>,
+    rds: OnceLock<aws_sdk_rds::Client>,
+    elasticache: OnceLock<aws_sdk_elasticache::Client>,
+    memorydb: OnceLock<aws_sdk_memorydb::Client>,
+    opensearch: OnceLock<aws_sdk_opensearch::Client>,
+    redshift: OnceLock<aws_sdk_redshift::Client>,
+}
+
+/// Accessors that build each service's client once.
+macro_rules! lazy_clients {
+    ($($service:ident: $client:ty),+ $(,)?) => {
+        impl Clients {
+            $(
+                fn $service(&self) -> &$client {
+                    self.$service.get_or_init(|| <$client>::new(&self.config))
+                }
+            )+
+        }
+    };
+}
+
+lazy_clients! {
     sts: aws_sdk_sts::Client,
     ec2: aws_sdk_ec2::Client,
     savingsplans: aws_sdk_savingsplans::Client,
@@ -224,16 +251,17 @@ struct Clients {
 }
 
 impl Clients {
-    fn new(config: &aws_types::SdkConfig) -> Self {
+    fn new(config: aws_types::SdkConfig) -> Self {
         Self {
-            sts: aws_sdk_sts::Client::new(config),
-            ec2: aws_sdk_ec2::Client::new(config),
-            savingsplans: aws_sdk_savingsplans::Client::new(config),
-            rds: aws_sdk_rds::Client::new(config),
-            elasticache: aws_sdk_elasticache::Client::new(config),
-            memorydb: aws_sdk_memorydb::Client::new(config),
-            opensearch: aws_sdk_opensearch::Client::new(config),
-            redshift: aws_sdk_redshift::Client::new(config),
+            config,
+            sts: OnceLock::new(),
+            ec2: OnceLock::new(),
+            savingsplans: OnceLock::new(),
+            rds: OnceLock::new(),
+            elasticache: OnceLock::new(),
+            memorydb: OnceLock::new(),
+            opensearch: OnceLock::new(),
+            redshift: OnceLock::new(),
         }
     }
 }
@@ -257,8 +285,7 @@ impl Purchaser {
         };
         Self {
             region: region.to_owned(),
-            clients: Clients::new(&config),
-            config,
+            clients: Clients::new(config),
             lookup_attempts: settings.max_attempts.max(1),
             call_timeout: settings.call_timeout,
             retry,
@@ -270,7 +297,8 @@ impl Purchaser {
     /// the SDK's standard retries of look-ups); tests shorten it.
     pub fn with_retry_backoff(mut self, initial: Duration) -> Self {
         self.retry.initial_backoff = initial;
-        self.config = self
+        let config = self
+            .clients
             .config
             .to_builder()
             .retry_config(
@@ -279,7 +307,7 @@ impl Purchaser {
                     .with_initial_backoff(initial),
             )
             .build();
-        self.clients = Clients::new(&self.config);
+        self.clients = Clients::new(config);
         self
     }
 
@@ -309,7 +337,7 @@ impl Purchaser {
                     "sts",
                     OPERATION,
                     None,
-                    self.clients.sts.get_caller_identity().send(),
+                    self.clients.sts().get_caller_identity().send(),
                 )
                 .await
                 .map_err(PurchaseError::LookupFailed)?;

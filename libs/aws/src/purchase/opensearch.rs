@@ -47,7 +47,7 @@ async fn find(
             Some(&spec.token),
             purchaser
                 .clients
-                .opensearch
+                .opensearch()
                 .describe_reserved_instances()
                 .max_results(100)
                 .set_next_token(next_token.take())
@@ -99,7 +99,7 @@ pub(super) async fn resolve_offering(
             Some(&spec.token),
             purchaser
                 .clients
-                .opensearch
+                .opensearch()
                 .describe_reserved_instance_offerings()
                 .max_results(100)
                 .set_next_token(next_token.take())
@@ -142,7 +142,7 @@ pub(super) async fn purchase(
     let count = count_of(spec)?;
     let name = reservation_id(PREFIX, &spec.token);
     let reservation_name = name.as_str();
-    let client = &purchaser.clients.opensearch;
+    let client = purchaser.clients.opensearch();
     let token = spec.token.as_str();
     let sent = send_mutation(
         &purchaser.retry,

@@ -48,7 +48,7 @@ async fn describe_by_id(
         Some(&spec.token),
         purchaser
             .clients
-            .rds
+            .rds()
             .describe_reserved_db_instances()
             .reserved_db_instance_id(id)
             .send(),
@@ -107,7 +107,7 @@ pub(super) async fn resolve_offering(
             Some(&spec.token),
             purchaser
                 .clients
-                .rds
+                .rds()
                 .describe_reserved_db_instances_offerings()
                 .db_instance_class(instance_class)
                 .product_description(engine)
@@ -163,7 +163,7 @@ pub(super) async fn purchase(
     let count = count_of(spec)?;
     let own_id = reservation_id(PREFIX, &spec.token);
     let reservation = own_id.as_str();
-    let client = &purchaser.clients.rds;
+    let client = purchaser.clients.rds();
     let token = spec.token.as_str();
     let sent = send_mutation(
         &purchaser.retry,

@@ -52,7 +52,7 @@ async fn node_by_id(
         Some(&spec.token),
         purchaser
             .clients
-            .redshift
+            .redshift()
             .describe_reserved_nodes()
             .reserved_node_id(node_id)
             .send(),
@@ -83,7 +83,7 @@ async fn all_nodes(
             Some(&spec.token),
             purchaser
                 .clients
-                .redshift
+                .redshift()
                 .describe_reserved_nodes()
                 .max_records(100)
                 .set_marker(marker.take())
@@ -129,7 +129,7 @@ async fn token_tag_of(
             Some(&spec.token),
             purchaser
                 .clients
-                .redshift
+                .redshift()
                 .describe_tags()
                 .resource_name(&arn)
                 .tag_keys(TAG_KEY)
@@ -195,7 +195,7 @@ pub(super) async fn resolve_offering(
             Some(&spec.token),
             purchaser
                 .clients
-                .redshift
+                .redshift()
                 .describe_reserved_node_offerings()
                 .max_records(100)
                 .set_marker(marker.take())
@@ -241,7 +241,7 @@ pub(super) async fn purchase(
 ) -> Result<PurchaseOutcome, PurchaseError> {
     const OPERATION: &str = "PurchaseReservedNodeOffering";
     let count = count_of(spec)?;
-    let client = &purchaser.clients.redshift;
+    let client = purchaser.clients.redshift();
     let token = spec.token.as_str();
     let output = send_mutation(
         &purchaser.retry,
@@ -285,7 +285,7 @@ pub(super) async fn tag(purchaser: &Purchaser, spec: &PurchaseSpec, commitment_i
             return;
         }
     };
-    let client = &purchaser.clients.redshift;
+    let client = purchaser.clients.redshift();
     let token = spec.token.as_str();
     let resource_name = arn.as_str();
     let tagged = send_mutation(

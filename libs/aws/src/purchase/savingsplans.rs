@@ -44,7 +44,7 @@ pub(super) async fn find_by_token(
             Some(&spec.token),
             purchaser
                 .clients
-                .savingsplans
+                .savingsplans()
                 .describe_savings_plans()
                 .max_results(1000)
                 .set_next_token(next_token.take())
@@ -140,7 +140,7 @@ pub(super) async fn resolve_offering(
     for _ in 0..MAX_PAGES {
         let request = purchaser
             .clients
-            .savingsplans
+            .savingsplans()
             .describe_savings_plans_offerings()
             .max_results(1000)
             .set_next_token(next_token.take());
@@ -202,7 +202,7 @@ pub(super) async fn purchase(
     if let Some(existing) = find_by_token(purchaser, spec, &[]).await? {
         return Ok(PurchaseOutcome::AlreadyExisted(existing));
     }
-    let client = &purchaser.clients.savingsplans;
+    let client = purchaser.clients.savingsplans();
     let token = spec.token.as_str();
     let amount = commitment_text.as_str();
     let output = send_mutation(
