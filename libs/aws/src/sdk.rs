@@ -11,7 +11,11 @@ use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::Credentials;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::{ConnectorBuilder, tls};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 use chrono::{DateTime, Utc};
@@ -167,7 +171,7 @@ pub fn config_with_credentials(
 /// from the environment). One per settings value rather than one per process: a pooled
 /// connection lives on the tokio runtime that opened it.
 pub fn https_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new().build_with_connector_fn(
+    let pooled = aws_smithy_http_client::Builder::new().build_with_connector_fn(
         |settings, runtime_components| {
             let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
                 tls::rustls_provider::CryptoMode::AwsLc,
@@ -179,7 +183,33 @@ pub fn https_client() -> SharedHttpClient {
             connector.set_proxy_config(Some(ProxyConfig::from_env()));
             connector.build()
         },
-    )
+    );
+    SharedHttpClient::new(BuiltOnFirstUse(pooled))
+}
+
+/// The pooled client without its eager check.
+///
+/// The SDK's hyper client builds a throwaway TLS connector, parsing every system root
+/// certificate again, each time an SDK client is created with it
+/// (`validate_base_client_config`, meant to load certificates at start-up). With one
+/// shared client and SDK clients built per account, that was about a tenth of the
+/// executor's CPU in the fan-out benchmark. The connectors it hands out are built once
+/// per timeout setting and cached, so nothing is lost by skipping the check.
+#[derive(Debug)]
+struct BuiltOnFirstUse(SharedHttpClient);
+
+impl HttpClient for BuiltOnFirstUse {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// The standard endpoint overrides of the environment, for configurations built

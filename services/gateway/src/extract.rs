@@ -67,6 +67,18 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
 
 /// Parses a JSON body into `T`, mapping failures to the contract's value-free errors.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if has_escaped_nul(bytes) {
+        // No text column can store it (Postgres refuses U+0000): refuse it here, as
+        // bad input, rather than as a database error further in.
+        return Err(ApiError::invalid(
+            "request body: text must not contain NUL characters (\\u0000)",
+        ));
+    }
+    // Every body is an object; serde would also read a struct from an array (`[]` as
+    // all defaults), which no client means.
+    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::invalid("request body: expected a json object"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -83,6 +95,23 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .end()
         .map_err(|_| ApiError::invalid("malformed json"))?;
     Ok(value)
+}
+
+/// True when a JSON text holds the escape `\u0000` (an unescaped NUL is malformed JSON
+/// anyway). A backslash before `u0000` escapes it only when the run of backslashes
+/// before the `u` is odd.
+fn has_escaped_nul(bytes: &[u8]) -> bool {
+    const ESCAPE: &[u8] = b"u0000";
+    bytes.windows(ESCAPE.len()).enumerate().any(|(at, window)| {
+        window == ESCAPE
+            && bytes[..at]
+                .iter()
+                .rev()
+                .take_while(|byte| **byte == b'\\')
+                .count()
+                % 2
+                == 1
+    })
 }
 
 /// Returns true for `application/json` and `application/<anything>+json`, with or
@@ -180,6 +209,11 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        if query.contains("%00") {
+            return Err(HttpError(ApiError::invalid(
+                "query parameters must not contain NUL characters",
+            )));
+        }
         serde_urlencoded::from_str(query)
             .map(ApiQuery)
             .map_err(|error| HttpError(describe_query_error(&error.to_string())))
@@ -193,12 +227,30 @@ fn describe_query_error(message: &str) -> ApiError {
     }
 }
 
+/// How serde's own data errors start (serde::de::Error's provided messages).
+const SERDE_MESSAGES: [&str; 7] = [
+    "invalid type:",
+    "invalid value:",
+    "invalid length",
+    "unknown variant",
+    "unknown field",
+    "missing field",
+    "duplicate field",
+];
+
 /// Turns a serde data error into a 400 that names the field and says what was expected,
 /// without ever repeating the value that was sent.
 fn describe_data_error(path: &str, message: &str) -> ApiError {
     let message = strip_position(message);
-    let expected = message
-        .split_once(", expected ")
+    // serde's own messages end with ", expected <what the type wants>"; the value sent
+    // may come before it and may itself hold ", expected ", so only the last one counts,
+    // and only in messages of serde's own shapes (a type's custom message may quote
+    // the input anywhere).
+    let expected = SERDE_MESSAGES
+        .iter()
+        .any(|prefix| message.starts_with(prefix))
+        .then(|| message.rsplit_once(", expected "))
+        .flatten()
         .map(|(_, expected)| expected);
     if let Some(field) = backticked_after(message, "missing field `") {
         return ApiError::invalid_field(&join_path(path, &field), "is required");
@@ -348,6 +400,33 @@ mod tests {
         assert!(!error.message.contains("superuser"), "{}", error.message);
         let error = error_of(r#"{"name":12345678,"role":"admin"}"#);
         assert!(!error.message.contains("12345678"), "{}", error.message);
+        // A value that itself reads like the end of serde's message.
+        let error =
+            error_of(r#"{"name":"a","role":"admin","nested":{"term":"1, expected s3cr3t"}}"#);
+        assert_eq!(error.field.as_deref(), Some("nested.term"));
+        assert!(!error.message.contains("s3cr3t"), "{}", error.message);
+        let error = error_of(r#"{"name":"a","role":"x, expected s3cr3t"}"#);
+        assert!(!error.message.contains("s3cr3t"), "{}", error.message);
+    }
+
+    #[test]
+    fn an_array_is_not_a_body() {
+        assert_eq!(
+            error_of("[]").message,
+            "request body: expected a json object"
+        );
+        assert_eq!(error_of(r#" ["a","admin"]"#).http_status(), 400);
+    }
+
+    #[test]
+    fn an_escaped_nul_is_refused_and_an_escaped_backslash_is_not() {
+        let error = error_of(r#"{"name":"a\u0000b","role":"admin"}"#);
+        assert_eq!(error.http_status(), 400);
+        assert!(error.message.contains("NUL"), "{}", error.message);
+        assert!(has_escaped_nul(br#""\\\u0000""#));
+        // `\\u0000` is a backslash followed by the text u0000.
+        assert!(!has_escaped_nul(br#""\\\\u0000""#));
+        assert!(parse_json::<Body>(br#"{"name":"a\\u0000","role":"admin"}"#).is_ok());
     }
 
     #[test]

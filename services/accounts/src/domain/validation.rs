@@ -44,6 +44,16 @@ pub fn validate_account(draft: AccountDraft) -> AccountsResult<AccountInput> {
             format!("must be at most {MAX_DESCRIPTION} characters"),
         ));
     }
+    // Free text may hold newlines and tabs, but Postgres text cannot hold NUL.
+    if description
+        .as_deref()
+        .is_some_and(|text| text.contains('\0'))
+    {
+        return Err(AccountsError::field(
+            "description",
+            "must not contain NUL characters",
+        ));
+    }
     let contact_email = optional(draft.contact_email);
     if let Some(email) = &contact_email {
         check_email("contact_email", email)?;

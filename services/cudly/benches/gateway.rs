@@ -1,0 +1,120 @@
+//! Gateway benchmark (not a test): throughput and latency of `GET /api/accounts/{id}` and
+//! `GET /api/executions/{id}` through the gateway with the admin key, against the same
+//! load doing a Postgres primary-key select of the same row.
+//!
+//! The system runs as the `cudly` binary (all five services in one process, dev mode) on
+//! a fresh database. An account and an execution (one child, one item) are created
+//! through the REST API. The load: 64 tasks, each on its own keep-alive connection
+//! sending its next request when the previous one is answered, 2 s of warm-up, then 10 s
+//! measured; requests per second, p50 and p99. The baseline: the same 64 tasks on a sqlx
+//! pool of 64 running `SELECT * FROM cloud_accounts WHERE id = $1` (schema `accounts`)
+//! and `SELECT * FROM executions WHERE id = $1` (schema `executor`), with the system
+//! stopped. The load generator shares the machine's cores with the system, Postgres and
+//! Redis.
+//!
+//! `cargo bench -p cudly --bench gateway`.
+//! Knobs: `GATEWAY_CONNECTIONS` (64), `GATEWAY_WARMUP_SECONDS` (2), `GATEWAY_SECONDS`
+//! (10), `GATEWAY_RUST_LOG` (the system's `RUST_LOG`, default `info` as in production),
+//! `BENCH_BIN_DIR` (where to take the `cudly` binary from instead of cargo's).
+
+#[allow(dead_code)]
+mod common;
+
+use common::{Layout, LoadResult, LoadShape, System};
+use cudly_testkit::TestDb;
+
+const ACCOUNT_SELECT: &str = "SELECT * FROM cloud_accounts WHERE id = $1";
+const EXECUTION_SELECT: &str = "SELECT * FROM executions WHERE id = $1";
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+fn print_header(shape: &LoadShape, log_level: &str) {
+    println!("gateway benchmark");
+    println!("load: {}", shape.describe());
+    println!(
+        "system: {} ({}), RUST_LOG={log_level}, admin key auth",
+        Layout::AllInOne.name(),
+        common::cudly_binary().display()
+    );
+    println!(
+        "baseline: the same tasks on a sqlx pool of {} connections: `{ACCOUNT_SELECT}` \
+         (schema accounts), `{EXECUTION_SELECT}` (schema executor)",
+        shape.connections
+    );
+    common::print_machine();
+}
+
+/// Prints throughput, p50 and p99 of `gateway` against `baseline`.
+fn print_comparison(route: &str, gateway: &LoadResult, baseline: &LoadResult, select: &str) {
+    let baseline_name = format!("postgres `{select}`");
+    common::print_result(
+        &format!("gateway GET {route} throughput"),
+        "req/s",
+        gateway.per_second(),
+        &baseline_name,
+        baseline.per_second(),
+    );
+    for (name, quantile) in [("p50", 0.5), ("p99", 0.99)] {
+        common::print_result(
+            &format!("gateway GET {route} latency {name}"),
+            "ms",
+            gateway.latency_ms(quantile),
+            &baseline_name,
+            baseline.latency_ms(quantile),
+        );
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let shape = LoadShape::from_env();
+    let log_level = common::text_knob("GATEWAY_RUST_LOG", "info");
+    print_header(&shape, &log_level);
+
+    let db = TestDb::create().await?;
+    let system = System::start(Layout::AllInOne, &db, &log_level).await?;
+    let seeded = common::seed(&system).await?;
+    let urls = [system.url(&seeded.account_path())];
+    let accounts = common::run_load(common::http_probes(&urls, shape.connections)?, &shape).await?;
+    accounts.print("gateway GET /api/accounts/{id}");
+    let urls = [system.url(&seeded.execution_path())];
+    let executions =
+        common::run_load(common::http_probes(&urls, shape.connections)?, &shape).await?;
+    executions.print("gateway GET /api/executions/{id}");
+    // Stopped before the baseline: its cores and connections go to the baseline.
+    system.stop().await;
+
+    let pool = common::pool(&db, "accounts", shape.connections).await?;
+    let probes = common::sql_probes(&pool, ACCOUNT_SELECT, seeded.account_id, shape.connections);
+    let account_rows = common::run_load(probes, &shape).await?;
+    account_rows.print("postgres account select");
+    pool.close().await;
+    let pool = common::pool(&db, "executor", shape.connections).await?;
+    let probes = common::sql_probes(
+        &pool,
+        EXECUTION_SELECT,
+        seeded.execution_id,
+        shape.connections,
+    );
+    let execution_rows = common::run_load(probes, &shape).await?;
+    execution_rows.print("postgres execution select");
+    pool.close().await;
+
+    print_comparison(
+        "/api/accounts/{id}",
+        &accounts,
+        &account_rows,
+        ACCOUNT_SELECT,
+    );
+    print_comparison(
+        "/api/executions/{id}",
+        &executions,
+        &execution_rows,
+        EXECUTION_SELECT,
+    );
+    Ok(())
+}
