@@ -7,9 +7,11 @@ use cudly_proto::common::v1::Fencing;
 use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
 use cudly_proto::executor::v1::{
     ExpirePendingRequest, ListStaleExecutionsRequest, RedriveRequest, SafeFailRequest,
+    StaleExecution,
 };
 use cudly_proto::planner::v1::FireDuePlansRequest;
 use cudly_proto::planner::v1::planner_service_client::PlannerServiceClient;
+use futures::StreamExt;
 
 use crate::config::Config;
 use crate::task::{Counts, Task};
@@ -110,8 +112,9 @@ async fn recover_stranded(
     guard: &LockGuard,
     fencing: Fencing,
 ) -> Result<Counts, TaskStop> {
-    let mut executor = clients.executor.clone();
-    let stale = executor
+    let stale = clients
+        .executor
+        .clone()
         .list_stale_executions(ListStaleExecutionsRequest {
             fencing: Some(fencing.clone()),
             approved_after_seconds: config.tuning.stranded_approved_after.as_secs(),
@@ -130,58 +133,94 @@ async fn recover_stranded(
     if !config.tuning.pause_before_acting.is_zero() {
         tokio::time::sleep(config.tuning.pause_before_acting).await;
     }
-    for execution in stale {
-        if !guard.is_held() {
-            return Err(TaskStop::LockLost(counts));
-        }
-        if execution.attempt >= config.tuning.redrive_max_attempts {
-            let reply = executor
-                .safe_fail(SafeFailRequest {
-                    execution_id: execution.id.clone(),
-                    fencing: Some(fencing.clone()),
-                    reason: SAFE_FAIL_REASON.to_owned(),
-                    expected_attempt: Some(execution.attempt),
-                })
-                .await;
-            match reply {
-                Ok(reply) if reply.get_ref().race_lost => counts.race_lost += 1,
-                Ok(reply) => {
-                    counts.acted += 1;
-                    tracing::warn!(execution_id = %execution.id, status = %reply.get_ref().status,
-                        attempt = execution.attempt, "stranded execution safe-failed");
-                }
-                Err(status) if is_stale_fencing(&status) => return Err(TaskStop::LockLost(counts)),
-                Err(status) => {
-                    counts.errors += 1;
-                    tracing::warn!(execution_id = %execution.id, error = %status.message(), "safe-fail failed");
-                }
-            }
-        } else {
-            let reply = executor
-                .redrive(RedriveRequest {
-                    execution_id: execution.id.clone(),
-                    fencing: Some(fencing.clone()),
-                    expected_attempt: Some(execution.attempt),
-                })
-                .await;
-            match reply {
-                Ok(reply) if reply.get_ref().accepted => {
-                    counts.acted += 1;
-                    tracing::info!(execution_id = %execution.id, attempt = reply.get_ref().attempt,
-                        "stranded execution re-driven");
-                }
-                Ok(reply) => {
-                    counts.race_lost += 1;
-                    tracing::info!(execution_id = %execution.id, outcome = %reply.get_ref().outcome,
-                        "re-drive not needed");
-                }
-                Err(status) if is_stale_fencing(&status) => return Err(TaskStop::LockLost(counts)),
-                Err(status) => {
-                    counts.errors += 1;
-                    tracing::warn!(execution_id = %execution.id, error = %status.message(), "re-drive failed");
-                }
-            }
+    // Several roots at once: each action is a round trip to the executor, and one at a
+    // time left both sides idle (docs/BENCHMARKS.md, sweeper recovery). Each action
+    // still checks the lock first, and the executor checks the fencing token.
+    let mut actions = futures::stream::iter(stale)
+        .map(|execution| {
+            act_on_stranded(config, clients.executor.clone(), guard, &fencing, execution)
+        })
+        .buffer_unordered(RECOVERY_CONCURRENCY);
+    while let Some(action) = actions.next().await {
+        match action {
+            Action::Acted => counts.acted += 1,
+            Action::RaceLost => counts.race_lost += 1,
+            Action::Failed => counts.errors += 1,
+            Action::LockLost => return Err(TaskStop::LockLost(counts)),
         }
     }
     Ok(counts)
+}
+
+/// Stranded roots the sweeper acts on at once.
+const RECOVERY_CONCURRENCY: usize = 8;
+
+/// How acting on one stranded root ended.
+enum Action {
+    Acted,
+    RaceLost,
+    Failed,
+    /// The lock is gone or the executor refused the fencing token: stop the task.
+    LockLost,
+}
+
+/// Re-drives one stranded root, or safe-fails it once its re-drive budget is spent.
+async fn act_on_stranded(
+    config: &Config,
+    mut executor: ExecutorServiceClient<AuthChannel>,
+    guard: &LockGuard,
+    fencing: &Fencing,
+    execution: StaleExecution,
+) -> Action {
+    if !guard.is_held() {
+        return Action::LockLost;
+    }
+    if execution.attempt >= config.tuning.redrive_max_attempts {
+        let reply = executor
+            .safe_fail(SafeFailRequest {
+                execution_id: execution.id.clone(),
+                fencing: Some(fencing.clone()),
+                reason: SAFE_FAIL_REASON.to_owned(),
+                expected_attempt: Some(execution.attempt),
+            })
+            .await;
+        match reply {
+            Ok(reply) if reply.get_ref().race_lost => Action::RaceLost,
+            Ok(reply) => {
+                tracing::warn!(execution_id = %execution.id, status = %reply.get_ref().status,
+                    attempt = execution.attempt, "stranded execution safe-failed");
+                Action::Acted
+            }
+            Err(status) if is_stale_fencing(&status) => Action::LockLost,
+            Err(status) => {
+                tracing::warn!(execution_id = %execution.id, error = %status.message(), "safe-fail failed");
+                Action::Failed
+            }
+        }
+    } else {
+        let reply = executor
+            .redrive(RedriveRequest {
+                execution_id: execution.id.clone(),
+                fencing: Some(fencing.clone()),
+                expected_attempt: Some(execution.attempt),
+            })
+            .await;
+        match reply {
+            Ok(reply) if reply.get_ref().accepted => {
+                tracing::info!(execution_id = %execution.id, attempt = reply.get_ref().attempt,
+                    "stranded execution re-driven");
+                Action::Acted
+            }
+            Ok(reply) => {
+                tracing::info!(execution_id = %execution.id, outcome = %reply.get_ref().outcome,
+                    "re-drive not needed");
+                Action::RaceLost
+            }
+            Err(status) if is_stale_fencing(&status) => Action::LockLost,
+            Err(status) => {
+                tracing::warn!(execution_id = %execution.id, error = %status.message(), "re-drive failed");
+                Action::Failed
+            }
+        }
+    }
 }
