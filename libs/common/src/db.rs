@@ -24,6 +24,12 @@ fn options(database_url: &SecretString) -> Result<PgConnectOptions, DbSetupError
     PgConnectOptions::from_str(database_url.expose_secret()).map_err(|_| DbSetupError::InvalidUrl)
 }
 
+/// A pooled connection idle at least this long is pinged before it is handed out. A
+/// connection in steady use is not: a ping per acquire was one more round trip per
+/// statement on every request path. Restarting Postgres takes far longer than this, so
+/// a connection from before a restart is still caught and replaced.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_millis(250);
+
 /// Returns a lazily connecting pool whose connections use `schema` as `search_path`.
 /// Lazy, so a service can start (and report NOT_SERVING) while Postgres is down.
 pub fn lazy_pool(
@@ -38,6 +44,15 @@ pub fn lazy_pool(
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(connect_options))
 }
 

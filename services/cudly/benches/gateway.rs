@@ -12,7 +12,7 @@
 //! stopped. The load generator shares the machine's cores with the system, Postgres and
 //! Redis.
 //!
-//! `cargo bench -p cudly --bench gateway`.
+//! `cargo bench --workspace --bench gateway`.
 //! Knobs: `GATEWAY_CONNECTIONS` (64), `GATEWAY_WARMUP_SECONDS` (2), `GATEWAY_SECONDS`
 //! (10), `GATEWAY_RUST_LOG` (the system's `RUST_LOG`, default `info` as in production),
 //! `BENCH_BIN_DIR` (where to take the `cudly` binary from instead of cargo's).

@@ -14,9 +14,8 @@
 //! binaries in the same profile first, else only `cudly` is measured:
 //!
 //! ```sh
-//! cargo build --release -p cudly-accounts -p cudly-planner -p cudly-executor \
-//!   -p cudly-sweeper -p cudly-gateway
-//! cargo bench -p cudly --bench memory
+//! cargo build --release --workspace --bins
+//! cargo bench --workspace --bench memory
 //! ```
 //!
 //! Knobs: `MEMORY_IDLE_SECONDS` (5), `GATEWAY_CONNECTIONS` (64), `GATEWAY_WARMUP_SECONDS`
@@ -158,8 +157,7 @@ async fn run() -> anyhow::Result<()> {
             .collect();
         println!(
             "service binaries not built ({}): measuring the all-in-one cudly process only; \
-             build them with `cargo build --release -p cudly-accounts -p cudly-planner \
-             -p cudly-executor -p cudly-sweeper -p cudly-gateway` or set BENCH_BIN_DIR",
+             build them with `cargo build --release --workspace --bins` or set BENCH_BIN_DIR",
             names.join(", ")
         );
     }

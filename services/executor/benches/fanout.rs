@@ -3,8 +3,8 @@
 //! from approval to the root's end and its ratio to the ideal
 //! ceil(accounts / parallelism) x items x latency.
 //!
-//! `cargo bench -p cudly-executor --bench fanout` (release), or
-//! `cargo bench -p cudly-executor --bench fanout --profile dev` for a quick run.
+//! `cargo bench --workspace --bench fanout` (release), or
+//! `cargo bench --workspace --bench fanout --profile dev` for a quick run.
 //! Knobs: `FANOUT_ACCOUNTS`, `FANOUT_ITEMS` (1-3), `FANOUT_LATENCY_MS`,
 //! `FANOUT_PARALLELISM`, `FANOUT_RUNS`.
 

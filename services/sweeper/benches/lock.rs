@@ -17,7 +17,7 @@
 //! on its own key; keys carry a prefix unique to the run and the lock TTL is 30 s (the
 //! sweeper's default), so renewal never fires within a cycle.
 //!
-//! `cargo bench -p cudly-sweeper --bench lock`.
+//! `cargo bench --workspace --bench lock`.
 //! Knobs: `LOCK_SECONDS` (5 per variant), `LOCK_WARMUP_SECONDS` (1), `LOCK_TASKS` (16),
 //! `LOCK_TTL_MS` (30000), `REDIS_URL` (`redis://127.0.0.1:6379/`).
 

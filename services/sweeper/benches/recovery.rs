@@ -27,7 +27,7 @@
 //! of the same rows ended by `UPDATE executions SET status = $2, updated_at = now(),
 //! completed_at = now() WHERE id = ANY($1)` over the 10 000 root ids.
 //!
-//! `cargo bench -p cudly-sweeper --bench recovery`.
+//! `cargo bench --workspace --bench recovery`.
 //! Knobs: `RECOVERY_EXECUTIONS` (10000), `RECOVERY_PATH` (`redrive`, `safe_fail` or
 //! `both`), `RECOVERY_TIMEOUT_SECONDS` (600, a guard, not a figure).
 

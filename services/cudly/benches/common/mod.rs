@@ -511,13 +511,14 @@ pub fn sql_probes(
         .collect()
 }
 
-/// Opens a pool of `connections` on the benchmark database with `schema` as search path.
+/// Opens a pool of `connections` on the benchmark database with `schema` as search path,
+/// set up as the services set up theirs, so the baseline differs from them only by
+/// everything above the select.
 pub async fn pool(db: &TestDb, schema: &str, connections: usize) -> anyhow::Result<PgPool> {
-    let url = format!("{}?options=-c%20search_path%3D{schema}", db.url());
-    Ok(sqlx::postgres::PgPoolOptions::new()
-        .max_connections(u32::try_from(connections).unwrap_or(u32::MAX))
-        .connect(&url)
-        .await?)
+    let connections = u32::try_from(connections).unwrap_or(u32::MAX);
+    let pool = cudly_common::db::lazy_pool(&db.secret_url(), schema, connections)?;
+    cudly_common::db::ping(&pool).await?;
+    Ok(pool)
 }
 
 /// What a load measured.

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use cudly_aws::error::{AwsErrorKind, AwsFailure};
 use cudly_aws::purchase::{AwsService, Commitment, PurchaseError, PurchaseSpec};
 use cudly_common::idempotency::mask_token;
 use tracing::Instrument;
@@ -47,6 +48,12 @@ pub async fn run_item(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorRes
 }
 
 async fn run_item_inner(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorResult<ItemEnd> {
+    let recommendation = &item.recommendation.0;
+    let spec = recommendation.to_purchase_spec(&item.idempotency_token);
+    let prefetch = spec
+        .as_ref()
+        .ok()
+        .map(|spec| LookUps::start(ctx.cloud_for(&spec.region), spec.clone()));
     let mut conn = ctx.acquire().await?;
     if !items::claim(&mut conn, ctx.lease, ctx.child_id, item.item_index).await? {
         let current = items::get(&mut conn, ctx.child_id, item.item_index).await?;
@@ -61,8 +68,7 @@ async fn run_item_inner(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorR
         });
     }
     drop(conn);
-    let recommendation = &item.recommendation.0;
-    let spec = match recommendation.to_purchase_spec(&item.idempotency_token) {
+    let spec = match spec {
         Ok(spec) => spec,
         Err(problem) => {
             let mut conn = ctx.acquire().await?;
@@ -89,6 +95,7 @@ async fn run_item_inner(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorR
         item,
         spec,
         cloud,
+        prefetch,
         lock: None,
         sends: 0,
     };
@@ -109,9 +116,62 @@ enum Step {
     Reconcile { sent_at: DateTime<Utc> },
 }
 
+/// The guard look-up by token and the offering look-up of an item.
+type LookUpResults = (
+    Result<Option<Commitment>, PurchaseError>,
+    Result<String, PurchaseError>,
+);
+
+/// The guard and offering look-ups, started before the item and its attempt are
+/// claimed so that their round trips overlap the claims'. Both are reads. Their answer
+/// counts only when the attempt is a fresh insert: no run ever held this token, so
+/// nothing bought under it can appear between the look-up and the claim. Any other claim
+/// looks up again after it. Dropping it stops the look-ups.
+struct LookUps(tokio::task::JoinHandle<LookUpResults>);
+
+impl LookUps {
+    fn start(cloud: Arc<dyn AccountCloud>, spec: PurchaseSpec) -> Self {
+        let look_up = async move {
+            tokio::join!(
+                cloud.find_by_token(&spec, &[]),
+                cloud.resolve_offering(&spec)
+            )
+        };
+        Self(tokio::spawn(look_up.in_current_span()))
+    }
+
+    async fn results(mut self) -> LookUpResults {
+        match (&mut self.0).await {
+            Ok(results) => results,
+            Err(error) => {
+                // Only a panic ends the task early (it is aborted only when dropped).
+                tracing::error!(%error, "the look-up task failed");
+                let failure = || {
+                    PurchaseError::LookupFailed(AwsFailure {
+                        operation: "look-up",
+                        kind: AwsErrorKind::Response,
+                        code: None,
+                        detail: "the look-up task failed".to_owned(),
+                        http_status: None,
+                    })
+                };
+                (Err(failure()), Err(failure()))
+            }
+        }
+    }
+}
+
+impl Drop for LookUps {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What claiming the attempt gave.
 enum Claimed {
-    /// This run owns the attempt (fresh, reclaimed from failed, or taken over in_flight).
+    /// This run inserted the attempt: no run held the token before.
+    Fresh(AttemptRow),
+    /// This run owns the attempt (reclaimed from failed, or taken over in_flight).
     Owned(AttemptRow),
     /// Nothing to buy: the item ended (or the run must stop).
     Ended(ItemEnd),
@@ -122,6 +182,7 @@ struct ItemRun<'c, 'a> {
     item: &'c ItemRow,
     spec: PurchaseSpec,
     cloud: Arc<dyn AccountCloud>,
+    prefetch: Option<LookUps>,
     lock: Option<OfferingLock>,
     sends: u32,
 }
@@ -136,8 +197,10 @@ impl ItemRun<'_, '_> {
     }
 
     async fn drive(&mut self) -> ExecutorResult<ItemEnd> {
-        let attempt = match self.claim_attempt().await? {
-            Claimed::Owned(attempt) => attempt,
+        let prefetch = self.prefetch.take();
+        let (attempt, mut prefetched) = match self.claim_attempt().await? {
+            Claimed::Fresh(attempt) => (attempt, prefetch),
+            Claimed::Owned(attempt) => (attempt, None),
             Claimed::Ended(end) => return Ok(end),
         };
         let recorded_ids: Vec<String> = attempt.commitment_id.iter().cloned().collect();
@@ -155,12 +218,13 @@ impl ItemRun<'_, '_> {
                     // Both are look-ups: they run together, and nothing is bought before
                     // both answered.
                     let cloud = self.cloud.clone();
-                    let (guard, offering_lookup) = match offering_id.clone() {
-                        Some(known) => (
+                    let (guard, offering_lookup) = match (prefetched.take(), offering_id.clone()) {
+                        (Some(prefetched), None) => prefetched.results().await,
+                        (_, Some(known)) => (
                             cloud.find_by_token(&self.spec, &recorded_ids).await,
                             Ok(known),
                         ),
-                        None => tokio::join!(
+                        (None, None) => tokio::join!(
                             cloud.find_by_token(&self.spec, &recorded_ids),
                             cloud.resolve_offering(&self.spec)
                         ),
@@ -390,7 +454,7 @@ impl ItemRun<'_, '_> {
             if let Some(row) =
                 attempts::insert_if_absent(&mut conn, self.ctx.lease, &new_attempt).await?
             {
-                return Ok(Claimed::Owned(row));
+                return Ok(Claimed::Fresh(row));
             }
             let Some(existing) = attempts::get(&mut conn, &token).await? else {
                 // Nothing there and the insert refused: the lease is lost.
@@ -559,8 +623,23 @@ impl ItemRun<'_, '_> {
             return Ok(ItemEnd::Stopped);
         }
         drop(conn);
-        self.release_lock().await;
-        if tag && let Err(error) = self.cloud.tag(&self.spec, commitment_id).await {
+        // The id is recorded: the offering lock has done its work, and its release need
+        // not wait for the tag.
+        let lock = self.lock.take();
+        let release = async {
+            if let Some(lock) = lock {
+                lock.release().await;
+            }
+        };
+        let tagging = async {
+            if tag {
+                self.cloud.tag(&self.spec, commitment_id).await
+            } else {
+                Ok(())
+            }
+        };
+        let ((), tagged) = tokio::join!(release, tagging);
+        if let Err(error) = tagged {
             tracing::warn!(%commitment_id, %error, "tagging the commitment failed; its id is recorded on the attempt");
         }
         self.finish_bought(commitment_id).await
