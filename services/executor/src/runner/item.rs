@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use cudly_aws::error::{AwsErrorKind, AwsFailure};
 use cudly_aws::purchase::{AwsService, Commitment, PurchaseError, PurchaseSpec};
 use cudly_common::idempotency::mask_token;
+use futures::future::OptionFuture;
 use tracing::Instrument;
 
 use crate::domain::status::{AttemptState, ItemStatus};
@@ -50,10 +51,14 @@ pub async fn run_item(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorRes
 async fn run_item_inner(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorResult<ItemEnd> {
     let recommendation = &item.recommendation.0;
     let spec = recommendation.to_purchase_spec(&item.idempotency_token);
-    let prefetch = spec
-        .as_ref()
-        .ok()
-        .map(|spec| LookUps::start(ctx.cloud_for(&spec.region), spec.clone()));
+    // Only a pending item can lead to a fresh attempt (see `LookUps`); an in_flight one
+    // is reclaimed and looks up after its claim.
+    let prefetch = match (&spec, item.status()) {
+        (Ok(spec), Ok(ItemStatus::Pending)) => {
+            Some(LookUps::start(ctx.cloud_for(&spec.region), spec.clone()))
+        }
+        _ => None,
+    };
     let mut conn = ctx.acquire().await?;
     if !items::claim(&mut conn, ctx.lease, ctx.child_id, item.item_index).await? {
         let current = items::get(&mut conn, ctx.child_id, item.item_index).await?;
@@ -95,11 +100,10 @@ async fn run_item_inner(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorR
         item,
         spec,
         cloud,
-        prefetch,
         lock: None,
         sends: 0,
     };
-    let result = run.drive().await;
+    let result = run.drive(prefetch).await;
     if let Some(lock) = run.lock.take() {
         lock.release().await;
     }
@@ -182,7 +186,6 @@ struct ItemRun<'c, 'a> {
     item: &'c ItemRow,
     spec: PurchaseSpec,
     cloud: Arc<dyn AccountCloud>,
-    prefetch: Option<LookUps>,
     lock: Option<OfferingLock>,
     sends: u32,
 }
@@ -196,8 +199,9 @@ impl ItemRun<'_, '_> {
         self.spec.service
     }
 
-    async fn drive(&mut self) -> ExecutorResult<ItemEnd> {
-        let prefetch = self.prefetch.take();
+    /// Claims the attempt and buys; `prefetch` holds the look-ups started before the
+    /// claims, used only for a fresh attempt.
+    async fn drive(&mut self, prefetch: Option<LookUps>) -> ExecutorResult<ItemEnd> {
         let (attempt, mut prefetched) = match self.claim_attempt().await? {
             Claimed::Fresh(attempt) => (attempt, prefetch),
             Claimed::Owned(attempt) => (attempt, None),
@@ -625,12 +629,7 @@ impl ItemRun<'_, '_> {
         drop(conn);
         // The id is recorded: the offering lock has done its work, and its release need
         // not wait for the tag.
-        let lock = self.lock.take();
-        let release = async {
-            if let Some(lock) = lock {
-                lock.release().await;
-            }
-        };
+        let release = OptionFuture::from(self.lock.take().map(OfferingLock::release));
         let tagging = async {
             if tag {
                 self.cloud.tag(&self.spec, commitment_id).await
@@ -638,7 +637,7 @@ impl ItemRun<'_, '_> {
                 Ok(())
             }
         };
-        let ((), tagged) = tokio::join!(release, tagging);
+        let (_, tagged) = tokio::join!(release, tagging);
         if let Err(error) = tagged {
             tracing::warn!(%commitment_id, %error, "tagging the commitment failed; its id is recorded on the attempt");
         }
