@@ -298,6 +298,13 @@ impl From<ApiError> for tonic::Status {
     }
 }
 
+impl From<cudly_vocabulary::FieldError> for ApiError {
+    /// A broken vocabulary rule is a 400 naming its field.
+    fn from(error: cudly_vocabulary::FieldError) -> Self {
+        Self::invalid_field(&error.field, error.problem)
+    }
+}
+
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         Self::from_status(&status)

@@ -1,11 +1,13 @@
 //! Generated gRPC contracts of CUDly-rs (prost messages, tonic clients and servers) for
 //! the packages `cudly.{common,accounts,planner,executor,sweeper}.v1`, the encoded file
-//! descriptor set for gRPC reflection, and helpers that carry a structured
-//! [`common::v1::ErrorDetail`] in a `tonic::Status`.
+//! descriptor set for gRPC reflection, helpers that carry a structured
+//! [`common::v1::ErrorDetail`] in a `tonic::Status`, and the one home of the
+//! conversions every gRPC edge needs ([`convert`]: times, ids, recommendations).
 //!
 //! The `.proto` sources live in `protos/cudly/<package>/v1/` at the workspace root and
 //! are compiled by `build.rs` with protox, so no system `protoc` is needed.
 
+pub mod convert;
 mod redact;
 pub mod status;
 

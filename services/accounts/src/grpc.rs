@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use cudly_common::grpc::{Caller, require_caller};
 use cudly_proto::accounts::v1 as pb;
 use cudly_proto::accounts::v1::accounts_service_server::{AccountsService, AccountsServiceServer};
+use cudly_proto::convert::timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
@@ -34,13 +34,6 @@ pub struct AccountsGrpc {
 pub fn routes(config: &Config, accounts: Arc<Accounts>) -> tonic::service::Routes {
     let service = AccountsServiceServer::new(AccountsGrpc { accounts });
     tonic::service::Routes::new(InterceptedService::new(service, config.auth.clone()))
-}
-
-fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: time.timestamp_subsec_nanos() as i32,
-    }
 }
 
 fn to_proto(account: Account) -> pb::Account {

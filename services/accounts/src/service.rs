@@ -68,8 +68,8 @@ pub struct Accounts {
 
 /// Parses an id of a request; a malformed one is a 400 naming `field`.
 pub fn parse_id(field: &str, text: &str) -> AccountsResult<Uuid> {
-    Uuid::parse_str(text.trim())
-        .map_err(|_| AccountsError::field(field, "must be an account id (uuid)"))
+    cudly_proto::convert::parse_id(text, field)
+        .map_err(|error| AccountsError::field(error.field, error.problem))
 }
 
 impl Accounts {

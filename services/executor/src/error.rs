@@ -25,6 +25,12 @@ pub enum ExecutorError {
     StaleFencing { task: String },
 }
 
+impl From<cudly_vocabulary::FieldError> for ExecutorError {
+    fn from(error: cudly_vocabulary::FieldError) -> Self {
+        ExecutorError::Api(error.into())
+    }
+}
+
 /// The ErrorDetail code of a refused fencing token (ABORTED).
 pub const STALE_FENCING_TOKEN: &str = "stale_fencing_token";
 

@@ -1,10 +1,12 @@
 //! The gRPC edge of the executor service: proto types are converted to domain types here
 //! and nowhere else; each handler checks its caller, then calls the service layer.
 
-use chrono::{DateTime, Utc};
 use cudly_common::ApiError;
 use cudly_common::grpc::{Caller, require_caller};
 use cudly_proto::common::v1 as common_pb;
+use cudly_proto::convert::{
+    parse_id, parse_ids, parse_optional_id, parse_optional_time, recommendation_inputs, timestamp,
+};
 use cudly_proto::executor::v1 as pb;
 use cudly_proto::executor::v1::executor_service_server::{ExecutorService, ExecutorServiceServer};
 use tonic::service::interceptor::InterceptedService;
@@ -12,7 +14,6 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::domain::recommendation::{Recommendation, RecommendationDetails};
 use crate::domain::status::{ExecutionStatus, Source};
 use crate::domain::targets::parse_targets;
 use crate::repo::attempts::AttemptRow;
@@ -50,32 +51,7 @@ impl ExecutorService for ExecutorGrpc {
     ) -> Result<Response<pb::CreateExecutionResponse>, Status> {
         let caller = require_caller(&request, GATEWAY_OR_PLANNER)?;
         tracing::Span::current().record("caller", caller.name());
-        let request = request.into_inner();
-        if request.auto_approve && caller != Caller::Planner {
-            return Err(ApiError::permission_denied(
-                "only the planner may create approved executions",
-            )
-            .into());
-        }
-        let create = CreateRequest {
-            plan_id: parse_optional_id("plan_id", request.plan_id.as_deref())?,
-            step_number: request.step_number,
-            scheduled_date: request.scheduled_date.as_ref().and_then(from_timestamp),
-            targets: parse_targets(&request.target_account_ids)?,
-            recommendations: request
-                .recommendations
-                .into_iter()
-                .enumerate()
-                .map(|(index, rec)| recommendation_from_proto(index, rec))
-                .collect::<Result<_, _>>()?,
-            creation_key: request.creation_key,
-            idempotency_key: request.idempotency_key,
-            request_hash: request.request_hash,
-            auto_approve: request.auto_approve,
-            source: Source::parse_creation(&request.source)?,
-            actor: request.actor,
-            caller_is_planner: caller == Caller::Planner,
-        };
+        let create = create_request(request.into_inner(), caller)?;
         let created = self.executor.create(create).await?;
         Ok(Response::new(pb::CreateExecutionResponse {
             execution: Some(execution_to_proto(&created.view)),
@@ -93,7 +69,7 @@ impl ExecutorService for ExecutorGrpc {
         request: Request<pb::GetExecutionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
         require_caller(&request, GATEWAY)?;
-        let id = parse_id("id", &request.get_ref().id)?;
+        let id = parse_id(&request.get_ref().id, "id").map_err(ApiError::from)?;
         tracing::Span::current().record("execution_id", tracing::field::display(id));
         let view = self.executor.get(id).await?;
         Ok(Response::new(execution_to_proto(&view)))
@@ -107,13 +83,14 @@ impl ExecutorService for ExecutorGrpc {
         require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
         let filter = RootFilter {
-            plan_id: parse_optional_id("plan_id", request.plan_id.as_deref())?,
+            plan_id: parse_optional_id(request.plan_id.as_deref(), "plan_id")
+                .map_err(ApiError::from)?,
             status: request
                 .status
                 .as_deref()
                 .map(|status| ExecutionStatus::parse_field("status", status))
                 .transpose()?,
-            account_ids: parse_ids("account_ids", &request.account_ids)?,
+            account_ids: parse_ids(&request.account_ids, "account_ids").map_err(ApiError::from)?,
             limit: request.limit.map(i64::from),
         };
         let views = self.executor.list(&filter).await?;
@@ -129,7 +106,7 @@ impl ExecutorService for ExecutorGrpc {
     ) -> Result<Response<pb::Execution>, Status> {
         require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
-        let id = parse_id("id", &request.id)?;
+        let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         let span = tracing::Span::current();
         span.record("execution_id", tracing::field::display(id));
         span.record("by_token", request.token.is_some());
@@ -152,7 +129,7 @@ impl ExecutorService for ExecutorGrpc {
     ) -> Result<Response<pb::Execution>, Status> {
         require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
-        let id = parse_id("id", &request.id)?;
+        let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         let span = tracing::Span::current();
         span.record("execution_id", tracing::field::display(id));
         span.record("by_token", request.token.is_some());
@@ -175,7 +152,7 @@ impl ExecutorService for ExecutorGrpc {
     ) -> Result<Response<pb::PreviewApprovalResponse>, Status> {
         require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
-        let id = parse_id("id", &request.id)?;
+        let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         tracing::Span::current().record("execution_id", tracing::field::display(id));
         let (view, approvable) = self.executor.preview(id, &request.token).await?;
         Ok(Response::new(pb::PreviewApprovalResponse {
@@ -191,7 +168,7 @@ impl ExecutorService for ExecutorGrpc {
     ) -> Result<Response<pb::Execution>, Status> {
         require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
-        let id = parse_id("id", &request.id)?;
+        let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         tracing::Span::current().record("execution_id", tracing::field::display(id));
         let view = self.executor.retry(id, &request.actor).await?;
         Ok(Response::new(execution_to_proto(&view)))
@@ -205,11 +182,11 @@ impl ExecutorService for ExecutorGrpc {
         require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
         let filter = HistoryFilter {
-            account_ids: parse_ids("account_ids", &request.account_ids)?,
+            account_ids: parse_ids(&request.account_ids, "account_ids").map_err(ApiError::from)?,
             provider: request.provider,
             service: request.service,
-            start: request.start.as_ref().and_then(from_timestamp),
-            end: request.end.as_ref().and_then(from_timestamp),
+            start: parse_optional_time(request.start.as_ref(), "start").map_err(ApiError::from)?,
+            end: parse_optional_time(request.end.as_ref(), "end").map_err(ApiError::from)?,
             limit: request.limit.map(i64::from),
         };
         let rows = self.executor.history(&filter).await?;
@@ -229,7 +206,8 @@ impl ExecutorService for ExecutorGrpc {
         let target = match request.target {
             Some(Target::IdempotencyToken(token)) => AttemptTarget::Token(token),
             Some(Target::Item(item)) => AttemptTarget::Item {
-                execution_id: parse_id("item.execution_id", &item.execution_id)?,
+                execution_id: parse_id(&item.execution_id, "item.execution_id")
+                    .map_err(ApiError::from)?,
                 index: item.index,
             },
             None => return Err(ApiError::invalid_field("target", "is required").into()),
@@ -258,7 +236,7 @@ impl ExecutorService for ExecutorGrpc {
         request: Request<pb::HasLiveExecutionRequest>,
     ) -> Result<Response<pb::HasLiveExecutionResponse>, Status> {
         require_caller(&request, PLANNER)?;
-        let plan_id = parse_id("plan_id", &request.get_ref().plan_id)?;
+        let plan_id = parse_id(&request.get_ref().plan_id, "plan_id").map_err(ApiError::from)?;
         let ids = self.executor.live_roots_of_plan(plan_id).await?;
         Ok(Response::new(pb::HasLiveExecutionResponse {
             live: !ids.is_empty(),
@@ -279,7 +257,7 @@ impl ExecutorService for ExecutorGrpc {
             .expire_pending(
                 &fencing.task,
                 fencing.token,
-                request.now.as_ref().and_then(from_timestamp),
+                parse_optional_time(request.now.as_ref(), "now").map_err(ApiError::from)?,
             )
             .await?;
         Ok(Response::new(pb::ExpirePendingResponse {
@@ -311,7 +289,7 @@ impl ExecutorService for ExecutorGrpc {
                 std::time::Duration::from_secs(request.approved_after_seconds),
                 std::time::Duration::from_secs(request.running_after_seconds),
                 request.limit,
-                request.now.as_ref().and_then(from_timestamp),
+                parse_optional_time(request.now.as_ref(), "now").map_err(ApiError::from)?,
             )
             .await?;
         Ok(Response::new(pb::ListStaleExecutionsResponse {
@@ -335,7 +313,7 @@ impl ExecutorService for ExecutorGrpc {
     ) -> Result<Response<pb::RedriveResponse>, Status> {
         require_caller(&request, SWEEPER)?;
         let request = request.into_inner();
-        let id = parse_id("execution_id", &request.execution_id)?;
+        let id = parse_id(&request.execution_id, "execution_id").map_err(ApiError::from)?;
         tracing::Span::current().record("execution_id", tracing::field::display(id));
         let fencing = fencing(request.fencing)?;
         let outcome = self
@@ -357,7 +335,7 @@ impl ExecutorService for ExecutorGrpc {
     ) -> Result<Response<pb::SafeFailResponse>, Status> {
         require_caller(&request, SWEEPER)?;
         let request = request.into_inner();
-        let id = parse_id("execution_id", &request.execution_id)?;
+        let id = parse_id(&request.execution_id, "execution_id").map_err(ApiError::from)?;
         tracing::Span::current().record("execution_id", tracing::field::display(id));
         let fencing = fencing(request.fencing)?;
         let outcome = self
@@ -381,92 +359,31 @@ fn fencing(fencing: Option<common_pb::Fencing>) -> Result<common_pb::Fencing, Ap
     fencing.ok_or_else(|| ApiError::invalid_field("fencing", "is required"))
 }
 
-fn parse_id(field: &str, text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError::invalid_field(field, "must be a uuid"))
-}
-
-fn parse_optional_id(field: &str, text: Option<&str>) -> Result<Option<Uuid>, ApiError> {
-    text.map(|text| parse_id(field, text)).transpose()
-}
-
-fn parse_ids(field: &str, texts: &[String]) -> Result<Vec<Uuid>, ApiError> {
-    texts
-        .iter()
-        .enumerate()
-        .map(|(index, text)| parse_id(&format!("{field}[{index}]"), text))
-        .collect()
-}
-
-fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: at.timestamp_subsec_nanos() as i32,
+/// Returns the creation request `caller` sent, its fields parsed; the list is
+/// validated by [`CreateRequest::checked_recommendations`].
+pub fn create_request(
+    request: pb::CreateExecutionRequest,
+    caller: Caller,
+) -> Result<CreateRequest, ApiError> {
+    if request.auto_approve && caller != Caller::Planner {
+        return Err(ApiError::permission_denied(
+            "only the planner may create approved executions",
+        ));
     }
-}
-
-fn from_timestamp(ts: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::<Utc>::from_timestamp(ts.seconds, u32::try_from(ts.nanos).ok()?)
-}
-
-fn recommendation_from_proto(
-    index: usize,
-    rec: common_pb::Recommendation,
-) -> Result<Recommendation, ApiError> {
-    let details = rec.details.unwrap_or_default();
-    Ok(Recommendation {
-        provider: rec.provider,
-        service: rec.service,
-        region: rec.region,
-        resource_type: rec.resource_type,
-        engine: rec.engine,
-        platform: rec.platform,
-        count: rec.count,
-        term: rec.term,
-        payment: rec.payment,
-        cloud_account_id: parse_optional_id(
-            &format!("recommendations[{index}].cloud_account_id"),
-            rec.cloud_account_id.as_deref(),
-        )?,
-        all_accounts: rec.all_accounts,
-        details: RecommendationDetails {
-            tenancy: details.tenancy,
-            offering_class: details.offering_class,
-            availability_zone: details.availability_zone,
-            multi_az: details.multi_az,
-            plan_type: details.plan_type,
-            hourly_commitment: details.hourly_commitment,
-            offering_id: details.offering_id,
-        },
-        upfront_cost: rec.upfront_cost,
-        monthly_savings: rec.monthly_savings,
+    Ok(CreateRequest {
+        plan_id: parse_optional_id(request.plan_id.as_deref(), "plan_id")?,
+        step_number: request.step_number,
+        scheduled_date: parse_optional_time(request.scheduled_date.as_ref(), "scheduled_date")?,
+        targets: parse_targets(&request.target_account_ids)?,
+        recommendations: recommendation_inputs(request.recommendations)?,
+        creation_key: request.creation_key,
+        idempotency_key: request.idempotency_key,
+        request_hash: request.request_hash,
+        auto_approve: request.auto_approve,
+        source: Source::parse_creation(&request.source)?,
+        actor: request.actor,
+        caller_is_planner: caller == Caller::Planner,
     })
-}
-
-fn recommendation_to_proto(rec: &Recommendation) -> common_pb::Recommendation {
-    common_pb::Recommendation {
-        provider: rec.provider.clone(),
-        service: rec.service.clone(),
-        region: rec.region.clone(),
-        resource_type: rec.resource_type.clone(),
-        engine: rec.engine.clone(),
-        platform: rec.platform.clone(),
-        count: rec.count,
-        term: rec.term,
-        payment: rec.payment.clone(),
-        cloud_account_id: rec.cloud_account_id.map(|id| id.to_string()),
-        all_accounts: rec.all_accounts,
-        details: Some(common_pb::RecommendationDetails {
-            tenancy: rec.details.tenancy.clone(),
-            offering_class: rec.details.offering_class.clone(),
-            availability_zone: rec.details.availability_zone.clone(),
-            multi_az: rec.details.multi_az,
-            plan_type: rec.details.plan_type.clone(),
-            hourly_commitment: rec.details.hourly_commitment.clone(),
-            offering_id: rec.details.offering_id.clone(),
-        }),
-        upfront_cost: rec.upfront_cost,
-        monthly_savings: rec.monthly_savings,
-    }
 }
 
 /// Returns the proto of an execution view (API.md "Execution").
@@ -512,7 +429,8 @@ pub fn execution_to_proto(view: &ExecutionView) -> pb::Execution {
             row.recommendations
                 .0
                 .iter()
-                .map(recommendation_to_proto)
+                .cloned()
+                .map(Into::into)
                 .collect()
         } else {
             Vec::new()
@@ -522,7 +440,7 @@ pub fn execution_to_proto(view: &ExecutionView) -> pb::Execution {
             .iter()
             .map(|item| pb::ExecutionItem {
                 index: item.index(),
-                recommendation: Some(recommendation_to_proto(&item.recommendation.0)),
+                recommendation: Some(item.recommendation.0.clone().into()),
                 status: item.status.clone(),
                 commitment_id: item.commitment_id.clone(),
                 error: item.error.clone(),

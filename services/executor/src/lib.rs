@@ -5,7 +5,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod error;
-mod grpc;
+pub mod grpc;
 pub mod metrics;
 pub mod repo;
 pub mod runner;

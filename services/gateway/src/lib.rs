@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

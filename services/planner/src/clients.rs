@@ -9,16 +9,17 @@ use cudly_common::config::ConfigResult;
 use cudly_common::grpc::{AuthChannel, client_channel};
 use cudly_proto::accounts::v1 as accounts_pb;
 use cudly_proto::accounts::v1::accounts_service_client::AccountsServiceClient;
+use cudly_proto::convert::timestamp;
 use cudly_proto::executor::v1 as executor_pb;
 use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
 use tonic::Code;
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::convert::{recommendation_proto, to_timestamp};
-use crate::domain::plan::{AccountRef, Provider};
+use crate::domain::plan::AccountRef;
 use crate::domain::run::ExecutionRequest;
 use crate::error::{PlannerError, PlannerResult};
+use cudly_vocabulary::Provider;
 
 /// The accounts a look-up by ids found, and the ids it did not.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,7 +180,7 @@ pub fn create_execution_request(request: &ExecutionRequest) -> executor_pb::Crea
     executor_pb::CreateExecutionRequest {
         plan_id: Some(request.plan_id.to_string()),
         step_number: request.step_number,
-        scheduled_date: request.scheduled_date.map(to_timestamp),
+        scheduled_date: request.scheduled_date.map(timestamp),
         target_account_ids: request
             .target_account_ids
             .iter()
@@ -188,7 +189,8 @@ pub fn create_execution_request(request: &ExecutionRequest) -> executor_pb::Crea
         recommendations: request
             .recommendations
             .iter()
-            .map(recommendation_proto)
+            .cloned()
+            .map(Into::into)
             .collect(),
         creation_key: request.creation_key.clone(),
         idempotency_key: request.idempotency_key.clone(),
@@ -246,8 +248,8 @@ mod tests {
     use chrono::{DateTime, Utc};
 
     use super::*;
-    use crate::domain::recommendation::{RecommendationInput, validate_recommendations};
     use crate::domain::run::RunSource;
+    use cudly_vocabulary::{RecommendationInput, validate_recommendations};
 
     fn request() -> ExecutionRequest {
         let recommendation = validate_recommendations(vec![RecommendationInput {
@@ -258,7 +260,7 @@ mod tests {
             count: 2,
             term: 1,
             payment: "all-upfront".into(),
-            all_accounts: true,
+            all_accounts: Some(true),
             ..RecommendationInput::default()
         }])
         .unwrap();

@@ -29,6 +29,12 @@ pub enum PlannerError {
     },
 }
 
+impl From<cudly_vocabulary::FieldError> for PlannerError {
+    fn from(error: cudly_vocabulary::FieldError) -> Self {
+        PlannerError::Api(error.into())
+    }
+}
+
 /// The result of a planner operation.
 pub type PlannerResult<T> = Result<T, PlannerError>;
 

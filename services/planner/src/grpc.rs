@@ -5,18 +5,16 @@
 use chrono::Utc;
 use cudly_common::ApiError;
 use cudly_common::grpc::{Caller, require_caller};
+use cudly_proto::convert::{parse_id, parse_optional_time, recommendation_inputs, timestamp};
 use cudly_proto::planner::v1 as pb;
 use cudly_proto::planner::v1::planner_service_server::{PlannerService, PlannerServiceServer};
+use cudly_vocabulary::Recommendation;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use crate::clients::Clients;
 use crate::config::Config;
-use crate::convert::{
-    from_optional_timestamp, parse_id, recommendation_input, recommendation_proto, to_timestamp,
-};
 use crate::domain::plan::{AccountRef, Plan, PlanInput, RampInput, ServiceConfig, ServiceInput};
-use crate::domain::recommendation::Recommendation;
 use crate::domain::run::{RunOptions, RunSource};
 use crate::service::{FireReport, PlanAccounts, Planner};
 
@@ -48,10 +46,7 @@ fn plan_input(proto: Option<pb::PlanInput>) -> Result<PlanInput, ApiError> {
             percent_per_step: ramp.percent_per_step,
             step_interval_days: ramp.step_interval_days,
             total_steps: ramp.total_steps,
-            start_date: from_optional_timestamp(
-                ramp.start_date.as_ref(),
-                "ramp_schedule.start_date",
-            )?,
+            start_date: parse_optional_time(ramp.start_date.as_ref(), "ramp_schedule.start_date")?,
         }),
     };
     Ok(PlanInput {
@@ -115,12 +110,12 @@ fn plan_proto(plan: &Plan) -> pb::Plan {
             step_interval_days: plan.ramp.step_interval_days,
             current_step: plan.ramp.current_step,
             total_steps: plan.ramp.total_steps,
-            start_date: Some(to_timestamp(plan.ramp.start_date)),
+            start_date: Some(timestamp(plan.ramp.start_date)),
         }),
-        next_execution_date: plan.next_execution_date.map(to_timestamp),
-        last_execution_date: plan.last_execution_date.map(to_timestamp),
-        created_at: Some(to_timestamp(plan.created_at)),
-        updated_at: Some(to_timestamp(plan.updated_at)),
+        next_execution_date: plan.next_execution_date.map(timestamp),
+        last_execution_date: plan.last_execution_date.map(timestamp),
+        created_at: Some(timestamp(plan.created_at)),
+        updated_at: Some(timestamp(plan.updated_at)),
     }
 }
 
@@ -148,7 +143,7 @@ fn plan_accounts_proto(binding: &PlanAccounts) -> pb::PlanAccounts {
 
 fn recommendations_proto(recommendations: &[Recommendation]) -> pb::PlanRecommendations {
     pb::PlanRecommendations {
-        recommendations: recommendations.iter().map(recommendation_proto).collect(),
+        recommendations: recommendations.iter().cloned().map(Into::into).collect(),
     }
 }
 
@@ -207,7 +202,7 @@ impl PlannerService for PlannerGrpc {
         request: Request<pb::GetPlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
         require_caller(&request, &[Caller::Gateway])?;
-        let id = parse_id(&request.get_ref().id, "id")?;
+        let id = parse_id(&request.get_ref().id, "id").map_err(ApiError::from)?;
         let plan = self.planner.get_plan(id).await?;
         Ok(Response::new(plan_proto(&plan)))
     }
@@ -231,7 +226,7 @@ impl PlannerService for PlannerGrpc {
     ) -> Result<Response<pb::Plan>, Status> {
         require_caller(&request, &[Caller::Gateway])?;
         let request = request.into_inner();
-        let id = parse_id(&request.id, "id")?;
+        let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         let input = plan_input(request.plan)?;
         let plan = self.planner.update_plan(id, input, Utc::now()).await?;
         Ok(Response::new(plan_proto(&plan)))
@@ -243,7 +238,7 @@ impl PlannerService for PlannerGrpc {
         request: Request<pb::DeletePlanRequest>,
     ) -> Result<Response<pb::DeletePlanResponse>, Status> {
         require_caller(&request, &[Caller::Gateway])?;
-        let id = parse_id(&request.get_ref().id, "id")?;
+        let id = parse_id(&request.get_ref().id, "id").map_err(ApiError::from)?;
         self.planner.delete_plan(id).await?;
         Ok(Response::new(pb::DeletePlanResponse {}))
     }
@@ -255,7 +250,7 @@ impl PlannerService for PlannerGrpc {
     ) -> Result<Response<pb::PlanAccounts>, Status> {
         require_caller(&request, &[Caller::Gateway])?;
         let request = request.into_inner();
-        let plan_id = parse_id(&request.plan_id, "plan_id")?;
+        let plan_id = parse_id(&request.plan_id, "plan_id").map_err(ApiError::from)?;
         let binding = self
             .planner
             .set_plan_accounts(plan_id, request.account_ids)
@@ -269,7 +264,7 @@ impl PlannerService for PlannerGrpc {
         request: Request<pb::GetPlanAccountsRequest>,
     ) -> Result<Response<pb::PlanAccounts>, Status> {
         require_caller(&request, &[Caller::Gateway])?;
-        let plan_id = parse_id(&request.get_ref().plan_id, "plan_id")?;
+        let plan_id = parse_id(&request.get_ref().plan_id, "plan_id").map_err(ApiError::from)?;
         let binding = self.planner.get_plan_accounts(plan_id).await?;
         Ok(Response::new(plan_accounts_proto(&binding)))
     }
@@ -281,12 +276,8 @@ impl PlannerService for PlannerGrpc {
     ) -> Result<Response<pb::PlanRecommendations>, Status> {
         require_caller(&request, &[Caller::Gateway])?;
         let request = request.into_inner();
-        let plan_id = parse_id(&request.plan_id, "plan_id")?;
-        let inputs = request
-            .recommendations
-            .into_iter()
-            .map(recommendation_input)
-            .collect();
+        let plan_id = parse_id(&request.plan_id, "plan_id").map_err(ApiError::from)?;
+        let inputs = recommendation_inputs(request.recommendations).map_err(ApiError::from)?;
         let stored = self.planner.set_recommendations(plan_id, inputs).await?;
         Ok(Response::new(recommendations_proto(&stored)))
     }
@@ -297,7 +288,7 @@ impl PlannerService for PlannerGrpc {
         request: Request<pb::GetPlanRecommendationsRequest>,
     ) -> Result<Response<pb::PlanRecommendations>, Status> {
         require_caller(&request, &[Caller::Gateway])?;
-        let plan_id = parse_id(&request.get_ref().plan_id, "plan_id")?;
+        let plan_id = parse_id(&request.get_ref().plan_id, "plan_id").map_err(ApiError::from)?;
         let stored = self.planner.get_recommendations(plan_id).await?;
         Ok(Response::new(recommendations_proto(&stored)))
     }
@@ -309,20 +300,17 @@ impl PlannerService for PlannerGrpc {
     ) -> Result<Response<pb::StartExecutionResponse>, Status> {
         require_caller(&request, &[Caller::Gateway])?;
         let request = request.into_inner();
-        let plan_id = parse_id(&request.plan_id, "plan_id")?;
-        let given = request.recommendations.map(|list| {
-            list.recommendations
-                .into_iter()
-                .map(recommendation_input)
-                .collect()
-        });
+        let plan_id = parse_id(&request.plan_id, "plan_id").map_err(ApiError::from)?;
+        let given = request
+            .recommendations
+            .map(|list| recommendation_inputs(list.recommendations))
+            .transpose()
+            .map_err(ApiError::from)?;
         let options = RunOptions {
             source: RunSource::Api,
             actor: request.actor,
-            scheduled_date: from_optional_timestamp(
-                request.scheduled_date.as_ref(),
-                "scheduled_date",
-            )?,
+            scheduled_date: parse_optional_time(request.scheduled_date.as_ref(), "scheduled_date")
+                .map_err(ApiError::from)?,
             idempotency_key: request.idempotency_key,
             request_hash: request.request_hash,
         };
@@ -347,7 +335,9 @@ impl PlannerService for PlannerGrpc {
         let fencing = request
             .fencing
             .ok_or_else(|| ApiError::invalid_field("fencing", "is required"))?;
-        let now = from_optional_timestamp(request.now.as_ref(), "now")?.unwrap_or_else(Utc::now);
+        let now = parse_optional_time(request.now.as_ref(), "now")
+            .map_err(ApiError::from)?
+            .unwrap_or_else(Utc::now);
         let report = self
             .planner
             .fire_due_plans(&fencing.task, fencing.token, now)
@@ -362,9 +352,11 @@ impl PlannerService for PlannerGrpc {
     ) -> Result<Response<pb::CompletePlanStepResponse>, Status> {
         require_caller(&request, &[Caller::Executor])?;
         let request = request.into_inner();
-        let plan_id = parse_id(&request.plan_id, "plan_id")?;
-        let execution_id = parse_id(&request.execution_id, "execution_id")?;
-        let completed_at = from_optional_timestamp(request.completed_at.as_ref(), "completed_at")?
+        let plan_id = parse_id(&request.plan_id, "plan_id").map_err(ApiError::from)?;
+        let execution_id =
+            parse_id(&request.execution_id, "execution_id").map_err(ApiError::from)?;
+        let completed_at = parse_optional_time(request.completed_at.as_ref(), "completed_at")
+            .map_err(ApiError::from)?
             .unwrap_or_else(Utc::now);
         let outcome = self
             .planner

@@ -5,7 +5,6 @@
 pub mod app;
 pub mod clients;
 pub mod config;
-mod convert;
 pub mod domain;
 pub mod error;
 mod grpc;

@@ -9,8 +9,8 @@ use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
 use crate::domain::plan::{Plan, PlanSpec, RampSchedule, RampType, ServiceConfig};
-use crate::domain::recommendation::Recommendation;
 use crate::error::{PlannerError, PlannerResult, db};
+use cudly_vocabulary::Recommendation;
 
 /// The columns of a plan, in the order of [`PlanRow`].
 const PLAN_COLUMNS: &str = "id, name, enabled, auto_purchase, notification_days_before, services, \

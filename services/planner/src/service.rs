@@ -11,15 +11,13 @@ use crate::clients::{Clients, CreatedExecution};
 use crate::domain::binding::{check_binding, check_orphans, parse_account_ids, select_targets};
 use crate::domain::plan::{AccountRef, Plan, PlanInput, RampSchedule};
 use crate::domain::ramp;
-use crate::domain::recommendation::{
-    Recommendation, RecommendationInput, validate_recommendations,
-};
 use crate::domain::run::{
     NothingToRun, RunList, RunOptions, RunRefusal, RunSource, build_execution_request,
 };
 use crate::domain::validation::validate_plan;
 use crate::error::{PlannerError, PlannerResult, db};
 use crate::repo::{self, Lock};
+use cudly_vocabulary::{Recommendation, RecommendationInput, validate_recommendations};
 
 /// Most due plans one FireDuePlans call looks at; the rest wait for the next sweep.
 pub const FIRE_BATCH: i64 = 100;

@@ -2,6 +2,7 @@
 
 use cudly_common::ApiError;
 use cudly_common::grpc::{Caller, require_caller};
+use cudly_proto::convert::timestamp;
 use cudly_proto::sweeper::v1::sweeper_service_server::{SweeperService, SweeperServiceServer};
 use cudly_proto::sweeper::v1::{ListRunsRequest, ListRunsResponse, RunTaskRequest, SweepRun};
 use tonic::service::interceptor::InterceptedService;
@@ -24,13 +25,6 @@ pub struct SweeperGrpc {
 fn parse_task(name: &str) -> Result<Task, Status> {
     name.parse::<Task>()
         .map_err(|problem| ApiError::invalid_field("task", problem).into())
-}
-
-fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: at.timestamp_subsec_nanos() as i32,
-    }
 }
 
 fn to_proto(row: SweepRunRow) -> SweepRun {

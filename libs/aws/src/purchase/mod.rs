@@ -26,6 +26,8 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use chrono::{DateTime, Utc};
+pub use cudly_vocabulary::AwsService;
+use cudly_vocabulary::{Recommendation, RecommendationDetails};
 use tokio::sync::OnceCell;
 
 use crate::error::AwsFailure;
@@ -46,83 +48,6 @@ const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest pause of those loops.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// The services a recommendation may name (DOMAIN.md vocabulary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AwsService {
-    Ec2,
-    SavingsPlans,
-    Rds,
-    ElastiCache,
-    MemoryDb,
-    OpenSearch,
-    Redshift,
-}
-
-impl AwsService {
-    pub const ALL: [AwsService; 7] = [
-        AwsService::Ec2,
-        AwsService::SavingsPlans,
-        AwsService::Rds,
-        AwsService::ElastiCache,
-        AwsService::MemoryDb,
-        AwsService::OpenSearch,
-        AwsService::Redshift,
-    ];
-
-    /// Returns the service named `name` (`ec2`, `savingsplans`, `rds`, `elasticache`,
-    /// `memorydb`, `opensearch`, `redshift`).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|service| service.name() == name)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            AwsService::Ec2 => "ec2",
-            AwsService::SavingsPlans => "savingsplans",
-            AwsService::Rds => "rds",
-            AwsService::ElastiCache => "elasticache",
-            AwsService::MemoryDb => "memorydb",
-            AwsService::OpenSearch => "opensearch",
-            AwsService::Redshift => "redshift",
-        }
-    }
-
-    /// True when the purchase call carries a client-chosen id or token, so re-sending
-    /// it can never buy twice (RDS, ElastiCache, MemoryDB, OpenSearch, Savings Plans).
-    pub fn purchase_is_idempotent(self) -> bool {
-        !matches!(self, AwsService::Ec2 | AwsService::Redshift)
-    }
-
-    /// Reservation-id prefix for services whose purchase takes a client-chosen id.
-    pub fn reservation_prefix(self) -> Option<&'static str> {
-        match self {
-            AwsService::Rds => Some("rds-id-"),
-            AwsService::ElastiCache => Some("elasticache-id-"),
-            AwsService::MemoryDb => Some("memorydb-id-"),
-            AwsService::OpenSearch => Some("opensearch-id-"),
-            _ => None,
-        }
-    }
-}
-
-/// Service-specific details of a recommendation (API.md, Recommendation `details`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PurchaseDetails {
-    /// EC2: `default` | `dedicated`.
-    pub tenancy: Option<String>,
-    /// EC2: `standard` | `convertible`.
-    pub offering_class: Option<String>,
-    pub availability_zone: Option<String>,
-    /// RDS.
-    pub multi_az: Option<bool>,
-    /// Savings Plans: `Compute` | `EC2Instance` | `SageMaker`.
-    pub plan_type: Option<String>,
-    /// Savings Plans: hourly commitment per unit, decimal text (`"1.00"`).
-    pub hourly_commitment: Option<String>,
-    /// Savings Plans: an explicit offering id, when the recommendation names one.
-    pub offering_id: Option<String>,
-}
-
 /// What to buy, with the idempotency token that identifies it everywhere.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PurchaseSpec {
@@ -139,9 +64,27 @@ pub struct PurchaseSpec {
     pub term_years: u32,
     /// `no-upfront` | `partial-upfront` | `all-upfront`.
     pub payment: String,
-    pub details: PurchaseDetails,
-    /// 64 lowercase hex chars (DOMAIN.md): never logged whole.
+    pub details: RecommendationDetails,
+    /// 64 lowercase hex chars (docs/design/DOMAIN.md "Idempotency"): never logged whole.
     pub token: String,
+}
+
+impl PurchaseSpec {
+    /// Returns the purchase of a validated line under `token`.
+    pub fn new(recommendation: &Recommendation, token: &str) -> Self {
+        Self {
+            service: recommendation.service,
+            region: recommendation.region.clone(),
+            resource_type: recommendation.resource_type.clone(),
+            engine: recommendation.engine.clone(),
+            platform: recommendation.platform.clone(),
+            count: recommendation.count,
+            term_years: recommendation.term,
+            payment: recommendation.payment.clone(),
+            details: recommendation.details.clone(),
+            token: token.to_owned(),
+        }
+    }
 }
 
 /// A commitment as the cloud reports it.

@@ -6,10 +6,10 @@
 use aws_sdk_savingsplans::types::{SavingsPlan, SavingsPlanPaymentOption, SavingsPlanType};
 use chrono::{DateTime, Utc};
 use cudly_common::idempotency::TAG_KEY;
+use cudly_vocabulary::HourlyCommitment;
 
 use super::support::{
-    MAX_PAGES, Payment, Resend, SendFailure, logged, multiply_commitment, only_offering,
-    send_mutation, term_seconds,
+    MAX_PAGES, Payment, Resend, SendFailure, logged, only_offering, send_mutation, term_seconds,
 };
 use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser};
 use crate::error::AwsFailure;
@@ -115,8 +115,12 @@ fn total_commitment(spec: &PurchaseSpec) -> Result<String, PurchaseError> {
     let hourly = spec.details.hourly_commitment.as_deref().ok_or_else(|| {
         PurchaseError::Invalid("savingsplans recommendation has no hourly commitment".to_owned())
     })?;
-    multiply_commitment(hourly, spec.count)
-        .map_err(|problem| PurchaseError::Invalid(format!("savingsplans {problem}")))
+    HourlyCommitment::parse(hourly)
+        .and_then(|commitment| commitment.times(spec.count))
+        .map(|total| total.to_string())
+        .map_err(|problem| {
+            PurchaseError::Invalid(format!("savingsplans hourly commitment × count {problem}"))
+        })
 }
 
 pub(super) async fn resolve_offering(

@@ -349,63 +349,6 @@ where
     }
 }
 
-/// Returns `hourly × count` as decimal text, keeping the scale of `hourly` (`"1.00"`
-/// × 2 = `"2.00"`). The hourly commitment must be a plain non-negative decimal with at
-/// most five digits after the point, and the product between 0.001 and 1,000,000, the
-/// bounds CreateSavingsPlan accepts.
-pub(super) fn multiply_commitment(hourly: &str, count: u32) -> Result<String, String> {
-    const MAX_DECIMALS: usize = 5;
-    let text = hourly.trim();
-    let (whole, fraction) = match text.split_once('.') {
-        Some((whole, fraction)) => (whole, fraction),
-        None => (text, ""),
-    };
-    let digits_only = |part: &str| part.chars().all(|c| c.is_ascii_digit());
-    if whole.is_empty()
-        || !digits_only(whole)
-        || !digits_only(fraction)
-        || (text.contains('.') && fraction.is_empty())
-    {
-        return Err(format!(
-            "hourly commitment {:?} is not a decimal number",
-            crate::error::scrub(text)
-        ));
-    }
-    let fraction = if fraction.len() > MAX_DECIMALS {
-        fraction.trim_end_matches('0')
-    } else {
-        fraction
-    };
-    if fraction.len() > MAX_DECIMALS {
-        return Err(format!(
-            "hourly commitment {text} has more than {MAX_DECIMALS} decimals"
-        ));
-    }
-    let whole = whole.trim_start_matches('0');
-    if whole.len() > 12 {
-        return Err(format!("hourly commitment {text} is too large"));
-    }
-    let scale = fraction.len();
-    let mantissa: u128 = format!("{whole}{fraction}")
-        .parse::<u128>()
-        .unwrap_or(0)
-        .checked_mul(u128::from(count))
-        .ok_or_else(|| format!("hourly commitment {text} × {count} is too large"))?;
-    let unit = 10u128.pow(u32::try_from(scale).unwrap_or(0));
-    // value = mantissa / unit, so value >= 0.001 <=> mantissa * 1000 >= unit.
-    if mantissa.saturating_mul(1000) < unit || mantissa > 1_000_000 * unit {
-        return Err(format!(
-            "hourly commitment {text} × {count} must be between 0.001 and 1000000"
-        ));
-    }
-    let integer_part = mantissa / unit;
-    if scale == 0 {
-        return Ok(integer_part.to_string());
-    }
-    let fraction_part = mantissa % unit;
-    Ok(format!("{integer_part}.{fraction_part:0scale$}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,36 +411,6 @@ mod tests {
             verdict(&failure(AwsErrorKind::Construction, None, None)),
             Verdict::Refused
         );
-    }
-
-    #[test]
-    fn commitments_multiply_exactly_and_keep_their_scale() {
-        assert_eq!(multiply_commitment("1.00", 2).unwrap(), "2.00");
-        assert_eq!(multiply_commitment("0.125", 3).unwrap(), "0.375");
-        assert_eq!(multiply_commitment("7", 3).unwrap(), "21");
-        assert_eq!(multiply_commitment("0.10000000", 1).unwrap(), "0.1");
-        assert_eq!(multiply_commitment("0.00100", 1).unwrap(), "0.00100");
-    }
-
-    #[test]
-    fn malformed_or_out_of_range_commitments_are_refused() {
-        for bad in [
-            "",
-            "abc",
-            "-1",
-            "1.",
-            ".5",
-            "1e3",
-            "1,5",
-            "0",
-            "0.00",
-            "0.000001",
-            "0.0009",
-            "1000000.01",
-        ] {
-            assert!(multiply_commitment(bad, 1).is_err(), "{bad}");
-        }
-        assert!(multiply_commitment("600000", 2).is_err());
     }
 
     #[tokio::test]

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use cudly_aws::purchase::{AwsService, PurchaseDetails, PurchaseSpec, Purchaser};
+use cudly_aws::purchase::{AwsService, PurchaseSpec, Purchaser};
 use cudly_aws::sdk::{AwsSettings, SessionCredentials};
 use cudly_aws_sandbox::{AccountSpec, Ledger, Sandbox, SandboxConfig, SandboxHandle, Service};
+pub use cudly_vocabulary::RecommendationDetails;
 use secrecy::SecretString;
 
 pub const ACCOUNT: &str = "123456789012";
@@ -106,36 +107,36 @@ pub fn spec(service: AwsService, lineage: &str) -> PurchaseSpec {
         count: 2,
         term_years: 1,
         payment: "all-upfront".to_owned(),
-        details: PurchaseDetails::default(),
+        details: RecommendationDetails::default(),
         token,
     };
     match service {
         AwsService::Ec2 => PurchaseSpec {
             resource_type: "m5.large".to_owned(),
             platform: Some("Linux/UNIX".to_owned()),
-            details: PurchaseDetails {
+            details: RecommendationDetails {
                 tenancy: Some("default".to_owned()),
                 offering_class: Some("standard".to_owned()),
-                ..PurchaseDetails::default()
+                ..RecommendationDetails::default()
             },
             ..base
         },
         AwsService::SavingsPlans => PurchaseSpec {
             resource_type: "Compute".to_owned(),
             payment: "no-upfront".to_owned(),
-            details: PurchaseDetails {
+            details: RecommendationDetails {
                 plan_type: Some("Compute".to_owned()),
                 hourly_commitment: Some("1.25".to_owned()),
-                ..PurchaseDetails::default()
+                ..RecommendationDetails::default()
             },
             ..base
         },
         AwsService::Rds => PurchaseSpec {
             resource_type: "db.r5.large".to_owned(),
             engine: Some("postgresql".to_owned()),
-            details: PurchaseDetails {
+            details: RecommendationDetails {
                 multi_az: Some(false),
-                ..PurchaseDetails::default()
+                ..RecommendationDetails::default()
             },
             ..base
         },

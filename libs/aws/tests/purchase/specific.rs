@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use cudly_aws::purchase::{
-    AwsService, PurchaseDetails, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser,
-};
+use cudly_aws::purchase::{AwsService, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser};
 use cudly_aws::sdk::{AwsSettings, SessionCredentials};
 use cudly_aws_sandbox::{FaultError, FaultSpec, Service};
 use secrecy::SecretString;
@@ -69,7 +67,7 @@ async fn savings_plans_accept_an_explicit_offering_id_and_refuse_an_unknown_one(
     let spec = spec(AwsService::SavingsPlans, "explicit-offering");
     let resolved = fixture.purchaser.resolve_offering(&spec).await.unwrap();
     let explicit = PurchaseSpec {
-        details: PurchaseDetails {
+        details: RecommendationDetails {
             offering_id: Some(resolved.clone()),
             ..spec.details.clone()
         },
@@ -80,7 +78,7 @@ async fn savings_plans_accept_an_explicit_offering_id_and_refuse_an_unknown_one(
         resolved
     );
     let unknown = PurchaseSpec {
-        details: PurchaseDetails {
+        details: RecommendationDetails {
             offering_id: Some("00000000-0000-4000-8000-000000000000".to_owned()),
             ..spec.details.clone()
         },
@@ -109,7 +107,7 @@ async fn a_malformed_hourly_commitment_is_invalid_and_nothing_is_sent() {
     let offering = fixture.purchaser.resolve_offering(&spec).await.unwrap();
     for hourly in ["", "1,5", "-1", "0", "abc", "0.0000001"] {
         let bad = PurchaseSpec {
-            details: PurchaseDetails {
+            details: RecommendationDetails {
                 hourly_commitment: Some(hourly.to_owned()),
                 ..spec.details.clone()
             },
@@ -127,7 +125,7 @@ async fn a_malformed_hourly_commitment_is_invalid_and_nothing_is_sent() {
         );
     }
     let missing = PurchaseSpec {
-        details: PurchaseDetails {
+        details: RecommendationDetails {
             hourly_commitment: None,
             ..spec.details.clone()
         },

@@ -2,42 +2,8 @@
 //! account as stored and as written.
 
 use chrono::{DateTime, Utc};
+pub use cudly_vocabulary::Provider;
 use uuid::Uuid;
-
-/// The cloud of an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Provider {
-    Aws,
-    Azure,
-    Gcp,
-}
-
-impl Provider {
-    pub const ALL: [Provider; 3] = [Provider::Aws, Provider::Azure, Provider::Gcp];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Aws => "aws",
-            Provider::Azure => "azure",
-            Provider::Gcp => "gcp",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|provider| provider.as_str() == text)
-    }
-
-    /// Returns the credential type accounts of this provider store.
-    pub fn credential_type(self) -> CredentialType {
-        match self {
-            Provider::Aws => CredentialType::AwsAccessKeys,
-            Provider::Azure => CredentialType::AzureClientSecret,
-            Provider::Gcp => CredentialType::GcpServiceAccount,
-        }
-    }
-}
 
 /// How the accounts service obtains session credentials for an AWS account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,6 +70,15 @@ impl CredentialType {
 
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// Returns the type that accounts of `provider` store.
+    pub fn of(provider: Provider) -> Self {
+        match provider {
+            Provider::Aws => CredentialType::AwsAccessKeys,
+            Provider::Azure => CredentialType::AzureClientSecret,
+            Provider::Gcp => CredentialType::GcpServiceAccount,
+        }
     }
 
     /// Returns the provider whose accounts store this type.
@@ -241,7 +216,7 @@ mod tests {
         }
         for kind in CredentialType::ALL {
             assert_eq!(CredentialType::parse(kind.as_str()), Some(kind));
-            assert_eq!(kind.provider().credential_type(), kind);
+            assert_eq!(CredentialType::of(kind.provider()), kind);
         }
     }
 

@@ -64,7 +64,7 @@ pub fn validate_credentials(
 ) -> AccountsResult<ValidCredentials> {
     let type_text = draft.credential_type.trim();
     let credential_type = if type_text.is_empty() {
-        provider.credential_type()
+        CredentialType::of(provider)
     } else {
         CredentialType::parse(type_text).ok_or_else(|| {
             AccountsError::field(
@@ -79,7 +79,7 @@ pub fn validate_credentials(
             format!(
                 "does not fit a {} account (expected {})",
                 provider.as_str(),
-                provider.credential_type().as_str()
+                CredentialType::of(provider).as_str()
             ),
         ));
     }

@@ -3,11 +3,10 @@
 //! it is a random uuid. Every item token derives from it.
 
 use cudly_common::ApiError;
+use cudly_common::idempotency::check_key;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-/// Longest creation or Idempotency-Key accepted.
-const MAX_KEY_LEN: usize = 255;
 /// Prefix of creation keys taken from an Idempotency-Key header.
 const IDEMPOTENCY_KEY_PREFIX: &str = "idempotency-key:";
 
@@ -78,41 +77,6 @@ pub fn creation_key(
     }
 }
 
-fn check_key(field: &str, key: &str) -> Result<(), ApiError> {
-    if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(ApiError::invalid_field(
-            field,
-            format!("must be 1 to {MAX_KEY_LEN} characters"),
-        ));
-    }
-    if !key.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(ApiError::invalid_field(
-            field,
-            "must be printable ascii without spaces",
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a request hash: 64 lowercase hex characters.
-pub fn check_request_hash(hash: Option<&str>) -> Result<String, ApiError> {
-    match hash {
-        Some(hash)
-            if hash.len() == 64 && hash.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) =>
-        {
-            Ok(hash.to_owned())
-        }
-        Some(_) => Err(ApiError::invalid_field(
-            "request_hash",
-            "must be 64 lowercase hex characters",
-        )),
-        None => Err(ApiError::invalid_field(
-            "request_hash",
-            "is required with idempotency_key",
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,12 +123,9 @@ mod tests {
     }
 
     #[test]
-    fn malformed_keys_and_hashes_are_refused() {
+    fn malformed_keys_are_refused() {
         assert!(creation_key(None, Some(""), false).is_err());
         assert!(creation_key(None, Some("has space"), false).is_err());
         assert!(creation_key(None, Some(&"k".repeat(256)), false).is_err());
-        assert!(check_request_hash(None).is_err());
-        assert!(check_request_hash(Some("ABC")).is_err());
-        assert!(check_request_hash(Some(&"a".repeat(64))).is_ok());
     }
 }

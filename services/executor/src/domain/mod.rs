@@ -4,6 +4,5 @@
 pub mod approval;
 pub mod lineage;
 pub mod outcome;
-pub mod recommendation;
 pub mod status;
 pub mod targets;

@@ -6,10 +6,10 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::domain::recommendation::Recommendation;
 use crate::domain::status::{ExecutionStatus, Source};
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::repo::{Lease, root_leased};
+use cudly_vocabulary::Recommendation;
 
 /// An `executions` row (root or child).
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -1,10 +1,12 @@
 //! purchase_history: one row per commitment bought, unique by idempotency token.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use cudly_vocabulary::Recommendation;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryScalar;
+use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
-use crate::domain::recommendation::Recommendation;
 use crate::error::{ExecutorError, ExecutorResult};
 
 /// A purchase to record.
@@ -38,8 +40,8 @@ pub async fn upsert(conn: &mut PgConnection, purchase: &NewPurchase<'_>) -> Exec
     .bind(purchase.account_id)
     .bind(purchase.account_external_id)
     .bind(purchase.plan_id)
-    .bind(&rec.provider)
-    .bind(&rec.service)
+    .bind(rec.provider.as_str())
+    .bind(rec.service.name())
     .bind(&rec.region)
     .bind(&rec.resource_type)
     .bind(rec.count as i32)
@@ -53,6 +55,35 @@ pub async fn upsert(conn: &mut PgConnection, purchase: &NewPurchase<'_>) -> Exec
     Ok(())
 }
 
+/// Binds $1 to $17 of the statements that finish an item as bought and insert its
+/// purchase_history row: the lease, the item, the commitment and the purchase's fields.
+fn bind_finished<'q>(
+    query: QueryScalar<'q, Postgres, i32, PgArguments>,
+    lease: &'q crate::repo::Lease,
+    index: i32,
+    purchase: &'q NewPurchase<'_>,
+) -> QueryScalar<'q, Postgres, i32, PgArguments> {
+    let rec = purchase.recommendation;
+    query
+        .bind(lease.root_id)
+        .bind(&lease.owner)
+        .bind(purchase.child_id)
+        .bind(index)
+        .bind(purchase.commitment_id)
+        .bind(Uuid::new_v4())
+        .bind(purchase.account_id)
+        .bind(purchase.account_external_id)
+        .bind(purchase.plan_id)
+        .bind(rec.provider.as_str())
+        .bind(rec.service.name())
+        .bind(&rec.region)
+        .bind(&rec.resource_type)
+        .bind(rec.count as i32)
+        .bind(rec.term as i32)
+        .bind(&rec.payment)
+        .bind(rec.upfront_cost)
+}
+
 /// Writes a claimed item as bought and its purchase_history row, in one statement,
 /// under the run's lease. False when the lease is lost (nothing is written).
 pub async fn finish_item_bought(
@@ -61,8 +92,7 @@ pub async fn finish_item_bought(
     index: i32,
     purchase: &NewPurchase<'_>,
 ) -> ExecutorResult<bool> {
-    let rec = purchase.recommendation;
-    let written: Option<i32> = sqlx::query_scalar(concat!(
+    let query = sqlx::query_scalar(concat!(
         "WITH finished AS ( \
              UPDATE execution_items i SET status = 'bought', commitment_id = $5, error = NULL, \
                  updated_at = now(), purchased_at = COALESCE(i.purchased_at, now()) \
@@ -78,27 +108,11 @@ pub async fn finish_item_bought(
          FROM finished \
          ON CONFLICT (idempotency_token) DO UPDATE SET commitment_id = EXCLUDED.commitment_id \
          RETURNING 1"
-    ))
-    .bind(lease.root_id)
-    .bind(&lease.owner)
-    .bind(purchase.child_id)
-    .bind(index)
-    .bind(purchase.commitment_id)
-    .bind(Uuid::new_v4())
-    .bind(purchase.account_id)
-    .bind(purchase.account_external_id)
-    .bind(purchase.plan_id)
-    .bind(&rec.provider)
-    .bind(&rec.service)
-    .bind(&rec.region)
-    .bind(&rec.resource_type)
-    .bind(rec.count as i32)
-    .bind(rec.term as i32)
-    .bind(&rec.payment)
-    .bind(rec.upfront_cost)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(ExecutorError::db("recording a purchase"))?;
+    ));
+    let written: Option<i32> = bind_finished(query, lease, index, purchase)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(ExecutorError::db("recording a purchase"))?;
     Ok(written.is_some())
 }
 
@@ -112,8 +126,7 @@ pub async fn finish_attempt_and_item_bought(
     index: i32,
     purchase: &NewPurchase<'_>,
 ) -> ExecutorResult<bool> {
-    let rec = purchase.recommendation;
-    let written: Option<i32> = sqlx::query_scalar(concat!(
+    let query = sqlx::query_scalar(concat!(
         "WITH attempt AS ( \
              UPDATE purchase_attempts a SET state = 'bought', commitment_id = $5, error = NULL, \
                  updated_at = now() \
@@ -135,28 +148,12 @@ pub async fn finish_attempt_and_item_bought(
          FROM finished \
          ON CONFLICT (idempotency_token) DO UPDATE SET commitment_id = EXCLUDED.commitment_id \
          RETURNING 1"
-    ))
-    .bind(lease.root_id)
-    .bind(&lease.owner)
-    .bind(purchase.child_id)
-    .bind(index)
-    .bind(purchase.commitment_id)
-    .bind(Uuid::new_v4())
-    .bind(purchase.account_id)
-    .bind(purchase.account_external_id)
-    .bind(purchase.plan_id)
-    .bind(&rec.provider)
-    .bind(&rec.service)
-    .bind(&rec.region)
-    .bind(&rec.resource_type)
-    .bind(rec.count as i32)
-    .bind(rec.term as i32)
-    .bind(&rec.payment)
-    .bind(rec.upfront_cost)
-    .bind(purchase.token)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(ExecutorError::db("recording a purchase"))?;
+    ));
+    let written: Option<i32> = bind_finished(query, lease, index, purchase)
+        .bind(purchase.token)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(ExecutorError::db("recording a purchase"))?;
     Ok(written.is_some())
 }
 

@@ -7,10 +7,10 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::domain::recommendation::Recommendation;
 use crate::domain::status::ItemStatus;
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::repo::{Lease, root_leased};
+use cudly_vocabulary::Recommendation;
 
 /// An `execution_items` row.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -3,6 +3,7 @@
 //! offering, sent_at, purchase, record the commitment at once, tag, write the outcome.
 //! An attempt already present is reconciled, never bought blindly.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -50,13 +51,11 @@ pub async fn run_item(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorRes
 
 async fn run_item_inner(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorResult<ItemEnd> {
     let recommendation = &item.recommendation.0;
-    let spec = recommendation.to_purchase_spec(&item.idempotency_token);
+    let spec = PurchaseSpec::new(recommendation, &item.idempotency_token);
     // Only a pending item can lead to a fresh attempt (see `LookUps`); an in_flight one
     // is reclaimed and looks up after its claim.
-    let prefetch = match (&spec, item.status()) {
-        (Ok(spec), Ok(ItemStatus::Pending)) => {
-            Some(LookUps::start(ctx.cloud_for(&spec.region), spec.clone()))
-        }
+    let prefetch = match item.status() {
+        Ok(ItemStatus::Pending) => Some(LookUps::start(ctx.cloud_for(&spec.region), spec.clone())),
         _ => None,
     };
     let mut conn = ctx.acquire().await?;
@@ -73,27 +72,6 @@ async fn run_item_inner(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorR
         });
     }
     drop(conn);
-    let spec = match spec {
-        Ok(spec) => spec,
-        Err(problem) => {
-            let mut conn = ctx.acquire().await?;
-            let finished = items::finish(
-                &mut conn,
-                ctx.lease,
-                ctx.child_id,
-                item.item_index,
-                ItemStatus::Failed,
-                None,
-                Some(&problem),
-            )
-            .await?;
-            return Ok(if finished {
-                ItemEnd::Settled
-            } else {
-                ItemEnd::Stopped
-            });
-        }
-    };
     let cloud = ctx.cloud_for(&spec.region);
     let mut run = ItemRun {
         ctx,
@@ -102,6 +80,8 @@ async fn run_item_inner(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorR
         cloud,
         lock: None,
         sends: 0,
+        recorded_ids: Vec::new(),
+        offering_id: None,
     };
     let result = run.drive(prefetch).await;
     if let Some(lock) = run.lock.take() {
@@ -118,6 +98,14 @@ enum Step {
     Send { offering_id: String },
     /// A purchase was sent at this time and its outcome is unknown.
     Reconcile { sent_at: DateTime<Utc> },
+}
+
+/// What a step leads to: the next step, or the end of the item's turn.
+type Next = ControlFlow<ItemEnd, Step>;
+
+/// Ends the item's turn with `result`.
+fn end(result: ExecutorResult<ItemEnd>) -> ExecutorResult<Next> {
+    result.map(ControlFlow::Break)
 }
 
 /// The guard look-up by token and the offering look-up of an item.
@@ -188,6 +176,10 @@ struct ItemRun<'c, 'a> {
     cloud: Arc<dyn AccountCloud>,
     lock: Option<OfferingLock>,
     sends: u32,
+    /// Commitment ids recorded on the attempt by earlier runs (guard look-ups check them).
+    recorded_ids: Vec<String>,
+    /// The offering this item buys, once known (recorded on the attempt at its send).
+    offering_id: Option<String>,
 }
 
 impl ItemRun<'_, '_> {
@@ -199,16 +191,16 @@ impl ItemRun<'_, '_> {
         self.spec.service
     }
 
-    /// Claims the attempt and buys; `prefetch` holds the look-ups started before the
-    /// claims, used only for a fresh attempt.
+    /// Claims the attempt and buys, one step at a time; `prefetch` holds the look-ups
+    /// started before the claims, used only for a fresh attempt.
     async fn drive(&mut self, prefetch: Option<LookUps>) -> ExecutorResult<ItemEnd> {
         let (attempt, mut prefetched) = match self.claim_attempt().await? {
             Claimed::Fresh(attempt) => (attempt, prefetch),
             Claimed::Owned(attempt) => (attempt, None),
             Claimed::Ended(end) => return Ok(end),
         };
-        let recorded_ids: Vec<String> = attempt.commitment_id.iter().cloned().collect();
-        let mut offering_id = attempt.offering_id.clone();
+        self.recorded_ids = attempt.commitment_id.iter().cloned().collect();
+        self.offering_id = attempt.offering_id.clone();
         let mut step = match attempt.sent_at {
             None => Step::Guard,
             Some(sent_at) => {
@@ -217,177 +209,171 @@ impl ItemRun<'_, '_> {
             }
         };
         loop {
-            step = match step {
-                Step::Guard => {
-                    // Both are look-ups: they run together, and nothing is bought before
-                    // both answered.
-                    let cloud = self.cloud.clone();
-                    let (guard, offering_lookup) = match (prefetched.take(), offering_id.clone()) {
-                        (Some(prefetched), None) => prefetched.results().await,
-                        (_, Some(known)) => (
-                            cloud.find_by_token(&self.spec, &recorded_ids).await,
-                            Ok(known),
-                        ),
-                        (None, None) => tokio::join!(
-                            cloud.find_by_token(&self.spec, &recorded_ids),
-                            cloud.resolve_offering(&self.spec)
-                        ),
-                    };
-                    match guard {
-                        Ok(Some(commitment)) => {
-                            tracing::info!(commitment_id = %commitment.commitment_id, "already bought: found by the guard look-up");
-                            let needs_tag = commitment.token_tag.is_none();
-                            return self.bought(&commitment.commitment_id, needs_tag).await;
-                        }
-                        Ok(None) => {}
-                        Err(error) => {
-                            return self
-                                .failed_definitely(&format!(
-                                    "guard look-up failed, nothing was bought: {error}"
-                                ))
-                                .await;
-                        }
-                    }
-                    let offering = match offering_lookup {
-                        Ok(offering) => offering,
-                        Err(PurchaseError::Invalid(problem)) => {
-                            return self.failed_definitely(&problem).await;
-                        }
-                        Err(error) => {
-                            return self
-                                .failed_definitely(&format!(
-                                    "offering look-up failed, nothing was bought: {error}"
-                                ))
-                                .await;
-                        }
-                    };
-                    offering_id = Some(offering.clone());
-                    Step::Send {
-                        offering_id: offering,
-                    }
-                }
-                Step::Send {
-                    offering_id: offering,
-                } => {
-                    if self.sends >= MAX_SENDS {
-                        return self
-                            .outcome_unknown(&format!(
-                                "the purchase outcome stayed unknown after {MAX_SENDS} calls"
-                            ))
-                            .await;
-                    }
-                    if !self.lock_offering(&offering).await? {
-                        return Ok(ItemEnd::Stopped);
-                    }
-                    let mut conn = self.ctx.acquire().await?;
-                    let Some(sent_at) =
-                        attempts::mark_sent(&mut conn, self.ctx.lease, self.token(), &offering)
-                            .await?
-                    else {
-                        tracing::warn!("purchase attempt is no longer ours: not sending");
-                        return Ok(ItemEnd::Stopped);
-                    };
-                    drop(conn);
-                    self.sends += 1;
-                    let started = std::time::Instant::now();
-                    let outcome = self.cloud.purchase(&self.spec, &offering).await;
-                    metrics::purchase_call(
-                        self.service().name(),
-                        match &outcome {
-                            Ok(_) => "ok",
-                            Err(PurchaseError::Invalid(_)) => "invalid",
-                            Err(PurchaseError::Rejected(_)) => "rejected",
-                            Err(_) => "unknown",
-                        },
-                        started.elapsed(),
-                    );
-                    match outcome {
-                        Ok(outcome) => {
-                            return self
-                                .bought(&outcome.commitment().commitment_id.clone(), true)
-                                .await;
-                        }
-                        Err(PurchaseError::Invalid(problem)) => {
-                            return self.failed_definitely(&problem).await;
-                        }
-                        Err(error @ PurchaseError::Rejected(_)) => {
-                            return self.failed_definitely(&error.to_string()).await;
-                        }
-                        Err(
-                            error @ (PurchaseError::Ambiguous(_) | PurchaseError::LookupFailed(_)),
-                        ) => {
-                            tracing::warn!(%error, "purchase outcome unknown: reconciling");
-                            let mut conn = self.ctx.acquire().await?;
-                            if !attempts::note_error(
-                                &mut conn,
-                                self.ctx.lease,
-                                self.token(),
-                                &error.to_string(),
-                            )
-                            .await?
-                            {
-                                return Ok(ItemEnd::Stopped);
-                            }
-                            Step::Reconcile { sent_at }
-                        }
-                    }
-                }
-                Step::Reconcile { sent_at } => {
-                    let offering = match offering_id.clone() {
-                        Some(offering) => offering,
-                        None => match self.cloud.resolve_offering(&self.spec).await {
-                            Ok(offering) => offering,
-                            Err(error) => {
-                                return self
-                                    .outcome_unknown(&format!(
-                                        "purchase outcome unknown and the offering look-up failed: {error}"
-                                    ))
-                                    .await;
-                            }
-                        },
-                    };
-                    offering_id = Some(offering.clone());
-                    // EC2 and Redshift keep the offering lock from the send (or take it
-                    // now for an earlier run's send) through the wait, so no other
-                    // purchase of the same offering can mix into the candidates.
-                    if !self.lock_offering(&offering).await? {
-                        return Ok(ItemEnd::Stopped);
-                    }
-                    if !self.wait_until_settled(sent_at).await? {
-                        return Ok(ItemEnd::Stopped);
-                    }
-                    match self.cloud.find_by_token(&self.spec, &recorded_ids).await {
-                        Ok(Some(commitment)) => {
-                            tracing::info!(commitment_id = %commitment.commitment_id, "reconciled: the purchase happened");
-                            let needs_tag = commitment.token_tag.is_none();
-                            return self.bought(&commitment.commitment_id, needs_tag).await;
-                        }
-                        Ok(None) => {}
-                        Err(error) => {
-                            return self
-                                .outcome_unknown(&format!(
-                                    "purchase outcome unknown and the look-up failed: {error}"
-                                ))
-                                .await;
-                        }
-                    }
-                    if self.service().purchase_is_idempotent() {
-                        // The call carries the token as its id: sending it again cannot buy twice.
-                        tracing::info!("reconciled: not found, buying again with the same id");
-                        Step::Send {
-                            offering_id: offering,
-                        }
-                    } else {
-                        match self.reconcile_untagged(&offering, sent_at).await? {
-                            Some(end) => return Ok(end),
-                            None => Step::Send {
-                                offering_id: offering,
-                            },
-                        }
-                    }
-                }
+            let next = match step {
+                Step::Guard => self.guard(prefetched.take()).await?,
+                Step::Send { offering_id } => self.send(offering_id).await?,
+                Step::Reconcile { sent_at } => self.reconcile(sent_at).await?,
+            };
+            step = match next {
+                ControlFlow::Continue(step) => step,
+                ControlFlow::Break(end) => return Ok(end),
             };
         }
+    }
+
+    /// Nothing was sent: looks the token up (already bought?) and the offering, both
+    /// before anything is bought; a failed look-up refuses to buy.
+    async fn guard(&mut self, prefetched: Option<LookUps>) -> ExecutorResult<Next> {
+        let cloud = self.cloud.clone();
+        let (guard, offering_lookup) = match (prefetched, self.offering_id.clone()) {
+            (Some(prefetched), None) => prefetched.results().await,
+            (_, Some(known)) => (
+                cloud.find_by_token(&self.spec, &self.recorded_ids).await,
+                Ok(known),
+            ),
+            (None, None) => tokio::join!(
+                cloud.find_by_token(&self.spec, &self.recorded_ids),
+                cloud.resolve_offering(&self.spec)
+            ),
+        };
+        match guard {
+            Ok(Some(commitment)) => {
+                tracing::info!(commitment_id = %commitment.commitment_id, "already bought: found by the guard look-up");
+                let needs_tag = commitment.token_tag.is_none();
+                return end(self.bought(&commitment.commitment_id, needs_tag).await);
+            }
+            Ok(None) => {}
+            Err(error) => {
+                let problem = format!("guard look-up failed, nothing was bought: {error}");
+                return end(self.failed_definitely(&problem).await);
+            }
+        }
+        let offering = match offering_lookup {
+            Ok(offering) => offering,
+            Err(PurchaseError::Invalid(problem)) => {
+                return end(self.failed_definitely(&problem).await);
+            }
+            Err(error) => {
+                let problem = format!("offering look-up failed, nothing was bought: {error}");
+                return end(self.failed_definitely(&problem).await);
+            }
+        };
+        self.offering_id = Some(offering.clone());
+        Ok(ControlFlow::Continue(Step::Send {
+            offering_id: offering,
+        }))
+    }
+
+    /// Sends the purchase of `offering`: under the offering lock (EC2, Redshift), after
+    /// sent_at is recorded. An unknown outcome goes to reconciliation, never straight to
+    /// another send.
+    async fn send(&mut self, offering: String) -> ExecutorResult<Next> {
+        if self.sends >= MAX_SENDS {
+            let problem = format!("the purchase outcome stayed unknown after {MAX_SENDS} calls");
+            return end(self.outcome_unknown(&problem).await);
+        }
+        if !self.lock_offering(&offering).await? {
+            return Ok(ControlFlow::Break(ItemEnd::Stopped));
+        }
+        let mut conn = self.ctx.acquire().await?;
+        let Some(sent_at) =
+            attempts::mark_sent(&mut conn, self.ctx.lease, self.token(), &offering).await?
+        else {
+            tracing::warn!("purchase attempt is no longer ours: not sending");
+            return Ok(ControlFlow::Break(ItemEnd::Stopped));
+        };
+        drop(conn);
+        self.sends += 1;
+        let started = std::time::Instant::now();
+        let outcome = self.cloud.purchase(&self.spec, &offering).await;
+        metrics::purchase_call(
+            self.service().name(),
+            match &outcome {
+                Ok(_) => "ok",
+                Err(PurchaseError::Invalid(_)) => "invalid",
+                Err(PurchaseError::Rejected(_)) => "rejected",
+                Err(_) => "unknown",
+            },
+            started.elapsed(),
+        );
+        match outcome {
+            Ok(outcome) => {
+                let commitment_id = outcome.commitment().commitment_id.clone();
+                end(self.bought(&commitment_id, true).await)
+            }
+            Err(PurchaseError::Invalid(problem)) => end(self.failed_definitely(&problem).await),
+            Err(error @ PurchaseError::Rejected(_)) => {
+                end(self.failed_definitely(&error.to_string()).await)
+            }
+            Err(error @ (PurchaseError::Ambiguous(_) | PurchaseError::LookupFailed(_))) => {
+                tracing::warn!(%error, "purchase outcome unknown: reconciling");
+                let mut conn = self.ctx.acquire().await?;
+                if !attempts::note_error(
+                    &mut conn,
+                    self.ctx.lease,
+                    self.token(),
+                    &error.to_string(),
+                )
+                .await?
+                {
+                    return Ok(ControlFlow::Break(ItemEnd::Stopped));
+                }
+                Ok(ControlFlow::Continue(Step::Reconcile { sent_at }))
+            }
+        }
+    }
+
+    /// A purchase was sent at `sent_at` with an unknown outcome: waits until it settled,
+    /// looks the token up, and buys again only where that cannot buy twice.
+    async fn reconcile(&mut self, sent_at: DateTime<Utc>) -> ExecutorResult<Next> {
+        let offering = match self.offering_id.clone() {
+            Some(offering) => offering,
+            None => match self.cloud.resolve_offering(&self.spec).await {
+                Ok(offering) => offering,
+                Err(error) => {
+                    let problem = format!(
+                        "purchase outcome unknown and the offering look-up failed: {error}"
+                    );
+                    return end(self.outcome_unknown(&problem).await);
+                }
+            },
+        };
+        self.offering_id = Some(offering.clone());
+        // EC2 and Redshift keep the offering lock from the send (or take it now for an
+        // earlier run's send) through the wait, so no other purchase of the same offering
+        // can mix into the candidates.
+        if !self.lock_offering(&offering).await? || !self.wait_until_settled(sent_at).await? {
+            return Ok(ControlFlow::Break(ItemEnd::Stopped));
+        }
+        match self
+            .cloud
+            .find_by_token(&self.spec, &self.recorded_ids)
+            .await
+        {
+            Ok(Some(commitment)) => {
+                tracing::info!(commitment_id = %commitment.commitment_id, "reconciled: the purchase happened");
+                let needs_tag = commitment.token_tag.is_none();
+                return end(self.bought(&commitment.commitment_id, needs_tag).await);
+            }
+            Ok(None) => {}
+            Err(error) => {
+                let problem = format!("purchase outcome unknown and the look-up failed: {error}");
+                return end(self.outcome_unknown(&problem).await);
+            }
+        }
+        if self.service().purchase_is_idempotent() {
+            // The call carries the token as its id: sending it again cannot buy twice.
+            tracing::info!("reconciled: not found, buying again with the same id");
+            return Ok(ControlFlow::Continue(Step::Send {
+                offering_id: offering,
+            }));
+        }
+        Ok(match self.reconcile_untagged(&offering, sent_at).await? {
+            Some(item_end) => ControlFlow::Break(item_end),
+            None => ControlFlow::Continue(Step::Send {
+                offering_id: offering,
+            }),
+        })
     }
 
     /// EC2 and Redshift: adopt the one untagged commitment of the offering created after

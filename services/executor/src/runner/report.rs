@@ -64,10 +64,7 @@ async fn report(
             plan_id: plan_id.to_string(),
             step_number: u32::try_from(step_number).unwrap_or_default(),
             execution_id: execution_id.to_string(),
-            completed_at: completed_at.map(|at| prost_types::Timestamp {
-                seconds: at.timestamp(),
-                nanos: at.timestamp_subsec_nanos() as i32,
-            }),
+            completed_at: completed_at.map(cudly_proto::convert::timestamp),
         };
         let acknowledged = match inner.planner.clone().complete_plan_step(request).await {
             Ok(response) => {

@@ -3,15 +3,16 @@
 
 use chrono::{DateTime, Utc};
 use cudly_common::ApiError;
-use cudly_common::idempotency::{child_lineage_key, derive_token};
+use cudly_common::idempotency::{check_request_hash, child_lineage_key, derive_token};
+use cudly_vocabulary::{
+    Recommendation, RecommendationInput, TargetItems, assign_targets, validate_recommendations,
+};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::approval::ApprovalToken;
 use crate::domain::lineage::{self, Route};
-use crate::domain::recommendation::{Recommendation, validate_recommendations};
 use crate::domain::status::{ExecutionStatus, Source};
-use crate::domain::targets::{TargetItems, assign_items};
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::repo::executions::{self, NewChild, NewRoot};
 use crate::service::{ExecutionView, Executor, existing_view};
@@ -27,7 +28,8 @@ pub struct CreateRequest {
     pub step_number: Option<u32>,
     pub scheduled_date: Option<DateTime<Utc>>,
     pub targets: Vec<Uuid>,
-    pub recommendations: Vec<Recommendation>,
+    /// The list as received; [`Executor::create`] validates it.
+    pub recommendations: Vec<RecommendationInput>,
     pub creation_key: Option<String>,
     pub idempotency_key: Option<String>,
     pub request_hash: Option<String>,
@@ -35,6 +37,32 @@ pub struct CreateRequest {
     pub source: Source,
     pub actor: String,
     pub caller_is_planner: bool,
+}
+
+impl CreateRequest {
+    /// Returns the validated list after every check that needs no database: the list
+    /// (the shared vocabulary's rules, at least one line), its targets, the step and
+    /// the actor.
+    pub fn checked_recommendations(&self) -> Result<Vec<Recommendation>, ApiError> {
+        let recommendations = validate_recommendations(self.recommendations.clone())?;
+        if recommendations.is_empty() {
+            return Err(ApiError::invalid_field(
+                "recommendations",
+                "must not be empty",
+            ));
+        }
+        assign_targets(&self.targets, &recommendations)?;
+        if self.step_number.is_some() && self.plan_id.is_none() {
+            return Err(ApiError::invalid_field("step_number", "needs plan_id"));
+        }
+        if self.step_number == Some(0) {
+            return Err(ApiError::invalid_field("step_number", "must be at least 1"));
+        }
+        if self.actor.trim().is_empty() {
+            return Err(ApiError::invalid_field("actor", "is required"));
+        }
+        Ok(recommendations)
+    }
 }
 
 /// The reply of a creation.
@@ -56,27 +84,14 @@ enum Round {
 impl Executor {
     /// Creates a root with its children and items, or returns the existing one.
     pub async fn create(&self, request: CreateRequest) -> ExecutorResult<Created> {
-        validate_recommendations(&request.recommendations)?;
-        // Checks targets against the list before anything is read or written.
-        assign_items(&request.targets, &request.recommendations)?;
-        if request.step_number.is_some() && request.plan_id.is_none() {
-            return Err(ApiError::invalid_field("step_number", "needs plan_id").into());
-        }
-        if request.step_number == Some(0) {
-            return Err(ApiError::invalid_field("step_number", "must be at least 1").into());
-        }
-        if request.actor.trim().is_empty() {
-            return Err(ApiError::invalid_field("actor", "is required").into());
-        }
+        let recommendations = request.checked_recommendations()?;
         let creation_key = lineage::creation_key(
             request.creation_key.as_deref(),
             request.idempotency_key.as_deref(),
             request.caller_is_planner,
         )?;
         let request_hash = match &request.idempotency_key {
-            Some(_) => Some(lineage::check_request_hash(
-                request.request_hash.as_deref(),
-            )?),
+            Some(_) => Some(check_request_hash(request.request_hash.as_deref())?.to_owned()),
             None => None,
         };
         for _ in 0..MAX_ROUNDS {
@@ -85,6 +100,7 @@ impl Executor {
                 .create_round(
                     &mut tx,
                     &request,
+                    &recommendations,
                     creation_key.as_deref(),
                     request_hash.as_deref(),
                 )
@@ -125,6 +141,7 @@ impl Executor {
         &self,
         tx: &mut PgConnection,
         request: &CreateRequest,
+        recommendations: &[Recommendation],
         creation_key: Option<&str>,
         request_hash: Option<&str>,
     ) -> ExecutorResult<Round> {
@@ -144,7 +161,7 @@ impl Executor {
             }));
         }
         let route = Route::of(request.plan_id);
-        let mut recommendations = request.recommendations.clone();
+        let mut recommendations = recommendations.to_vec();
         let mut targets = request.targets.clone();
         let mut stored_creation_key = creation_key;
         let lineage_key = match creation_key {
@@ -170,7 +187,7 @@ impl Executor {
                 lineage_key
             }
         };
-        let assignment = assign_items(&targets, &recommendations)?;
+        let assignment = assign_targets(&targets, &recommendations)?;
         let root_id = Uuid::new_v4();
         let (status, token, approved_by) = if request.auto_approve {
             (

@@ -3,10 +3,10 @@
 //! root only. The retry is the admin's approval.
 
 use cudly_common::ApiError;
+use cudly_vocabulary::assign_targets;
 use uuid::Uuid;
 
 use crate::domain::status::{ExecutionStatus, Source};
-use crate::domain::targets::assign_items;
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::repo::executions::{self, NewRoot};
 use crate::service::create::{ChildrenOf, insert_children};
@@ -51,7 +51,7 @@ impl Executor {
         }
         let recommendations = root.recommendations.0.clone();
         let targets = root.target_account_ids.clone();
-        let assignment = assign_items(&targets, &recommendations)?;
+        let assignment = assign_targets(&targets, &recommendations)?;
         let new_id = Uuid::new_v4();
         let inserted = executions::insert_root(
             &mut tx,

@@ -2,7 +2,7 @@
 //! purchase whose response was lost ends with exactly one commitment, and a failed
 //! guard look-up refuses to buy.
 
-use cudly_aws::purchase::AwsService;
+use cudly_aws::purchase::{AwsService, PurchaseSpec};
 use cudly_aws_sandbox::{FaultError, FaultSpec};
 use cudly_common::grpc::Caller;
 use cudly_proto::common::v1::Fencing;
@@ -255,11 +255,12 @@ async fn several_matching_commitments_make_the_purchase_in_doubt_until_an_operat
         expiration: None,
     };
     let by_hand = Purchaser::new(&settings, &credentials, "us-east-1");
-    let line: cudly_executor::domain::recommendation::Recommendation =
+    let line: cudly_vocabulary::Recommendation =
         serde_json::from_value(recommendation(AwsService::Ec2)).unwrap();
-    let spec = line
-        .to_purchase_spec(&cudly_common::idempotency::derive_token("by-hand", 0))
-        .unwrap();
+    let spec = PurchaseSpec::new(
+        &line,
+        &cudly_common::idempotency::derive_token("by-hand", 0),
+    );
     let offering = by_hand.resolve_offering(&spec).await.expect("offering");
     let foreign = by_hand
         .purchase(&spec, &offering)

@@ -2,12 +2,12 @@
 //! can no longer claim items or write outcomes; the sweeper's fencing tokens only go up.
 
 use chrono::Utc;
-use cudly_executor::domain::recommendation::Recommendation;
 use cudly_executor::domain::status::{ExecutionStatus, Source};
 use cudly_executor::repo::attempts::{self, NewAttempt};
 use cudly_executor::repo::executions::{self, NewChild, NewRoot, StatusChange};
 use cudly_executor::repo::{Lease, items};
 use cudly_testkit::TestDb;
+use cudly_vocabulary::Recommendation;
 use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

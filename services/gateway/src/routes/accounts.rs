@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use cudly_common::ApiError;
 use cudly_proto::accounts::v1 as pb;
 use cudly_proto::accounts::v1::accounts_service_client::AccountsServiceClient;
+use cudly_proto::convert::optional_time;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -71,11 +72,6 @@ pub struct Account {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-fn time(timestamp: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    let timestamp = timestamp?;
-    DateTime::from_timestamp(timestamp.seconds, timestamp.nanos.max(0) as u32)
-}
-
 impl From<pb::Account> for Account {
     fn from(account: pb::Account) -> Self {
         Self {
@@ -98,8 +94,8 @@ impl From<pb::Account> for Account {
             gcp_project_id: account.gcp_project_id,
             gcp_client_email: account.gcp_client_email,
             credentials_configured: account.credentials_configured,
-            created_at: time(account.created_at),
-            updated_at: time(account.updated_at),
+            created_at: optional_time(account.created_at.as_ref()),
+            updated_at: optional_time(account.updated_at.as_ref()),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
+use cudly_proto::convert::optional_time;
 use cudly_proto::sweeper::v1::sweeper_service_client::SweeperServiceClient;
 use cudly_proto::sweeper::v1::{ListRunsRequest, RunTaskRequest, SweepRun as ProtoRun};
 use serde::{Deserialize, Serialize};
@@ -78,11 +79,6 @@ pub struct SweepRunList {
     pub runs: Vec<SweepRun>,
 }
 
-fn time(timestamp: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    let timestamp = timestamp?;
-    DateTime::from_timestamp(timestamp.seconds, timestamp.nanos.max(0) as u32)
-}
-
 impl From<ProtoRun> for SweepRun {
     fn from(run: ProtoRun) -> Self {
         Self {
@@ -90,8 +86,8 @@ impl From<ProtoRun> for SweepRun {
             task: run.task,
             holder: run.holder,
             outcome: run.outcome,
-            started_at: time(run.started_at),
-            finished_at: time(run.finished_at),
+            started_at: optional_time(run.started_at.as_ref()),
+            finished_at: optional_time(run.finished_at.as_ref()),
             found: run.found,
             acted: run.acted,
             race_lost: run.race_lost,

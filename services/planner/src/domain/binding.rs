@@ -7,7 +7,9 @@ use cudly_common::ApiError;
 use cudly_common::error::AccountMismatch;
 use uuid::Uuid;
 
-use super::plan::{AccountRef, Provider};
+use super::plan::AccountRef;
+
+use cudly_vocabulary::Provider;
 
 /// Most accounts one plan may list explicitly.
 pub const MAX_PLAN_ACCOUNTS: usize = 5000;
@@ -21,16 +23,9 @@ pub fn parse_account_ids(ids: &[String]) -> Result<Vec<Uuid>, ApiError> {
             format!("at most {MAX_PLAN_ACCOUNTS} accounts are allowed"),
         ));
     }
-    let mut seen = HashSet::with_capacity(ids.len());
-    let mut parsed = Vec::with_capacity(ids.len());
-    for (index, text) in ids.iter().enumerate() {
-        let id = Uuid::parse_str(text.trim()).map_err(|_| {
-            ApiError::invalid_field(&format!("account_ids[{index}]"), "must be an account uuid")
-        })?;
-        if seen.insert(id) {
-            parsed.push(id);
-        }
-    }
+    let mut parsed = cudly_proto::convert::parse_ids(ids, "account_ids")?;
+    let mut seen = HashSet::with_capacity(parsed.len());
+    parsed.retain(|id| seen.insert(*id));
     Ok(parsed)
 }
 

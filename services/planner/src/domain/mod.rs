@@ -1,10 +1,10 @@
-//! The planner's business rules as pure functions (DOMAIN.md "Plans"): the plan model
+//! The planner's business rules as pure functions (docs/design/DOMAIN.md "Plans"): the plan model
 //! and its validation, ramp arithmetic, the standing recommendations filtered and scaled
 //! per step, account binding, and the execution request a run sends.
 
 pub mod binding;
 pub mod plan;
 pub mod ramp;
-pub mod recommendation;
 pub mod run;
+pub mod selection;
 pub mod validation;

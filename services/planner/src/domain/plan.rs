@@ -2,75 +2,11 @@
 //! and the plan as stored.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use chrono::{DateTime, Utc};
+use cudly_vocabulary::Provider;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-/// Services of AWS a plan key or a recommendation may name.
-pub const AWS_SERVICES: &[&str] = &[
-    "ec2",
-    "savingsplans",
-    "rds",
-    "elasticache",
-    "memorydb",
-    "opensearch",
-    "redshift",
-];
-
-/// A cloud provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    Aws,
-    Azure,
-    Gcp,
-}
-
-impl Provider {
-    pub const ALL: [Provider; 3] = [Provider::Aws, Provider::Azure, Provider::Gcp];
-
-    /// Returns the provider's wire name: `aws`, `azure`, `gcp`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Aws => "aws",
-            Provider::Azure => "azure",
-            Provider::Gcp => "gcp",
-        }
-    }
-
-    /// Returns the provider named `name` (exact, lowercase), if any.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|provider| provider.as_str() == name)
-    }
-
-    /// Returns the payment options the provider sells commitments with.
-    pub fn payment_options(self) -> &'static [&'static str] {
-        match self {
-            Provider::Aws => &["no-upfront", "partial-upfront", "all-upfront"],
-            Provider::Azure => &["upfront", "monthly"],
-            Provider::Gcp => &["monthly"],
-        }
-    }
-
-    /// Returns the services vocabulary of the provider, when one is fixed (AWS only for
-    /// now: Azure and GCP services are accepted as lowercase names).
-    pub fn services(self) -> Option<&'static [&'static str]> {
-        match self {
-            Provider::Aws => Some(AWS_SERVICES),
-            Provider::Azure | Provider::Gcp => None,
-        }
-    }
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
 
 /// One service of a plan, as stored in the plan's services document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

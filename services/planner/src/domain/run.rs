@@ -7,11 +7,11 @@ use chrono::{DateTime, Utc};
 use cudly_common::ApiError;
 use uuid::Uuid;
 
-use super::plan::Plan;
-use super::recommendation::{Recommendation, select_for_step};
+use cudly_common::idempotency::{check_key, check_request_hash};
+use cudly_vocabulary::{Recommendation, assign_targets};
 
-/// Longest Idempotency-Key accepted.
-pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+use super::plan::Plan;
+use super::selection::select_for_step;
 
 /// Who asked for the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,50 +135,8 @@ pub fn validate_idempotency(key: Option<&str>, request_hash: Option<&str>) -> Re
     let Some(key) = key else {
         return Ok(());
     };
-    if key.is_empty()
-        || key.len() > MAX_IDEMPOTENCY_KEY_CHARS
-        || !key.chars().all(|c| c.is_ascii_graphic())
-    {
-        return Err(ApiError::invalid_field(
-            "idempotency_key",
-            format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ascii characters"),
-        ));
-    }
-    let hash_ok = request_hash.is_some_and(|hash| {
-        hash.len() == 64
-            && hash
-                .chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-    });
-    if !hash_ok {
-        return Err(ApiError::invalid_field(
-            "request_hash",
-            "must be the lowercase hex sha-256 of the request when idempotency_key is set",
-        ));
-    }
-    Ok(())
-}
-
-/// Checks each item against the targets: an item naming an account must name a target;
-/// with several targets, an item naming none must say `all_accounts`.
-pub fn check_targets(recommendations: &[Recommendation], targets: &[Uuid]) -> Result<(), ApiError> {
-    for (index, recommendation) in recommendations.iter().enumerate() {
-        match recommendation.cloud_account_id {
-            Some(account) if !targets.contains(&account) => {
-                return Err(ApiError::invalid_field(
-                    &format!("recommendations[{index}].cloud_account_id"),
-                    "is not an enabled target account of this plan",
-                ));
-            }
-            None if targets.len() > 1 && !recommendation.all_accounts => {
-                return Err(ApiError::invalid_field(
-                    &format!("recommendations[{index}].all_accounts"),
-                    "the plan runs in several accounts: name cloud_account_id or set all_accounts",
-                ));
-            }
-            _ => {}
-        }
-    }
+    check_key("idempotency_key", key)?;
+    check_request_hash(request_hash)?;
     Ok(())
 }
 
@@ -245,7 +203,7 @@ pub fn build_execution_request(
             )
         }
     };
-    check_targets(&recommendations, targets).map_err(RunRefusal::Invalid)?;
+    assign_targets(targets, &recommendations).map_err(|error| RunRefusal::Invalid(error.into()))?;
     Ok(ExecutionRequest {
         plan_id: plan.id,
         step_number,
@@ -265,11 +223,12 @@ pub fn build_execution_request(
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::*;
-    use crate::domain::plan::{Provider, RampSchedule, RampType, ServiceConfig};
-    use crate::domain::recommendation::{
-        RecommendationDetails, RecommendationInput, validate_recommendations,
+    use cudly_vocabulary::{
+        Provider, RecommendationDetails, RecommendationInput, validate_recommendations,
     };
+
+    use super::*;
+    use crate::domain::plan::{RampSchedule, RampType, ServiceConfig};
 
     fn plan(ramp_type: RampType, percent: f64, total_steps: u32, current_step: u32) -> Plan {
         let now = Utc::now();
@@ -333,9 +292,9 @@ mod tests {
             count,
             term: 1,
             payment: "all-upfront".into(),
-            cloud_account_id: account.map(|id| id.to_string()),
-            all_accounts,
-            details,
+            cloud_account_id: account,
+            all_accounts: Some(all_accounts),
+            details: Some(details),
             upfront_cost: Some(100.0 * f64::from(count)),
             ..RecommendationInput::default()
         }])
@@ -574,14 +533,14 @@ mod tests {
                     item("rds", 1, None, false),
                 ]),
                 options(RunSource::Api),
-                "recommendations[1].all_accounts",
+                "recommendations[1].cloud_account_id",
             ),
             (
                 "standing item ambiguous over several targets",
                 vec![a, b],
                 RunList::Standing,
                 options(RunSource::Schedule),
-                "recommendations[0].all_accounts",
+                "recommendations[0].cloud_account_id",
             ),
             (
                 "key without hash",

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use cudly_common::ApiError;
 
 use super::plan::{
-    PlanInput, PlanSpec, Provider, RampInput, RampSpec, RampType, ServiceConfig, ServiceInput,
+    PlanInput, PlanSpec, RampInput, RampSpec, RampType, ServiceConfig, ServiceInput,
 };
+
 use super::ramp;
+use cudly_vocabulary::Provider;
 
 /// Longest plan name.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -134,7 +136,7 @@ fn validate_service(key: &str, input: ServiceInput) -> Result<ServiceConfig, Api
             format!("must be {key_service}, as in the key"),
         ));
     }
-    if input.term != 1 && input.term != 3 {
+    if !cudly_vocabulary::TERMS_YEARS.contains(&input.term) {
         return Err(ApiError::invalid_field(
             &service_field(key, "term"),
             "must be 1 or 3",
@@ -681,7 +683,7 @@ mod tests {
             (
                 "every aws service",
                 with(|p| {
-                    p.services = crate::domain::plan::AWS_SERVICES
+                    p.services = cudly_vocabulary::AWS_SERVICE_NAMES
                         .iter()
                         .map(|name| (format!("aws/{name}"), service("aws", name, "all-upfront")))
                         .collect();

@@ -2,6 +2,7 @@
 //! accounts and executor services that record what the planner asked them: due plans,
 //! fencing, step completion, the CreateExecution requests it builds, and its guards.
 
+use cudly_proto::convert::{optional_time, timestamp};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
@@ -12,17 +13,6 @@ use tonic::Code;
 use uuid::Uuid;
 
 use crate::support::PlannerUnderTest;
-
-fn ts(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap(),
-    }
-}
-
-fn time(timestamp: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    timestamp.and_then(|ts| DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).unwrap()))
-}
 
 /// A fixed past instant (whole seconds, so Postgres keeps it exactly).
 fn t0() -> DateTime<Utc> {
@@ -48,7 +38,7 @@ fn plan_input(ramp_type: &str, start: DateTime<Utc>, auto_purchase: bool) -> pb:
         services: HashMap::from([("aws/rds".to_owned(), rds_service(100.0))]),
         ramp_schedule: Some(pb::RampScheduleInput {
             r#type: Some(ramp_type.to_owned()),
-            start_date: Some(ts(start)),
+            start_date: Some(timestamp(start)),
             ..pb::RampScheduleInput::default()
         }),
         ..pb::PlanInput::default()
@@ -111,7 +101,7 @@ impl PlannerUnderTest {
                     task: "fire_due_plans".into(),
                     token,
                 }),
-                now: Some(ts(now)),
+                now: Some(timestamp(now)),
             })
             .await
             .map(tonic::Response::into_inner)
@@ -128,7 +118,7 @@ impl PlannerUnderTest {
                 plan_id: plan_id.to_owned(),
                 step_number: step,
                 execution_id: Uuid::new_v4().to_string(),
-                completed_at: Some(ts(at)),
+                completed_at: Some(timestamp(at)),
             })
             .await
             .map(tonic::Response::into_inner)
@@ -172,7 +162,7 @@ async fn a_due_plan_fires_once_for_its_next_step_in_the_step_lineage() {
         )
         .await;
     assert_eq!(
-        time(plan.next_execution_date.as_ref()),
+        optional_time(plan.next_execution_date.as_ref()),
         Some(t0()),
         "a new plan is due at its start date"
     );
@@ -198,7 +188,7 @@ async fn a_due_plan_fires_once_for_its_next_step_in_the_step_lineage() {
     assert!(request.auto_approve, "the plan auto-purchases");
     assert_eq!(request.source, "schedule");
     assert_eq!(request.actor, "planner");
-    assert_eq!(time(request.scheduled_date.as_ref()), Some(t0()));
+    assert_eq!(optional_time(request.scheduled_date.as_ref()), Some(t0()));
     assert_eq!(report.executions[0].status, "approved");
     assert!(report.executions[0].created);
 
@@ -209,7 +199,7 @@ async fn a_due_plan_fires_once_for_its_next_step_in_the_step_lineage() {
         "the step advances only when the execution completes"
     );
     assert_eq!(
-        time(fired.next_execution_date.as_ref()),
+        optional_time(fired.next_execution_date.as_ref()),
         Some(now + Duration::days(7))
     );
 
@@ -243,7 +233,7 @@ async fn a_date_missed_by_several_intervals_fires_once() {
     assert_eq!(planner.executor.requests().len(), 1);
     let stored = planner.get(&plan.id).await;
     assert_eq!(
-        time(stored.next_execution_date.as_ref()),
+        optional_time(stored.next_execution_date.as_ref()),
         Some(now + Duration::days(7))
     );
     assert!(
@@ -297,9 +287,12 @@ async fn completing_steps_advances_the_ramp_one_step_at_a_time() {
     let first = planner.complete(&plan.id, 1, done).await.unwrap();
     assert_eq!((first.advanced, first.current_step), (true, 1));
     let stored = planner.get(&plan.id).await;
-    assert_eq!(time(stored.last_execution_date.as_ref()), Some(done));
     assert_eq!(
-        time(stored.next_execution_date.as_ref()),
+        optional_time(stored.last_execution_date.as_ref()),
+        Some(done)
+    );
+    assert_eq!(
+        optional_time(stored.next_execution_date.as_ref()),
         Some(done + Duration::days(7))
     );
 
@@ -361,7 +354,7 @@ async fn an_immediate_plan_runs_once_and_then_has_no_next_date() {
     assert_eq!(request.step_number, Some(1));
     let stored = planner.get(&plan.id).await;
     assert_eq!(
-        time(stored.next_execution_date.as_ref()),
+        optional_time(stored.next_execution_date.as_ref()),
         Some(t0() + Duration::days(1)),
         "until it completes, the step may be retried a day later"
     );
@@ -425,7 +418,7 @@ async fn fencing_tokens_refuse_lower_accept_equal_and_record_higher() {
         "a refused token acts on nothing"
     );
     assert_eq!(
-        time(planner.get(&plan.id).await.next_execution_date.as_ref()),
+        optional_time(planner.get(&plan.id).await.next_execution_date.as_ref()),
         Some(t0())
     );
 
@@ -489,7 +482,7 @@ async fn an_explicit_list_of_disabled_accounts_runs_nothing() {
     let stored = planner.get(&plan.id).await;
     assert_eq!(current_step(&stored), 0);
     assert_eq!(
-        time(stored.next_execution_date.as_ref()),
+        optional_time(stored.next_execution_date.as_ref()),
         Some(t0() + Duration::days(7))
     );
 }
@@ -538,7 +531,7 @@ async fn a_step_whose_increment_rounds_to_nothing_advances_without_an_execution(
     assert_eq!(current_step(&stored), 1);
     assert_eq!(stored.last_execution_date, None, "nothing was executed");
     assert_eq!(
-        time(stored.next_execution_date.as_ref()),
+        optional_time(stored.next_execution_date.as_ref()),
         Some(t0() + Duration::days(7))
     );
 }
@@ -887,7 +880,7 @@ async fn an_update_keeps_the_ramp_progress() {
     assert_eq!(updated.name, "renamed");
     assert_eq!(current_step(&updated), 1);
     assert_eq!(
-        time(updated.next_execution_date.as_ref()),
+        optional_time(updated.next_execution_date.as_ref()),
         Some(t0() + Duration::days(8)),
         "an unchanged schedule keeps its date"
     );
@@ -909,12 +902,12 @@ async fn an_update_keeps_the_ramp_progress() {
         .into_inner();
     assert_eq!(current_step(&changed), 1);
     assert_eq!(
-        time(changed.ramp_schedule.as_ref().unwrap().start_date.as_ref()),
+        optional_time(changed.ramp_schedule.as_ref().unwrap().start_date.as_ref()),
         Some(t0()),
         "kept when not given"
     );
     assert_eq!(
-        time(changed.next_execution_date.as_ref()),
+        optional_time(changed.next_execution_date.as_ref()),
         Some(t0() + Duration::days(4))
     );
 }

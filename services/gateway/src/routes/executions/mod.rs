@@ -1,4 +1,4 @@
-//! Executions and purchase history (API.md, Executions): direct executions, listing and
+//! Executions and purchase history (docs/design/API.md, Executions): direct executions, listing and
 //! reading, approval and cancellation by approval token or admin key (with the
 //! CUDly-compatible `/api/purchases/approve|cancel/{id}?token=` links), retries, the
 //! purchase history, and the admin resolution of an in-doubt purchase.
@@ -7,30 +7,35 @@
 //! token authorises; a key is optional). An approval token is never logged: the request
 //! span records the path without its query, and no handler puts the token in a field.
 
+mod models;
+mod views;
+
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use chrono::{DateTime, Utc};
-use cudly_common::{ApiError, ErrorCode};
+use axum::http::{HeaderMap, StatusCode};
+use cudly_common::ApiError;
 use cudly_proto::executor::v1 as pb;
 use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+pub use models::{
+    CreateExecutionBody, DecisionBody, ExecutionsQuery, HistoryQuery, ResolveBody, ResolveOutcome,
+    TokenQuery,
+};
+pub use views::{
+    ApprovalPreview, CreatedExecutionView, ExecutionItemView, ExecutionList, ExecutionView,
+    PurchaseAttemptView, PurchaseList, PurchaseView, ResolvedAttempt, execution_view,
+};
+
 use crate::auth::Principal;
 use crate::error::{ErrorBody, HttpError, HttpResult, grpc_error};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, parse_json};
-use crate::routes::plans::{
-    CreatedExecutionView, ExecutionView, IDEMPOTENCY_KEY_HEADER, RecommendationBody,
-    execution_view, recommendation_proto, request_hash,
-};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::idempotency::IdempotentRequest;
 use crate::state::AppState;
-
-/// Longest Idempotency-Key accepted.
-const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+use models::{decision_body, parse_id_list, parse_time};
+use views::{attempt_view, purchase_view};
 
 /// Returns the routes that need an API key.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -57,254 +62,6 @@ fn executor(state: &AppState) -> ExecutorServiceClient<cudly_common::grpc::AuthC
 
 fn executor_error(status: tonic::Status) -> HttpError {
     grpc_error("executor", status)
-}
-
-// ---------------------------------------------------------------------------------------
-// Bodies, queries and replies
-
-/// A direct execution: one account buys the list.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateExecutionBody {
-    /// The account that buys.
-    pub cloud_account_id: Uuid,
-    pub recommendations: Vec<RecommendationBody>,
-}
-
-/// Approve or cancel: the approval token, or nothing with an admin key. The body may be
-/// empty.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DecisionBody {
-    /// The approval token from the creation reply (64 hex characters).
-    #[serde(default)]
-    pub token: Option<String>,
-}
-
-/// The token of an approve/cancel link.
-#[derive(Debug, Default, Deserialize)]
-pub struct TokenQuery {
-    #[serde(default)]
-    pub token: Option<String>,
-}
-
-/// Filters of the execution list.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExecutionsQuery {
-    #[serde(default)]
-    pub plan_id: Option<String>,
-    #[serde(default)]
-    pub status: Option<String>,
-    /// Comma-separated account ids: roots with a child for any of them.
-    #[serde(default)]
-    pub account_ids: Option<String>,
-}
-
-/// Filters of the purchase history.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HistoryQuery {
-    /// Comma-separated account ids.
-    #[serde(default)]
-    pub account_ids: Option<String>,
-    #[serde(default)]
-    pub provider: Option<String>,
-    #[serde(default)]
-    pub service: Option<String>,
-    /// RFC 3339: purchased at or after.
-    #[serde(default)]
-    pub start: Option<String>,
-    /// RFC 3339: purchased before.
-    #[serde(default)]
-    pub end: Option<String>,
-}
-
-/// Root executions, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ExecutionList {
-    pub executions: Vec<ExecutionView>,
-}
-
-/// What an approve link would approve.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ApprovalPreview {
-    /// The execution with its children and items.
-    pub execution: ExecutionView,
-    /// True when a POST on the link would approve it (pending, token unexpired).
-    pub approvable: bool,
-}
-
-/// A commitment bought (API.md "Purchase").
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PurchaseView {
-    pub id: String,
-    /// The child execution that bought it.
-    pub execution_id: String,
-    pub cloud_account_id: String,
-    pub account_external_id: String,
-    pub plan_id: Option<String>,
-    pub provider: String,
-    pub service: String,
-    pub region: String,
-    pub resource_type: String,
-    pub count: u32,
-    pub term: u32,
-    pub payment: String,
-    pub commitment_id: String,
-    pub upfront_cost: Option<f64>,
-    pub purchased_at: Option<DateTime<Utc>>,
-}
-
-/// Purchases, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PurchaseList {
-    pub purchases: Vec<PurchaseView>,
-}
-
-/// An operator's resolution of an in-doubt purchase, after checking the cloud console.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResolveBody {
-    /// `bought` (give `commitment_id`) or `not_bought` (a retry may then buy it).
-    pub outcome: ResolveOutcome,
-    /// The commitment found in the console, with `bought`.
-    #[serde(default)]
-    pub commitment_id: Option<String>,
-}
-
-/// How an in-doubt purchase ended.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ResolveOutcome {
-    Bought,
-    NotBought,
-}
-
-/// A purchase attempt as shown to an operator.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PurchaseAttemptView {
-    /// First 8 characters of the idempotency token and `...`.
-    pub token_masked: String,
-    /// in_flight | bought | failed | in_doubt.
-    pub state: String,
-    pub commitment_id: Option<String>,
-    pub offering_id: Option<String>,
-    pub started_at: Option<DateTime<Utc>>,
-    /// Null: the purchase call was never sent.
-    pub sent_at: Option<DateTime<Utc>>,
-}
-
-/// The reply of a resolution.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ResolvedAttempt {
-    pub attempt: PurchaseAttemptView,
-}
-
-fn time(timestamp: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    let timestamp = timestamp?;
-    DateTime::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).ok()?)
-}
-
-fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or_default(),
-    }
-}
-
-fn purchase_view(purchase: pb::Purchase) -> PurchaseView {
-    PurchaseView {
-        id: purchase.id,
-        execution_id: purchase.execution_id,
-        cloud_account_id: purchase.cloud_account_id,
-        account_external_id: purchase.account_external_id,
-        plan_id: purchase.plan_id,
-        provider: purchase.provider,
-        service: purchase.service,
-        region: purchase.region,
-        resource_type: purchase.resource_type,
-        count: purchase.count,
-        term: purchase.term,
-        payment: purchase.payment,
-        commitment_id: purchase.commitment_id,
-        upfront_cost: purchase.upfront_cost,
-        purchased_at: time(purchase.purchased_at),
-    }
-}
-
-/// Parses a comma-separated list of uuids named `field`.
-fn parse_id_list(field: &str, text: Option<&str>) -> Result<Vec<String>, ApiError> {
-    let Some(text) = text else {
-        return Ok(Vec::new());
-    };
-    text.split(',')
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            Uuid::parse_str(part)
-                .map(|id| id.to_string())
-                .map_err(|_| ApiError::invalid_field(field, "must be comma-separated uuids"))
-        })
-        .collect()
-}
-
-fn parse_time(field: &str, text: Option<&str>) -> Result<Option<prost_types::Timestamp>, ApiError> {
-    text.map(|text| {
-        DateTime::parse_from_rfc3339(text.trim())
-            .map(|time| timestamp(time.with_timezone(&Utc)))
-            .map_err(|_| ApiError::invalid_field(field, "must be an RFC 3339 timestamp"))
-    })
-    .transpose()
-}
-
-/// Returns the Idempotency-Key header, if sent: 1 to 255 printable ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|key| {
-            !key.is_empty()
-                && key.len() <= MAX_IDEMPOTENCY_KEY_LEN
-                && key.chars().all(|c| c.is_ascii_graphic())
-        })
-        .ok_or_else(|| {
-            ApiError::invalid_field(
-                "Idempotency-Key",
-                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable ascii characters"),
-            )
-        })?;
-    Ok(Some(key.to_owned()))
-}
-
-/// Parses an approve/cancel body that may be empty (no body, or `{}`).
-fn decision_body(headers: &HeaderMap, body: &Bytes) -> Result<DecisionBody, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(DecisionBody::default());
-    }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(|value| {
-            value
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"));
-    if !is_json {
-        return Err(ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "expected a json body (content-type: application/json)",
-        ));
-    }
-    parse_json(body)
 }
 
 /// Who decides: the approval token when one is given (whatever key comes with it),
@@ -354,7 +111,7 @@ async fn decide(
     };
     let execution = reply.map_err(executor_error)?.into_inner();
     tracing::info!(execution_id = %id, approve, by_token, by = %actor, "execution decided");
-    Ok(ApiJson(execution_view(execution)))
+    Ok(ApiJson(execution_view(execution)?))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -383,24 +140,16 @@ async fn create_execution(
     ApiJson(body): ApiJson<CreateExecutionBody>,
 ) -> HttpResult<(StatusCode, ApiJson<CreatedExecutionView>)> {
     principal.require_admin()?;
-    let idempotency_key = idempotency_key(&headers)?;
-    let request_hash = match idempotency_key {
-        Some(_) => Some(request_hash("POST", "/api/executions", &body)?),
-        None => None,
-    };
+    let idempotent = IdempotentRequest::read(&headers, "POST", "/api/executions", &body)?;
     let request = pb::CreateExecutionRequest {
         plan_id: None,
         step_number: None,
         scheduled_date: None,
         target_account_ids: vec![body.cloud_account_id.to_string()],
-        recommendations: body
-            .recommendations
-            .into_iter()
-            .map(recommendation_proto)
-            .collect(),
+        recommendations: body.recommendations.into_iter().map(Into::into).collect(),
         creation_key: None,
-        idempotency_key,
-        request_hash,
+        idempotency_key: idempotent.key,
+        request_hash: idempotent.request_hash,
         auto_approve: false,
         source: "api".to_owned(),
         actor: principal.actor(),
@@ -418,7 +167,7 @@ async fn create_execution(
     Ok((
         StatusCode::CREATED,
         ApiJson(CreatedExecutionView {
-            execution: execution_view(execution),
+            execution: execution_view(execution)?,
             approval_token: reply.approval_token,
         }),
     ))
@@ -461,7 +210,11 @@ async fn list_executions(
         .map_err(executor_error)?
         .into_inner();
     Ok(ApiJson(ExecutionList {
-        executions: reply.executions.into_iter().map(execution_view).collect(),
+        executions: reply
+            .executions
+            .into_iter()
+            .map(execution_view)
+            .collect::<Result<_, _>>()?,
     }))
 }
 
@@ -488,7 +241,7 @@ async fn get_execution(
         .await
         .map_err(executor_error)?
         .into_inner();
-    Ok(ApiJson(execution_view(execution)))
+    Ok(ApiJson(execution_view(execution)?))
 }
 
 /// Retries a failed or partially_completed execution: a new approved execution of the
@@ -523,7 +276,7 @@ async fn retry_execution(
         .map_err(executor_error)?
         .into_inner();
     tracing::info!(retry_of = %id, execution_id = %execution.id, by = %principal.name, "execution retried");
-    Ok((StatusCode::CREATED, ApiJson(execution_view(execution))))
+    Ok((StatusCode::CREATED, ApiJson(execution_view(execution)?)))
 }
 
 /// Lists purchases (one per commitment bought), newest first.
@@ -632,14 +385,7 @@ async fn resolve_item(
     let attempt = reply.attempt.unwrap_or_default();
     tracing::warn!(execution_id = %id, index, state = %attempt.state, by = %principal.name, "in-doubt purchase resolved");
     Ok(ApiJson(ResolvedAttempt {
-        attempt: PurchaseAttemptView {
-            token_masked: attempt.token_masked,
-            state: attempt.state,
-            commitment_id: attempt.commitment_id,
-            offering_id: attempt.offering_id,
-            started_at: time(attempt.started_at),
-            sent_at: time(attempt.sent_at),
-        },
+        attempt: attempt_view(attempt),
     }))
 }
 
@@ -748,7 +494,7 @@ async fn preview_approval_link(
         ApiError::internal()
     })?;
     Ok(ApiJson(ApprovalPreview {
-        execution: execution_view(execution),
+        execution: execution_view(execution)?,
         approvable: reply.approvable,
     }))
 }
@@ -816,38 +562,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_empty_decision_body_means_no_token() {
-        let headers = HeaderMap::new();
-        assert!(
-            decision_body(&headers, &Bytes::new())
-                .unwrap()
-                .token
-                .is_none()
-        );
-        let mut json = HeaderMap::new();
-        json.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
-        assert!(
-            decision_body(&json, &Bytes::from_static(b"{}"))
-                .unwrap()
-                .token
-                .is_none()
-        );
-        assert_eq!(
-            decision_body(&json, &Bytes::from_static(br#"{"token":"abc"}"#))
-                .unwrap()
-                .token
-                .as_deref(),
-            Some("abc")
-        );
-        assert_eq!(
-            decision_body(&headers, &Bytes::from_static(b"token=abc"))
-                .unwrap_err()
-                .http_status(),
-            415
-        );
-    }
-
-    #[test]
     fn a_token_decides_before_any_key_and_a_viewer_alone_cannot() {
         let viewer = Principal {
             key_id: None,
@@ -861,18 +575,5 @@ mod tests {
         assert_eq!(decider(None, None).unwrap_err().http_status(), 401);
         let admin = Principal::bootstrap();
         assert_eq!(decider(None, Some(&admin)).unwrap().1, "key:bootstrap");
-    }
-
-    #[test]
-    fn id_lists_are_comma_separated_uuids() {
-        let id = Uuid::new_v4();
-        assert_eq!(
-            parse_id_list("account_ids", Some(&format!("{id}, {id}")))
-                .unwrap()
-                .len(),
-            2
-        );
-        assert!(parse_id_list("account_ids", Some("nope")).is_err());
-        assert!(parse_id_list("account_ids", None).unwrap().is_empty());
     }
 }
