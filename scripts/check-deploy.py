@@ -217,7 +217,7 @@ def config_sources(service: str) -> str:
     """Returns the text of a service's config.rs (and crypto.rs for the credential key)."""
     text = read(f"services/{service}/src/config.rs")
     crypto = ROOT / f"services/{service}/src/crypto.rs"
-    if "CredentialKeys::from_env" in text and crypto.exists():
+    if "CredentialKeys::read" in text and crypto.exists():
         text += "\n" + crypto.read_text(encoding="utf-8")
     return text
 
@@ -226,31 +226,36 @@ def required_env_from_source(service: str) -> set[str]:
     """Returns the container-relevant variables that service's config.rs reads."""
     text = config_sources(service)
     names: set[str] = set()
-    if re.search(rf'config::database_url\("{service}"\)', text):
+    if re.search(rf'env\.database_url\("{service}"\)', text):
         names.add(f"CUDLY_{service.upper()}_DATABASE_URL")
-    if "config::redis_url()" in text:
+    if "env.redis_url()" in text:
         names.add("REDIS_URL")
-    for caller in re.findall(r"caller_token\(Caller::(\w+)\)", text):
+    for caller in re.findall(r"internal_token\(Caller::(\w+)\)", text):
         names.add(f"CUDLY_INTERNAL_TOKEN_{caller.upper()}")
     accepted = re.search(r"ACCEPTED_CALLERS:\s*&\[Caller\]\s*=\s*&\[([^\]]*)\]", text)
-    if accepted and "InternalAuth::from_env(ACCEPTED_CALLERS)" in text:
+    if accepted and "InternalAuth::from_source(ACCEPTED_CALLERS" in text:
         for caller in re.findall(r"Caller::(\w+)", accepted.group(1)):
             names.add(f"CUDLY_INTERNAL_TOKEN_{caller.upper()}")
+    for listener in re.findall(r'env\.listen_addr\("(\w+)"', text):
+        names.add(f"CUDLY_{listener.upper()}_ADDR")
+    for peer in re.findall(r'env\.peer_url\("(\w+)"', text):
+        names.add(f"CUDLY_{peer.upper()}_URL")
     for literal in set(re.findall(r'"(CUDLY_[A-Z0-9_]+)"', text)):
         if literal.endswith(("_ADDR", "_URL")) and "METRICS" not in literal:
             names.add(literal)
-        elif literal in ("CUDLY_CREDENTIAL_KEY", "CUDLY_BOOTSTRAP_ADMIN_KEY"):
-            names.add(literal)
-    if re.search(r"AwsSettings::from_env|aws_settings_from_env", text):
+    if "secrets.credential_key()" in text:
+        names.add("CUDLY_CREDENTIAL_KEY")
+    if "secrets.bootstrap_admin_key()" in text:
+        names.add("CUDLY_BOOTSTRAP_ADMIN_KEY")
+    if "AwsSettings::read" in text:
         names.add("AWS_REGION")
     return names
 
 
 def default_grpc_port(service: str) -> int | None:
-    text = read(f"services/{service}/src/config.rs")
-    match = re.search(
-        rf'addr_var\("CUDLY_{service.upper()}_ADDR",\s*"[^"]*:(\d+)"\)', text
-    )
+    """Returns the standalone gRPC port of the defaults table in libs/common."""
+    text = read("libs/common/src/config.rs")
+    match = re.search(rf'Ports \{{ service: "{service}", grpc: (\d+)', text)
     return int(match.group(1)) if match else None
 
 

@@ -52,8 +52,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        // Methods a service has not implemented yet answer UNIMPLEMENTED.
-        .generate_default_stubs(true)
+        // No default stubs: a new RPC does not compile until its service implements it.
+        .generate_default_stubs(false)
         .out_dir(Path::new(&out_dir))
         .skip_debug(REDACTED_MESSAGES.iter().copied())
         .compile_fds(file_descriptor_set)?;

@@ -8,7 +8,7 @@ accounts planner executor sweeper gateway
 {{- end }}
 
 {{/*
-Who calls whom (ARCHITECTURE.md), mirroring each service's Config::from_env:
+Who calls whom (docs/design/ARCHITECTURE.md), mirroring each service's Config::from_env:
 - callees: the services whose CUDLY_<CALLEE>_URL it reads;
 - tokens: the CUDLY_INTERNAL_TOKEN_<CALLER> it reads: the callers it accepts
   (ACCEPTED_CALLERS) plus its own token when it calls other services.

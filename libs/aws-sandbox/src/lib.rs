@@ -2,7 +2,7 @@
 //! Organizations, EC2, Savings Plans, RDS, ElastiCache, MemoryDB, OpenSearch,
 //! Redshift), speaking each service's real wire protocol so unmodified aws-sdk clients
 //! can be pointed at it, with a ledger that proves what was bought and how often, and
-//! injectable faults. The contract is `shared/design/SANDBOX.md`.
+//! injectable faults. The contract is `docs/design/SANDBOX.md`.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -28,6 +28,7 @@ mod error;
 mod faults;
 mod identity;
 mod ledger;
+pub mod operations;
 mod persistence;
 mod protocol;
 mod server;

@@ -1,4 +1,4 @@
-//! The AWS services the sandbox emulates, named in DOMAIN.md's vocabulary.
+//! The AWS services the sandbox emulates, named in docs/design/DOMAIN.md's vocabulary.
 
 use std::fmt;
 

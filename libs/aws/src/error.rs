@@ -115,12 +115,6 @@ impl AwsFailure {
                 .is_some_and(|code| THROTTLING_CODES.contains(&code))
     }
 
-    /// Returns true when AWS refused the call itself (as opposed to the call not
-    /// reaching AWS or timing out).
-    pub fn is_service_error(&self) -> bool {
-        self.kind == AwsErrorKind::Service
-    }
-
     /// Returns true when AWS answered with a 5xx: the call may have been processed.
     pub fn is_server_error(&self) -> bool {
         self.kind == AwsErrorKind::Service && self.http_status.is_some_and(|status| status >= 500)

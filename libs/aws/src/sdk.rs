@@ -19,6 +19,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_types::SdkConfig;
 use aws_types::region::Region;
 use chrono::{DateTime, Utc};
+use cudly_common::config::{ConfigError, ConfigResult, Env};
 use secrecy::{ExposeSecret, SecretString};
 
 /// Settings shared by every SDK client of a service.
@@ -52,19 +53,23 @@ impl Default for AwsSettings {
 }
 
 impl AwsSettings {
-    /// Reads `AWS_REGION` (default us-east-1) and `CUDLY_AWS_CALL_TIMEOUT`; the endpoint
-    /// overrides stay with the SDK's own environment handling.
-    pub fn from_env() -> Result<Self, String> {
+    /// Reads `AWS_REGION` (else `AWS_DEFAULT_REGION`, default us-east-1) and
+    /// `CUDLY_AWS_CALL_TIMEOUT`; the endpoint overrides stay with the SDK's own
+    /// environment handling.
+    pub fn read(env: &Env) -> ConfigResult<Self> {
         let mut settings = Self::default();
-        if let Ok(region) =
-            std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
-            && !region.trim().is_empty()
+        if let Some(region) = env
+            .var("AWS_REGION")
+            .or_else(|| env.var("AWS_DEFAULT_REGION"))
         {
             settings.default_region = region.trim().to_owned();
         }
-        if let Ok(text) = std::env::var("CUDLY_AWS_CALL_TIMEOUT") {
-            settings.call_timeout = humantime_duration(&text)
-                .map_err(|problem| format!("CUDLY_AWS_CALL_TIMEOUT: {problem}"))?;
+        settings.call_timeout = env.duration("CUDLY_AWS_CALL_TIMEOUT", settings.call_timeout)?;
+        if settings.call_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "CUDLY_AWS_CALL_TIMEOUT",
+                "must be longer than zero",
+            ));
         }
         Ok(settings)
     }
@@ -80,23 +85,6 @@ impl AwsSettings {
             .connect_timeout(Duration::from_secs(5))
             .operation_attempt_timeout(self.call_timeout)
             .build()
-    }
-}
-
-fn humantime_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("not a duration: {text}"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(value)),
-        "s" | "" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
-        _ => Err(format!("not a duration: {text}")),
     }
 }
 
@@ -317,12 +305,18 @@ mod tests {
     }
 
     #[test]
-    fn call_timeouts_parse() {
+    fn settings_read_the_region_and_the_call_timeout() {
+        let env = Env::from_pairs([
+            ("AWS_REGION", "eu-west-3"),
+            ("CUDLY_AWS_CALL_TIMEOUT", "250ms"),
+        ]);
+        let settings = AwsSettings::read(&env).unwrap();
+        assert_eq!(settings.default_region, "eu-west-3");
+        assert_eq!(settings.call_timeout, Duration::from_millis(250));
+        let env = Env::from_pairs([("CUDLY_AWS_CALL_TIMEOUT", "soon")]);
         assert_eq!(
-            humantime_duration("250ms").unwrap(),
-            Duration::from_millis(250)
+            AwsSettings::read(&env).unwrap_err().variable,
+            "CUDLY_AWS_CALL_TIMEOUT"
         );
-        assert_eq!(humantime_duration("30s").unwrap(), Duration::from_secs(30));
-        assert!(humantime_duration("soon").is_err());
     }
 }

@@ -1,18 +1,70 @@
-//! Configuration loading from the environment (ARCHITECTURE.md, Configuration names).
+//! Configuration from the environment (docs/design/ARCHITECTURE.md "Configuration").
 //!
-//! Every service builds a typed config from these helpers at start-up and fails with a
-//! message naming the variable; secrets stay wrapped in [`SecretString`] so that a
-//! `Debug` print of a config never shows them.
+//! Each service reads its own variables in one function that takes an [`Env`], and the
+//! all-in-one `cudly` calls those same readers. [`Env`] remembers every variable asked
+//! for, so a binary reports each `CUDLY_*` variable that nothing read (a typo such as
+//! `CUDLY_APROVAL_TTL`, or a variable another service reads) instead of ignoring it
+//! silently. [`defaults`] is the one table of the ports, timeouts and intervals several
+//! services share. Secrets stay wrapped in [`SecretString`] so that a `Debug` print of a
+//! configuration never shows them, and errors name the variable, never a secret value.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use secrecy::SecretString;
+
+use crate::grpc::Caller;
 
 /// Default database of every service when neither its own URL nor `DATABASE_URL` is set.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/cudly";
 /// Default Redis used by the sweeper's locks.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
+
+/// The defaults several services share: one table, so two services can never disagree
+/// on a port or a timeout.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// How often a service re-checks its dependencies (`CUDLY_HEALTH_INTERVAL`).
+    pub const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+    /// Deadline of one internal gRPC call (`CUDLY_INTERNAL_CALL_TIMEOUT`).
+    pub const INTERNAL_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+    /// An approved root untouched this long is stranded (`CUDLY_STRANDED_APPROVED_AFTER`,
+    /// executor and sweeper).
+    pub const STRANDED_APPROVED_AFTER: Duration = Duration::from_secs(15 * 60);
+    /// A running root whose lease is this old is stranded
+    /// (`CUDLY_STRANDED_RUNNING_AFTER`, executor and sweeper).
+    pub const STRANDED_RUNNING_AFTER: Duration = Duration::from_secs(10 * 60);
+    /// The gateway's listen address when run alone (`CUDLY_GATEWAY_ADDR`).
+    pub const GATEWAY_ADDR: &str = "127.0.0.1:8080";
+
+    /// The ports a back-end service listens on when run alone: gRPC and `/metrics`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Ports {
+        pub service: &'static str,
+        pub grpc: u16,
+        pub metrics: u16,
+    }
+
+    #[rustfmt::skip]
+    pub const PORTS: [Ports; 4] = [
+        Ports { service: "accounts", grpc: 50051, metrics: 9091 },
+        Ports { service: "planner", grpc: 50052, metrics: 9092 },
+        Ports { service: "executor", grpc: 50053, metrics: 9093 },
+        Ports { service: "sweeper", grpc: 50054, metrics: 9094 },
+    ];
+
+    /// Returns the standalone ports of `service` (accounts, planner, executor, sweeper).
+    pub fn ports(service: &str) -> Ports {
+        PORTS
+            .into_iter()
+            .find(|ports| ports.service == service)
+            .unwrap_or_else(|| panic!("{service} is not a back-end service"))
+    }
+}
 
 /// A configuration error: the variable and what is wrong with it, never its value when
 /// the variable holds a secret.
@@ -34,26 +86,189 @@ impl ConfigError {
 
 pub type ConfigResult<T> = Result<T, ConfigError>;
 
-/// Returns the variable's value when it is set and not empty.
-pub fn var(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .filter(|value| !value.trim().is_empty())
+/// Where a service listens and finds its peers: alone (its documented ports on every
+/// interface, peers from `CUDLY_<PEER>_URL`) or inside the all-in-one `cudly` (loopback,
+/// any free port, peers wired by the stack once every listener is bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Standalone,
+    AllInOne,
 }
 
-/// Returns the variable as a secret when it is set and not empty.
-pub fn secret_var(name: &str) -> Option<SecretString> {
-    var(name).map(SecretString::from)
+/// The environment a configuration is read from: a snapshot of the process environment,
+/// or given pairs (tests). Every variable asked for is remembered.
+#[derive(Debug, Default)]
+pub struct Env {
+    values: BTreeMap<String, String>,
+    asked: Mutex<BTreeSet<String>>,
 }
 
-/// Parses a duration such as `30s`, `15m` or `7d`, or returns `default` when unset.
-pub fn duration_var(name: &str, default: Duration) -> ConfigResult<Duration> {
-    match var(name) {
-        None => Ok(default),
-        Some(text) => parse_duration(&text).map_err(|problem| {
-            ConfigError::new(name, format!("{problem} (expected e.g. 30s, 15m, 7d)"))
-        }),
+impl Env {
+    /// Returns a snapshot of the process environment.
+    pub fn process() -> Self {
+        Self::from_pairs(std::env::vars())
     }
+
+    /// Returns an environment holding only `pairs`.
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            values: pairs
+                .into_iter()
+                .map(|(name, value)| (name.into(), value.into()))
+                .collect(),
+            asked: Mutex::default(),
+        }
+    }
+
+    /// Returns an empty environment: every reader gives its defaults.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    fn asked(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.asked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Returns the variable's value when it is set and not empty.
+    pub fn var(&self, name: &str) -> Option<String> {
+        self.asked().insert(name.to_owned());
+        self.values
+            .get(name)
+            .filter(|value| !value.trim().is_empty())
+            .cloned()
+    }
+
+    /// Returns the variable as a secret when it is set and not empty.
+    pub fn secret(&self, name: &str) -> Option<SecretString> {
+        self.var(name).map(SecretString::from)
+    }
+
+    /// Returns the secret given inline in `name` or in the file `<name>_FILE` (trimmed);
+    /// both set is an error, neither is `None`.
+    pub fn secret_or_file(&self, name: &str) -> ConfigResult<Option<SecretString>> {
+        let file_variable = format!("{name}_FILE");
+        match (self.secret(name), self.var(&file_variable)) {
+            (Some(_), Some(_)) => Err(ConfigError::new(
+                format!("{name} and {file_variable}"),
+                "set only one of them",
+            )),
+            (Some(secret), None) => Ok(Some(secret)),
+            (None, Some(path)) => read_secret_file(Path::new(&path))
+                .map(Some)
+                .map_err(|problem| ConfigError::new(file_variable, problem)),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Parses a duration such as `30s`, `15m` or `7d`, or returns `default` when unset.
+    pub fn duration(&self, name: &str, default: Duration) -> ConfigResult<Duration> {
+        match self.var(name) {
+            None => Ok(default),
+            Some(text) => parse_duration(&text).map_err(|problem| {
+                ConfigError::new(name, format!("{problem} (expected e.g. 30s, 15m, 7d)"))
+            }),
+        }
+    }
+
+    /// Parses the variable with `FromStr`, or returns `default` when unset.
+    pub fn parse<T>(&self, name: &str, default: T) -> ConfigResult<T>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.var(name) {
+            None => Ok(default),
+            Some(text) => text
+                .trim()
+                .parse()
+                .map_err(|error: T::Err| ConfigError::new(name, format!("invalid value: {error}"))),
+        }
+    }
+
+    /// Parses a socket address variable, or returns `default`.
+    pub fn addr(&self, name: &str, default: &str) -> ConfigResult<SocketAddr> {
+        let text = self.var(name).unwrap_or_else(|| default.to_owned());
+        text.trim()
+            .parse()
+            .map_err(|_| ConfigError::new(name, format!("not a socket address: {text}")))
+    }
+
+    /// Returns the gRPC listen address of `service` (`CUDLY_<SERVICE>_ADDR`): by default
+    /// its documented port on every interface when alone, any free loopback port inside
+    /// `cudly`.
+    pub fn listen_addr(&self, service: &str, layout: Layout) -> ConfigResult<SocketAddr> {
+        let default = match layout {
+            Layout::Standalone => format!("0.0.0.0:{}", defaults::ports(service).grpc),
+            Layout::AllInOne => "127.0.0.1:0".to_owned(),
+        };
+        self.addr(&format!("CUDLY_{}_ADDR", upper(service)), &default)
+    }
+
+    /// Returns where to reach the gRPC service `service` (`CUDLY_<SERVICE>_URL`, by
+    /// default its documented port on this host). Inside `cudly` the stack wires peers
+    /// itself and nothing is read: an empty URL until then.
+    pub fn peer_url(&self, service: &str, layout: Layout) -> String {
+        match layout {
+            Layout::AllInOne => String::new(),
+            Layout::Standalone => self
+                .var(&format!("CUDLY_{}_URL", upper(service)))
+                .unwrap_or_else(|| format!("http://127.0.0.1:{}", defaults::ports(service).grpc)),
+        }
+    }
+
+    /// Returns the database URL of `service`: `CUDLY_<SERVICE>_DATABASE_URL`, else
+    /// `DATABASE_URL`, else the local default.
+    pub fn database_url(&self, service: &str) -> SecretString {
+        self.secret(&format!("CUDLY_{}_DATABASE_URL", upper(service)))
+            .or_else(|| self.secret("DATABASE_URL"))
+            .unwrap_or_else(|| SecretString::from(DEFAULT_DATABASE_URL))
+    }
+
+    /// Returns `REDIS_URL` or the local default.
+    pub fn redis_url(&self) -> SecretString {
+        self.secret("REDIS_URL")
+            .unwrap_or_else(|| SecretString::from(DEFAULT_REDIS_URL))
+    }
+
+    /// Returns true unless `CUDLY_ENV=production`.
+    pub fn is_dev_mode(&self) -> bool {
+        !matches!(self.var("CUDLY_ENV").as_deref(), Some("production"))
+    }
+
+    /// Returns the set `CUDLY_*` variables that no reader asked for, sorted.
+    /// `read_elsewhere` names variables read outside [`Env`] (the log format, read by
+    /// the telemetry set-up before any configuration).
+    pub fn unused_cudly_vars(&self, read_elsewhere: &[&str]) -> Vec<String> {
+        let asked = self.asked();
+        self.values
+            .keys()
+            .filter(|name| name.starts_with("CUDLY_"))
+            .filter(|name| !asked.contains(*name) && !read_elsewhere.contains(&name.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// Logs a warning for each set `CUDLY_*` variable that nothing read. Call it once
+    /// every reader of the binary has run.
+    pub fn report_unused_vars(&self) {
+        for name in self.unused_cudly_vars(cudly_telemetry::VARIABLES) {
+            tracing::warn!(variable = %name, "configuration variable not used by this binary");
+        }
+    }
+}
+
+fn upper(service: &str) -> String {
+    service.to_ascii_uppercase()
+}
+
+fn read_secret_file(path: &Path) -> Result<SecretString, String> {
+    std::fs::read_to_string(path)
+        .map(|text| SecretString::from(text.trim().to_owned()))
+        .map_err(|error| format!("cannot read {}: {}", path.display(), error.kind()))
 }
 
 /// Parses a humantime duration (`30s`, `15m`, `7d`, `1h 30m`).
@@ -61,114 +276,86 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|error| error.to_string())
 }
 
-/// Parses the variable with `FromStr`, or returns `default` when unset.
-pub fn parse_var<T>(name: &str, default: T) -> ConfigResult<T>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    match var(name) {
-        None => Ok(default),
-        Some(text) => text
-            .trim()
-            .parse()
-            .map_err(|error: T::Err| ConfigError::new(name, format!("invalid value: {error}"))),
-    }
+/// Settings every gRPC service reads the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommonSettings {
+    /// How often dependencies are re-checked (`CUDLY_HEALTH_INTERVAL`).
+    pub health_interval: Duration,
+    /// Deadline of each call to another service (`CUDLY_INTERNAL_CALL_TIMEOUT`).
+    pub internal_call_timeout: Duration,
 }
 
-/// Parses a socket address variable, or returns `default`.
-pub fn addr_var(name: &str, default: &str) -> ConfigResult<SocketAddr> {
-    let text = var(name).unwrap_or_else(|| default.to_owned());
-    text.parse()
-        .map_err(|_| ConfigError::new(name, format!("not a socket address: {text}")))
-}
-
-/// Returns the database URL of `service`: `CUDLY_<SERVICE>_DATABASE_URL`, else
-/// `DATABASE_URL`, else the local default.
-pub fn database_url(service: &str) -> SecretString {
-    let own = format!("CUDLY_{}_DATABASE_URL", service.to_ascii_uppercase());
-    secret_var(&own)
-        .or_else(|| secret_var("DATABASE_URL"))
-        .unwrap_or_else(|| SecretString::from(DEFAULT_DATABASE_URL))
-}
-
-/// Returns `REDIS_URL` or the local default.
-pub fn redis_url() -> SecretString {
-    secret_var("REDIS_URL").unwrap_or_else(|| SecretString::from(DEFAULT_REDIS_URL))
-}
-
-/// Returns true unless `CUDLY_ENV=production`.
-pub fn is_dev_mode() -> bool {
-    !matches!(var("CUDLY_ENV").as_deref(), Some("production"))
-}
-
-/// The services of the system, in the spelling of their variables.
-pub const SERVICES: [&str; 5] = ["accounts", "planner", "executor", "sweeper", "gateway"];
-
-/// Every `CUDLY_*` variable the system reads. `*` stands for a service or task name.
-const KNOWN: &[&str] = &[
-    "CUDLY_ENV",
-    "CUDLY_LOG_FORMAT",
-    "CUDLY_*_DATABASE_URL",
-    "CUDLY_*_ADDR",
-    "CUDLY_*_METRICS_ADDR",
-    "CUDLY_*_URL",
-    "CUDLY_BOOTSTRAP_ADMIN_KEY",
-    "CUDLY_INTERNAL_TOKEN_*",
-    "CUDLY_CREDENTIAL_KEY",
-    "CUDLY_CREDENTIAL_KEY_FILE",
-    "CUDLY_CREDENTIAL_OLD_KEY",
-    "CUDLY_CREDENTIAL_OLD_KEY_FILE",
-    "CUDLY_MAX_ACCOUNT_PARALLELISM",
-    "CUDLY_APPROVAL_TTL",
-    "CUDLY_STRANDED_APPROVED_AFTER",
-    "CUDLY_STRANDED_RUNNING_AFTER",
-    "CUDLY_REDRIVE_MAX_ATTEMPTS",
-    "CUDLY_SWEEP_INTERVAL",
-    "CUDLY_SWEEP_INTERVAL_*",
-    "CUDLY_LOCK_TTL",
-    "CUDLY_LOCK_KEY_PREFIX",
-    "CUDLY_GRPC_TLS_*",
-    "CUDLY_DEV_DIR",
-    "CUDLY_HEALTH_INTERVAL",
-    "CUDLY_REQUEST_TIMEOUT",
-    "CUDLY_AWS_CALL_TIMEOUT",
-    "CUDLY_EXECUTOR_POLL_INTERVAL",
-    "CUDLY_PURCHASE_SETTLE_MARGIN",
-];
-
-fn matches_pattern(name: &str, pattern: &str) -> bool {
-    match pattern.split_once('*') {
-        None => name == pattern,
-        Some((prefix, suffix)) => {
-            name.len() > prefix.len() + suffix.len()
-                && name.starts_with(prefix)
-                && name.ends_with(suffix)
+impl Default for CommonSettings {
+    fn default() -> Self {
+        Self {
+            health_interval: defaults::HEALTH_INTERVAL,
+            internal_call_timeout: defaults::INTERNAL_CALL_TIMEOUT,
         }
     }
 }
 
-/// Returns the names of set `CUDLY_*` variables the system does not know, so that a
-/// typo such as `CUDLY_APROVAL_TTL` is reported at start-up instead of silently ignored.
-pub fn unknown_cudly_vars() -> Vec<String> {
-    let mut unknown: Vec<String> = std::env::vars()
-        .map(|(name, _)| name)
-        .filter(|name| name.starts_with("CUDLY_"))
-        .filter(|name| !KNOWN.iter().any(|pattern| matches_pattern(name, pattern)))
-        .collect();
-    unknown.sort();
-    unknown
+impl CommonSettings {
+    /// Reads the shared settings over their defaults.
+    pub fn read(env: &Env) -> ConfigResult<Self> {
+        let settings = Self {
+            health_interval: env.duration("CUDLY_HEALTH_INTERVAL", defaults::HEALTH_INTERVAL)?,
+            internal_call_timeout: env.duration(
+                "CUDLY_INTERNAL_CALL_TIMEOUT",
+                defaults::INTERNAL_CALL_TIMEOUT,
+            )?,
+        };
+        if settings.health_interval.is_zero() {
+            return Err(ConfigError::new(
+                "CUDLY_HEALTH_INTERVAL",
+                "must be positive",
+            ));
+        }
+        if settings.internal_call_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "CUDLY_INTERNAL_CALL_TIMEOUT",
+                "must be longer than zero",
+            ));
+        }
+        Ok(settings)
+    }
 }
 
-/// Logs a warning for each unknown `CUDLY_*` variable.
-pub fn warn_unknown_vars() {
-    for name in unknown_cudly_vars() {
-        tracing::warn!(variable = %name, "unknown configuration variable ignored");
+/// Where a service's secrets come from: the environment (a service binary runs in
+/// production mode and requires them), or the all-in-one `cudly`, which in dev mode
+/// generates whatever is missing.
+pub trait SecretSource {
+    /// Returns the internal token of `caller`.
+    fn internal_token(&self, caller: Caller) -> ConfigResult<SecretString>;
+    /// Returns the credential key as 64 hex characters (accounts).
+    fn credential_key(&self) -> ConfigResult<SecretString>;
+    /// Returns the bootstrap admin key, if there is one (gateway).
+    fn bootstrap_admin_key(&self) -> Option<SecretString>;
+}
+
+impl SecretSource for Env {
+    fn internal_token(&self, caller: Caller) -> ConfigResult<SecretString> {
+        self.secret(&caller.token_var())
+            .ok_or_else(|| ConfigError::new(caller.token_var(), "must be set"))
+    }
+
+    fn credential_key(&self) -> ConfigResult<SecretString> {
+        self.secret_or_file("CUDLY_CREDENTIAL_KEY")?.ok_or_else(|| {
+            ConfigError::new(
+                "CUDLY_CREDENTIAL_KEY",
+                "CUDLY_CREDENTIAL_KEY or CUDLY_CREDENTIAL_KEY_FILE must be set",
+            )
+        })
+    }
+
+    fn bootstrap_admin_key(&self) -> Option<SecretString> {
+        self.secret("CUDLY_BOOTSTRAP_ADMIN_KEY")
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     #[test]
@@ -183,16 +370,77 @@ mod tests {
     }
 
     #[test]
-    fn patterns_match_service_and_task_names() {
-        assert!(matches_pattern(
-            "CUDLY_ACCOUNTS_DATABASE_URL",
-            "CUDLY_*_DATABASE_URL"
-        ));
-        assert!(matches_pattern(
-            "CUDLY_SWEEP_INTERVAL_EXPIRE_PENDING",
-            "CUDLY_SWEEP_INTERVAL_*"
-        ));
-        assert!(!matches_pattern("CUDLY_APROVAL_TTL", "CUDLY_APPROVAL_TTL"));
-        assert!(!matches_pattern("CUDLY__URL", "CUDLY_*_URL"));
+    fn a_variable_nothing_read_is_reported_and_one_read_is_not() {
+        let env = Env::from_pairs([
+            ("CUDLY_APPROVAL_TTL", "1d"),
+            ("CUDLY_APROVAL_TTL", "1d"),
+            ("CUDLY_LOG_FORMAT", "json"),
+            ("HOME", "/root"),
+        ]);
+        env.duration("CUDLY_APPROVAL_TTL", Duration::ZERO).unwrap();
+        assert_eq!(
+            env.unused_cudly_vars(&["CUDLY_LOG_FORMAT"]),
+            ["CUDLY_APROVAL_TTL"]
+        );
+    }
+
+    #[test]
+    fn an_empty_value_counts_as_unset() {
+        let env = Env::from_pairs([("CUDLY_HEALTH_INTERVAL", " ")]);
+        assert_eq!(
+            CommonSettings::read(&env).unwrap(),
+            CommonSettings::default()
+        );
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let env = Env::from_pairs([("CUDLY_INTERNAL_CALL_TIMEOUT", "soon")]);
+        let error = CommonSettings::read(&env).unwrap_err();
+        assert_eq!(error.variable, "CUDLY_INTERNAL_CALL_TIMEOUT");
+    }
+
+    #[test]
+    fn listen_addresses_and_peers_follow_the_layout() {
+        let env = Env::from_pairs([("CUDLY_EXECUTOR_URL", "http://executor:50053")]);
+        assert_eq!(
+            env.listen_addr("planner", Layout::Standalone).unwrap(),
+            "0.0.0.0:50052".parse().unwrap()
+        );
+        assert_eq!(
+            env.listen_addr("planner", Layout::AllInOne).unwrap(),
+            "127.0.0.1:0".parse().unwrap()
+        );
+        assert_eq!(
+            env.peer_url("executor", Layout::Standalone),
+            "http://executor:50053"
+        );
+        assert_eq!(
+            env.peer_url("accounts", Layout::Standalone),
+            "http://127.0.0.1:50051"
+        );
+        // Inside cudly the stack wires peers; a URL set anyway is not read, so it is
+        // reported as unused.
+        let env = Env::from_pairs([("CUDLY_EXECUTOR_URL", "http://executor:50053")]);
+        assert_eq!(env.peer_url("executor", Layout::AllInOne), "");
+        assert_eq!(env.unused_cudly_vars(&[]), ["CUDLY_EXECUTOR_URL"]);
+    }
+
+    #[test]
+    fn a_secret_comes_inline_or_from_a_file_never_both() {
+        let dir = std::env::temp_dir().join(format!("cudly-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("key");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let path = file.display().to_string();
+        let env = Env::from_pairs([("CUDLY_CREDENTIAL_KEY_FILE", path.as_str())]);
+        assert_eq!(env.credential_key().unwrap().expose_secret(), "from-file");
+        let both = Env::from_pairs([
+            ("CUDLY_CREDENTIAL_KEY", "inline"),
+            ("CUDLY_CREDENTIAL_KEY_FILE", path.as_str()),
+        ]);
+        assert!(both.credential_key().is_err());
+        assert!(Env::empty().credential_key().is_err());
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

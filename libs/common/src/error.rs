@@ -9,7 +9,7 @@ use cudly_proto::common::v1 as pb;
 use serde::Serialize;
 use tonic::Code;
 
-/// The error codes of the REST contract (API.md, Conventions).
+/// The error codes of the REST contract (docs/design/API.md, Conventions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {

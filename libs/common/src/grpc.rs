@@ -12,7 +12,7 @@ use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
-use crate::config::{self, ConfigError, ConfigResult};
+use crate::config::{ConfigError, ConfigResult, SecretSource};
 use crate::error::ApiError;
 
 /// Metadata key carrying the calling service's internal token.
@@ -50,13 +50,6 @@ impl Caller {
     }
 }
 
-/// Reads the token of `caller` from its variable; missing is an error, since separate
-/// service binaries run in production mode and refuse to start without their secrets.
-pub fn caller_token(caller: Caller) -> ConfigResult<SecretString> {
-    config::secret_var(&caller.token_var())
-        .ok_or_else(|| ConfigError::new(caller.token_var(), "must be set"))
-}
-
 /// Server-side check of internal tokens. Accepts the listed callers only and records
 /// the caller in the request extensions for per-RPC checks ([`require_caller`]).
 #[derive(Clone)]
@@ -71,11 +64,15 @@ impl InternalAuth {
         }
     }
 
-    /// Reads the tokens of the `callers` this service accepts from the environment.
-    pub fn from_env(callers: &[Caller]) -> ConfigResult<Self> {
+    /// Takes the tokens of the `callers` this service accepts from `secrets`.
+    pub fn from_source(callers: &[Caller], secrets: &impl SecretSource) -> ConfigResult<Self> {
         let accepted = callers
             .iter()
-            .map(|caller| caller_token(*caller).map(|token| (*caller, token)))
+            .map(|caller| {
+                secrets
+                    .internal_token(*caller)
+                    .map(|token| (*caller, token))
+            })
             .collect::<ConfigResult<Vec<_>>>()?;
         Ok(Self::new(accepted))
     }

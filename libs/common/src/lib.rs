@@ -1,6 +1,6 @@
 //! Shared building blocks of every CUDly-rs service: the error-code table that maps
 //! one code to both a gRPC code and an HTTP status, configuration loading, idempotency
-//! tokens, secret scrubbing, database set-up and internal gRPC plumbing.
+//! rules and tokens, database set-up, metrics and internal gRPC plumbing.
 
 pub mod config;
 pub mod db;
@@ -8,7 +8,6 @@ pub mod error;
 pub mod grpc;
 pub mod idempotency;
 pub mod metrics;
-pub mod secret;
 pub mod server;
 
 pub use error::{ApiError, ErrorCode};

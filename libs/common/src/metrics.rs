@@ -165,15 +165,24 @@ where
     }
 }
 
-/// Starts the `/metrics` listener of a standalone service binary on
-/// `CUDLY_<SERVICE>_METRICS_ADDR` (default `default_addr`); cancel the returned token
-/// to stop it.
-pub fn spawn_standalone(
+/// Returns the `/metrics` address of a standalone service binary:
+/// `CUDLY_<SERVICE>_METRICS_ADDR`, by default the service's metrics port of the
+/// defaults table on every interface.
+pub fn standalone_addr(
+    env: &crate::config::Env,
     service: &str,
-    default_addr: &str,
-) -> crate::config::ConfigResult<CancellationToken> {
+) -> crate::config::ConfigResult<SocketAddr> {
     let variable = format!("CUDLY_{}_METRICS_ADDR", service.to_ascii_uppercase());
-    let addr = crate::config::addr_var(&variable, default_addr)?;
+    let default = format!(
+        "0.0.0.0:{}",
+        crate::config::defaults::ports(service).metrics
+    );
+    env.addr(&variable, &default)
+}
+
+/// Starts the `/metrics` listener of a standalone service binary on `addr`; cancel the
+/// returned token to stop it.
+pub fn spawn_standalone(addr: SocketAddr) -> CancellationToken {
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     tokio::spawn(async move {
@@ -181,5 +190,5 @@ pub fn spawn_standalone(
             tracing::error!(%addr, error = %format!("{error:#}"), "metrics listener failed");
         }
     });
-    Ok(cancel)
+    cancel
 }

@@ -1,4 +1,4 @@
-//! The start-up and serving sequence every gRPC service shares (STYLE.md, Start-up and
+//! The start-up and serving sequence every gRPC service shares (docs/design/STYLE.md, Start-up and
 //! shutdown): the listener is bound first, the pool connects lazily, migrations run in
 //! the background until Postgres answers, health starts NOT_SERVING and follows the
 //! dependency checks, and the server stops gracefully on the shutdown future.
@@ -31,15 +31,46 @@ pub struct ServiceSpec {
     pub migrator: &'static Migrator,
     pub health_interval: Duration,
     pub extra_checks: Vec<ExtraCheck>,
+    /// Told when the migrations are applied and every dependency answers; background
+    /// work that needs them waits on it ([`Readiness::wait_ready`]).
+    pub readiness: Readiness,
 }
 
-/// Returns true once the service's migrations have been applied.
-#[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+/// Whether a service's migrations are applied and its dependencies answered the last
+/// check.
+#[derive(Clone)]
+pub struct Readiness {
+    migrated: Arc<AtomicBool>,
+    ready: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self {
+            migrated: Arc::default(),
+            ready: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+}
 
 impl Readiness {
     pub fn is_migrated(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.migrated.load(Ordering::Acquire)
+    }
+
+    /// Completes once the service is migrated and its dependencies answer.
+    pub async fn wait_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        // The sender lives as long as `self`, so the wait ends only by readiness.
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    fn set_ready(&self, ready: bool) {
+        self.ready.send_if_modified(|current| {
+            let changed = *current != ready;
+            *current = ready;
+            changed
+        });
     }
 }
 
@@ -71,7 +102,7 @@ pub async fn serve(
             .await;
     }
     let cancel = CancellationToken::new();
-    let readiness = Readiness::default();
+    let readiness = spec.readiness.clone();
     let health_task = tokio::spawn(drive_health(
         reporter,
         vec![spec.grpc_name.to_owned()],
@@ -125,7 +156,7 @@ fn dependency_checker(
                     crate::db::migrate(&pool, migrator, schema)
                         .await
                         .map_err(|error| error.to_string())?;
-                    readiness.0.store(true, Ordering::Release);
+                    readiness.migrated.store(true, Ordering::Release);
                     tracing::info!(service, schema, "migrations applied");
                 }
                 crate::db::ping(&pool)
@@ -137,7 +168,48 @@ fn dependency_checker(
             for check in &extra_checks {
                 statuses.push(check().await);
             }
+            readiness.set_ready(
+                readiness.is_migrated() && statuses.iter().all(|(_, status)| status.is_ok()),
+            );
             statuses
         })
+    }
+}
+
+/// Completes once every peer (name and gRPC URL) answers its health check SERVING,
+/// checking again every `interval`. A peer serves only once its own migrations are
+/// applied, so work that calls it does not start early and fail.
+pub async fn wait_serving(peers: &[(&'static str, String)], interval: Duration) {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    for (name, url) in peers {
+        let Ok(endpoint) = tonic::transport::Endpoint::from_shared(url.clone()) else {
+            tracing::warn!(peer = name, "peer url is not valid, not waiting for it");
+            continue;
+        };
+        let mut client = HealthClient::new(
+            endpoint
+                .connect_timeout(Duration::from_secs(3))
+                .timeout(Duration::from_secs(3))
+                .connect_lazy(),
+        );
+        let mut announced = false;
+        loop {
+            let serving = client
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .is_ok_and(|reply| reply.get_ref().status == ServingStatus::Serving as i32);
+            if serving {
+                break;
+            }
+            if !announced {
+                tracing::info!(peer = name, "waiting for the peer to serve");
+                announced = true;
+            }
+            tokio::time::sleep(interval).await;
+        }
     }
 }

@@ -32,6 +32,14 @@ const OTLP_ENDPOINT_VARIABLES: [&str; 2] = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 ];
 
+/// The variable choosing the log format (`json`, `pretty`, else compact), read here
+/// before any configuration.
+pub const LOG_FORMAT_VAR: &str = "CUDLY_LOG_FORMAT";
+
+/// The `CUDLY_*` variables this crate reads itself, so that a binary does not report
+/// them as unused.
+pub const VARIABLES: &[&str] = &[LOG_FORMAT_VAR];
+
 /// Keeps telemetry running; dropping the last guard flushes and shuts down the span
 /// exporter.
 ///
@@ -219,7 +227,7 @@ fn fmt_layer(kind: SubscriberKind) -> Box<dyn Layer<Registry> + Send + Sync> {
             env_filter = env_filter.add_directive(directive);
         }
     }
-    let format = std::env::var("CUDLY_LOG_FORMAT").unwrap_or_default();
+    let format = std::env::var(LOG_FORMAT_VAR).unwrap_or_default();
     let layer = tracing_subscriber::fmt::layer();
     match (format.as_str(), kind) {
         ("json", SubscriberKind::Tests) => layer

@@ -34,7 +34,7 @@ mod init;
 mod propagation;
 mod server;
 
-pub use init::{TelemetryGuard, init, init_for_tests};
+pub use init::{LOG_FORMAT_VAR, TelemetryGuard, VARIABLES, init, init_for_tests};
 pub use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 pub use propagation::{
     TraceContextInterceptor, current_context, current_trace_id, extract_grpc_context,

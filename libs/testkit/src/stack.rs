@@ -83,8 +83,8 @@ impl TestStack {
         let sandbox = Sandbox::start(SandboxConfig::default().with_account(host)).await?;
         let endpoint = sandbox.endpoint();
         let mut this = Self::start_with(|config| {
-            config.aws = config.aws.clone().with_endpoint(endpoint);
-            config.aws_ambient_credentials = Some(SessionCredentials {
+            config.set_aws(config.executor.aws.clone().with_endpoint(endpoint));
+            config.accounts.aws_ambient_credentials = Some(SessionCredentials {
                 access_key_id,
                 secret_access_key: SecretString::from(secret_access_key),
                 session_token: None,

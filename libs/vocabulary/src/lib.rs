@@ -21,8 +21,8 @@ mod service;
 mod targets;
 mod validate;
 
-#[cfg(feature = "strategies")]
-pub mod strategies;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::FieldError;
 pub use provider::{AWS_PAYMENT_OPTIONS, Provider, TERMS_YEARS};

@@ -2,7 +2,7 @@
 //! target rule.
 
 use cudly_vocabulary::limits::{MAX_COUNT, MAX_RECOMMENDATIONS};
-use cudly_vocabulary::strategies::recommendation_list;
+use cudly_vocabulary::testing::{example, recommendation_list};
 use cudly_vocabulary::{
     AwsService, Provider, Recommendation, RecommendationDetails, RecommendationInput,
     assign_targets, validate_recommendations,
@@ -11,16 +11,7 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 fn input(service: &str, resource_type: &str) -> RecommendationInput {
-    RecommendationInput {
-        provider: "aws".into(),
-        service: service.into(),
-        region: "us-east-1".into(),
-        resource_type: resource_type.into(),
-        count: 2,
-        term: 1,
-        payment: "all-upfront".into(),
-        ..RecommendationInput::default()
-    }
+    example(service, resource_type)
 }
 
 fn with_details(

@@ -63,8 +63,9 @@ impl App {
             grpc_name: grpc::SERVICE_NAME,
             schema: SCHEMA,
             migrator: &MIGRATOR,
-            health_interval: self.config.health_interval,
+            health_interval: self.config.common.health_interval,
             extra_checks: Vec::new(),
+            readiness: Default::default(),
         };
         let cipher = CredentialCipher::new(self.config.credential_keys.clone());
         let resolver = Resolver::new(

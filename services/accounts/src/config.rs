@@ -1,16 +1,16 @@
-//! Configuration of the accounts service, read from the environment at start-up.
+//! Configuration of the accounts service: every variable it reads, read in
+//! [`Config::read`] (alone and inside the all-in-one `cudly`).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use cudly_common::config::{self, ConfigError, ConfigResult};
+use cudly_common::config::{CommonSettings, ConfigResult, Env, Layout, SecretSource};
 use cudly_common::grpc::{Caller, InternalAuth};
 use secrecy::SecretString;
 
 pub use crate::crypto::{CredentialKey, CredentialKeys};
 pub use cudly_aws::sdk::{AwsSettings, SessionCredentials};
 
-/// The callers this service accepts (ARCHITECTURE.md, who calls whom).
+/// The callers this service accepts (docs/design/ARCHITECTURE.md "Who calls whom").
 pub const ACCEPTED_CALLERS: &[Caller] = &[Caller::Gateway, Caller::Planner, Caller::Executor];
 
 #[derive(Clone)]
@@ -21,8 +21,8 @@ pub struct Config {
     pub database_url: SecretString,
     /// Tokens of the accepted callers (`CUDLY_INTERNAL_TOKEN_<CALLER>`).
     pub auth: InternalAuth,
-    /// How often dependencies are checked for health.
-    pub health_interval: Duration,
+    /// Health interval (the internal call timeout is unused: accounts calls no service).
+    pub common: CommonSettings,
     /// The key credentials are encrypted with (`CUDLY_CREDENTIAL_KEY` or
     /// `CUDLY_CREDENTIAL_KEY_FILE`) and, during a rotation, the previous one
     /// (`CUDLY_CREDENTIAL_OLD_KEY` or `CUDLY_CREDENTIAL_OLD_KEY_FILE`).
@@ -38,24 +38,18 @@ pub struct Config {
 
 impl Config {
     /// Reads the configuration; fails naming the first missing or invalid variable.
-    /// The credential key is required: only the all-in-one `cudly` binary has a dev
-    /// mode that generates one.
-    pub fn from_env() -> ConfigResult<Self> {
+    /// The credential key is required (only `cudly`'s dev mode generates one).
+    pub fn read(env: &Env, secrets: &impl SecretSource, layout: Layout) -> ConfigResult<Self> {
         Ok(Self {
-            addr: config::addr_var("CUDLY_ACCOUNTS_ADDR", "0.0.0.0:50051")?,
-            database_url: config::database_url("accounts"),
-            auth: InternalAuth::from_env(ACCEPTED_CALLERS)?,
-            health_interval: config::duration_var("CUDLY_HEALTH_INTERVAL", Duration::from_secs(2))?,
-            credential_keys: CredentialKeys::from_env()?,
-            aws: aws_settings_from_env()?,
+            addr: env.listen_addr("accounts", layout)?,
+            database_url: env.database_url("accounts"),
+            auth: InternalAuth::from_source(ACCEPTED_CALLERS, secrets)?,
+            common: CommonSettings::read(env)?,
+            credential_keys: CredentialKeys::read(env, secrets)?,
+            aws: AwsSettings::read(env)?,
             aws_ambient_credentials: None,
         })
     }
-}
-
-/// Reads the AWS settings of the environment.
-pub fn aws_settings_from_env() -> ConfigResult<AwsSettings> {
-    AwsSettings::from_env().map_err(|problem| ConfigError::new("AWS settings", problem))
 }
 
 /// What the `rotate-credential-key` command needs: the database and both keys.
@@ -66,10 +60,10 @@ pub struct RotationConfig {
 }
 
 impl RotationConfig {
-    pub fn from_env() -> ConfigResult<Self> {
+    pub fn read(env: &Env) -> ConfigResult<Self> {
         Ok(Self {
-            database_url: config::database_url("accounts"),
-            credential_keys: CredentialKeys::from_env()?,
+            database_url: env.database_url("accounts"),
+            credential_keys: CredentialKeys::read(env, env)?,
         })
     }
 }

@@ -1,4 +1,4 @@
-//! Encryption of stored credentials (DOMAIN.md, Cloud accounts: encryption at rest).
+//! Encryption of stored credentials (docs/design/DOMAIN.md, Cloud accounts: encryption at rest).
 //!
 //! AES-256-GCM with a random 12-byte nonce per write and the account id and credential
 //! type as associated data, so a blob copied to another row (another account, or
@@ -11,14 +11,13 @@
 //! with the current key first, then with the old one, and always written with the
 //! current key ([`crate::rotation`] re-encrypts every blob).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cudly_common::config::{self, ConfigError, ConfigResult};
+use cudly_common::config::{ConfigError, ConfigResult, Env, SecretSource};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use uuid::Uuid;
@@ -76,69 +75,20 @@ impl CredentialKeys {
         Self { current, old }
     }
 
-    /// Reads the current key (required: exactly one of `CUDLY_CREDENTIAL_KEY` and
-    /// `CUDLY_CREDENTIAL_KEY_FILE`) and the optional old key (at most one of
-    /// `CUDLY_CREDENTIAL_OLD_KEY` and `CUDLY_CREDENTIAL_OLD_KEY_FILE`).
-    pub fn from_env() -> ConfigResult<Self> {
-        let current = select_key(
-            "CUDLY_CREDENTIAL_KEY",
-            config::var("CUDLY_CREDENTIAL_KEY"),
-            config::var("CUDLY_CREDENTIAL_KEY_FILE"),
-        )?
-        .ok_or_else(|| {
-            ConfigError::new(
-                "CUDLY_CREDENTIAL_KEY",
-                "CUDLY_CREDENTIAL_KEY or CUDLY_CREDENTIAL_KEY_FILE must be set",
-            )
-        })?;
-        let old = old_key_from_env()?;
+    /// Takes the current key from `secrets` (the environment's `CUDLY_CREDENTIAL_KEY`
+    /// or `CUDLY_CREDENTIAL_KEY_FILE`, or the key `cudly` generated in dev mode) and the
+    /// optional old key from `CUDLY_CREDENTIAL_OLD_KEY` or `CUDLY_CREDENTIAL_OLD_KEY_FILE`
+    /// (never generated).
+    pub fn read(env: &Env, secrets: &impl SecretSource) -> ConfigResult<Self> {
+        let current = CredentialKey::from_hex(secrets.credential_key()?.expose_secret())
+            .map_err(|problem| ConfigError::new("CUDLY_CREDENTIAL_KEY", problem))?;
+        let old = env
+            .secret_or_file("CUDLY_CREDENTIAL_OLD_KEY")?
+            .map(|hex| CredentialKey::from_hex(hex.expose_secret()))
+            .transpose()
+            .map_err(|problem| ConfigError::new("CUDLY_CREDENTIAL_OLD_KEY", problem))?;
         Ok(Self { current, old })
     }
-}
-
-/// Reads the optional old key (`CUDLY_CREDENTIAL_OLD_KEY` or `..._FILE`, not both).
-pub fn old_key_from_env() -> ConfigResult<Option<CredentialKey>> {
-    select_key(
-        "CUDLY_CREDENTIAL_OLD_KEY",
-        config::var("CUDLY_CREDENTIAL_OLD_KEY"),
-        config::var("CUDLY_CREDENTIAL_OLD_KEY_FILE"),
-    )
-}
-
-/// Returns the key given either inline (`<variable>`) or in a file
-/// (`<variable>_FILE`): both is an error, neither is `None`. Messages name the
-/// variable and never the key.
-pub fn select_key(
-    variable: &str,
-    inline: Option<String>,
-    file: Option<String>,
-) -> ConfigResult<Option<CredentialKey>> {
-    let file_variable = format!("{variable}_FILE");
-    match (inline, file) {
-        (Some(_), Some(_)) => Err(ConfigError::new(
-            format!("{variable} and {file_variable}"),
-            "set only one of them",
-        )),
-        (Some(text), None) => CredentialKey::from_hex(&text)
-            .map(Some)
-            .map_err(|problem| ConfigError::new(variable, problem)),
-        (None, Some(path)) => {
-            let text = read_key_file(Path::new(&path))
-                .map_err(|problem| ConfigError::new(&file_variable, problem))?;
-            CredentialKey::from_hex(text.expose_secret())
-                .map(Some)
-                .map_err(|problem| {
-                    ConfigError::new(&file_variable, format!("the file's content {problem}"))
-                })
-        }
-        (None, None) => Ok(None),
-    }
-}
-
-fn read_key_file(path: &Path) -> Result<SecretString, String> {
-    std::fs::read_to_string(path)
-        .map(SecretString::from)
-        .map_err(|error| format!("cannot read {}: {}", path.display(), error.kind()))
 }
 
 /// Why a blob could not be decrypted. Never holds key or plaintext material.
@@ -341,53 +291,33 @@ mod tests {
         assert!(CredentialKey::from_hex(&format!("  {}\n", "ab".repeat(32))).is_ok());
         assert!(CredentialKey::from_hex("abcd").is_err());
         assert!(CredentialKey::from_hex(&"zz".repeat(32)).is_err());
-        let error = select_key(
-            "CUDLY_CREDENTIAL_KEY",
-            Some("not-a-key-s3cr3t".into()),
-            None,
-        )
-        .unwrap_err();
+        let env = Env::from_pairs([("CUDLY_CREDENTIAL_KEY", "not-a-key-s3cr3t")]);
+        let error = CredentialKeys::read(&env, &env).unwrap_err();
         assert!(!error.to_string().contains("s3cr3t"), "{error}");
         assert!(format!("{:?}", CredentialKey::generate()).contains("redacted"));
     }
 
     #[test]
-    fn a_key_given_twice_is_a_configuration_error_and_none_is_absent() {
-        let error = select_key(
-            "CUDLY_CREDENTIAL_KEY",
-            Some("ab".repeat(32)),
-            Some("/tmp/key".into()),
-        )
-        .unwrap_err();
-        assert!(error.to_string().contains("set only one"), "{error}");
-        assert!(
-            select_key("CUDLY_CREDENTIAL_KEY", None, None)
-                .unwrap()
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn a_key_file_is_read_and_trimmed() {
+    fn the_keys_come_from_a_value_or_a_file_and_the_old_key_is_optional() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("credential.key");
         std::fs::write(&path, format!("{}\n", "0f".repeat(32))).unwrap();
-        let key = select_key(
-            "CUDLY_CREDENTIAL_KEY",
-            None,
-            Some(path.display().to_string()),
-        )
-        .unwrap();
-        assert!(key.is_some());
-        let missing = select_key(
-            "CUDLY_CREDENTIAL_KEY",
-            None,
-            Some("/nonexistent/key".into()),
-        )
-        .unwrap_err();
+        let file = path.display().to_string();
+        let env = Env::from_pairs([("CUDLY_CREDENTIAL_KEY_FILE", file.as_str())]);
+        let keys = CredentialKeys::read(&env, &env).unwrap();
+        assert!(keys.old.is_none());
+        let old = "ab".repeat(32);
+        let env = Env::from_pairs([
+            ("CUDLY_CREDENTIAL_KEY_FILE", file.as_str()),
+            ("CUDLY_CREDENTIAL_OLD_KEY", old.as_str()),
+        ]);
+        assert!(CredentialKeys::read(&env, &env).unwrap().old.is_some());
+        let missing = Env::from_pairs([("CUDLY_CREDENTIAL_KEY_FILE", "/nonexistent/key")]);
+        let error = CredentialKeys::read(&missing, &missing).unwrap_err();
         assert!(
-            missing.to_string().starts_with("CUDLY_CREDENTIAL_KEY_FILE"),
-            "{missing}"
+            error.to_string().starts_with("CUDLY_CREDENTIAL_KEY_FILE"),
+            "{error}"
         );
+        assert!(CredentialKeys::read(&Env::empty(), &Env::empty()).is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! The accounts service of CUDly-rs (ARCHITECTURE.md): cloud accounts, their
+//! The accounts service of CUDly-rs (docs/design/ARCHITECTURE.md): cloud accounts, their
 //! AES-256-GCM encrypted credentials, credential tests, AWS Organizations discovery and
 //! short-lived session credentials for the executor.
 

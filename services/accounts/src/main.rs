@@ -6,6 +6,8 @@
 //! `CUDLY_CREDENTIAL_OLD_KEY` where needed, and exits.
 
 use anyhow::Context;
+use cudly_common::config::{Env, Layout};
+use cudly_common::metrics::standalone_addr;
 
 const USAGE: &str = "usage: cudly-accounts [rotate-credential-key]
 
@@ -29,9 +31,12 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve() -> anyhow::Result<()> {
     let _telemetry = cudly_telemetry::init("accounts")?;
-    cudly_common::config::warn_unknown_vars();
-    let config = cudly_accounts::config::Config::from_env().context("invalid configuration")?;
-    let metrics = cudly_common::metrics::spawn_standalone("accounts", "0.0.0.0:9091")?;
+    let env = Env::process();
+    let config = cudly_accounts::config::Config::read(&env, &env, Layout::Standalone)
+        .context("invalid configuration")?;
+    let metrics_addr = standalone_addr(&env, "accounts").context("invalid configuration")?;
+    env.report_unused_vars();
+    let metrics = cudly_common::metrics::spawn_standalone(metrics_addr);
     let app = cudly_accounts::app::App::build(config).await?;
     let result = app
         .run_until_stopped(cudly_common::grpc::shutdown_signal())
@@ -42,9 +47,10 @@ async fn serve() -> anyhow::Result<()> {
 
 async fn rotate() -> anyhow::Result<()> {
     let _telemetry = cudly_telemetry::init("accounts")?;
-    cudly_common::config::warn_unknown_vars();
+    let env = Env::process();
     let config =
-        cudly_accounts::config::RotationConfig::from_env().context("invalid configuration")?;
+        cudly_accounts::config::RotationConfig::read(&env).context("invalid configuration")?;
+    env.report_unused_vars();
     let report = cudly_accounts::app::rotate(config).await?;
     println!(
         "credential key rotation done: {} re-encrypted, {} already under the current key",

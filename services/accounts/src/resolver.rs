@@ -1,4 +1,4 @@
-//! Credential resolution (DOMAIN.md, Cloud accounts): every AWS mode ends in temporary
+//! Credential resolution (docs/design/DOMAIN.md, Cloud accounts): every AWS mode ends in temporary
 //! session credentials, cached until shortly before they expire.
 //!
 //! - access_keys: GetSessionToken with the stored keys;

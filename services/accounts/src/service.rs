@@ -1,5 +1,5 @@
 //! The operations of the accounts service, between the gRPC edge and the SQL: every
-//! rule of DOMAIN.md "Cloud accounts" that needs the database, each write in one
+//! rule of docs/design/DOMAIN.md "Cloud accounts" that needs the database, each write in one
 //! transaction, and the calls to AWS.
 
 use std::collections::HashSet;

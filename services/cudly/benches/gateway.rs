@@ -21,16 +21,13 @@
 mod common;
 
 use common::{Layout, LoadResult, LoadShape, System};
-use cudly_testkit::TestDb;
+use cudly_testkit::{TestDb, bench};
 
 const ACCOUNT_SELECT: &str = "SELECT * FROM cloud_accounts WHERE id = $1";
 const EXECUTION_SELECT: &str = "SELECT * FROM executions WHERE id = $1";
 
 fn main() -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run())
+    bench::block_on(run())
 }
 
 fn print_header(shape: &LoadShape, log_level: &str) {
@@ -52,7 +49,7 @@ fn print_header(shape: &LoadShape, log_level: &str) {
 /// Prints throughput, p50 and p99 of `gateway` against `baseline`.
 fn print_comparison(route: &str, gateway: &LoadResult, baseline: &LoadResult, select: &str) {
     let baseline_name = format!("postgres `{select}`");
-    common::print_result(
+    bench::print_result(
         &format!("gateway GET {route} throughput"),
         "req/s",
         gateway.per_second(),
@@ -60,7 +57,7 @@ fn print_comparison(route: &str, gateway: &LoadResult, baseline: &LoadResult, se
         baseline.per_second(),
     );
     for (name, quantile) in [("p50", 0.5), ("p99", 0.99)] {
-        common::print_result(
+        bench::print_result(
             &format!("gateway GET {route} latency {name}"),
             "ms",
             gateway.latency_ms(quantile),
@@ -72,7 +69,7 @@ fn print_comparison(route: &str, gateway: &LoadResult, baseline: &LoadResult, se
 
 async fn run() -> anyhow::Result<()> {
     let shape = LoadShape::from_env();
-    let log_level = common::text_knob("GATEWAY_RUST_LOG", "info");
+    let log_level = bench::text_knob("GATEWAY_RUST_LOG", "info");
     print_header(&shape, &log_level);
 
     let db = TestDb::create().await?;

@@ -28,13 +28,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Layout, LoadShape, Memory, System};
-use cudly_testkit::TestDb;
+use cudly_testkit::{TestDb, bench};
 
 fn main() -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run())
+    bench::block_on(run())
 }
 
 fn print_header(shape: &LoadShape, idle: Duration, log_level: &str) {
@@ -68,12 +65,12 @@ fn print_process(layout: Layout, name: &str, idle: Memory, highest_kib: u64, end
         "{name} ({}): idle VmRSS {} MiB, under load highest VmRSS {} MiB, VmRSS at the end {} MiB, \
          VmHWM {} MiB",
         layout.name(),
-        common::number(common::mib(idle.rss_kib)),
-        common::number(common::mib(highest_kib)),
-        common::number(common::mib(end.rss_kib)),
-        common::number(common::mib(end.peak_kib)),
+        bench::number(common::mib(idle.rss_kib)),
+        bench::number(common::mib(highest_kib)),
+        bench::number(common::mib(end.rss_kib)),
+        bench::number(common::mib(end.peak_kib)),
     );
-    common::print_result(
+    bench::print_result(
         &format!("memory {name} ({}) VmRSS under load", layout.name()),
         "MiB",
         common::mib(highest_kib),
@@ -142,8 +139,8 @@ async fn measure(
 
 async fn run() -> anyhow::Result<()> {
     let shape = LoadShape::from_env();
-    let idle = Duration::from_secs(common::knob("MEMORY_IDLE_SECONDS", 5));
-    let log_level = common::text_knob("GATEWAY_RUST_LOG", "info");
+    let idle = Duration::from_secs(bench::knob("MEMORY_IDLE_SECONDS", 5));
+    let log_level = bench::text_knob("GATEWAY_RUST_LOG", "info");
     print_header(&shape, idle, &log_level);
 
     let db = TestDb::create().await?;

@@ -1,21 +1,24 @@
-//! `cudly`: the whole system in one process (ARCHITECTURE.md). Dev mode unless
-//! `CUDLY_ENV=production`: missing secrets are generated once and kept under `.cudly/`.
+//! `cudly`: the whole system in one process (docs/design/ARCHITECTURE.md). Dev mode
+//! unless `CUDLY_ENV=production`: missing secrets are generated once and kept under
+//! `.cudly/`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use cudly::{Secrets, Stack, StackConfig};
+use cudly_common::config::Env;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = cudly_telemetry::init("cudly")?;
-    cudly_common::config::warn_unknown_vars();
-    let secrets = if cudly_common::config::is_dev_mode() {
+    let env = Env::process();
+    let secrets = if env.is_dev_mode() {
         let dir = PathBuf::from(
-            cudly_common::config::var("CUDLY_DEV_DIR").unwrap_or_else(|| ".cudly".to_owned()),
+            env.var("CUDLY_DEV_DIR")
+                .unwrap_or_else(|| ".cudly".to_owned()),
         );
         let (secrets, files) =
-            Secrets::load_or_create_dev(&dir).context("preparing dev-mode secrets")?;
+            Secrets::load_or_create_dev(&env, &dir).context("preparing dev-mode secrets")?;
         println!(
             "dev mode: credential key in {}",
             files.credential_key.display()
@@ -26,9 +29,10 @@ async fn main() -> anyhow::Result<()> {
         );
         secrets
     } else {
-        Secrets::from_env().context("production mode needs every secret in the environment")?
+        Secrets::read(&env).context("production mode needs every secret in the environment")?
     };
-    let config = StackConfig::from_env(secrets).context("invalid configuration")?;
+    let config = StackConfig::read(&env, secrets).context("invalid configuration")?;
+    env.report_unused_vars();
     let mut stack = Stack::start(config).await?;
     println!("gateway listening on {}", stack.gateway_url());
     tokio::select! {

@@ -1,15 +1,15 @@
 //! The secrets the stack needs, from the environment or, in dev mode, generated once
-//! and kept in 0600 files under `.cudly/` (ARCHITECTURE.md, Dev mode).
+//! and kept in 0600 files under `.cudly/` (docs/design/ARCHITECTURE.md, Dev mode).
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use cudly_common::config;
+use anyhow::Context;
+use cudly_common::config::{ConfigError, ConfigResult, Env, SecretSource};
 use cudly_common::grpc::Caller;
 use rand::RngCore;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 /// Every secret of the system. `Debug` is not derived: nothing here may be printed.
 #[derive(Clone)]
@@ -56,57 +56,41 @@ impl Secrets {
 
     /// Reads every secret from the environment; production mode refuses to start
     /// without any of them.
-    pub fn from_env() -> anyhow::Result<Self> {
-        let credential_key = match (
-            config::var("CUDLY_CREDENTIAL_KEY"),
-            config::var("CUDLY_CREDENTIAL_KEY_FILE"),
-        ) {
-            (Some(_), Some(_)) => {
-                bail!("CUDLY_CREDENTIAL_KEY and CUDLY_CREDENTIAL_KEY_FILE: set only one")
-            }
-            (Some(key), None) => SecretString::from(key),
-            (None, Some(path)) => read_key_file(Path::new(&path))?,
-            (None, None) => bail!("CUDLY_CREDENTIAL_KEY or CUDLY_CREDENTIAL_KEY_FILE must be set"),
-        };
-        let bootstrap_admin_key = config::secret_var("CUDLY_BOOTSTRAP_ADMIN_KEY")
-            .context("CUDLY_BOOTSTRAP_ADMIN_KEY must be set")?;
+    pub fn read(env: &Env) -> ConfigResult<Self> {
         let mut internal_tokens = BTreeMap::new();
         for caller in Caller::ALL {
-            let token = config::secret_var(&caller.token_var())
-                .with_context(|| format!("{} must be set", caller.token_var()))?;
-            internal_tokens.insert(caller.name(), token);
+            internal_tokens.insert(caller.name(), env.internal_token(caller)?);
         }
         Ok(Self {
-            credential_key,
-            bootstrap_admin_key,
+            credential_key: env.credential_key()?,
+            bootstrap_admin_key: env
+                .bootstrap_admin_key()
+                .ok_or_else(|| ConfigError::new("CUDLY_BOOTSTRAP_ADMIN_KEY", "must be set"))?,
             internal_tokens,
         })
     }
 
     /// Dev mode: takes each secret from the environment when given, else from the
     /// files under `dir`, generating and keeping whatever is missing.
-    pub fn load_or_create_dev(dir: &Path) -> anyhow::Result<(Self, DevSecretFiles)> {
+    pub fn load_or_create_dev(env: &Env, dir: &Path) -> anyhow::Result<(Self, DevSecretFiles)> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let files = DevSecretFiles {
             credential_key: dir.join("credential.key"),
             secrets_env: dir.join("secrets.env"),
         };
-        let credential_key = match config::var("CUDLY_CREDENTIAL_KEY_FILE") {
-            Some(path) => read_key_file(Path::new(&path))?,
-            None => match config::secret_var("CUDLY_CREDENTIAL_KEY") {
-                Some(key) => key,
-                None => {
-                    if !files.credential_key.exists() {
-                        write_private(&files.credential_key, &format!("{}\n", random_hex(32)))?;
-                    }
-                    read_key_file(&files.credential_key)?
+        let credential_key = match env.secret_or_file("CUDLY_CREDENTIAL_KEY")? {
+            Some(key) => key,
+            None => {
+                if !files.credential_key.exists() {
+                    write_private(&files.credential_key, &format!("{}\n", random_hex(32)))?;
                 }
-            },
+                read_key_file(&files.credential_key)?
+            }
         };
         let mut stored = read_env_file(&files.secrets_env)?;
         let mut changed = false;
         let mut take = |name: String, generate: &dyn Fn() -> String| -> SecretString {
-            if let Some(value) = config::secret_var(&name) {
+            if let Some(value) = env.secret(&name) {
                 return value;
             }
             let value = stored.entry(name).or_insert_with(|| {
@@ -138,10 +122,19 @@ impl Secrets {
             files,
         ))
     }
+}
 
-    /// Returns the credential key as text (for the accounts service's key parser).
-    pub fn credential_key_hex(&self) -> &str {
-        self.credential_key.expose_secret()
+impl SecretSource for Secrets {
+    fn internal_token(&self, caller: Caller) -> ConfigResult<SecretString> {
+        Ok(Secrets::internal_token(self, caller))
+    }
+
+    fn credential_key(&self) -> ConfigResult<SecretString> {
+        Ok(self.credential_key.clone())
+    }
+
+    fn bootstrap_admin_key(&self) -> Option<SecretString> {
+        Some(self.bootstrap_admin_key.clone())
     }
 }
 
@@ -185,13 +178,15 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     #[test]
     fn dev_secrets_are_generated_once_and_kept_private() {
         let dir = tempfile_dir();
-        let (first, files) = Secrets::load_or_create_dev(&dir).unwrap();
-        let (second, _) = Secrets::load_or_create_dev(&dir).unwrap();
+        let (first, files) = Secrets::load_or_create_dev(&Env::empty(), &dir).unwrap();
+        let (second, _) = Secrets::load_or_create_dev(&Env::empty(), &dir).unwrap();
         assert_eq!(
             first.credential_key.expose_secret(),
             second.credential_key.expose_secret()

@@ -3,35 +3,36 @@
 //! odd header and query values, sent to every route of the gateway with the whole stack
 //! behind it.
 //!
-//! Every case names the exact 4xx it must get, always with API.md's error body
+//! Every case names the exact 4xx it must get, always with docs/design/API.md's error body
 //! (`{"error": "...", plus documented fields}`) and never repeating the injected text.
 //! Before and after, every row of every table of the five services' schemas is digested:
 //! nothing may change (no table is excluded: reads write nothing, since the bootstrap key
 //! has no `last_used_at` to touch). Last, free text made of SQL is shown to be plain data,
 //! stored verbatim, and deleted again so that the database ends as it began.
 
+#[allow(dead_code)]
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use common::{SCHEMAS, tables_of};
 use cudly_testkit::TestStack;
 use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The service schemas whose rows must not change.
-const SCHEMAS: [&str; 5] = ["accounts", "planner", "executor", "sweeper", "gateway"];
-
 /// Text the injected values carry that no reply may repeat (compared in lowercase).
 const INJECTED: [&str; 4] = ["drop table", "1=1", "inj3ct", "passwd"];
 
-/// The keys an error body may have (API.md, Conventions: Errors).
+/// The keys an error body may have (docs/design/API.md, Conventions: Errors).
 const ERROR_KEYS: [&str; 5] = ["error", "field", "status", "dependents", "mismatches"];
 
 const JSON: &str = "application/json";
 
-/// The gateway's body limit is 1 MiB (API.md).
+/// The gateway's body limit is 1 MiB (docs/design/API.md).
 const MIB: usize = 1024 * 1024;
 
 const ACCOUNT_NAME: &str = "bad input baseline";
@@ -252,14 +253,7 @@ async fn snapshot(stack: &TestStack) -> Snapshot {
     let mut digests = Snapshot::new();
     for schema in SCHEMAS {
         let pool = stack.db.pool(schema).await.unwrap();
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'",
-        )
-        .bind(schema)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        for table in tables {
+        for table in tables_of(&pool, schema).await {
             // Names from information_schema, not from input.
             let digest: (i64, Option<String>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT count(*), md5(string_agg(snapshot_row::text, '|' ORDER BY snapshot_row::text)) \
@@ -1158,7 +1152,7 @@ async fn send_oversized(stack: &TestStack, case: &Case, len: usize) -> Reply {
 }
 
 /// Returns what is wrong with the reply to `case`, if anything: another status, a body
-/// that is not API.md's JSON error, or injected text (or a secret) repeated in the
+/// that is not docs/design/API.md's JSON error, or injected text (or a secret) repeated in the
 /// headers or the body.
 fn problem(case: &Case, reply: &Reply, secrets: &[&str]) -> Option<String> {
     let mut wrong = Vec::new();
@@ -1196,7 +1190,7 @@ fn problem(case: &Case, reply: &Reply, secrets: &[&str]) -> Option<String> {
     })
 }
 
-/// Returns true for API.md's error body: an object with a non-empty `error` message and
+/// Returns true for docs/design/API.md's error body: an object with a non-empty `error` message and
 /// no keys but the documented ones.
 fn is_error_body(body: &str) -> bool {
     match serde_json::from_str::<Value>(body) {

@@ -22,11 +22,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use cudly_aws_sandbox::operations::{purchase_operation, sandbox_service};
 use cudly_aws_sandbox::{AccountSpec, FaultSpec, Ledger, Sandbox, SandboxConfig, Service};
 use cudly_common::grpc::client_channel;
 use cudly_proto::common::v1::{Recommendation, RecommendationDetails};
 use cudly_proto::executor::v1::CreateExecutionRequest;
 use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
+use cudly_testkit::rest::admin_json;
 use cudly_testkit::{TestDb, free_port};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -73,65 +75,41 @@ fn lines() -> Vec<Line> {
             ..base.clone()
         };
         edit(&mut recommendation);
-        recommendation
+        Line {
+            recommendation,
+            service: sandbox_service(service),
+            purchase: purchase_operation(service),
+        }
     };
     vec![
-        Line {
-            recommendation: line("ec2", "m5.large", &|r| {
-                r.platform = Some("Linux/UNIX".to_owned());
-                r.details = Some(RecommendationDetails {
-                    tenancy: Some("default".to_owned()),
-                    offering_class: Some("standard".to_owned()),
-                    ..RecommendationDetails::default()
-                });
-            }),
-            service: Service::Ec2,
-            purchase: "PurchaseReservedInstancesOffering",
-        },
-        Line {
-            recommendation: line("savingsplans", "Compute", &|r| {
-                r.details = Some(RecommendationDetails {
-                    plan_type: Some("Compute".to_owned()),
-                    hourly_commitment: Some("1.25".to_owned()),
-                    ..RecommendationDetails::default()
-                });
-            }),
-            service: Service::Savingsplans,
-            purchase: "CreateSavingsPlan",
-        },
-        Line {
-            recommendation: line("rds", "db.r5.large", &|r| {
-                r.engine = Some("postgresql".to_owned());
-                r.payment = "all-upfront".to_owned();
-            }),
-            service: Service::Rds,
-            purchase: "PurchaseReservedDBInstancesOffering",
-        },
-        Line {
-            recommendation: line("elasticache", "cache.m5.large", &|r| {
-                r.engine = Some("redis".to_owned());
-                r.payment = "partial-upfront".to_owned();
-            }),
-            service: Service::Elasticache,
-            purchase: "PurchaseReservedCacheNodesOffering",
-        },
-        Line {
-            recommendation: line("memorydb", "db.r6g.large", &|_| {}),
-            service: Service::Memorydb,
-            purchase: "PurchaseReservedNodesOffering",
-        },
-        Line {
-            recommendation: line("opensearch", "r6g.large.search", &|_| {}),
-            service: Service::Opensearch,
-            purchase: "PurchaseReservedInstanceOffering",
-        },
-        Line {
-            recommendation: line("redshift", "dc2.large", &|r| {
-                r.payment = "all-upfront".to_owned();
-            }),
-            service: Service::Redshift,
-            purchase: "PurchaseReservedNodeOffering",
-        },
+        line("ec2", "m5.large", &|r| {
+            r.platform = Some("Linux/UNIX".to_owned());
+            r.details = Some(RecommendationDetails {
+                tenancy: Some("default".to_owned()),
+                offering_class: Some("standard".to_owned()),
+                ..RecommendationDetails::default()
+            });
+        }),
+        line("savingsplans", "Compute", &|r| {
+            r.details = Some(RecommendationDetails {
+                plan_type: Some("Compute".to_owned()),
+                hourly_commitment: Some("1.25".to_owned()),
+                ..RecommendationDetails::default()
+            });
+        }),
+        line("rds", "db.r5.large", &|r| {
+            r.engine = Some("postgresql".to_owned());
+            r.payment = "all-upfront".to_owned();
+        }),
+        line("elasticache", "cache.m5.large", &|r| {
+            r.engine = Some("redis".to_owned());
+            r.payment = "partial-upfront".to_owned();
+        }),
+        line("memorydb", "db.r6g.large", &|_| {}),
+        line("opensearch", "r6g.large.search", &|_| {}),
+        line("redshift", "dc2.large", &|r| {
+            r.payment = "all-upfront".to_owned();
+        }),
     ]
 }
 
@@ -207,18 +185,11 @@ impl System {
         path: &str,
         body: serde_json::Value,
     ) -> serde_json::Value {
-        let response = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(ADMIN_KEY)
-            .json(&body)
-            .send()
+        let (status, reply) = admin_json(&self.http, &self.url(path), ADMIN_KEY, method, &body)
             .await
             .unwrap();
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.unwrap();
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body
+        assert!(status.is_success(), "{path}: {status} {reply}");
+        reply
     }
 }
 

@@ -6,10 +6,13 @@
 //! exporter; the services still talk to each other over loopback gRPC, so the trace
 //! context crosses the same `traceparent` headers as in production.
 
+#[allow(dead_code)]
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
-use cudly_aws_sandbox::AccountSpec;
+use common::add_keys_account;
 use cudly_telemetry::{InMemorySpanExporter, SpanData};
 use cudly_testkit::{TestStack, eventually};
 use opentelemetry::trace::{SpanId, TraceId};
@@ -21,27 +24,14 @@ const CALLER_SPAN_ID: &str = "10f067aa0ba902b7";
 
 /// An account the sandbox knows, registered through the gateway; returns its id.
 async fn add_account(stack: &TestStack, external_id: &str) -> String {
-    let key_id = format!("AKIAOBS{external_id}");
-    let secret = format!("observeSecret{external_id}abcdefghijkl");
-    stack
-        .sandbox()
-        .add_account(AccountSpec::new(external_id).with_access_key(&key_id, &secret))
-        .await;
-    let (status, account) = stack
-        .admin_json(
-            Method::POST,
-            "/api/accounts",
-            Some(
-                json!({"name": format!("observed {external_id}"), "provider": "aws",
-                "external_id": external_id, "aws_auth_mode": "access_keys",
-                "credentials": {"type": "aws_access_keys", "access_key_id": key_id,
-                                "secret_access_key": secret}}),
-            ),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 201, "{account}");
-    account["id"].as_str().unwrap().to_owned()
+    add_keys_account(
+        stack,
+        &format!("observed {external_id}"),
+        external_id,
+        &format!("AKIAOBS{external_id}"),
+        &format!("observeSecret{external_id}abcdefghijkl"),
+    )
+    .await
 }
 
 /// An auto-purchase plan over `account_id`: executing it runs at once.
@@ -156,7 +146,7 @@ async fn a_plan_execution_is_one_trace_from_the_gateway_to_every_aws_call() {
     // The run must be the one the request starts: a run the poll picks up instead (the
     // backstop for approved executions nobody started) begins a trace of its own.
     let stack = TestStack::start_with_sandbox_and(|config| {
-        config.executor.poll_interval = Duration::from_secs(3600);
+        config.executor.runner.poll_interval = Duration::from_secs(3600);
     })
     .await
     .unwrap();
@@ -349,7 +339,7 @@ async fn metrics_after_a_plan_execution_show_executions_purchases_requests_and_s
         .unwrap();
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
 
-    // /metrics needs no key (API.md).
+    // /metrics needs no key (docs/design/API.md).
     let scrape = stack
         .http
         .get(stack.url("/metrics"))

@@ -117,3 +117,89 @@ async fn the_binary_prints_the_gateway_address_and_serves_livez() {
     assert_eq!(livez.status(), 200);
     child.kill().await.unwrap();
 }
+
+/// A first start on an empty database is quiet: every service migrates, the sweeper
+/// waits for its dependencies (its own schema, Redis, the executor and the planner
+/// serving) before its first sweep, and no line is a warning or an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_start_on_an_empty_database_logs_no_warning() {
+    let db = cudly_testkit::TestDb::create().await.unwrap();
+    let dev_dir = tempfile::tempdir().unwrap();
+    let port = cudly_testkit::free_port();
+    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cudly"))
+        .env_clear()
+        .env("DATABASE_URL", db.url())
+        .env("REDIS_URL", redis)
+        .env("CUDLY_GATEWAY_ADDR", format!("127.0.0.1:{port}"))
+        .env("CUDLY_DEV_DIR", dev_dir.path())
+        .env("CUDLY_LOG_FORMAT", "json")
+        .env(
+            "CUDLY_LOCK_KEY_PREFIX",
+            format!("cudly-test:{}:lock:task:", uuid::Uuid::new_v4().simple()),
+        )
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    for output in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let lines_tx = lines_tx.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(output));
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = lines_tx.send(line);
+            }
+        });
+    }
+    drop(lines_tx);
+    let mut printed = Vec::new();
+    let mut swept = std::collections::BTreeSet::new();
+    let all_swept = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines_rx.recv().await {
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["fields"]["message"] == "sweep ran"
+                && let Some(task) = event["fields"]["task"].as_str()
+            {
+                swept.insert(task.to_owned());
+            }
+            printed.push(line);
+            if swept.len() == 3 {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(all_swept, "not every task swept: {printed:#?}");
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the stack stops on SIGINT")
+        .unwrap();
+    while let Some(line) = lines_rx.recv().await {
+        printed.push(line);
+    }
+    let loud: Vec<&String> = printed
+        .iter()
+        .filter(|line| line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\""))
+        .collect();
+    assert!(loud.is_empty(), "warnings or errors: {loud:#?}");
+    assert!(
+        printed
+            .iter()
+            .any(|line| line.contains("migrations applied")),
+        "{printed:#?}"
+    );
+}

@@ -5,15 +5,16 @@
 //! body, every row of every table of every service's schema, and every log line (all
 //! services at debug level) are scanned for them: zero hits.
 
+#[allow(dead_code)]
 mod common;
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::LogCapture;
+use common::{SCHEMAS, tables_of};
 use cudly_aws_sandbox::AccountSpec;
 use cudly_common::grpc::Caller;
-use cudly_testkit::{TestStack, eventually};
+use cudly_testkit::{LogCapture, SERVICES_AT_DEBUG, TestStack, eventually};
 use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -29,7 +30,7 @@ const REFUSED_SECRET: &str = "CanaryRefusedSecret5555uuuuvvvvwwwwxxxx";
 struct Client<'a> {
     stack: &'a TestStack,
     bodies: Mutex<Vec<String>>,
-    /// Creation replies: the one place an approval token is shown (DOMAIN.md).
+    /// Creation replies: the one place an approval token is shown (docs/design/DOMAIN.md).
     creation_replies: Mutex<Vec<String>>,
 }
 
@@ -59,7 +60,7 @@ impl Client<'_> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_secret_appears_in_any_response_stored_row_or_log_line() {
-    let logs = LogCapture::install();
+    let logs = LogCapture::install(SERVICES_AT_DEBUG);
 
     let stack = TestStack::start_with_sandbox().await.unwrap();
     let client = Client {
@@ -262,16 +263,9 @@ async fn no_secret_appears_in_any_response_stored_row_or_log_line() {
 
     // Every row of every table of every service's schema, as JSON text.
     let mut rows = Vec::new();
-    for schema in ["accounts", "planner", "executor", "sweeper", "gateway"] {
+    for schema in SCHEMAS {
         let pool = stack.db.pool(schema).await.unwrap();
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'",
-        )
-        .bind(schema)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        for table in tables {
+        for table in tables_of(&pool, schema).await {
             // Names from information_schema, not from input.
             let dumped: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT row_to_json(t)::text FROM {schema}.\"{table}\" t"
@@ -302,7 +296,7 @@ async fn no_secret_appears_in_any_response_stored_row_or_log_line() {
     canaries.push(("admin key".to_owned(), stack.admin_key().to_owned()));
     canaries.push((
         "credential key".to_owned(),
-        secrets.credential_key_hex().to_owned(),
+        secrets.credential_key.expose_secret().to_owned(),
     ));
     for caller in [
         Caller::Gateway,

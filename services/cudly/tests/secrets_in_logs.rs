@@ -2,43 +2,29 @@
 //! level into one buffer while an execution is created, approved by its token through
 //! the gateway (URI and body) and run; the buffer never contains the token.
 
+#[allow(dead_code)]
 mod common;
 
 use std::time::Duration;
 
-use common::LogCapture;
-use cudly_aws_sandbox::AccountSpec;
-use cudly_testkit::{TestStack, eventually};
+use common::add_keys_account;
+use cudly_testkit::{LogCapture, SERVICES_AT_DEBUG, TestStack, eventually};
 use reqwest::Method;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_approval_token_appears_in_any_log_line_or_span() {
-    let logs = LogCapture::install();
+    let logs = LogCapture::install(SERVICES_AT_DEBUG);
 
     let stack = TestStack::start_with_sandbox().await.unwrap();
-    let external_id = "512345678901";
-    stack
-        .sandbox()
-        .add_account(
-            AccountSpec::new(external_id)
-                .with_access_key("AKIALOGSCAN000000001", "logScanSecretValue0123456789abcd"),
-        )
-        .await;
-    let (status, account) = stack
-        .admin_json(
-            Method::POST,
-            "/api/accounts",
-            Some(
-                json!({"name": "log-scan", "provider": "aws", "external_id": external_id,
-                "aws_auth_mode": "access_keys",
-                "credentials": {"type": "aws_access_keys", "access_key_id": "AKIALOGSCAN000000001",
-                                "secret_access_key": "logScanSecretValue0123456789abcd"}}),
-            ),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 201, "{account}");
+    let account_id = add_keys_account(
+        &stack,
+        "log-scan",
+        "512345678901",
+        "AKIALOGSCAN000000001",
+        "logScanSecretValue0123456789abcd",
+    )
+    .await;
     let recommendation = json!({"provider": "aws", "service": "rds", "region": "us-east-1",
         "resource_type": "db.r6g.large", "engine": "postgresql", "count": 1, "term": 1,
         "payment": "all-upfront"});
@@ -46,7 +32,7 @@ async fn no_approval_token_appears_in_any_log_line_or_span() {
     // Approved by token in the body ...
     let (status, first) = stack
         .admin_json(Method::POST, "/api/executions",
-            Some(json!({"cloud_account_id": account["id"], "recommendations": [recommendation.clone()]})))
+            Some(json!({"cloud_account_id": account_id, "recommendations": [recommendation.clone()]})))
         .await
         .unwrap();
     assert_eq!(status, 201, "{first}");
@@ -68,7 +54,7 @@ async fn no_approval_token_appears_in_any_log_line_or_span() {
         .admin_json(
             Method::POST,
             "/api/executions",
-            Some(json!({"cloud_account_id": account["id"], "recommendations": [recommendation]})),
+            Some(json!({"cloud_account_id": account_id, "recommendations": [recommendation]})),
         )
         .await
         .unwrap();

@@ -15,7 +15,7 @@ use cudly_planner::domain::plan::{Plan, RampSchedule, RampType, ServiceConfig};
 use cudly_planner::domain::run::{RunList, RunOptions, RunSource, build_execution_request};
 use cudly_proto::common::v1 as common_pb;
 use cudly_proto::convert::recommendation_inputs;
-use cudly_vocabulary::strategies::recommendation_list;
+use cudly_vocabulary::testing::recommendation_list;
 use cudly_vocabulary::{
     AWS_PAYMENT_OPTIONS, AWS_SERVICE_NAMES, Provider, Recommendation, RecommendationInput,
     validate_recommendations,

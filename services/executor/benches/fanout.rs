@@ -12,33 +12,24 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use cudly_aws_sandbox::{AccountSpec, FaultSpec, Service};
+use cudly_aws_sandbox::operations::{purchase_operation, sandbox_service};
+use cudly_aws_sandbox::{AccountSpec, FaultSpec};
 use cudly_common::grpc::{Caller, client_channel};
 use cudly_proto::common::v1::{Recommendation, RecommendationDetails};
 use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
 use cudly_proto::executor::v1::{ApproveExecutionRequest, CreateExecutionRequest};
-use cudly_testkit::TestStack;
+use cudly_testkit::{TestStack, bench};
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
 
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run())
+    bench::block_on(run())
 }
 
-/// The three lines every account buys, with the sandbox service and purchase action.
-fn lines() -> Vec<(Recommendation, Service, &'static str)> {
+/// The three lines every account buys.
+fn lines() -> Vec<Recommendation> {
     let base = Recommendation {
         provider: "aws".to_owned(),
         region: "us-east-1".to_owned(),
@@ -48,64 +39,56 @@ fn lines() -> Vec<(Recommendation, Service, &'static str)> {
         ..Recommendation::default()
     };
     vec![
-        (
-            Recommendation {
-                service: "rds".to_owned(),
-                resource_type: "db.r5.large".to_owned(),
-                engine: Some("postgresql".to_owned()),
-                payment: "all-upfront".to_owned(),
-                ..base.clone()
-            },
-            Service::Rds,
-            "PurchaseReservedDBInstancesOffering",
-        ),
-        (
-            Recommendation {
-                service: "ec2".to_owned(),
-                resource_type: "m5.large".to_owned(),
-                platform: Some("Linux/UNIX".to_owned()),
-                payment: "no-upfront".to_owned(),
-                details: Some(RecommendationDetails {
-                    tenancy: Some("default".to_owned()),
-                    offering_class: Some("standard".to_owned()),
-                    ..RecommendationDetails::default()
-                }),
-                ..base.clone()
-            },
-            Service::Ec2,
-            "PurchaseReservedInstancesOffering",
-        ),
-        (
-            Recommendation {
-                service: "elasticache".to_owned(),
-                resource_type: "cache.m5.large".to_owned(),
-                engine: Some("redis".to_owned()),
-                payment: "partial-upfront".to_owned(),
-                ..base
-            },
-            Service::Elasticache,
-            "PurchaseReservedCacheNodesOffering",
-        ),
+        Recommendation {
+            service: "rds".to_owned(),
+            resource_type: "db.r5.large".to_owned(),
+            engine: Some("postgresql".to_owned()),
+            payment: "all-upfront".to_owned(),
+            ..base.clone()
+        },
+        Recommendation {
+            service: "ec2".to_owned(),
+            resource_type: "m5.large".to_owned(),
+            platform: Some("Linux/UNIX".to_owned()),
+            payment: "no-upfront".to_owned(),
+            details: Some(RecommendationDetails {
+                tenancy: Some("default".to_owned()),
+                offering_class: Some("standard".to_owned()),
+                ..RecommendationDetails::default()
+            }),
+            ..base.clone()
+        },
+        Recommendation {
+            service: "elasticache".to_owned(),
+            resource_type: "cache.m5.large".to_owned(),
+            engine: Some("redis".to_owned()),
+            payment: "partial-upfront".to_owned(),
+            ..base
+        },
     ]
 }
 
 async fn run() -> anyhow::Result<()> {
-    let accounts = knob("FANOUT_ACCOUNTS", 100) as usize;
-    let items = knob("FANOUT_ITEMS", 3).clamp(1, 3) as usize;
-    let latency_ms = knob("FANOUT_LATENCY_MS", 50);
-    let parallelism = knob("FANOUT_PARALLELISM", 20) as usize;
-    let runs = knob("FANOUT_RUNS", 3).max(1);
+    let accounts = bench::knob("FANOUT_ACCOUNTS", 100) as usize;
+    let items = bench::knob("FANOUT_ITEMS", 3).clamp(1, 3) as usize;
+    let latency_ms = bench::knob("FANOUT_LATENCY_MS", 50);
+    let parallelism = bench::knob("FANOUT_PARALLELISM", 20) as usize;
+    let runs = bench::knob("FANOUT_RUNS", 3).max(1);
 
     let stack = TestStack::start_with_sandbox_and(|config| {
-        config.executor.max_account_parallelism = parallelism;
-        config.executor.poll_interval = Duration::from_secs(5);
+        config.executor.runner.max_account_parallelism = parallelism;
+        config.executor.runner.poll_interval = Duration::from_secs(5);
     })
     .await?;
     let lines: Vec<_> = lines().into_iter().take(items).collect();
-    for (_, service, operation) in &lines {
+    for line in &lines {
+        let purchase = FaultSpec::on(
+            sandbox_service(&line.service),
+            purchase_operation(&line.service),
+        );
         stack
             .sandbox()
-            .add_fault(FaultSpec::on(*service, *operation).latency(latency_ms, 0))
+            .add_fault(purchase.latency(latency_ms, 0))
             .await;
     }
 
@@ -156,7 +139,7 @@ async fn run() -> anyhow::Result<()> {
             .clone()
             .create_execution(CreateExecutionRequest {
                 target_account_ids: ids.clone(),
-                recommendations: lines.iter().map(|(rec, _, _)| rec.clone()).collect(),
+                recommendations: lines.clone(),
                 source: "api".to_owned(),
                 actor: "bench".to_owned(),
                 ..CreateExecutionRequest::default()

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use anyhow::Context;
 use cudly_common::grpc::client_channel;
@@ -14,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::grpc;
 use crate::runner::Runner;
-use crate::runner::cloud::{AwsConnector, CloudConnector};
+use crate::runner::cloud::AwsConnector;
 use crate::service::Executor;
 
 /// Postgres schema owned by this service.
@@ -30,7 +29,7 @@ pub struct App {
     config: Config,
     listener: TcpListener,
     pool: PgPool,
-    cloud: Arc<dyn CloudConnector>,
+    cloud: AwsConnector,
 }
 
 impl App {
@@ -50,7 +49,7 @@ impl App {
             .saturating_mul(2)
             .saturating_add(SPARE_CONNECTIONS);
         let pool = cudly_common::db::lazy_pool(&config.database_url, SCHEMA, max_connections)?;
-        let cloud: Arc<dyn CloudConnector> = Arc::new(AwsConnector::new(config.aws.clone()));
+        let cloud = AwsConnector::new(config.aws.clone());
         Ok(Self {
             config,
             listener,
@@ -58,13 +57,6 @@ impl App {
             cloud,
         })
     }
-
-    /// Replaces the cloud the runner buys through (tests and benchmarks).
-    pub fn with_cloud(mut self, cloud: Arc<dyn CloudConnector>) -> Self {
-        self.cloud = cloud;
-        self
-    }
-
     /// Returns the bound address (port 0 resolved).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
@@ -81,12 +73,12 @@ impl App {
         let accounts = client_channel(
             &self.config.accounts_url,
             &self.config.internal_token,
-            self.config.runner.rpc_timeout,
+            self.config.common.internal_call_timeout,
         )?;
         let planner = client_channel(
             &self.config.planner_url,
             &self.config.internal_token,
-            self.config.runner.rpc_timeout,
+            self.config.common.internal_call_timeout,
         )?;
         let runner = Runner::new(
             self.pool.clone(),
@@ -107,8 +99,9 @@ impl App {
             grpc_name: grpc::SERVICE_NAME,
             schema: SCHEMA,
             migrator: &MIGRATOR,
-            health_interval: self.config.health_interval,
+            health_interval: self.config.common.health_interval,
             extra_checks: Vec::new(),
+            readiness: Default::default(),
         };
         let routes = grpc::routes(&self.config, executor);
         let stop_runner = runner.clone();

@@ -1,14 +1,17 @@
-//! Configuration of the executor service, read from the environment at start-up.
+//! Configuration of the executor service: every variable it reads, read in
+//! [`Config::read`] (alone and inside the all-in-one `cudly`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use cudly_aws::sdk::AwsSettings;
-use cudly_common::config::{self, ConfigError, ConfigResult};
-use cudly_common::grpc::{Caller, InternalAuth, caller_token};
+use cudly_common::config::{
+    CommonSettings, ConfigError, ConfigResult, Env, Layout, SecretSource, defaults,
+};
+use cudly_common::grpc::{Caller, InternalAuth};
 use secrecy::SecretString;
 
-/// The callers this service accepts (ARCHITECTURE.md, who calls whom).
+/// The callers this service accepts (docs/design/ARCHITECTURE.md "Who calls whom").
 pub const ACCEPTED_CALLERS: &[Caller] = &[Caller::Gateway, Caller::Planner, Caller::Sweeper];
 
 #[derive(Clone)]
@@ -19,18 +22,35 @@ pub struct Config {
     pub database_url: SecretString,
     /// Tokens of the accepted callers (`CUDLY_INTERNAL_TOKEN_<CALLER>`).
     pub auth: InternalAuth,
-    /// How often dependencies are checked for health.
-    pub health_interval: Duration,
     /// The accounts service (`CUDLY_ACCOUNTS_URL`), for ResolveCredentials.
     pub accounts_url: String,
     /// The planner service (`CUDLY_PLANNER_URL`), for CompletePlanStep.
     pub planner_url: String,
     /// This service's own internal token (`CUDLY_INTERNAL_TOKEN_EXECUTOR`).
     pub internal_token: SecretString,
+    /// Health interval and the deadline of each call to accounts or planner.
+    pub common: CommonSettings,
     /// AWS SDK settings (`AWS_REGION`, `CUDLY_AWS_CALL_TIMEOUT`, endpoint overrides).
     pub aws: AwsSettings,
     /// How runs are driven.
     pub runner: RunnerSettings,
+}
+
+impl Config {
+    /// Reads the configuration; fails naming the first missing or invalid variable.
+    pub fn read(env: &Env, secrets: &impl SecretSource, layout: Layout) -> ConfigResult<Self> {
+        Ok(Self {
+            addr: env.listen_addr("executor", layout)?,
+            database_url: env.database_url("executor"),
+            auth: InternalAuth::from_source(ACCEPTED_CALLERS, secrets)?,
+            accounts_url: env.peer_url("accounts", layout),
+            planner_url: env.peer_url("planner", layout),
+            internal_token: secrets.internal_token(Caller::Executor)?,
+            common: CommonSettings::read(env)?,
+            aws: AwsSettings::read(env)?,
+            runner: RunnerSettings::read(env)?,
+        })
+    }
 }
 
 /// Settings of the runner: fan-out bound, approval lifetime, lease timing, polling.
@@ -53,8 +73,6 @@ pub struct RunnerSettings {
     /// is unknown is looked up again (`CUDLY_PURCHASE_SETTLE_MARGIN`): room for the
     /// cloud to finish a request it accepted just before the call timed out.
     pub settle_margin: Duration,
-    /// Deadline of each call to the accounts and planner services.
-    pub rpc_timeout: Duration,
 }
 
 impl Default for RunnerSettings {
@@ -62,11 +80,10 @@ impl Default for RunnerSettings {
         Self {
             max_account_parallelism: 20,
             approval_ttl: Duration::from_secs(7 * 86_400),
-            stranded_running_after: Duration::from_secs(600),
-            stranded_approved_after: Duration::from_secs(900),
+            stranded_running_after: defaults::STRANDED_RUNNING_AFTER,
+            stranded_approved_after: defaults::STRANDED_APPROVED_AFTER,
             poll_interval: Duration::from_secs(5),
             settle_margin: Duration::from_secs(30),
-            rpc_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -77,39 +94,25 @@ impl RunnerSettings {
         (self.stranded_running_after / 3).max(Duration::from_millis(100))
     }
 
-    /// Reads the runner settings from the environment.
-    pub fn from_env() -> ConfigResult<Self> {
+    /// Reads the runner settings over their defaults.
+    pub fn read(env: &Env) -> ConfigResult<Self> {
         let defaults = Self::default();
-        let max_account_parallelism: usize = config::parse_var(
-            "CUDLY_MAX_ACCOUNT_PARALLELISM",
-            defaults.max_account_parallelism,
-        )?;
-        if max_account_parallelism == 0 {
-            return Err(ConfigError::new(
-                "CUDLY_MAX_ACCOUNT_PARALLELISM",
-                "must be at least 1",
-            ));
-        }
         let settings = Self {
-            max_account_parallelism,
-            approval_ttl: config::duration_var("CUDLY_APPROVAL_TTL", defaults.approval_ttl)?,
-            stranded_running_after: config::duration_var(
+            max_account_parallelism: env.parse(
+                "CUDLY_MAX_ACCOUNT_PARALLELISM",
+                defaults.max_account_parallelism,
+            )?,
+            approval_ttl: env.duration("CUDLY_APPROVAL_TTL", defaults.approval_ttl)?,
+            stranded_running_after: env.duration(
                 "CUDLY_STRANDED_RUNNING_AFTER",
                 defaults.stranded_running_after,
             )?,
-            stranded_approved_after: config::duration_var(
+            stranded_approved_after: env.duration(
                 "CUDLY_STRANDED_APPROVED_AFTER",
                 defaults.stranded_approved_after,
             )?,
-            poll_interval: config::duration_var(
-                "CUDLY_EXECUTOR_POLL_INTERVAL",
-                defaults.poll_interval,
-            )?,
-            settle_margin: config::duration_var(
-                "CUDLY_PURCHASE_SETTLE_MARGIN",
-                defaults.settle_margin,
-            )?,
-            ..defaults
+            poll_interval: env.duration("CUDLY_EXECUTOR_POLL_INTERVAL", defaults.poll_interval)?,
+            settle_margin: env.duration("CUDLY_PURCHASE_SETTLE_MARGIN", defaults.settle_margin)?,
         };
         settings.validate()?;
         Ok(settings)
@@ -139,27 +142,6 @@ impl RunnerSettings {
             ));
         }
         Ok(())
-    }
-}
-
-impl Config {
-    /// Reads the configuration; fails naming the first missing or invalid variable.
-    pub fn from_env() -> ConfigResult<Self> {
-        let aws = AwsSettings::from_env()
-            .map_err(|problem| ConfigError::new("CUDLY_AWS_CALL_TIMEOUT", problem))?;
-        Ok(Self {
-            addr: config::addr_var("CUDLY_EXECUTOR_ADDR", "0.0.0.0:50053")?,
-            database_url: config::database_url("executor"),
-            auth: InternalAuth::from_env(ACCEPTED_CALLERS)?,
-            health_interval: config::duration_var("CUDLY_HEALTH_INTERVAL", Duration::from_secs(2))?,
-            accounts_url: config::var("CUDLY_ACCOUNTS_URL")
-                .unwrap_or_else(|| "http://127.0.0.1:50051".to_owned()),
-            planner_url: config::var("CUDLY_PLANNER_URL")
-                .unwrap_or_else(|| "http://127.0.0.1:50052".to_owned()),
-            internal_token: caller_token(Caller::Executor)?,
-            aws,
-            runner: RunnerSettings::from_env()?,
-        })
     }
 }
 

@@ -1,7 +1,8 @@
 //! The executor's error type: every failure an RPC handler or the runner meets, turned
-//! into a `tonic::Status` through the shared error-code table at the edge.
+//! into a `tonic::Status` through the shared error-code table at the edge, where a
+//! database or internal error is logged, once.
 
-use cudly_common::ApiError;
+use cudly_common::{ApiError, ErrorCode};
 
 /// A failure of the executor.
 #[derive(Debug, thiserror::Error)]
@@ -31,9 +32,6 @@ impl From<cudly_vocabulary::FieldError> for ExecutorError {
     }
 }
 
-/// The ErrorDetail code of a refused fencing token (ABORTED).
-pub const STALE_FENCING_TOKEN: &str = "stale_fencing_token";
-
 /// The result of executor operations.
 pub type ExecutorResult<T> = Result<T, ExecutorError>;
 
@@ -47,7 +45,7 @@ impl ExecutorError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             ExecutorError::Db { source, .. } => cudly_common::db::is_unavailable(source),
-            ExecutorError::Api(error) => error.code == cudly_common::ErrorCode::Unavailable,
+            ExecutorError::Api(error) => error.code == ErrorCode::Unavailable,
             ExecutorError::Internal(_) | ExecutorError::StaleFencing { .. } => false,
         }
     }
@@ -73,26 +71,17 @@ impl ExecutorError {
                 tracing::error!(%detail, "internal error");
                 ApiError::internal()
             }
-            ExecutorError::StaleFencing { task } => {
-                ApiError::conflict(format!("stale fencing token for task {task}"))
-            }
+            ExecutorError::StaleFencing { task } => ApiError::new(
+                ErrorCode::StaleFencingToken,
+                format!("stale fencing token for task {task}"),
+            ),
         }
     }
 }
 
 impl From<ExecutorError> for tonic::Status {
     fn from(error: ExecutorError) -> Self {
-        match error {
-            ExecutorError::StaleFencing { task } => {
-                let detail = cudly_proto::common::v1::ErrorDetail {
-                    code: STALE_FENCING_TOKEN.to_owned(),
-                    message: format!("stale fencing token for task {task}"),
-                    ..Default::default()
-                };
-                cudly_proto::status::with_error_detail(tonic::Code::Aborted, &detail)
-            }
-            other => other.into_api_error().into(),
-        }
+        error.into_api_error().into()
     }
 }
 
@@ -107,7 +96,9 @@ mod tests {
         }
         .into();
         assert_eq!(status.code(), tonic::Code::Aborted);
-        let detail = cudly_proto::status::error_detail(&status).unwrap();
-        assert_eq!(detail.code, STALE_FENCING_TOKEN);
+        assert_eq!(
+            ApiError::from_status(&status).code,
+            ErrorCode::StaleFencingToken
+        );
     }
 }

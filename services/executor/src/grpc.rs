@@ -386,7 +386,7 @@ pub fn create_request(
     })
 }
 
-/// Returns the proto of an execution view (API.md "Execution").
+/// Returns the proto of an execution view (docs/design/API.md "Execution").
 pub fn execution_to_proto(view: &ExecutionView) -> pb::Execution {
     let row = &view.row;
     let (total_items, total_upfront_cost) = if row.is_root() {

@@ -1,4 +1,4 @@
-//! The executor service of CUDly-rs (ARCHITECTURE.md): the execution state machine,
+//! The executor service of CUDly-rs (docs/design/ARCHITECTURE.md): the execution state machine,
 //! approval tokens, per-account parallel fan-out, idempotent purchasing and history.
 
 pub mod app;

@@ -6,46 +6,16 @@
 #[path = "it/common.rs"]
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use cudly_aws::purchase::AwsService;
+use cudly_testkit::LogCapture;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::common::*;
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
-    }
-}
-
 #[tokio::test]
 async fn no_approval_token_appears_in_any_log_line_or_span() {
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
-        .with_writer(move || writer.clone())
-        .try_init()
-        .expect("the only subscriber of this test process");
+    let capture = LogCapture::install_with_spans("debug");
 
     let world = world().await;
     let account = world.add_account("logged", true).await;
@@ -125,7 +95,7 @@ async fn no_approval_token_appears_in_any_log_line_or_span() {
     }
     assert_eq!(idempotency_tokens.len(), 2);
 
-    let logs = buffer.text();
+    let logs = capture.text();
     assert!(logs.contains("execution decided"), "the capture works");
     assert!(logs.contains("item bought"), "the capture sees the runner");
     for token in &tokens {

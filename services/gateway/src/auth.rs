@@ -1,4 +1,4 @@
-//! API-key authentication and roles (API.md, Conventions: Auth).
+//! API-key authentication and roles (docs/design/API.md, Conventions: Auth).
 //!
 //! Clients send `Authorization: Bearer <key>`. Keys are 32 random bytes shown once at
 //! creation; only their SHA-256 is stored (a fast hash suffices for a random 256-bit

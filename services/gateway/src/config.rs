@@ -1,17 +1,14 @@
-//! Typed configuration of the gateway (ARCHITECTURE.md, Configuration names).
-//!
-//! [`Config::from_env`] reads the environment for the standalone binary;
-//! [`Config::new`] builds one from values for tests and the all-in-one `cudly` binary.
+//! Configuration of the gateway: every variable it reads, read in [`Config::read`]
+//! (alone and inside the all-in-one `cudly`); [`Config::new`] builds one from values for
+//! tests.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cudly_common::config::{self, ConfigError, ConfigResult};
-use cudly_common::grpc::{Caller, caller_token};
+use cudly_common::config::{ConfigError, ConfigResult, Env, Layout, SecretSource, defaults};
+use cudly_common::grpc::Caller;
 use secrecy::{ExposeSecret, SecretString};
 
-/// Default listen address of the gateway.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// Default time a request may take before the gateway answers 504.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default largest accepted request body (1 MiB).
@@ -31,25 +28,19 @@ pub struct BackendUrls {
 impl Default for BackendUrls {
     /// Returns the addresses the services listen on when run alone on one host.
     fn default() -> Self {
-        Self {
-            accounts: "http://127.0.0.1:50051".to_owned(),
-            planner: "http://127.0.0.1:50052".to_owned(),
-            executor: "http://127.0.0.1:50053".to_owned(),
-            sweeper: "http://127.0.0.1:50054".to_owned(),
-        }
+        Self::read(&Env::empty(), Layout::Standalone)
     }
 }
 
 impl BackendUrls {
     /// Reads `CUDLY_{ACCOUNTS,PLANNER,EXECUTOR,SWEEPER}_URL`, each defaulting to the
-    /// standalone address of its service.
-    pub fn from_env() -> Self {
-        let defaults = Self::default();
+    /// standalone address of its service; inside `cudly` the stack wires them.
+    pub fn read(env: &Env, layout: Layout) -> Self {
         Self {
-            accounts: config::var("CUDLY_ACCOUNTS_URL").unwrap_or(defaults.accounts),
-            planner: config::var("CUDLY_PLANNER_URL").unwrap_or(defaults.planner),
-            executor: config::var("CUDLY_EXECUTOR_URL").unwrap_or(defaults.executor),
-            sweeper: config::var("CUDLY_SWEEPER_URL").unwrap_or(defaults.sweeper),
+            accounts: env.peer_url("accounts", layout),
+            planner: env.peer_url("planner", layout),
+            executor: env.peer_url("executor", layout),
+            sweeper: env.peer_url("sweeper", layout),
         }
     }
 }
@@ -86,7 +77,9 @@ impl Config {
     /// token; tests and the all-in-one binary adjust the public fields afterwards.
     pub fn new(database_url: SecretString, internal_token: SecretString) -> Self {
         Self {
-            addr: DEFAULT_ADDR.parse().expect("the default address parses"),
+            addr: defaults::GATEWAY_ADDR
+                .parse()
+                .expect("the default address parses"),
             database_url,
             max_db_connections: 10,
             bootstrap_admin_key: None,
@@ -110,16 +103,17 @@ impl Config {
         self
     }
 
-    /// Reads the configuration from the environment. The internal token is required
-    /// (the standalone binary runs in production mode); the bootstrap key is optional.
-    pub fn from_env() -> ConfigResult<Self> {
-        let internal_token = caller_token(Caller::Gateway)?;
-        let mut config = Self::new(config::database_url("gateway"), internal_token);
-        config.addr = config::addr_var("CUDLY_GATEWAY_ADDR", DEFAULT_ADDR)?;
-        config.bootstrap_admin_key = config::secret_var("CUDLY_BOOTSTRAP_ADMIN_KEY");
-        config.backends = BackendUrls::from_env();
-        config.request_timeout =
-            config::duration_var("CUDLY_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)?;
+    /// Reads the configuration. The internal token is required (a standalone gateway
+    /// runs in production mode); the bootstrap key is optional.
+    pub fn read(env: &Env, secrets: &impl SecretSource, layout: Layout) -> ConfigResult<Self> {
+        let mut config = Self::new(
+            env.database_url("gateway"),
+            secrets.internal_token(Caller::Gateway)?,
+        );
+        config.addr = env.addr("CUDLY_GATEWAY_ADDR", defaults::GATEWAY_ADDR)?;
+        config.bootstrap_admin_key = secrets.bootstrap_admin_key();
+        config.backends = BackendUrls::read(env, layout);
+        config.request_timeout = env.duration("CUDLY_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)?;
         config.validate()?;
         Ok(config)
     }

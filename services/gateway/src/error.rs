@@ -16,17 +16,57 @@ use utoipa::ToSchema;
 /// The result of a handler.
 pub type HttpResult<T> = Result<T, HttpError>;
 
+/// A failure of the gateway's own work (its API key store), before it becomes an
+/// [`ApiError`] at the edge, where a database error is logged, once.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A rule of the API: conflict, not found, unavailable.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A database error; 503 when Postgres cannot be reached, else 500.
+    #[error("database error while {context}")]
+    Database {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A row the schema should not allow; logged, answered 500.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    /// Returns a database error raised while doing `context`.
+    pub fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+        move |source| Self::Database { context, source }
+    }
+}
+
+impl From<GatewayError> for ApiError {
+    fn from(error: GatewayError) -> Self {
+        match error {
+            GatewayError::Api(error) => error,
+            GatewayError::Database { context, source } => {
+                cudly_common::grpc::db_error(context, source)
+            }
+            GatewayError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<GatewayError> for HttpError {
+    fn from(error: GatewayError) -> Self {
+        Self(error.into())
+    }
+}
+
 /// An [`ApiError`] on its way to becoming an HTTP response.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error(transparent)]
 pub struct HttpError(pub ApiError);
-
-impl HttpError {
-    /// Returns the wrapped error.
-    pub fn api_error(&self) -> &ApiError {
-        &self.0
-    }
-}
 
 impl From<ApiError> for HttpError {
     fn from(error: ApiError) -> Self {
@@ -78,7 +118,7 @@ pub fn error_response(error: ApiError) -> Response {
 ///
 /// A status carrying error details (every error a CUDly service returns) is rebuilt
 /// exactly through `ApiError::from_status`. A bare transport failure names the backend
-/// by role, as API.md asks: "accounts service unavailable" (503) or "accounts service
+/// by role, as docs/design/API.md asks: "accounts service unavailable" (503) or "accounts service
 /// timed out" (504).
 pub fn grpc_error(service: &str, status: tonic::Status) -> HttpError {
     if status.details().is_empty() {

@@ -1,11 +1,12 @@
-//! The REST gateway of CUDly-rs: `/api/...` JSON (API.md) translated to gRPC calls on
+//! The REST gateway of CUDly-rs: `/api/...` JSON (docs/design/API.md) translated to gRPC calls on
 //! the backend services, with API-key authentication and roles, one error mapping,
 //! request ids and trace propagation, health, Prometheus metrics and an OpenAPI
 //! document generated from the handlers.
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
-//! let config = cudly_gateway::Config::from_env()?;
+//! let env = cudly_common::config::Env::process();
+//! let config = cudly_gateway::Config::read(&env, &env, cudly_common::config::Layout::Standalone)?;
 //! let app = cudly_gateway::App::build(config).await?;
 //! app.run_until_stopped(cudly_common::grpc::shutdown_signal()).await
 //! # }

@@ -3,11 +3,11 @@
 use chrono::{DateTime, Utc};
 use cudly_common::ApiError;
 use cudly_common::db::violated_constraint;
-use cudly_common::grpc::db_error;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::auth::{KeyHash, Role};
+use crate::error::GatewayError;
 
 /// One stored API key (its hash never leaves this module but for look-ups).
 #[derive(Debug, Clone)]
@@ -21,10 +21,9 @@ pub struct ApiKeyRow {
 
 type RawRow = (Uuid, String, String, DateTime<Utc>, Option<DateTime<Utc>>);
 
-fn from_raw((id, name, role, created_at, last_used_at): RawRow) -> Result<ApiKeyRow, ApiError> {
+fn from_raw((id, name, role, created_at, last_used_at): RawRow) -> Result<ApiKeyRow, GatewayError> {
     let role = Role::parse(&role).ok_or_else(|| {
-        tracing::error!(key_id = %id, "stored api key has an unknown role");
-        ApiError::internal()
+        GatewayError::Internal(format!("stored api key {id} has an unknown role"))
     })?;
     Ok(ApiKeyRow {
         id,
@@ -42,7 +41,7 @@ pub async fn insert_key(
     name: &str,
     role: Role,
     hash: &KeyHash,
-) -> Result<ApiKeyRow, ApiError> {
+) -> Result<ApiKeyRow, GatewayError> {
     let raw: RawRow = sqlx::query_as(
         "INSERT INTO api_keys (id, name, role, key_hash) VALUES ($1, $2, $3, $4)
          RETURNING id, name, role, created_at, last_used_at",
@@ -55,31 +54,31 @@ pub async fn insert_key(
     .await
     .map_err(|error| match violated_constraint(&error) {
         Some("api_keys_name_key") => {
-            ApiError::already_exists(format!("an api key named {name} already exists"))
+            ApiError::already_exists(format!("an api key named {name} already exists")).into()
         }
-        _ => db_error("insert api key", error),
+        _ => GatewayError::db("insert api key")(error),
     })?;
     from_raw(raw)
 }
 
 /// Returns every key, oldest first.
-pub async fn list_keys(conn: &mut PgConnection) -> Result<Vec<ApiKeyRow>, ApiError> {
+pub async fn list_keys(conn: &mut PgConnection) -> Result<Vec<ApiKeyRow>, GatewayError> {
     let raws: Vec<RawRow> = sqlx::query_as(
         "SELECT id, name, role, created_at, last_used_at FROM api_keys ORDER BY created_at, id",
     )
     .fetch_all(conn)
     .await
-    .map_err(|error| db_error("list api keys", error))?;
+    .map_err(GatewayError::db("list api keys"))?;
     raws.into_iter().map(from_raw).collect()
 }
 
 /// Deletes a key; returns false when there was none with that id.
-pub async fn delete_key(conn: &mut PgConnection, id: Uuid) -> Result<bool, ApiError> {
+pub async fn delete_key(conn: &mut PgConnection, id: Uuid) -> Result<bool, GatewayError> {
     let result = sqlx::query("DELETE FROM api_keys WHERE id = $1")
         .bind(id)
         .execute(conn)
         .await
-        .map_err(|error| db_error("delete api key", error))?;
+        .map_err(GatewayError::db("delete api key"))?;
     Ok(result.rows_affected() > 0)
 }
 
@@ -87,14 +86,14 @@ pub async fn delete_key(conn: &mut PgConnection, id: Uuid) -> Result<bool, ApiEr
 pub async fn find_key_by_hash(
     conn: &mut PgConnection,
     hash: &KeyHash,
-) -> Result<Option<ApiKeyRow>, ApiError> {
+) -> Result<Option<ApiKeyRow>, GatewayError> {
     let raw: Option<RawRow> = sqlx::query_as(
         "SELECT id, name, role, created_at, last_used_at FROM api_keys WHERE key_hash = $1",
     )
     .bind(&hash[..])
     .fetch_optional(conn)
     .await
-    .map_err(|error| db_error("find api key", error))?;
+    .map_err(GatewayError::db("find api key"))?;
     raw.map(from_raw).transpose()
 }
 

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cudly_common::ApiError;
-use cudly_common::grpc::{AuthChannel, client_channel, db_error};
+use cudly_common::grpc::{AuthChannel, client_channel};
 use secrecy::ExposeSecret;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
 
 use crate::auth::{KeyHash, hash_key};
 use crate::config::Config;
+use crate::error::GatewayError;
 
 /// The schema holding the gateway's tables.
 pub const SCHEMA: &str = "gateway";
@@ -95,14 +96,14 @@ impl AppState {
 
     /// Returns a pooled connection for a handler: 503 while the migrations are not
     /// applied yet or the database cannot be reached.
-    pub async fn db(&self) -> Result<PoolConnection<Postgres>, ApiError> {
+    pub async fn db(&self) -> Result<PoolConnection<Postgres>, GatewayError> {
         if !self.is_migrated() {
-            return Err(ApiError::unavailable("database unavailable"));
+            return Err(ApiError::unavailable("database unavailable").into());
         }
         self.pool
             .acquire()
             .await
-            .map_err(|error| db_error("acquire connection", error))
+            .map_err(GatewayError::db("acquire connection"))
     }
 
     pub(crate) fn mark_migrated(&self) {

@@ -58,8 +58,9 @@ impl App {
             grpc_name: grpc::SERVICE_NAME,
             schema: SCHEMA,
             migrator: &MIGRATOR,
-            health_interval: self.config.health_interval,
+            health_interval: self.config.common.health_interval,
             extra_checks: Vec::new(),
+            readiness: Default::default(),
         };
         let planner = grpc::planner(&self.config, self.pool.clone())?;
         let routes = grpc::routes(&self.config, planner);

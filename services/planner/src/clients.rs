@@ -51,12 +51,12 @@ impl Clients {
         let accounts = client_channel(
             &config.accounts_url,
             &config.internal_token,
-            config.call_timeout,
+            config.common.internal_call_timeout,
         )?;
         let executor = client_channel(
             &config.executor_url,
             &config.internal_token,
-            config.call_timeout,
+            config.common.internal_call_timeout,
         )?;
         Ok(Self {
             accounts: AccountsServiceClient::new(accounts),
@@ -232,10 +232,11 @@ fn executor_error(call: &'static str, status: tonic::Status) -> PlannerError {
         | Code::FailedPrecondition
         | Code::Aborted
         | Code::OutOfRange => PlannerError::Api(ApiError::from_status(&status)),
-        Code::Internal | Code::Unknown | Code::DataLoss => {
-            tracing::error!(call, code = ?status.code(), detail = %status.message(), "executor failed");
-            PlannerError::Api(ApiError::internal())
-        }
+        Code::Internal | Code::Unknown | Code::DataLoss => PlannerError::Internal(format!(
+            "executor failed on {call}: {:?} {}",
+            status.code(),
+            status.message()
+        )),
         _ => {
             tracing::warn!(call, code = ?status.code(), detail = %status.message(), "executor service call failed");
             PlannerError::ExecutorUnavailable

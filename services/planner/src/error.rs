@@ -1,17 +1,13 @@
-//! The planner's error type and its mapping to gRPC statuses through the shared
-//! error-code table.
+//! The planner's error type: every failure of an operation, turned into a
+//! `tonic::Status` through the shared error-code table at the edge, where a database
+//! error is logged, once.
 
-use cudly_common::ApiError;
-use cudly_common::grpc::db_error;
-use cudly_proto::common::v1::ErrorDetail;
-
-/// The ErrorDetail code of a refused fencing token.
-pub const STALE_FENCING_TOKEN: &str = "stale_fencing_token";
+use cudly_common::{ApiError, ErrorCode};
 
 /// Everything a planner operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum PlannerError {
-    /// A rule of the API: bad input, not found, conflict, the database down.
+    /// A rule of the API: bad input, not found, conflict.
     #[error(transparent)]
     Api(#[from] ApiError),
     /// The accounts service could not answer (down, timed out, refused the call).
@@ -27,7 +23,21 @@ pub enum PlannerError {
         presented: i64,
         highest: i64,
     },
+    /// A database error; UNAVAILABLE or INTERNAL at the edge, the detail logged there.
+    #[error("database error while {context}")]
+    Database {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A broken invariant (a row the schema should not allow); logged, answered
+    /// INTERNAL.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
+
+/// The result of a planner operation.
+pub type PlannerResult<T> = Result<T, PlannerError>;
 
 impl From<cudly_vocabulary::FieldError> for PlannerError {
     fn from(error: cudly_vocabulary::FieldError) -> Self {
@@ -35,45 +45,38 @@ impl From<cudly_vocabulary::FieldError> for PlannerError {
     }
 }
 
-/// The result of a planner operation.
-pub type PlannerResult<T> = Result<T, PlannerError>;
-
 impl PlannerError {
-    /// Returns the error as the API reports it (the stale-token case has its own code
-    /// outside the table and is built in [`From<PlannerError> for tonic::Status`]).
-    pub fn to_api_error(&self) -> ApiError {
+    /// Returns the error as the API reports it; database and internal details are
+    /// logged here and replaced by a generic message.
+    pub fn into_api_error(self) -> ApiError {
         match self {
-            PlannerError::Api(error) => error.clone(),
-            PlannerError::AccountsUnavailable => {
-                ApiError::unavailable("accounts service unavailable")
+            PlannerError::Api(error) => error,
+            PlannerError::AccountsUnavailable | PlannerError::ExecutorUnavailable => {
+                ApiError::unavailable(self.to_string())
             }
-            PlannerError::ExecutorUnavailable => {
-                ApiError::unavailable("executor service unavailable")
+            PlannerError::StaleFencingToken { .. } => {
+                ApiError::new(ErrorCode::StaleFencingToken, self.to_string())
             }
-            PlannerError::StaleFencingToken { .. } => ApiError::conflict(self.to_string()),
+            PlannerError::Database { context, source } => {
+                cudly_common::grpc::db_error(context, source)
+            }
+            PlannerError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                ApiError::internal()
+            }
         }
     }
 }
 
 impl From<PlannerError> for tonic::Status {
     fn from(error: PlannerError) -> Self {
-        match error {
-            PlannerError::StaleFencingToken { .. } => {
-                let detail = ErrorDetail {
-                    code: STALE_FENCING_TOKEN.to_owned(),
-                    message: error.to_string(),
-                    ..ErrorDetail::default()
-                };
-                cudly_proto::status::with_error_detail(tonic::Code::Aborted, &detail)
-            }
-            other => other.to_api_error().into(),
-        }
+        error.into_api_error().into()
     }
 }
 
-/// Returns a mapper of database errors for `context` (logged there, never shown).
+/// Returns a mapper of database errors raised while doing `context`.
 pub fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> PlannerError {
-    move |error| PlannerError::Api(db_error(context, error))
+    move |source| PlannerError::Database { context, source }
 }
 
 #[cfg(test)]
@@ -89,9 +92,9 @@ mod tests {
         }
         .into();
         assert_eq!(status.code(), tonic::Code::Aborted);
-        let detail = cudly_proto::status::error_detail(&status).unwrap();
-        assert_eq!(detail.code, STALE_FENCING_TOKEN);
-        assert!(detail.message.contains("fire_due_plans"));
+        let error = ApiError::from_status(&status);
+        assert_eq!(error.code, ErrorCode::StaleFencingToken);
+        assert!(error.message.contains("fire_due_plans"));
     }
 
     #[test]

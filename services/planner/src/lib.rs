@@ -1,4 +1,4 @@
-//! The planner service of CUDly-rs (ARCHITECTURE.md): plans and their services map,
+//! The planner service of CUDly-rs (docs/design/ARCHITECTURE.md): plans and their services map,
 //! ramp schedules, plan ↔ account binding with provider validation, the standing
 //! recommendations, due-plan firing and turning a plan into an execution request.
 

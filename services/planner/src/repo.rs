@@ -53,8 +53,7 @@ impl TryFrom<PlanRow> for Plan {
 
     fn try_from(row: PlanRow) -> PlannerResult<Self> {
         let ramp_type = RampType::parse(&row.ramp_type).ok_or_else(|| {
-            tracing::error!(plan_id = %row.id, "stored plan has an unknown ramp type");
-            PlannerError::Api(cudly_common::ApiError::internal())
+            PlannerError::Internal(format!("stored plan {} has an unknown ramp type", row.id))
         })?;
         Ok(Plan {
             id: row.id,

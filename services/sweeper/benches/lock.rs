@@ -21,9 +21,6 @@
 //! Knobs: `LOCK_SECONDS` (5 per variant), `LOCK_WARMUP_SECONDS` (1), `LOCK_TASKS` (16),
 //! `LOCK_TTL_MS` (30000), `REDIS_URL` (`redis://127.0.0.1:6379/`).
 
-#[allow(dead_code)]
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,17 +28,14 @@ use anyhow::Context;
 use cudly_lock::testing::InMemoryFencing;
 use cudly_lock::{FencingSource, LockConfig, RedisLock};
 use cudly_sweeper::repo::{PgFencing, next_fencing_token};
-use cudly_testkit::TestDb;
+use cudly_testkit::{TestDb, bench};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::task::JoinSet;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 fn main() -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run())
+    bench::block_on(run())
 }
 
 /// What one cycle does.
@@ -225,7 +219,7 @@ async fn rate_of(
     println!(
         "{tasks} task(s), {}: {} cycles/s",
         variant.label(),
-        common::number(rate)
+        bench::number(rate)
     );
     Ok(rate)
 }
@@ -249,7 +243,7 @@ async fn measure_all(
 fn print_rates(rates: &Rates) {
     let tasks = rates.tasks;
     let baseline = Variant::Raw.label();
-    common::print_result(
+    bench::print_result(
         &format!(
             "lock acquire+release, {tasks} task(s), {}",
             Variant::Lock.label()
@@ -259,7 +253,7 @@ fn print_rates(rates: &Rates) {
         baseline,
         rates.raw,
     );
-    common::print_result(
+    bench::print_result(
         &format!(
             "lock acquire+release, {tasks} task(s), {}",
             Variant::LockWithoutPostgres.label()
@@ -269,7 +263,7 @@ fn print_rates(rates: &Rates) {
         baseline,
         rates.raw,
     );
-    common::print_result(
+    bench::print_result(
         &format!("{tasks} task(s), {}", Variant::FencingDraw.label()),
         "ops/s",
         rates.fencing,
@@ -288,21 +282,21 @@ fn print_breakdown(sequential: &Rates) {
         "per sequential cycle: raw {} µs (2 Redis round trips); real lock without Postgres {} µs \
          (+{} µs: a third Redis round trip, two Lua scripts instead of plain commands, the \
          renewal task); real lock {} µs (+{} µs for the fencing draw, which alone takes {} µs)",
-        common::number(raw),
-        common::number(without_postgres),
-        common::number(without_postgres - raw),
-        common::number(lock),
-        common::number(lock - without_postgres),
-        common::number(micros(sequential.fencing)),
+        bench::number(raw),
+        bench::number(without_postgres),
+        bench::number(without_postgres - raw),
+        bench::number(lock),
+        bench::number(lock - without_postgres),
+        bench::number(micros(sequential.fencing)),
     );
 }
 
 async fn run() -> anyhow::Result<()> {
-    let duration = Duration::from_secs(common::knob("LOCK_SECONDS", 5).max(1));
-    let warmup = Duration::from_secs(common::knob("LOCK_WARMUP_SECONDS", 1));
-    let concurrent = common::knob("LOCK_TASKS", 16).max(1) as usize;
-    let ttl = Duration::from_millis(common::knob("LOCK_TTL_MS", 30_000).max(100));
-    let redis_url = common::redis_url();
+    let duration = Duration::from_secs(bench::knob("LOCK_SECONDS", 5).max(1));
+    let warmup = Duration::from_secs(bench::knob("LOCK_WARMUP_SECONDS", 1));
+    let concurrent = bench::knob("LOCK_TASKS", 16).max(1) as usize;
+    let ttl = Duration::from_millis(bench::knob("LOCK_TTL_MS", 30_000).max(100));
+    let redis_url = bench::text_knob("REDIS_URL", "redis://127.0.0.1:6379/");
     let key_prefix = format!("cudly-bench:{}:lock:task:", uuid::Uuid::new_v4().simple());
 
     println!("lock benchmark");
@@ -316,7 +310,7 @@ async fn run() -> anyhow::Result<()> {
         "fencing: the sweeper's PgFencing on a fresh database, pool of {concurrent} \
          connections (the sweeper's own pool has 10)"
     );
-    common::print_machine();
+    bench::print_machine("this process");
 
     let db = TestDb::create().await?;
     let pool = sweeper_pool(&db, u32::try_from(concurrent).unwrap_or(u32::MAX)).await?;

@@ -2,7 +2,7 @@
 //! terminal through the real `recover_stranded` task, against a bare SQL update of
 //! 10 000 rows of the same shape.
 //!
-//! Stranded means what `recover_stranded` acts on (DOMAIN.md, Sweeper; the executor's
+//! Stranded means what `recover_stranded` acts on (docs/design/DOMAIN.md, Sweeper; the executor's
 //! ListStaleExecutions): a root in `running` whose lease heartbeat is older than
 //! `CUDLY_STRANDED_RUNNING_AFTER` (10 min; here 1 h old), which is what an executor
 //! killed mid-run leaves behind. The rows are written straight into the executor's
@@ -12,7 +12,7 @@
 //! roots) until a run finds nothing, and the executions are polled until all are
 //! terminal. Two recovery paths, both needing no AWS call:
 //!
-//! - `redrive` (default; the recovery DOMAIN.md names first): attempt 0, under the
+//! - `redrive` (default; the recovery docs/design/DOMAIN.md names first): attempt 0, under the
 //!   re-drive budget, so the sweeper calls Redrive (fencing check, lease takeover,
 //!   attempt + 1) and the executor resumes the run in the background. The shape is a
 //!   run killed after its one account finished (child `completed`, its item `bought`
@@ -31,15 +31,12 @@
 //! Knobs: `RECOVERY_EXECUTIONS` (10000), `RECOVERY_PATH` (`redrive`, `safe_fail` or
 //! `both`), `RECOVERY_TIMEOUT_SECONDS` (600, a guard, not a figure).
 
-#[allow(dead_code)]
-mod common;
-
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cudly_common::idempotency::{child_lineage_key, derive_token};
 use cudly_sweeper::config::Tuning;
-use cudly_testkit::TestStack;
+use cudly_testkit::{TestStack, bench};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -100,10 +97,7 @@ const STATUS_COUNTS: &str = "SELECT status, count(*) FROM executions \
 const RUN_TASK: &str = "/api/admin/sweeps/recover_stranded/run";
 
 fn main() -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run())
+    bench::block_on(run())
 }
 
 /// Which recovery the stranded executions take, and so their shape.
@@ -425,21 +419,21 @@ async fn bench_path(
     seed(pool, &stranded, path, tuning).await?;
     println!(
         "seeded {size} stranded executions (root, child, item) in {} s",
-        common::number(seeding.elapsed().as_secs_f64())
+        bench::number(seeding.elapsed().as_secs_f64())
     );
-    let timeout = Duration::from_secs(common::knob("RECOVERY_TIMEOUT_SECONDS", 600));
+    let timeout = Duration::from_secs(bench::knob("RECOVERY_TIMEOUT_SECONDS", 600));
     let recovered = recover(stack, pool, &stranded, timeout).await?;
     let counts = recovered.counts;
     println!(
         "{} sweep runs in {} s: found {}, acted {}, race lost {}, errors {}; all terminal \
          {} s after the first run",
         recovered.runs,
-        common::number(recovered.sweeping.as_secs_f64()),
+        bench::number(recovered.sweeping.as_secs_f64()),
         counts.found,
         counts.acted,
         counts.race_lost,
         counts.errors,
-        common::number(recovered.elapsed.as_secs_f64()),
+        bench::number(recovered.elapsed.as_secs_f64()),
     );
     println!(
         "outcome: {} (expected {size} {})",
@@ -447,7 +441,7 @@ async fn bench_path(
         path.terminal()
     );
     let seconds = recovered.elapsed.as_secs_f64();
-    common::print_result(
+    bench::print_result(
         &format!(
             "sweeper recovery ({}) of {size} stranded executions to terminal",
             path.name()
@@ -460,7 +454,7 @@ async fn bench_path(
         ),
         bare.as_secs_f64(),
     );
-    common::print_result(
+    bench::print_result(
         &format!("sweeper recovery ({}) rate", path.name()),
         "executions/s",
         size as f64 / seconds,
@@ -486,14 +480,14 @@ fn print_header(size: usize, paths: &[RecoveryPath], tuning: &Tuning) {
         tuning.stranded_approved_after,
         tuning.lock_ttl,
     );
-    common::print_machine();
+    bench::print_machine("this process");
 }
 
 async fn run() -> anyhow::Result<()> {
-    let size = common::knob("RECOVERY_EXECUTIONS", 10_000).max(1) as usize;
-    let paths = RecoveryPath::parse_list(&common::text_knob("RECOVERY_PATH", "redrive"))?;
+    let size = bench::knob("RECOVERY_EXECUTIONS", 10_000).max(1) as usize;
+    let paths = RecoveryPath::parse_list(&bench::text_knob("RECOVERY_PATH", "redrive"))?;
     let mut tuning = Tuning::default();
-    let stack = TestStack::start_with(|config| tuning = config.sweeper.clone()).await?;
+    let stack = TestStack::start_with(|config| tuning = config.sweeper.tuning.clone()).await?;
     print_header(size, &paths, &tuning);
     let pool = stack.db.pool("executor").await?;
     for path in paths {

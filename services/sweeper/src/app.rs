@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cudly_common::grpc::client_channel;
-use cudly_common::server::{ServiceSpec, serve};
+use cudly_common::server::{Readiness, ServiceSpec, serve, wait_serving};
 use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
 use cudly_proto::planner::v1::planner_service_client::PlannerServiceClient;
 use sqlx::PgPool;
@@ -47,12 +47,12 @@ impl App {
             executor: ExecutorServiceClient::new(client_channel(
                 &config.executor_url,
                 &config.internal_token,
-                config.rpc_timeout,
+                config.common.internal_call_timeout,
             )?),
             planner: PlannerServiceClient::new(client_channel(
                 &config.planner_url,
                 &config.internal_token,
-                config.rpc_timeout,
+                config.common.internal_call_timeout,
             )?),
         };
         let sweeper = Sweeper::new(config.clone(), pool.clone(), clients);
@@ -87,17 +87,30 @@ impl App {
             let sweeper = redis_sweeper.clone();
             Box::pin(async move { ("redis", sweeper.ping_redis().await) })
         });
+        let readiness = Readiness::default();
         let spec = ServiceSpec {
             name: "sweeper",
             grpc_name: grpc::SERVICE_NAME,
             schema: SCHEMA,
             migrator: &MIGRATOR,
-            health_interval: self.config.health_interval,
+            health_interval: self.config.common.health_interval,
             extra_checks: vec![redis_check],
+            readiness: readiness.clone(),
         };
         let cancel = CancellationToken::new();
         let loops = if self.config.tuning.run_loops {
-            self.sweeper.spawn_loops(cancel.clone())
+            let peers = [
+                ("executor", self.config.executor_url.clone()),
+                ("planner", self.config.planner_url.clone()),
+            ];
+            let interval = self.config.common.health_interval;
+            // The first sweep waits for what every task needs: the sweeper's own schema,
+            // Postgres and Redis, and the executor and planner serving (each migrated).
+            let dependencies = async move {
+                readiness.wait_ready().await;
+                wait_serving(&peers, interval).await;
+            };
+            self.sweeper.spawn_loops(cancel.clone(), dependencies)
         } else {
             Vec::new()
         };

@@ -1,16 +1,22 @@
-//! Configuration of the sweeper service, read from the environment at start-up.
+//! Configuration of the sweeper service: every variable it reads, read in
+//! [`Config::read`] (alone and inside the all-in-one `cudly`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cudly_common::config::{self, ConfigResult};
-use cudly_common::grpc::{Caller, InternalAuth, caller_token};
+use cudly_common::config::{
+    CommonSettings, ConfigError, ConfigResult, Env, Layout, SecretSource, defaults,
+};
+use cudly_common::grpc::{Caller, InternalAuth};
 use secrecy::SecretString;
 
 use crate::task::Task;
 
-/// The callers this service accepts (ARCHITECTURE.md, who calls whom).
+/// How often each task runs unless configured (`CUDLY_SWEEP_INTERVAL`).
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The callers this service accepts (docs/design/ARCHITECTURE.md "Who calls whom").
 pub const ACCEPTED_CALLERS: &[Caller] = &[Caller::Gateway];
 
 /// The sweeper's tunable behaviour, separate from addresses and secrets so that the
@@ -45,11 +51,11 @@ impl Default for Tuning {
         Self {
             intervals: Task::ALL
                 .into_iter()
-                .map(|task| (task, Duration::from_secs(60)))
+                .map(|task| (task, DEFAULT_SWEEP_INTERVAL))
                 .collect(),
             lock_ttl: Duration::from_secs(30),
-            stranded_approved_after: Duration::from_secs(15 * 60),
-            stranded_running_after: Duration::from_secs(10 * 60),
+            stranded_approved_after: defaults::STRANDED_APPROVED_AFTER,
+            stranded_running_after: defaults::STRANDED_RUNNING_AFTER,
             redrive_max_attempts: 3,
             run_loops: true,
             batch_limit: 500,
@@ -61,28 +67,25 @@ impl Default for Tuning {
 
 impl Tuning {
     /// Reads the documented variables over the defaults.
-    pub fn from_env() -> ConfigResult<Self> {
+    pub fn read(env: &Env) -> ConfigResult<Self> {
         let mut tuning = Self::default();
-        let default_interval =
-            config::duration_var("CUDLY_SWEEP_INTERVAL", Duration::from_secs(60))?;
+        let default_interval = env.duration("CUDLY_SWEEP_INTERVAL", DEFAULT_SWEEP_INTERVAL)?;
         for task in Task::ALL {
-            let interval = config::duration_var(&task.interval_var(), default_interval)?;
+            let interval = env.duration(&task.interval_var(), default_interval)?;
             tuning.intervals.insert(task, interval);
         }
-        tuning.lock_ttl = config::duration_var("CUDLY_LOCK_TTL", tuning.lock_ttl)?;
-        tuning.stranded_approved_after = config::duration_var(
+        tuning.lock_ttl = env.duration("CUDLY_LOCK_TTL", tuning.lock_ttl)?;
+        tuning.stranded_approved_after = env.duration(
             "CUDLY_STRANDED_APPROVED_AFTER",
             tuning.stranded_approved_after,
         )?;
-        tuning.stranded_running_after = config::duration_var(
+        tuning.stranded_running_after = env.duration(
             "CUDLY_STRANDED_RUNNING_AFTER",
             tuning.stranded_running_after,
         )?;
         tuning.redrive_max_attempts =
-            config::parse_var("CUDLY_REDRIVE_MAX_ATTEMPTS", tuning.redrive_max_attempts)?;
-        if let Ok(prefix) = std::env::var("CUDLY_LOCK_KEY_PREFIX")
-            && !prefix.trim().is_empty()
-        {
+            env.parse("CUDLY_REDRIVE_MAX_ATTEMPTS", tuning.redrive_max_attempts)?;
+        if let Some(prefix) = env.var("CUDLY_LOCK_KEY_PREFIX") {
             tuning.lock_key_prefix = prefix.trim().to_owned();
         }
         tuning.validate()?;
@@ -92,13 +95,10 @@ impl Tuning {
     /// Rejects settings under which the lock cannot work.
     pub fn validate(&self) -> ConfigResult<()> {
         if self.lock_ttl < Duration::from_millis(100) {
-            return Err(config::ConfigError::new(
-                "CUDLY_LOCK_TTL",
-                "must be at least 100ms",
-            ));
+            return Err(ConfigError::new("CUDLY_LOCK_TTL", "must be at least 100ms"));
         }
         if self.redrive_max_attempts == 0 {
-            return Err(config::ConfigError::new(
+            return Err(ConfigError::new(
                 "CUDLY_REDRIVE_MAX_ATTEMPTS",
                 "must be at least 1",
             ));
@@ -111,7 +111,7 @@ impl Tuning {
         self.intervals
             .get(&task)
             .copied()
-            .unwrap_or(Duration::from_secs(60))
+            .unwrap_or(DEFAULT_SWEEP_INTERVAL)
     }
 }
 
@@ -127,55 +127,29 @@ pub struct Config {
     pub auth: InternalAuth,
     /// This service's own token for calls to the executor and planner.
     pub internal_token: SecretString,
+    /// The executor service (`CUDLY_EXECUTOR_URL`).
     pub executor_url: String,
+    /// The planner service (`CUDLY_PLANNER_URL`).
     pub planner_url: String,
-    /// How often dependencies are checked for health.
-    pub health_interval: Duration,
-    /// Longest one RPC to the executor or planner may take.
-    pub rpc_timeout: Duration,
+    /// Health interval and the deadline of each call to executor or planner.
+    pub common: CommonSettings,
     pub tuning: Tuning,
 }
 
 impl Config {
-    /// Returns a configuration with the documented defaults.
-    pub fn new(
-        database_url: SecretString,
-        redis_url: SecretString,
-        auth: InternalAuth,
-        internal_token: SecretString,
-        executor_url: String,
-        planner_url: String,
-    ) -> Self {
-        Self {
-            addr: "0.0.0.0:50054".parse().expect("the default address parses"),
-            database_url,
-            redis_url,
-            auth,
-            internal_token,
-            executor_url,
-            planner_url,
-            health_interval: Duration::from_secs(2),
-            rpc_timeout: Duration::from_secs(30),
-            tuning: Tuning::default(),
-        }
-    }
-
     /// Reads the configuration; fails naming the first missing or invalid variable.
-    pub fn from_env() -> ConfigResult<Self> {
-        let mut config = Self::new(
-            config::database_url("sweeper"),
-            config::redis_url(),
-            InternalAuth::from_env(ACCEPTED_CALLERS)?,
-            caller_token(Caller::Sweeper)?,
-            config::var("CUDLY_EXECUTOR_URL")
-                .unwrap_or_else(|| "http://127.0.0.1:50053".to_owned()),
-            config::var("CUDLY_PLANNER_URL").unwrap_or_else(|| "http://127.0.0.1:50052".to_owned()),
-        );
-        config.addr = config::addr_var("CUDLY_SWEEPER_ADDR", "0.0.0.0:50054")?;
-        config.health_interval =
-            config::duration_var("CUDLY_HEALTH_INTERVAL", config.health_interval)?;
-        config.tuning = Tuning::from_env()?;
-        Ok(config)
+    pub fn read(env: &Env, secrets: &impl SecretSource, layout: Layout) -> ConfigResult<Self> {
+        Ok(Self {
+            addr: env.listen_addr("sweeper", layout)?,
+            database_url: env.database_url("sweeper"),
+            redis_url: env.redis_url(),
+            auth: InternalAuth::from_source(ACCEPTED_CALLERS, secrets)?,
+            internal_token: secrets.internal_token(Caller::Sweeper)?,
+            executor_url: env.peer_url("executor", layout),
+            planner_url: env.peer_url("planner", layout),
+            common: CommonSettings::read(env)?,
+            tuning: Tuning::read(env)?,
+        })
     }
 
     /// Returns the interval of `task`.

@@ -53,10 +53,11 @@ impl SweeperService for SweeperGrpc {
     ) -> Result<Response<SweepRun>, Status> {
         require_caller(&request, &[Caller::Gateway])?;
         let task = parse_task(&request.get_ref().task)?;
-        let row = self.sweeper.run_task(task, true).await.map_err(|error| {
-            tracing::warn!(%error, "run task not recorded");
-            Status::from(ApiError::unavailable("database unavailable"))
-        })?;
+        let row = self
+            .sweeper
+            .run_task(task, true)
+            .await
+            .map_err(|error| Status::from(error.into_api_error()))?;
         Ok(Response::new(to_proto(row)))
     }
 

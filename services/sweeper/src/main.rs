@@ -2,13 +2,18 @@
 //! serve.
 
 use anyhow::Context;
+use cudly_common::config::{Env, Layout};
+use cudly_common::metrics::standalone_addr;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = cudly_telemetry::init("sweeper")?;
-    cudly_common::config::warn_unknown_vars();
-    let config = cudly_sweeper::config::Config::from_env().context("invalid configuration")?;
-    let metrics = cudly_common::metrics::spawn_standalone("sweeper", "0.0.0.0:9094")?;
+    let env = Env::process();
+    let config = cudly_sweeper::config::Config::read(&env, &env, Layout::Standalone)
+        .context("invalid configuration")?;
+    let metrics_addr = standalone_addr(&env, "sweeper").context("invalid configuration")?;
+    env.report_unused_vars();
+    let metrics = cudly_common::metrics::spawn_standalone(metrics_addr);
     let app = cudly_sweeper::app::App::build(config).await?;
     let result = app
         .run_until_stopped(cudly_common::grpc::shutdown_signal())

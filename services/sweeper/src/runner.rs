@@ -2,6 +2,7 @@
 //! Postgres, skip if the task ran recently, confirm the lock is still held, act while
 //! it is held, record the run, release.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::error::{SweeperError, SweeperResult};
 use crate::repo::{self, NewRun, PgFencing, SweepRunRow};
 use crate::task::{Counts, Outcome, Task};
 use crate::tasks::{self, Clients, TaskStop};
@@ -33,11 +35,6 @@ struct Inner {
     /// Connected lazily and kept: Redis may be down when the service starts.
     lock: Mutex<Option<RedisLock>>,
 }
-
-/// A failure to record a run (Postgres down).
-#[derive(Debug, thiserror::Error)]
-#[error("recording the sweep run failed: {0}")]
-pub struct RecordError(String);
 
 impl Sweeper {
     pub fn new(config: Config, pool: PgPool, clients: Clients) -> Self {
@@ -95,7 +92,7 @@ impl Sweeper {
     /// Runs `task` once. A manual run (RunTask) skips the "ran recently" check but
     /// still needs the lock. The run is recorded before the lock is released, so the
     /// next holder sees it and skips a task that has just run.
-    pub async fn run_task(&self, task: Task, manual: bool) -> Result<SweepRunRow, RecordError> {
+    pub async fn run_task(&self, task: Task, manual: bool) -> SweeperResult<SweepRunRow> {
         let started_at = Utc::now();
         let timer = Instant::now();
         let (attempt, guard) = self.attempt(task, manual).await;
@@ -104,6 +101,7 @@ impl Sweeper {
         let started_at = attempt.acquired_at.unwrap_or(started_at);
         crate::metrics::record_run(task, attempt.outcome, attempt.counts, timer.elapsed());
         log_attempt(task, &attempt);
+        let error = attempt.error.as_ref().map(ToString::to_string);
         let run = NewRun {
             task,
             holder: &self.inner.holder,
@@ -111,11 +109,11 @@ impl Sweeper {
             started_at,
             counts: attempt.counts,
             fencing_token: attempt.fencing_token,
-            error: attempt.error.as_deref(),
+            error: error.as_deref(),
         };
         let record = repo::insert_run(&self.inner.pool, run)
             .await
-            .map_err(|error| RecordError(cudly_common::db::error_kind(&error)));
+            .map_err(SweeperError::db("recording the sweep run"));
         if let Some(guard) = guard
             && let Err(error) = guard.release().await
         {
@@ -129,7 +127,7 @@ impl Sweeper {
         let config = &self.inner.config;
         let lock = match self.lock().await {
             Ok(lock) => lock,
-            Err(error) => return (Attempt::error(None, error.to_string()), None),
+            Err(error) => return (Attempt::error(None, error.into()), None),
         };
         let guard = match lock
             .try_acquire(task.name(), config.tuning.lock_ttl, &self.inner.fencing)
@@ -142,7 +140,7 @@ impl Sweeper {
                     None,
                 );
             }
-            Err(error) => return (Attempt::error(None, error.to_string()), None),
+            Err(error) => return (Attempt::error(None, error.into()), None),
         };
         let acquired_at = Utc::now();
         let attempt = Attempt {
@@ -159,10 +157,7 @@ impl Sweeper {
                 Ok(true) => return Attempt::of(Outcome::SkippedRecent, Counts::default(), None),
                 Ok(false) => {}
                 Err(error) => {
-                    return Attempt::error(
-                        None,
-                        format!("database: {}", cudly_common::db::error_kind(&error)),
-                    );
+                    return Attempt::error(None, SweeperError::db("checking the last run")(error));
                 }
             }
         }
@@ -170,7 +165,7 @@ impl Sweeper {
         match guard.check_held().await {
             Ok(true) => {}
             Ok(false) => return Attempt::of(Outcome::LockLost, Counts::default(), Some(token)),
-            Err(error) => return Attempt::error(Some(token), error.to_string()),
+            Err(error) => return Attempt::error(Some(token), error.into()),
         }
         let fencing = Fencing {
             task: task.name().to_owned(),
@@ -191,14 +186,27 @@ impl Sweeper {
         }
     }
 
-    /// Runs every task on its interval until `cancel` fires; the current run finishes.
-    pub fn spawn_loops(&self, cancel: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+    /// Runs every task on its interval, once `dependencies` completes, until `cancel`
+    /// fires; the current run finishes.
+    pub fn spawn_loops(
+        &self,
+        cancel: CancellationToken,
+        dependencies: impl Future<Output = ()> + Send + 'static,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let ready = futures::future::FutureExt::shared(Box::pin(dependencies));
         Task::ALL
             .into_iter()
             .map(|task| {
                 let sweeper = self.clone();
                 let cancel = cancel.clone();
-                tokio::spawn(async move { sweeper.task_loop(task, cancel).await })
+                let ready = ready.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = ready => {}
+                    }
+                    sweeper.task_loop(task, cancel).await
+                })
             })
             .collect()
     }
@@ -223,7 +231,7 @@ struct Attempt {
     counts: Counts,
     /// Recorded only for runs that acted (or tried to) under the lock.
     fencing_token: Option<i64>,
-    error: Option<String>,
+    error: Option<SweeperError>,
     /// When the lock was taken, for runs that took it.
     acquired_at: Option<chrono::DateTime<Utc>>,
 }
@@ -239,7 +247,7 @@ impl Attempt {
         }
     }
 
-    fn error(fencing_token: Option<i64>, reason: String) -> Self {
+    fn error(fencing_token: Option<i64>, reason: SweeperError) -> Self {
         Self {
             error: Some(reason),
             ..Self::of(Outcome::Error, Counts::default(), fencing_token)
@@ -262,7 +270,11 @@ fn log_attempt(task: Task, attempt: &Attempt) {
         Outcome::Error | Outcome::LockLost => tracing::warn!(
             task = task.name(),
             outcome = attempt.outcome.name(),
-            error = attempt.error.as_deref().unwrap_or(""),
+            error = attempt
+                .error
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             "sweep did not finish"
         ),
         Outcome::LockNotAcquired | Outcome::SkippedRecent => {

@@ -1,4 +1,4 @@
-//! The periodic tasks of the sweeper (DOMAIN.md, Sweeper).
+//! The periodic tasks of the sweeper (docs/design/DOMAIN.md, Sweeper).
 
 use std::fmt;
 use std::str::FromStr;

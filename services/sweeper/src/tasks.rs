@@ -14,6 +14,7 @@ use cudly_proto::planner::v1::planner_service_client::PlannerServiceClient;
 use futures::StreamExt;
 
 use crate::config::Config;
+use crate::error::{SweeperError, is_stale_fencing};
 use crate::task::{Counts, Task};
 
 /// The message safe-failed executions carry for the operator.
@@ -26,7 +27,7 @@ pub enum TaskStop {
     /// The lock was lost or a service refused our fencing token as stale.
     LockLost(Counts),
     /// A call failed; the counts say what was done before.
-    Failed(Counts, String),
+    Failed(Counts, SweeperError),
 }
 
 /// gRPC clients of the services the sweeper drives.
@@ -36,19 +37,13 @@ pub struct Clients {
     pub planner: PlannerServiceClient<AuthChannel>,
 }
 
-fn is_stale_fencing(status: &tonic::Status) -> bool {
-    status.code() == tonic::Code::Aborted
-        || cudly_proto::status::error_detail(status)
-            .is_some_and(|detail| detail.code == "stale_fencing_token")
-}
-
-fn stop_for(status: tonic::Status, counts: Counts, what: &str) -> TaskStop {
+fn stop_for(status: tonic::Status, counts: Counts, call: &'static str) -> TaskStop {
     if is_stale_fencing(&status) {
-        tracing::warn!(what, "fencing token refused as stale, stopping");
+        tracing::warn!(call, "fencing token refused as stale, stopping");
         return TaskStop::LockLost(counts);
     }
     let error = cudly_common::ApiError::from_status(&status);
-    TaskStop::Failed(counts, format!("{what}: {}", error.message))
+    TaskStop::Failed(counts, SweeperError::Call { call, error })
 }
 
 /// Runs the body of `task` while `guard` holds the lock.

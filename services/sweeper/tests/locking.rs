@@ -149,7 +149,7 @@ async fn sweepers_racing_across_redis_restarts_act_in_fencing_order_only() {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     let stack = TestStack::start_with(|config| {
-        config.executor.approval_ttl = Duration::from_millis(150);
+        config.executor.runner.approval_ttl = Duration::from_millis(150);
     })
     .await
     .unwrap();

@@ -50,7 +50,10 @@ impl Victim {
             addr: "127.0.0.1:0".parse().unwrap(),
             database_url: stack.db.secret_url(),
             auth,
-            health_interval: Duration::from_millis(250),
+            common: cudly_common::config::CommonSettings {
+                health_interval: Duration::from_millis(250),
+                ..Default::default()
+            },
             accounts_url: format!("http://{}", stack.stack().accounts_addr()),
             planner_url: format!("http://{}", stack.stack().planner_addr()),
             internal_token: secrets.internal_token(Caller::Executor),
@@ -101,10 +104,12 @@ impl Drop for Victim {
 async fn start_stack() -> TestStack {
     TestStack::start_with_sandbox_and(|config| {
         // Only re-drives (and this test) start runs on the stack's own executor.
-        config.executor.poll_interval = Duration::from_secs(3600);
-        config.executor.stranded_running_after = STALE_AFTER;
-        config.executor.settle_margin = Duration::from_millis(200);
-        config.aws.call_timeout = Duration::from_secs(5);
+        config.executor.runner.poll_interval = Duration::from_secs(3600);
+        config.executor.runner.stranded_running_after = STALE_AFTER;
+        config.executor.runner.settle_margin = Duration::from_millis(200);
+        let mut aws = config.executor.aws.clone();
+        aws.call_timeout = Duration::from_secs(5);
+        config.set_aws(aws);
     })
     .await
     .unwrap()
@@ -366,7 +371,7 @@ async fn a_sweeper_whose_lock_expired_has_its_stale_fencing_token_refused_and_ac
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pending_executions_past_their_lifetime_expire_and_fresh_ones_are_untouched() {
     let stack = TestStack::start_with_sandbox_and(|config| {
-        config.executor.approval_ttl = Duration::from_secs(2);
+        config.executor.runner.approval_ttl = Duration::from_secs(2);
     })
     .await
     .unwrap();

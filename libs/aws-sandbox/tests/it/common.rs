@@ -136,14 +136,14 @@ pub fn is_dropped<E, R>(error: &SdkError<E, R>) -> bool {
     }
 }
 
-/// A 64-hex idempotency token, as DOMAIN.md derives them (SHA-256 of a lineage key
+/// A 64-hex idempotency token, as docs/design/DOMAIN.md derives them (SHA-256 of a lineage key
 /// and an index).
 pub fn token(seed: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(seed.as_bytes()))
 }
 
-/// The reservation id DOMAIN.md derives from a token: prefix plus its first 40 hex.
+/// The reservation id docs/design/DOMAIN.md derives from a token: prefix plus its first 40 hex.
 pub fn reservation_id(prefix: &str, token: &str) -> String {
     format!("{prefix}{}", &token[..40])
 }

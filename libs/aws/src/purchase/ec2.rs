@@ -18,7 +18,7 @@ use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser}
 use crate::error::AwsFailure;
 
 const SERVICE: &str = "ec2";
-/// States of a reserved instance that count as bought (DOMAIN.md).
+/// States of a reserved instance that count as bought (docs/design/DOMAIN.md).
 const BOUGHT_STATES: [&str; 2] = ["active", "payment-pending"];
 
 fn filter<I, V>(name: &str, values: I) -> Filter

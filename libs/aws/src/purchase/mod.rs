@@ -1,5 +1,5 @@
 //! Purchase adapters, one module per AWS service, each with the idempotency guard of
-//! DOMAIN.md (Idempotency). The executor drives them item by item:
+//! docs/design/DOMAIN.md (Idempotency). The executor drives them item by item:
 //!
 //! 1. [`Purchaser::find_by_token`] — the guard: is a commitment for this token already
 //!    there? A failed look-up is an error, and the executor then refuses to buy.

@@ -129,7 +129,7 @@ pub(super) fn required_engine<'a>(
         })
 }
 
-/// Checks that the token is the 64 lowercase hex characters DOMAIN.md derives: every
+/// Checks that the token is the 64 lowercase hex characters docs/design/DOMAIN.md derives: every
 /// guard and reservation id depends on it.
 pub(super) fn check_token(token: &str) -> Result<(), PurchaseError> {
     let well_formed = token.len() == 64

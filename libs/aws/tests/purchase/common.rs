@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use cudly_aws::purchase::{AwsService, PurchaseSpec, Purchaser};
 use cudly_aws::sdk::{AwsSettings, SessionCredentials};
-use cudly_aws_sandbox::{AccountSpec, Ledger, Sandbox, SandboxConfig, SandboxHandle, Service};
+use cudly_aws_sandbox::operations::sandbox_service;
+use cudly_aws_sandbox::{AccountSpec, Ledger, Sandbox, SandboxConfig, SandboxHandle};
 pub use cudly_vocabulary::RecommendationDetails;
 use secrecy::SecretString;
 
@@ -22,7 +23,7 @@ pub struct Fixture {
 impl Fixture {
     pub async fn ledger(&self, service: AwsService) -> Ledger {
         self.handle
-            .ledger_filtered(Some(ACCOUNT), Some(sandbox_service(service)))
+            .ledger_filtered(Some(ACCOUNT), Some(sandbox_service(service.name())))
             .await
     }
 }
@@ -55,44 +56,6 @@ pub fn purchaser_with_timeout(handle: &SandboxHandle, call_timeout: Duration) ->
         expiration: None,
     };
     Purchaser::new(&settings, &credentials, REGION).with_retry_backoff(Duration::from_millis(10))
-}
-
-pub fn sandbox_service(service: AwsService) -> Service {
-    match service {
-        AwsService::Ec2 => Service::Ec2,
-        AwsService::SavingsPlans => Service::Savingsplans,
-        AwsService::Rds => Service::Rds,
-        AwsService::ElastiCache => Service::Elasticache,
-        AwsService::MemoryDb => Service::Memorydb,
-        AwsService::OpenSearch => Service::Opensearch,
-        AwsService::Redshift => Service::Redshift,
-    }
-}
-
-/// The AWS action that buys.
-pub fn purchase_operation(service: AwsService) -> &'static str {
-    match service {
-        AwsService::Ec2 => "PurchaseReservedInstancesOffering",
-        AwsService::SavingsPlans => "CreateSavingsPlan",
-        AwsService::Rds => "PurchaseReservedDBInstancesOffering",
-        AwsService::ElastiCache => "PurchaseReservedCacheNodesOffering",
-        AwsService::MemoryDb => "PurchaseReservedNodesOffering",
-        AwsService::OpenSearch => "PurchaseReservedInstanceOffering",
-        AwsService::Redshift => "PurchaseReservedNodeOffering",
-    }
-}
-
-/// The AWS action the guard starts with.
-pub fn guard_operation(service: AwsService) -> &'static str {
-    match service {
-        AwsService::Ec2 => "DescribeReservedInstances",
-        AwsService::SavingsPlans => "DescribeSavingsPlans",
-        AwsService::Rds => "DescribeReservedDBInstances",
-        AwsService::ElastiCache => "DescribeReservedCacheNodes",
-        AwsService::MemoryDb => "DescribeReservedNodes",
-        AwsService::OpenSearch => "DescribeReservedInstances",
-        AwsService::Redshift => "DescribeReservedNodes",
-    }
 }
 
 /// A well-formed recommendation of `service` whose token derives from `lineage`.

@@ -2,6 +2,7 @@
 
 use chrono::Utc;
 use cudly_aws::purchase::{AwsService, Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec};
+use cudly_aws_sandbox::operations::{guard_operation, purchase_operation, sandbox_service};
 use cudly_aws_sandbox::{CallOutcome, FaultError, FaultSpec};
 
 use crate::common::*;
@@ -31,7 +32,7 @@ async fn buy(fixture: &Fixture, spec: &PurchaseSpec) -> (String, Commitment) {
 }
 
 fn fault(service: AwsService, operation: &str) -> FaultSpec {
-    FaultSpec::on(sandbox_service(service), operation)
+    FaultSpec::on(sandbox_service(service.name()), operation)
 }
 
 pub async fn guard_misses_then_finds_the_one_commitment_bought(service: AwsService) {
@@ -125,7 +126,7 @@ pub async fn a_purchase_whose_reply_is_lost_yields_exactly_one_commitment(servic
     fixture
         .handle
         .add_fault(
-            fault(service, purchase_operation(service))
+            fault(service, purchase_operation(service.name()))
                 .drop_after_commit()
                 .times(1),
         )
@@ -160,7 +161,10 @@ pub async fn a_purchase_whose_reply_is_lost_yields_exactly_one_commitment(servic
             "{first:?}"
         );
         let ledger = fixture.ledger(service).await;
-        assert_eq!(ledger.calls_of(purchase_operation(service)).count(), 1);
+        assert_eq!(
+            ledger.calls_of(purchase_operation(service.name())).count(),
+            1
+        );
         assert_eq!(
             fixture.purchaser.find_by_token(&spec, &[]).await.unwrap(),
             None
@@ -242,7 +246,7 @@ pub async fn a_purchase_whose_reply_is_lost_yields_exactly_one_commitment(servic
     assert_eq!(ledger.commitments.len(), 1);
     assert!(
         ledger
-            .calls_of(purchase_operation(service))
+            .calls_of(purchase_operation(service.name()))
             .any(|call| call.outcome == CallOutcome::Dropped)
     );
 }
@@ -253,7 +257,7 @@ pub async fn a_failed_guard_look_up_is_an_error_never_a_miss(service: AwsService
     fixture
         .handle
         .add_fault(
-            fault(service, guard_operation(service))
+            fault(service, guard_operation(service.name()))
                 .error(FaultError::Internal)
                 .times(20),
         )
@@ -275,7 +279,7 @@ pub async fn a_failed_guard_look_up_is_an_error_never_a_miss(service: AwsService
     fixture.handle.clear_faults().await;
     fixture
         .handle
-        .add_fault(fault(service, guard_operation(service)).error(FaultError::AccessDenied))
+        .add_fault(fault(service, guard_operation(service.name())).error(FaultError::AccessDenied))
         .await;
     let denied = fixture.purchaser.find_by_token(&spec, &[]).await;
     assert!(
@@ -291,7 +295,7 @@ pub async fn a_throttled_purchase_is_resent_and_buys_once(service: AwsService) {
     fixture
         .handle
         .add_fault(
-            fault(service, purchase_operation(service))
+            fault(service, purchase_operation(service.name()))
                 .error(FaultError::Throttle)
                 .times(1),
         )
@@ -299,7 +303,9 @@ pub async fn a_throttled_purchase_is_resent_and_buys_once(service: AwsService) {
     let outcome = fixture.purchaser.purchase(&spec, &offering).await.unwrap();
     assert!(matches!(outcome, PurchaseOutcome::Bought(_)), "{outcome:?}");
     let ledger = fixture.ledger(service).await;
-    let calls: Vec<_> = ledger.calls_of(purchase_operation(service)).collect();
+    let calls: Vec<_> = ledger
+        .calls_of(purchase_operation(service.name()))
+        .collect();
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert_eq!(calls[0].outcome, CallOutcome::Error);
     assert_eq!(calls[1].outcome, CallOutcome::Ok);
@@ -315,7 +321,7 @@ pub async fn a_purchase_answered_with_a_server_error_is_ambiguous_and_never_rese
     fixture
         .handle
         .add_fault(
-            fault(service, purchase_operation(service))
+            fault(service, purchase_operation(service.name()))
                 .error(FaultError::Internal)
                 .times(5),
         )
@@ -326,7 +332,10 @@ pub async fn a_purchase_answered_with_a_server_error_is_ambiguous_and_never_rese
         "{outcome:?}"
     );
     let ledger = fixture.ledger(service).await;
-    assert_eq!(ledger.calls_of(purchase_operation(service)).count(), 1);
+    assert_eq!(
+        ledger.calls_of(purchase_operation(service.name())).count(),
+        1
+    );
     assert!(ledger.commitments.is_empty());
 }
 
@@ -337,7 +346,7 @@ pub async fn a_purchase_refused_by_aws_is_rejected_and_never_resent(service: Aws
     fixture
         .handle
         .add_fault(
-            fault(service, purchase_operation(service))
+            fault(service, purchase_operation(service.name()))
                 .error(FaultError::AccessDenied)
                 .times(5),
         )
@@ -348,7 +357,10 @@ pub async fn a_purchase_refused_by_aws_is_rejected_and_never_resent(service: Aws
         "{outcome:?}"
     );
     let ledger = fixture.ledger(service).await;
-    assert_eq!(ledger.calls_of(purchase_operation(service)).count(), 1);
+    assert_eq!(
+        ledger.calls_of(purchase_operation(service.name())).count(),
+        1
+    );
     assert!(ledger.commitments.is_empty());
 }
 
@@ -361,7 +373,7 @@ pub async fn a_server_error_on_a_purchase_with_a_client_id_is_resent_and_buys_on
     fixture
         .handle
         .add_fault(
-            fault(service, purchase_operation(service))
+            fault(service, purchase_operation(service.name()))
                 .error(FaultError::Internal)
                 .times(1),
         )
@@ -369,7 +381,10 @@ pub async fn a_server_error_on_a_purchase_with_a_client_id_is_resent_and_buys_on
     let outcome = fixture.purchaser.purchase(&spec, &offering).await.unwrap();
     assert!(matches!(outcome, PurchaseOutcome::Bought(_)), "{outcome:?}");
     let ledger = fixture.ledger(service).await;
-    assert_eq!(ledger.calls_of(purchase_operation(service)).count(), 2);
+    assert_eq!(
+        ledger.calls_of(purchase_operation(service.name())).count(),
+        2
+    );
     assert_eq!(ledger.commitments_for_token(&ledger_key(&spec)), 1);
     assert_eq!(ledger.commitments.len(), 1);
 }
@@ -455,7 +470,7 @@ pub async fn offering_resolution_is_stable_and_malformed_recommendations_are_inv
     fixture
         .handle
         .add_fault(
-            FaultSpec::on_service(sandbox_service(service))
+            FaultSpec::on_service(sandbox_service(service.name()))
                 .error(FaultError::Internal)
                 .times(20),
         )

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use cudly_aws::purchase::{AwsService, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser};
 use cudly_aws::sdk::{AwsSettings, SessionCredentials};
+use cudly_aws_sandbox::operations::{purchase_operation, sandbox_service};
 use cudly_aws_sandbox::{FaultError, FaultSpec, Service};
 use secrecy::SecretString;
 
@@ -362,9 +363,12 @@ async fn logs_show_the_masked_token_and_never_the_token_or_the_credentials() {
         fixture
             .handle
             .add_fault(
-                FaultSpec::on(sandbox_service(service), purchase_operation(service))
-                    .error(FaultError::Internal)
-                    .times(1),
+                FaultSpec::on(
+                    sandbox_service(service.name()),
+                    purchase_operation(service.name()),
+                )
+                .error(FaultError::Internal)
+                .times(1),
             )
             .await;
         let _ = fixture.purchaser.purchase(&spec, &offering).await;

@@ -1,4 +1,4 @@
-//! Credential bodies (DOMAIN.md: credentials are write-only). Values are wrapped in
+//! Credential bodies (docs/design/DOMAIN.md: credentials are write-only). Values are wrapped in
 //! [`SecretString`] from the moment they leave the proto message; errors name the key
 //! at fault and never repeat a value (serde's messages are never passed through: they
 //! quote the input).

@@ -1,4 +1,4 @@
-//! The account model and its rules (DOMAIN.md, Cloud accounts). No proto and no SQL
+//! The account model and its rules (docs/design/DOMAIN.md, Cloud accounts). No proto and no SQL
 //! types here.
 
 mod account;

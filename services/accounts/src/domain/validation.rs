@@ -1,4 +1,4 @@
-//! Field rules of an account (DOMAIN.md, Cloud accounts). The rules that need the
+//! Field rules of an account (docs/design/DOMAIN.md, Cloud accounts). The rules that need the
 //! database (uniqueness, bastion) live with the service. Every error names its field
 //! and never repeats the value.
 

@@ -99,16 +99,6 @@ pub async fn create(stack: &TestStack, body: Value) -> String {
     reply["id"].as_str().expect("an id").to_owned()
 }
 
-/// Sends a request with the admin key and returns status and JSON.
-pub async fn call(
-    stack: &TestStack,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    stack.admin_json(method, path, body).await.unwrap()
-}
-
 /// Returns an accounts client calling as `caller`.
 pub fn grpc_as(stack: &TestStack, caller: Caller) -> AccountsServiceClient<AuthChannel> {
     let url = format!("http://{}", stack.stack().accounts_addr());

@@ -6,6 +6,7 @@ use cudly_aws::sts::Sts;
 use cudly_aws_sandbox::{AccountSpec, RoleSpec};
 use cudly_common::grpc::Caller;
 use cudly_proto::accounts::v1::{ResolveCredentialsRequest, ResolveCredentialsResponse};
+use cudly_testkit::rest::call;
 use cudly_testkit::{SANDBOX_HOST_ACCOUNT_ID, TestStack};
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;

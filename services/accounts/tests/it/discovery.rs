@@ -1,6 +1,7 @@
 //! AWS Organizations discovery through the REST API against a sandbox organization.
 
 use cudly_aws_sandbox::AccountSpec;
+use cudly_testkit::rest::call;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

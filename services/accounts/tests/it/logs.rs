@@ -2,36 +2,15 @@
 //! stack runs in this test's process, so one debug-level subscriber writing into a
 //! buffer captures everything they print; the buffer is then scanned.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use cudly_aws_sandbox::{AccountSpec, RoleSpec};
 use cudly_common::grpc::Caller;
 use cudly_proto::accounts::v1::ResolveCredentialsRequest;
+use cudly_testkit::LogCapture;
+use cudly_testkit::rest::call;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::common::*;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
-    }
-}
 
 const CANARY_SECRET: &str = "canarySecretAccessKey0123456789abcdefXYZ";
 const CANARY_KEY_ID: &str = "AKIACANARYKEYID00042";
@@ -40,14 +19,7 @@ const CANARY_PRIVATE_KEY: &str = "canary-gcp-private-key-material-77aa";
 
 #[tokio::test]
 async fn a_canary_secret_never_appears_in_any_log_line() {
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .try_init()
-        .expect("the only subscriber of this test process");
+    let capture = LogCapture::install("debug");
 
     let stack = stack().await;
     stack
@@ -171,7 +143,7 @@ async fn a_canary_secret_never_appears_in_any_log_line() {
     assert!(!wrong.to_string().contains(CANARY_PRIVATE_KEY));
     stack.stop().await.unwrap();
 
-    let logs = buffer.text();
+    let logs = capture.text();
     assert!(
         logs.contains("credentials stored"),
         "the capture works: {} bytes",

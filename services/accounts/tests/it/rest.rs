@@ -1,5 +1,6 @@
-//! The account rules of DOMAIN.md through the gateway's REST API, one test per rule.
+//! The account rules of docs/design/DOMAIN.md through the gateway's REST API, one test per rule.
 
+use cudly_testkit::rest::call;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

@@ -6,6 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cudly_accounts::crypto::{CredentialCipher, CredentialKey, CredentialKeys};
 use cudly_accounts::domain::CredentialType;
+use cudly_testkit::rest::call;
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use uuid::Uuid;

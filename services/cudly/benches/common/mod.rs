@@ -1,7 +1,7 @@
-//! Helpers shared by the `cudly` benchmarks: knobs and result lines, the system run as
-//! processes (the all-in-one `cudly` binary, or the five service binaries), seeding
-//! through the REST API, a closed-loop load generator with latency percentiles, and
-//! resident memory read from `/proc/<pid>/status`.
+//! Helpers shared by the `cudly` benchmarks: the system run as processes (the all-in-one
+//! `cudly` binary, or the five service binaries), seeding through the REST API, a
+//! closed-loop load generator with latency percentiles, and resident memory read from
+//! `/proc/<pid>/status`. Knobs and result lines are `cudly_testkit::bench`'s.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cudly_common::grpc::Caller;
-use cudly_testkit::{TestDb, free_port};
+use cudly_testkit::{TestDb, bench, free_port, rest};
 use hdrhistogram::Histogram;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -29,54 +29,10 @@ pub const SERVICE_BINARIES: [(&str, &str); 5] = [
     ("gateway", "cudly-gateway"),
 ];
 
-/// Returns the knob `name` from the environment, or `default`.
-pub fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Returns the text knob `name` from the environment, or `default`.
-pub fn text_knob(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|value| !value.trim().is_empty())
-        .unwrap_or_else(|| default.to_owned())
-}
-
-/// Returns `value` with as many decimals as its size deserves.
-pub fn number(value: f64) -> String {
-    if value >= 100.0 {
-        format!("{value:.0}")
-    } else if value >= 1.0 {
-        format!("{value:.2}")
-    } else {
-        format!("{value:.3}")
-    }
-}
-
-/// Prints one result line: the figure, its baseline and measured / baseline.
-pub fn print_result(figure: &str, unit: &str, value: f64, baseline: &str, baseline_value: f64) {
-    let ratio = if baseline_value > 0.0 {
-        number(value / baseline_value)
-    } else {
-        "n/a".to_owned()
-    };
-    println!(
-        "result {figure}: {} {unit} | baseline {baseline}: {} {unit} | ratio {ratio}",
-        number(value),
-        number(baseline_value),
-    );
-}
-
-/// Prints the machine line every benchmark header carries.
+/// Prints the machine line every benchmark header carries: the load generator shares
+/// the cores with the system it measures.
 pub fn print_machine() {
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    println!(
-        "machine: {cores} cores shared by the load generator (this process), the system under \
-         test, Postgres and Redis"
-    );
+    bench::print_machine("the load generator (this process), the system under test");
 }
 
 /// How the system runs: one `cudly` process, or one process per service.
@@ -332,21 +288,7 @@ impl System {
         path: &str,
         body: Value,
     ) -> anyhow::Result<(StatusCode, Value)> {
-        let response = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(ADMIN_KEY)
-            .json(&body)
-            .send()
-            .await?;
-        let status = response.status();
-        let text = response.text().await?;
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)?
-        };
-        Ok((status, json))
+        rest::admin_json(&self.http, &self.url(path), ADMIN_KEY, method, &body).await
     }
 
     /// Stops every process, the gateway first.
@@ -427,9 +369,9 @@ impl LoadShape {
     /// `GATEWAY_SECONDS` (10).
     pub fn from_env() -> Self {
         Self {
-            connections: knob("GATEWAY_CONNECTIONS", 64).max(1) as usize,
-            warmup: Duration::from_secs(knob("GATEWAY_WARMUP_SECONDS", 2)),
-            duration: Duration::from_secs(knob("GATEWAY_SECONDS", 10).max(1)),
+            connections: bench::knob("GATEWAY_CONNECTIONS", 64).max(1) as usize,
+            warmup: Duration::from_secs(bench::knob("GATEWAY_WARMUP_SECONDS", 2)),
+            duration: Duration::from_secs(bench::knob("GATEWAY_SECONDS", 10).max(1)),
         }
     }
 
@@ -573,10 +515,10 @@ impl LoadResult {
             "{what}: {} requests in {} s, {} req/s, p50 {} ms, p99 {} ms, max {} ms, {} errors",
             self.requests,
             self.seconds,
-            number(self.per_second()),
-            number(self.latency_ms(0.5)),
-            number(self.latency_ms(0.99)),
-            number(self.latencies.max() as f64 / 1000.0),
+            bench::number(self.per_second()),
+            bench::number(self.latency_ms(0.5)),
+            bench::number(self.latency_ms(0.99)),
+            bench::number(self.latencies.max() as f64 / 1000.0),
             self.errors
         );
         if let Some(error) = &self.first_error {

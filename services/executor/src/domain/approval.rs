@@ -1,4 +1,4 @@
-//! Approval tokens (DOMAIN.md "Executions"): 32 random bytes in hex, shown once, stored
+//! Approval tokens (docs/design/DOMAIN.md "Executions"): 32 random bytes in hex, shown once, stored
 //! as SHA-256, compared in constant time, valid until approval_expires_at.
 
 use chrono::{DateTime, Utc};

@@ -1,4 +1,4 @@
-//! Lineage keys (DOMAIN.md "Idempotency"): a root's key is derived from its creation key
+//! Lineage keys (docs/design/DOMAIN.md "Idempotency"): a root's key is derived from its creation key
 //! scoped by route and plan, so keys never collide across plans; without a creation key
 //! it is a random uuid. Every item token derives from it.
 

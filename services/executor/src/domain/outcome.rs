@@ -1,4 +1,4 @@
-//! How a run ends (DOMAIN.md "Executions": root outcome): never `failed` once anything
+//! How a run ends (docs/design/DOMAIN.md "Executions": root outcome): never `failed` once anything
 //! was bought, so nobody re-approves a half-bought plan.
 
 use crate::domain::status::{ExecutionStatus, ItemStatus};

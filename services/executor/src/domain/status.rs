@@ -1,4 +1,4 @@
-//! The execution state machine (DOMAIN.md "Executions"): statuses, item statuses,
+//! The execution state machine (docs/design/DOMAIN.md "Executions"): statuses, item statuses,
 //! purchase attempt states, and which transitions exist.
 
 use std::fmt;

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use cudly_aws::purchase::Purchaser;
 use cudly_aws::sdk::SessionCredentials;
 use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
@@ -21,7 +22,6 @@ use crate::repo::executions::{self, CasOutcome, ExecutionRow, StatusChange};
 use crate::repo::items;
 use crate::runner::Inner;
 use crate::runner::accounts::{self, ResolveFailure};
-use crate::runner::cloud::AccountCloud;
 use crate::runner::item::{ItemEnd, run_item};
 
 /// How a child's task ended.
@@ -43,7 +43,7 @@ pub struct ChildContext<'a> {
     pub external_id: &'a str,
     pub credentials: &'a SessionCredentials,
     pub stop: &'a CancellationToken,
-    clouds: HashMap<String, Arc<dyn AccountCloud>>,
+    clouds: HashMap<String, Arc<Purchaser>>,
     /// One connection for the whole account run: items go one at a time, and a pooled
     /// acquire per statement would cost a ping each.
     conn: tokio::sync::Mutex<PoolConnection<Postgres>>,
@@ -58,7 +58,7 @@ impl ChildContext<'_> {
     }
 
     /// Returns the account's cloud in `region`, built from its credentials only.
-    pub fn cloud_for(&mut self, region: &str) -> Arc<dyn AccountCloud> {
+    pub fn cloud_for(&mut self, region: &str) -> Arc<Purchaser> {
         let inner = self.inner;
         let credentials = self.credentials;
         self.clouds

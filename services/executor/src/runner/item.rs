@@ -1,4 +1,4 @@
-//! One item, one purchase (DOMAIN.md "Idempotency"): claim the item, claim its
+//! One item, one purchase (docs/design/DOMAIN.md "Idempotency"): claim the item, claim its
 //! purchase_attempts row by insert-if-absent before any purchase call, guard look-up,
 //! offering, sent_at, purchase, record the commitment at once, tag, write the outcome.
 //! An attempt already present is reconciled, never bought blindly.
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use cudly_aws::error::{AwsErrorKind, AwsFailure};
-use cudly_aws::purchase::{AwsService, Commitment, PurchaseError, PurchaseSpec};
+use cudly_aws::purchase::{AwsService, Commitment, PurchaseError, PurchaseSpec, Purchaser};
 use cudly_common::idempotency::mask_token;
 use futures::future::OptionFuture;
 use tracing::Instrument;
@@ -20,7 +20,6 @@ use crate::repo::attempts::{self, AttemptRow, NewAttempt};
 use crate::repo::history::{self, NewPurchase};
 use crate::repo::items::{self, ItemRow};
 use crate::runner::child::ChildContext;
-use crate::runner::cloud::AccountCloud;
 use crate::runner::lock::OfferingLock;
 
 /// Purchase calls one item may send before giving up (each after reconciliation found
@@ -122,7 +121,7 @@ type LookUpResults = (
 struct LookUps(tokio::task::JoinHandle<LookUpResults>);
 
 impl LookUps {
-    fn start(cloud: Arc<dyn AccountCloud>, spec: PurchaseSpec) -> Self {
+    fn start(cloud: Arc<Purchaser>, spec: PurchaseSpec) -> Self {
         let look_up = async move {
             tokio::join!(
                 cloud.find_by_token(&spec, &[]),
@@ -173,7 +172,7 @@ struct ItemRun<'c, 'a> {
     ctx: &'c mut ChildContext<'a>,
     item: &'c ItemRow,
     spec: PurchaseSpec,
-    cloud: Arc<dyn AccountCloud>,
+    cloud: Arc<Purchaser>,
     lock: Option<OfferingLock>,
     sends: u32,
     /// Commitment ids recorded on the attempt by earlier runs (guard look-ups check them).

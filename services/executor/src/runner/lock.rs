@@ -1,5 +1,5 @@
 //! "Purchases of the same offering and count in the same account and region are made
-//! one at a time" (DOMAIN.md): a Postgres session advisory lock per (account, region,
+//! one at a time" (docs/design/DOMAIN.md): a Postgres session advisory lock per (account, region,
 //! service, offering, count), held on its own pooled connection from before the
 //! reconciliation look-up until the commitment is recorded, across processes.
 

@@ -36,7 +36,7 @@ use crate::domain::status::{ACTOR_EXECUTOR, ExecutionStatus};
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::repo::Lease;
 use crate::repo::executions::{self, StatusChange};
-use crate::runner::cloud::CloudConnector;
+use crate::runner::cloud::AwsConnector;
 
 /// Roots claimed per poll.
 const POLL_BATCH: i64 = 20;
@@ -54,7 +54,7 @@ pub(crate) struct Inner {
     /// Random per process; part of every lease owner this process writes.
     pub process_id: String,
     pub semaphore: Arc<Semaphore>,
-    pub cloud: Arc<dyn CloudConnector>,
+    pub cloud: AwsConnector,
     pub accounts: AccountsServiceClient<AuthChannel>,
     pub planner: PlannerServiceClient<AuthChannel>,
     /// Fires at shutdown.
@@ -76,7 +76,7 @@ impl Runner {
     pub fn new(
         pool: PgPool,
         settings: RunnerSettings,
-        cloud: Arc<dyn CloudConnector>,
+        cloud: AwsConnector,
         accounts: AuthChannel,
         planner: AuthChannel,
     ) -> Self {

@@ -6,9 +6,11 @@
 use std::time::Duration;
 
 use cudly_aws::purchase::AwsService;
-use cudly_aws_sandbox::{AccountSpec, Ledger, Service};
+use cudly_aws_sandbox::operations::purchase_operation;
+use cudly_aws_sandbox::{AccountSpec, Ledger};
 use cudly_common::grpc::{AuthChannel, Caller, client_channel};
 use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
+use cudly_testkit::rest::call;
 use cudly_testkit::{TestStack, eventually};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -36,10 +38,12 @@ pub async fn world_with(adjust: impl FnOnce(&mut cudly::StackConfig)) -> World {
             .try_init();
     }
     let stack = TestStack::start_with_sandbox_and(|config| {
-        config.aws.call_timeout = Duration::from_secs(2);
-        config.aws.max_attempts = 2;
-        config.executor.poll_interval = Duration::from_millis(200);
-        config.executor.settle_margin = Duration::from_millis(200);
+        let mut aws = config.executor.aws.clone();
+        aws.call_timeout = Duration::from_secs(2);
+        aws.max_attempts = 2;
+        config.set_aws(aws);
+        config.executor.runner.poll_interval = Duration::from_millis(200);
+        config.executor.runner.settle_margin = Duration::from_millis(200);
         adjust(config);
     })
     .await
@@ -71,10 +75,7 @@ impl World {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        self.stack
-            .admin_json(method, path, body)
-            .await
-            .expect("request sent")
+        call(&self.stack, method, path, body).await
     }
 
     /// Sends a request without any API key.
@@ -233,7 +234,7 @@ impl World {
         let ledger = self.ledger().await;
         AwsService::ALL
             .iter()
-            .map(|service| ledger.calls_of(purchase_operation(*service)).count())
+            .map(|service| ledger.calls_of(purchase_operation(service.name())).count())
             .sum()
     }
 }
@@ -270,45 +271,6 @@ pub fn recommendation(service: AwsService) -> Value {
             json!({"provider": "aws", "service": "redshift", "region": "us-east-1",
             "resource_type": "dc2.large", "count": 2, "term": 1, "payment": "all-upfront"})
         }
-    }
-}
-
-/// The sandbox's name of an AWS service.
-pub fn sandbox_service(service: AwsService) -> Service {
-    match service {
-        AwsService::Ec2 => Service::Ec2,
-        AwsService::SavingsPlans => Service::Savingsplans,
-        AwsService::Rds => Service::Rds,
-        AwsService::ElastiCache => Service::Elasticache,
-        AwsService::MemoryDb => Service::Memorydb,
-        AwsService::OpenSearch => Service::Opensearch,
-        AwsService::Redshift => Service::Redshift,
-    }
-}
-
-/// The AWS action that buys.
-pub fn purchase_operation(service: AwsService) -> &'static str {
-    match service {
-        AwsService::Ec2 => "PurchaseReservedInstancesOffering",
-        AwsService::SavingsPlans => "CreateSavingsPlan",
-        AwsService::Rds => "PurchaseReservedDBInstancesOffering",
-        AwsService::ElastiCache => "PurchaseReservedCacheNodesOffering",
-        AwsService::MemoryDb => "PurchaseReservedNodesOffering",
-        AwsService::OpenSearch => "PurchaseReservedInstanceOffering",
-        AwsService::Redshift => "PurchaseReservedNodeOffering",
-    }
-}
-
-/// The AWS action the guard look-up starts with.
-pub fn guard_operation(service: AwsService) -> &'static str {
-    match service {
-        AwsService::Ec2 => "DescribeReservedInstances",
-        AwsService::SavingsPlans => "DescribeSavingsPlans",
-        AwsService::Rds => "DescribeReservedDBInstances",
-        AwsService::ElastiCache => "DescribeReservedCacheNodes",
-        AwsService::MemoryDb => "DescribeReservedNodes",
-        AwsService::OpenSearch => "DescribeReservedInstances",
-        AwsService::Redshift => "DescribeReservedNodes",
     }
 }
 

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use cudly_aws::purchase::AwsService;
 use cudly_aws_sandbox::FaultSpec;
+use cudly_aws_sandbox::operations::{purchase_operation, sandbox_service};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -69,8 +70,8 @@ async fn a_plan_over_two_accounts_runs_one_child_per_account_in_parallel() {
         .sandbox()
         .add_fault(
             FaultSpec::on(
-                sandbox_service(AwsService::Rds),
-                purchase_operation(AwsService::Rds),
+                sandbox_service(AwsService::Rds.name()),
+                purchase_operation(AwsService::Rds.name()),
             )
             .latency(400, 0),
         )

@@ -3,6 +3,7 @@
 //! guard look-up refuses to buy.
 
 use cudly_aws::purchase::{AwsService, PurchaseSpec};
+use cudly_aws_sandbox::operations::{guard_operation, purchase_operation, sandbox_service};
 use cudly_aws_sandbox::{FaultError, FaultSpec};
 use cudly_common::grpc::Caller;
 use cudly_proto::common::v1::Fencing;
@@ -136,10 +137,13 @@ async fn a_lost_purchase_response_ends_with_exactly_one_commitment(service: AwsS
         .stack
         .sandbox()
         .add_fault(
-            FaultSpec::on(sandbox_service(service), purchase_operation(service))
-                .for_account(&account.external_id)
-                .drop_after_commit()
-                .times(1),
+            FaultSpec::on(
+                sandbox_service(service.name()),
+                purchase_operation(service.name()),
+            )
+            .for_account(&account.external_id)
+            .drop_after_commit()
+            .times(1),
         )
         .await;
     let done = world.buy(&account, vec![recommendation(service)]).await;
@@ -209,8 +213,11 @@ async fn a_failed_guard_look_up_refuses_to_buy_and_fails_the_item() {
             .stack
             .sandbox()
             .add_fault(
-                FaultSpec::on(sandbox_service(service), guard_operation(service))
-                    .error(FaultError::Internal),
+                FaultSpec::on(
+                    sandbox_service(service.name()),
+                    guard_operation(service.name()),
+                )
+                .error(FaultError::Internal),
             )
             .await;
     }
@@ -275,8 +282,8 @@ async fn several_matching_commitments_make_the_purchase_in_doubt_until_an_operat
         .sandbox()
         .add_fault(
             FaultSpec::on(
-                sandbox_service(AwsService::Ec2),
-                purchase_operation(AwsService::Ec2),
+                sandbox_service(AwsService::Ec2.name()),
+                purchase_operation(AwsService::Ec2.name()),
             )
             .for_account(&account.external_id)
             .drop_after_commit()

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use cudly_aws::purchase::AwsService;
+use cudly_aws_sandbox::operations::{guard_operation, sandbox_service};
 use cudly_aws_sandbox::{FaultError, FaultSpec};
 use cudly_common::grpc::Caller;
 use cudly_proto::common::v1 as common_pb;
@@ -39,8 +40,8 @@ async fn a_creation_key_returns_its_live_or_completed_root_and_a_rerun_keeps_the
         .sandbox()
         .add_fault(
             FaultSpec::on(
-                sandbox_service(AwsService::Rds),
-                guard_operation(AwsService::Rds),
+                sandbox_service(AwsService::Rds.name()),
+                guard_operation(AwsService::Rds.name()),
             )
             .error(FaultError::Internal),
         )

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use cudly_aws::purchase::AwsService;
+use cudly_aws_sandbox::operations::{guard_operation, purchase_operation, sandbox_service};
 use cudly_aws_sandbox::{FaultError, FaultSpec};
 use cudly_common::grpc::Caller;
 use cudly_proto::common::v1::Fencing;
@@ -23,8 +24,8 @@ async fn two_retries_posted_at_once_make_one_execution_and_buy_each_token_once()
         .sandbox()
         .add_fault(
             FaultSpec::on(
-                sandbox_service(AwsService::Ec2),
-                guard_operation(AwsService::Ec2),
+                sandbox_service(AwsService::Ec2.name()),
+                guard_operation(AwsService::Ec2.name()),
             )
             .error(FaultError::Internal),
         )
@@ -121,8 +122,8 @@ async fn a_redrive_racing_a_live_owner_is_refused_until_the_lease_is_stale_and_b
         .sandbox()
         .add_fault(
             FaultSpec::on(
-                sandbox_service(AwsService::Ec2),
-                purchase_operation(AwsService::Ec2),
+                sandbox_service(AwsService::Ec2.name()),
+                purchase_operation(AwsService::Ec2.name()),
             )
             .latency(1500, 0),
         )

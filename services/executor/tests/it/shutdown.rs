@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use cudly_aws::purchase::AwsService;
 use cudly_aws_sandbox::FaultSpec;
+use cudly_aws_sandbox::operations::{purchase_operation, sandbox_service};
 use cudly_testkit::eventually;
 use uuid::Uuid;
 
@@ -19,8 +20,8 @@ async fn a_shutdown_finishes_the_purchase_in_flight_and_leaves_the_rest_for_a_re
         .sandbox()
         .add_fault(
             FaultSpec::on(
-                sandbox_service(AwsService::Rds),
-                purchase_operation(AwsService::Rds),
+                sandbox_service(AwsService::Rds.name()),
+                purchase_operation(AwsService::Rds.name()),
             )
             .latency(1000, 0),
         )

@@ -1,4 +1,4 @@
-//! `/api/accounts`: cloud accounts (API.md, Accounts). Every rule lives in the accounts
+//! `/api/accounts`: cloud accounts (docs/design/API.md, Accounts). Every rule lives in the accounts
 //! service; this module translates JSON to gRPC and back.
 //!
 //! Credentials are write-only: they travel from the request body into the gRPC
@@ -189,7 +189,7 @@ impl AccountBody {
 /// Turns an open credential body into the gRPC message: `type` apart, every other key
 /// as text (a JSON value that is not a string, such as a GCP service account key
 /// object, as its JSON text). Values are never inspected or echoed here.
-/// The fields of the credential types (DOMAIN.md); the accounts service checks which
+/// The fields of the credential types (docs/design/DOMAIN.md); the accounts service checks which
 /// belong to which type.
 const KNOWN_CREDENTIAL_FIELDS: [&str; 4] = [
     "access_key_id",

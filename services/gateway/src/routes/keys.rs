@@ -1,4 +1,4 @@
-//! `/api/keys`: API keys (API.md, Keys). Creating and deleting needs an admin key (the
+//! `/api/keys`: API keys (docs/design/API.md, Keys). Creating and deleting needs an admin key (the
 //! auth layer refuses viewers on anything but GET).
 
 use axum::extract::State;

@@ -1,4 +1,4 @@
-//! `/api/admin/sweeps`: the sweeper's run log and running a task now (API.md,
+//! `/api/admin/sweeps`: the sweeper's run log and running a task now (docs/design/API.md,
 //! Operations). Listing is open to viewers; running a task needs an admin key.
 
 use axum::extract::State;

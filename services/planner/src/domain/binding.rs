@@ -1,4 +1,4 @@
-//! Plan ↔ account binding rules (DOMAIN.md "Plans"): which accounts a plan may be bound
+//! Plan ↔ account binding rules (docs/design/DOMAIN.md "Plans"): which accounts a plan may be bound
 //! to, which accounts an update would orphan, and which accounts a run targets.
 
 use std::collections::{BTreeSet, HashSet};

@@ -1,4 +1,4 @@
-//! The plan model (DOMAIN.md "Plans"): providers, the services map, the ramp schedule,
+//! The plan model (docs/design/DOMAIN.md "Plans"): providers, the services map, the ramp schedule,
 //! and the plan as stored.
 
 use std::collections::{BTreeMap, BTreeSet};

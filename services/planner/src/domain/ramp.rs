@@ -1,4 +1,4 @@
-//! Ramp arithmetic (DOMAIN.md "Plans"): presets, the effective coverage of a step, how
+//! Ramp arithmetic (docs/design/DOMAIN.md "Plans"): presets, the effective coverage of a step, how
 //! many units a step buys, and the next execution date.
 //!
 //! Percentages are turned into integers (four decimals) before any rounding decision, so

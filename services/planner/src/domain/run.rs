@@ -1,4 +1,4 @@
-//! Turning a plan into an execution request for the executor (DOMAIN.md "Plans" and
+//! Turning a plan into an execution request for the executor (docs/design/DOMAIN.md "Plans" and
 //! "Executions"): what a run buys, for which accounts, in which lineage.
 
 use std::fmt;

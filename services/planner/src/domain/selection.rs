@@ -84,25 +84,11 @@ pub fn select_for_step(
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
-    use cudly_vocabulary::{
-        Provider, RecommendationDetails, RecommendationInput, validate_recommendations,
-    };
+    use cudly_vocabulary::testing::example;
+    use cudly_vocabulary::{Provider, RecommendationDetails, validate_recommendations};
 
     use super::*;
     use crate::domain::plan::RampType;
-
-    fn input(service: &str, resource_type: &str) -> RecommendationInput {
-        RecommendationInput {
-            provider: "aws".into(),
-            service: service.into(),
-            region: "us-east-1".into(),
-            resource_type: resource_type.into(),
-            count: 2,
-            term: 1,
-            payment: "all-upfront".into(),
-            ..RecommendationInput::default()
-        }
-    }
 
     fn config(service: &str, coverage: f64) -> ServiceConfig {
         ServiceConfig {
@@ -120,7 +106,7 @@ mod tests {
     }
 
     fn standing(service: &str, region: &str, resource_type: &str, count: u32) -> Recommendation {
-        let mut raw = input(service, resource_type);
+        let mut raw = example(service, resource_type);
         raw.region = region.into();
         raw.count = count;
         if service == "savingsplans" {

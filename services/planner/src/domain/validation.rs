@@ -1,4 +1,4 @@
-//! Validation of plans as written (DOMAIN.md "Plans", API.md defaults). Every error names
+//! Validation of plans as written (docs/design/DOMAIN.md "Plans", docs/design/API.md defaults). Every error names
 //! the field at fault (`services.aws/ec2.term`) and never changes anything.
 
 use std::collections::BTreeMap;

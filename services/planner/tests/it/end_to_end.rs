@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cudly_aws_sandbox::{AccountSpec, RoleSpec};
+use cudly_testkit::rest::call;
 use cudly_testkit::{SANDBOX_HOST_ACCOUNT_ID, TestStack, eventually};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{call, create_aws_account, plan_body, start_stack};
+use crate::support::{create_aws_account, plan_body, start_stack};
 
 #[tokio::test]
 async fn a_plan_execution_started_over_rest_is_created_by_the_executor_once_per_step() {

@@ -1,13 +1,14 @@
-//! The plan routes of the REST contract (API.md, Plans) end to end: gateway → planner →
+//! The plan routes of the REST contract (docs/design/API.md, Plans) end to end: gateway → planner →
 //! the real accounts service, on real Postgres.
 
+use cudly_testkit::rest::call;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::{
-    DetachedPlanner, FakeExecutor, call, create_aws_account, create_aws_plan, create_azure_account,
-    ids, json_reply, object_ids, plan_body, serve_fake_executor, start_stack,
+    DetachedPlanner, FakeExecutor, create_aws_account, create_aws_plan, create_azure_account, ids,
+    json_reply, object_ids, plan_body, serve_fake_executor, start_stack,
 };
 
 fn accounts_path(plan_id: &str) -> String {

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cudly_common::config::CommonSettings;
 use cudly_common::grpc::{AuthChannel, Caller, InternalAuth, client_channel};
 use cudly_planner::app::App;
 use cudly_planner::config::Config;
@@ -15,6 +16,7 @@ use cudly_proto::accounts::v1::accounts_service_server::{AccountsService, Accoun
 use cudly_proto::executor::v1 as executor_pb;
 use cudly_proto::executor::v1::executor_service_server::{ExecutorService, ExecutorServiceServer};
 use cudly_proto::planner::v1::planner_service_client::PlannerServiceClient;
+use cudly_testkit::rest::call;
 use cudly_testkit::{TestDb, TestStack, eventually};
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
@@ -85,6 +87,11 @@ impl FakeAccounts {
     }
 }
 
+/// The answer of an RPC a fake does not play: the planner never calls it.
+fn not_faked<T>() -> Result<Response<T>, Status> {
+    Err(Status::unimplemented("not part of this fake"))
+}
+
 #[tonic::async_trait]
 impl AccountsService for FakeAccounts {
     async fn get_accounts_by_ids(
@@ -120,6 +127,61 @@ impl AccountsService for FakeAccounts {
         Ok(Response::new(accounts_pb::ListEnabledAccountsResponse {
             accounts,
         }))
+    }
+
+    async fn create_account(
+        &self,
+        _: Request<accounts_pb::CreateAccountRequest>,
+    ) -> Result<Response<accounts_pb::Account>, Status> {
+        not_faked()
+    }
+    async fn get_account(
+        &self,
+        _: Request<accounts_pb::GetAccountRequest>,
+    ) -> Result<Response<accounts_pb::Account>, Status> {
+        not_faked()
+    }
+    async fn list_accounts(
+        &self,
+        _: Request<accounts_pb::ListAccountsRequest>,
+    ) -> Result<Response<accounts_pb::ListAccountsResponse>, Status> {
+        not_faked()
+    }
+    async fn update_account(
+        &self,
+        _: Request<accounts_pb::UpdateAccountRequest>,
+    ) -> Result<Response<accounts_pb::Account>, Status> {
+        not_faked()
+    }
+    async fn delete_account(
+        &self,
+        _: Request<accounts_pb::DeleteAccountRequest>,
+    ) -> Result<Response<accounts_pb::DeleteAccountResponse>, Status> {
+        not_faked()
+    }
+    async fn set_credentials(
+        &self,
+        _: Request<accounts_pb::SetCredentialsRequest>,
+    ) -> Result<Response<accounts_pb::SetCredentialsResponse>, Status> {
+        not_faked()
+    }
+    async fn test_credentials(
+        &self,
+        _: Request<accounts_pb::TestCredentialsRequest>,
+    ) -> Result<Response<accounts_pb::TestCredentialsResponse>, Status> {
+        not_faked()
+    }
+    async fn discover_organization(
+        &self,
+        _: Request<accounts_pb::DiscoverOrganizationRequest>,
+    ) -> Result<Response<accounts_pb::DiscoverOrganizationResponse>, Status> {
+        not_faked()
+    }
+    async fn resolve_credentials(
+        &self,
+        _: Request<accounts_pb::ResolveCredentialsRequest>,
+    ) -> Result<Response<accounts_pb::ResolveCredentialsResponse>, Status> {
+        not_faked()
     }
 }
 
@@ -202,6 +264,79 @@ impl ExecutorService for FakeExecutor {
             },
         }))
     }
+
+    async fn get_execution(
+        &self,
+        _: Request<executor_pb::GetExecutionRequest>,
+    ) -> Result<Response<executor_pb::Execution>, Status> {
+        not_faked()
+    }
+    async fn list_executions(
+        &self,
+        _: Request<executor_pb::ListExecutionsRequest>,
+    ) -> Result<Response<executor_pb::ListExecutionsResponse>, Status> {
+        not_faked()
+    }
+    async fn approve_execution(
+        &self,
+        _: Request<executor_pb::ApproveExecutionRequest>,
+    ) -> Result<Response<executor_pb::Execution>, Status> {
+        not_faked()
+    }
+    async fn cancel_execution(
+        &self,
+        _: Request<executor_pb::CancelExecutionRequest>,
+    ) -> Result<Response<executor_pb::Execution>, Status> {
+        not_faked()
+    }
+    async fn preview_approval(
+        &self,
+        _: Request<executor_pb::PreviewApprovalRequest>,
+    ) -> Result<Response<executor_pb::PreviewApprovalResponse>, Status> {
+        not_faked()
+    }
+    async fn retry_execution(
+        &self,
+        _: Request<executor_pb::RetryExecutionRequest>,
+    ) -> Result<Response<executor_pb::Execution>, Status> {
+        not_faked()
+    }
+    async fn list_purchase_history(
+        &self,
+        _: Request<executor_pb::ListPurchaseHistoryRequest>,
+    ) -> Result<Response<executor_pb::ListPurchaseHistoryResponse>, Status> {
+        not_faked()
+    }
+    async fn resolve_purchase_attempt(
+        &self,
+        _: Request<executor_pb::ResolvePurchaseAttemptRequest>,
+    ) -> Result<Response<executor_pb::ResolvePurchaseAttemptResponse>, Status> {
+        not_faked()
+    }
+    async fn expire_pending(
+        &self,
+        _: Request<executor_pb::ExpirePendingRequest>,
+    ) -> Result<Response<executor_pb::ExpirePendingResponse>, Status> {
+        not_faked()
+    }
+    async fn list_stale_executions(
+        &self,
+        _: Request<executor_pb::ListStaleExecutionsRequest>,
+    ) -> Result<Response<executor_pb::ListStaleExecutionsResponse>, Status> {
+        not_faked()
+    }
+    async fn redrive(
+        &self,
+        _: Request<executor_pb::RedriveRequest>,
+    ) -> Result<Response<executor_pb::RedriveResponse>, Status> {
+        not_faked()
+    }
+    async fn safe_fail(
+        &self,
+        _: Request<executor_pb::SafeFailRequest>,
+    ) -> Result<Response<executor_pb::SafeFailResponse>, Status> {
+        not_faked()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -249,11 +384,13 @@ pub async fn spawn_planner(
         addr: listener.local_addr().unwrap(),
         database_url,
         auth,
-        health_interval: Duration::from_millis(200),
         internal_token,
         accounts_url,
         executor_url,
-        call_timeout: Duration::from_secs(5),
+        common: CommonSettings {
+            health_interval: Duration::from_millis(200),
+            internal_call_timeout: Duration::from_secs(5),
+        },
     };
     let app = App::from_listener(config, listener).unwrap();
     let addr = app.local_addr();
@@ -459,19 +596,6 @@ pub async fn start_stack_with_secrets() -> (TestStack, cudly::Secrets) {
         .await
         .expect("start the stack");
     (stack, captured.expect("the stack config was adjusted"))
-}
-
-/// Sends a request with the admin key and returns status and JSON body.
-pub async fn call(
-    stack: &TestStack,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    stack
-        .admin_json(method, path, body)
-        .await
-        .expect("request sent")
 }
 
 /// Returns a 12-digit AWS account id unique enough for one test database.

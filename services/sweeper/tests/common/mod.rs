@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use cudly_common::grpc::{Caller, InternalAuth};
+use cudly_common::config::{Env, Layout};
+use cudly_common::grpc::InternalAuth;
 use cudly_sweeper::config::{Config, Tuning};
 use cudly_sweeper::runner::Sweeper;
 use cudly_testkit::TestStack;
-use secrecy::SecretString;
+use secrecy::ExposeSecret;
 
 /// Returns tuning for tests: no loops, short intervals, a lock prefix of our own.
 pub fn test_tuning(lock_ttl: Duration, interval: Duration) -> Tuning {
@@ -25,15 +26,19 @@ pub fn test_tuning(lock_ttl: Duration, interval: Duration) -> Tuning {
 
 /// Returns a sweeper acting on `stack`'s executor and planner with `redis_url`.
 pub fn extra_sweeper(stack: &TestStack, redis_url: &str, tuning: Tuning) -> Sweeper {
-    let mut config = Config::new(
-        stack.db.secret_url(),
-        SecretString::from(redis_url.to_owned()),
-        InternalAuth::new(Vec::new()),
-        stack.secrets().internal_token(Caller::Sweeper),
-        format!("http://{}", stack.stack().executor_addr()),
-        format!("http://{}", stack.stack().planner_addr()),
-    );
-    config.rpc_timeout = Duration::from_secs(10);
+    let env = Env::from_pairs([
+        (
+            "DATABASE_URL",
+            stack.db.secret_url().expose_secret().to_owned(),
+        ),
+        ("REDIS_URL", redis_url.to_owned()),
+        ("CUDLY_INTERNAL_CALL_TIMEOUT", "10s".to_owned()),
+    ]);
+    let mut config = Config::read(&env, stack.secrets(), Layout::AllInOne).unwrap();
+    // Accepts no caller: tests drive it directly, never over gRPC.
+    config.auth = InternalAuth::new(Vec::new());
+    config.executor_url = format!("http://{}", stack.stack().executor_addr());
+    config.planner_url = format!("http://{}", stack.stack().planner_addr());
     config.tuning = tuning;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::routes::plans::views::recommendations;
 
-/// An execution (API.md "Execution"): a root with its children, or a child with its
+/// An execution (docs/design/API.md "Execution"): a root with its children, or a child with its
 /// items.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExecutionView {
@@ -82,7 +82,7 @@ pub struct ApprovalPreview {
     pub approvable: bool,
 }
 
-/// A commitment bought (API.md "Purchase").
+/// A commitment bought (docs/design/API.md "Purchase").
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PurchaseView {
     pub id: String,

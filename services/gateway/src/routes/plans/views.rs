@@ -11,7 +11,7 @@ use cudly_vocabulary::Recommendation;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// A plan (API.md "Plan").
+/// A plan (docs/design/API.md "Plan").
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlanView {
     pub id: String,

@@ -1,6 +1,20 @@
-//! Helpers shared by the sweeper benchmarks: knobs and result lines.
+//! What every benchmark (a `harness = false` bench target) does the same way: its `main`
+//! runs on a multi-threaded runtime, its knobs come from the environment, and its
+//! figures are printed as the result lines docs/BENCHMARKS.md quotes.
 
-/// Returns the knob `name` from the environment, or `default`.
+use std::future::Future;
+
+/// Runs `benchmark` to its end on a multi-threaded runtime, as the services run; a
+/// benchmark's `main` is `bench::block_on(run())`.
+pub fn block_on<T>(benchmark: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(benchmark)
+}
+
+/// Returns the knob `name` from the environment, or `default` when it is unset or not a
+/// number.
 pub fn knob(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -8,7 +22,8 @@ pub fn knob(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Returns the text knob `name` from the environment, or `default`.
+/// Returns the text knob `name` from the environment, or `default` when it is unset or
+/// blank.
 pub fn text_knob(name: &str, default: &str) -> String {
     std::env::var(name)
         .ok()
@@ -41,13 +56,9 @@ pub fn print_result(figure: &str, unit: &str, value: f64, baseline: &str, baseli
     );
 }
 
-/// Prints the machine line every benchmark header carries.
-pub fn print_machine() {
+/// Prints the machine line every benchmark header carries: the cores, and `sharing`,
+/// what shares them besides Postgres and Redis, since a figure means little without it.
+pub fn print_machine(sharing: &str) {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    println!("machine: {cores} cores shared by this process, Postgres and Redis");
-}
-
-/// Returns the Redis the benchmarks use: `REDIS_URL`, else the local default.
-pub fn redis_url() -> String {
-    text_knob("REDIS_URL", "redis://127.0.0.1:6379/")
+    println!("machine: {cores} cores shared by {sharing}, Postgres and Redis");
 }

@@ -1,7 +1,7 @@
-//! Proptest strategies that generate recommendations as clients send them: mostly
-//! valid lines of every service, with the edge values the rules allow, and now and then
-//! a line with broken fields, so property tests see both sides of each rule while most
-//! generated lists still pass.
+//! Test helpers: an example line, and proptest strategies that generate recommendations
+//! as clients send them: mostly valid lines of every service, with the edge values the
+//! rules allow, and now and then a line with broken fields, so property tests see both
+//! sides of each rule while most generated lists still pass.
 
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -10,6 +10,21 @@ use crate::limits::MAX_COUNT;
 use crate::recommendation::{RecommendationDetails, RecommendationInput};
 use crate::service::AWS_SERVICE_NAMES;
 use crate::{AWS_PAYMENT_OPTIONS, SAVINGS_PLAN_TYPES};
+
+/// Returns a valid line of `service` buying two `resource_type` in us-east-1 for one
+/// year, all upfront (a Savings Plan also needs its hourly commitment).
+pub fn example(service: &str, resource_type: &str) -> RecommendationInput {
+    RecommendationInput {
+        provider: "aws".into(),
+        service: service.into(),
+        region: "us-east-1".into(),
+        resource_type: resource_type.into(),
+        count: 2,
+        term: 1,
+        payment: "all-upfront".into(),
+        ..RecommendationInput::default()
+    }
+}
 
 fn region(valid_only: bool) -> BoxedStrategy<String> {
     let valid = prop_oneof![
