@@ -97,15 +97,7 @@ mod tests {
 
     #[test]
     fn every_service_that_sells_commitments_has_its_operations() {
-        for name in [
-            "ec2",
-            "savingsplans",
-            "rds",
-            "elasticache",
-            "memorydb",
-            "opensearch",
-            "redshift",
-        ] {
+        for name in cudly_vocabulary::AWS_SERVICE_NAMES {
             assert_eq!(sandbox_service(name).as_str(), name);
             assert!(!purchase_operation(name).is_empty());
             assert!(guard_operation(name).starts_with("Describe"));
