@@ -128,27 +128,77 @@ pub async fn finish(
     Ok(finished.is_some())
 }
 
-/// Fails every unsettled item of a child whose run cannot go on (credentials, identity
-/// check), under the run's lease; returns how many.
+/// The error of an item ended without being bought in this run, by what its purchase
+/// attempt says: bought by an earlier run, sent with an unknown outcome, or never sent.
+/// `$reason` names the parameter holding why the item ends. An attempt left in flight
+/// is reconciled by the next run, never bought blindly.
+macro_rules! unsettled_item_error {
+    ($reason:literal) => {
+        concat!(
+            "CASE WHEN EXISTS (SELECT 1 FROM purchase_attempts a \
+                 WHERE a.idempotency_token = i.idempotency_token AND a.state = 'bought') \
+             THEN ",
+            $reason,
+            " || '; the purchase was made by an earlier run: a retry records it' \
+             WHEN EXISTS (SELECT 1 FROM purchase_attempts a \
+                 WHERE a.idempotency_token = i.idempotency_token \
+                 AND a.state IN ('in_flight', 'in_doubt') AND a.sent_at IS NOT NULL) \
+             THEN ",
+            $reason,
+            " || '; a purchase was sent and its outcome is unknown: verify in the \
+                 cloud console, a retry reconciles it and never buys twice' \
+             ELSE ",
+            $reason,
+            " || '; nothing was bought' END"
+        )
+    };
+}
+
+/// Fails the pending and in-flight items of a child under the run's lease, each
+/// reporting what its purchase attempt says (see [`unsettled_item_error`]).
 pub async fn fail_unsettled(
     conn: &mut PgConnection,
     lease: &Lease,
     child_id: Uuid,
-    error: &str,
+    reason: &str,
 ) -> ExecutorResult<u64> {
     let result = sqlx::query(concat!(
-        "UPDATE execution_items i SET status = 'failed', error = $4, lease_owner = $2, updated_at = now() \
+        "UPDATE execution_items i SET status = 'failed', error = ",
+        unsettled_item_error!("$4"),
+        ", lease_owner = $2, updated_at = now() \
          WHERE i.execution_id = $3 AND i.status IN ('pending', 'in_flight') AND ",
         root_leased!()
     ))
     .bind(lease.root_id)
     .bind(&lease.owner)
     .bind(child_id)
-    .bind(error)
+    .bind(reason)
     .execute(&mut *conn)
     .await
     .map_err(ExecutorError::db("failing unsettled items"))?;
     Ok(result.rows_affected())
+}
+
+/// Safe-fail: the child's in-flight items fail, each reporting what its purchase
+/// attempt says (see [`unsettled_item_error`]); its pending ones were never attempted
+/// and are skipped.
+pub async fn settle_for_safe_fail(
+    conn: &mut PgConnection,
+    child_id: Uuid,
+    reason: &str,
+) -> ExecutorResult<()> {
+    sqlx::query(concat!(
+        "UPDATE execution_items i SET status = 'failed', error = ",
+        unsettled_item_error!("$2"),
+        ", updated_at = now() WHERE i.execution_id = $1 AND i.status = 'in_flight'"
+    ))
+    .bind(child_id)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("failing in-flight items"))?;
+    skip_pending(conn, child_id, reason).await?;
+    Ok(())
 }
 
 /// Marks a child's pending items skipped (safe-fail: never attempted).

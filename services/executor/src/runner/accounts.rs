@@ -35,12 +35,15 @@ pub struct ResolvedAccount {
 pub enum ResolveFailure {
     /// The accounts service refused (deleted, disabled, no credentials, STS failed).
     Refused(String),
+    /// The accounts service stayed unavailable through every retry.
+    Unavailable,
     /// Shutdown began while waiting for the accounts service.
     Stopped,
 }
 
 /// Resolves the credentials of `account_id`, retrying a while when the accounts service
-/// is unavailable.
+/// is unavailable; past that, [`ResolveFailure::Unavailable`] (the run leaves the child
+/// for a re-drive rather than failing it).
 pub async fn resolve(
     client: &AccountsServiceClient<AuthChannel>,
     account_id: Uuid,
@@ -60,14 +63,16 @@ pub async fn resolve(
                         | tonic::Code::DeadlineExceeded
                         | tonic::Code::Cancelled
                 ) && status.details().is_empty();
-                let pause = match pauses.next() {
-                    Some(pause) if retriable => *pause,
-                    _ => return Err(ResolveFailure::Refused(describe(&status))),
+                if !retriable {
+                    return Err(ResolveFailure::Refused(describe(&status)));
+                }
+                let Some(pause) = pauses.next() else {
+                    return Err(ResolveFailure::Unavailable);
                 };
                 tracing::warn!(%account_id, code = ?status.code(), "accounts service unavailable, retrying");
                 tokio::select! {
                     _ = stop.cancelled() => return Err(ResolveFailure::Stopped),
-                    _ = tokio::time::sleep(pause) => {}
+                    _ = tokio::time::sleep(*pause) => {}
                 }
             }
         }

@@ -161,6 +161,12 @@ async fn drive(
     let account = match accounts::resolve(&inner.accounts, account_id, stop).await {
         Ok(account) => account,
         Err(ResolveFailure::Stopped) => return Ok(ChildEnd::Stopped),
+        Err(ResolveFailure::Unavailable) => {
+            // Nothing is wrong with the account: the run ends here and a re-drive
+            // resumes the child once the accounts service answers again.
+            tracing::warn!("accounts service unavailable: the account run is left for a re-drive");
+            return Ok(ChildEnd::Stopped);
+        }
         Err(ResolveFailure::Refused(problem)) => {
             tracing::warn!(error = %problem, "account cannot buy");
             return fail_child(inner, lease, child.id, &problem).await;
@@ -184,7 +190,7 @@ async fn drive(
         Ok(caller) if caller == account.external_id => {}
         Ok(caller) => {
             let problem = format!(
-                "the account's credentials belong to aws account {}, not to its external id {}; nothing was bought",
+                "the account's credentials belong to aws account {}, not to its external id {}",
                 cudly_aws::error::scrub(&caller),
                 cudly_aws::error::scrub(&account.external_id)
             );
@@ -193,7 +199,7 @@ async fn drive(
         }
         Err(error) => {
             let problem = crate::runner::stored_error(&format!(
-                "the account's identity could not be checked, nothing was bought: {error}"
+                "the account's identity could not be checked: {error}"
             ));
             tracing::warn!(error = %problem, "identity check failed");
             return fail_child(inner, lease, child.id, &problem).await;

@@ -301,7 +301,7 @@ impl Executor {
             if child_status.is_terminal() {
                 continue;
             }
-            items::skip_pending(&mut tx, child.id, &reason).await?;
+            items::settle_for_safe_fail(&mut tx, child.id, &reason).await?;
             let child_outcome =
                 safe_fail_outcome(items::anything_bought_for_child(&mut tx, child.id).await?);
             let child_from = [child_status];

@@ -9,36 +9,8 @@ use cudly_common::grpc::Caller;
 use cudly_proto::common::v1::Fencing;
 use cudly_proto::executor::v1::RedriveRequest;
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::common::*;
-
-/// Puts an ended execution back as a crash would have left it after buying: root and
-/// children running under a dead lease, items in flight, and each purchase attempt
-/// either in flight with its call sent (the outcome never written) or, for odd
-/// indices, recorded as bought without the item knowing it.
-async fn rewind_to_a_crash_after_buying(world: &World, root_id: &str) {
-    let root = Uuid::parse_str(root_id).unwrap();
-    let statements = [
-        "UPDATE executions SET status = 'running', completed_at = NULL, error = NULL, \
-             lease_owner = 'crashed:000000000000', heartbeat_at = now() - interval '1 hour' WHERE id = $1",
-        "UPDATE executions SET status = 'running', completed_at = NULL, error = NULL, \
-             lease_owner = 'crashed:000000000000' WHERE parent_id = $1",
-        "UPDATE execution_items SET status = 'in_flight', commitment_id = NULL, purchased_at = NULL, \
-             lease_owner = 'crashed:000000000000' \
-         WHERE execution_id IN (SELECT id FROM executions WHERE parent_id = $1)",
-        "UPDATE purchase_attempts SET state = 'in_flight', commitment_id = NULL, \
-             lease_owner = 'crashed:000000000000' WHERE root_id = $1 AND item_index % 2 = 0",
-        "DELETE FROM purchase_history WHERE root_id = $1",
-    ];
-    for statement in statements {
-        sqlx::query(statement)
-            .bind(root)
-            .execute(&world.pool)
-            .await
-            .expect("rewind");
-    }
-}
 
 #[tokio::test]
 async fn redriving_an_execution_that_bought_everything_buys_nothing_more_for_each_service() {

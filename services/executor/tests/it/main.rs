@@ -8,5 +8,6 @@ mod idempotency;
 mod leases;
 mod lineage;
 mod races;
+mod reports;
 mod shutdown;
 mod stranded;
