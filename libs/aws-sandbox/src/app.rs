@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+use crate::behaviour::{Behaviour, BehaviourUpdate};
 use crate::config::{AccountSpec, SandboxConfig};
 use crate::error::SandboxResult;
 use crate::faults::{ActiveFault, FaultId, FaultSpec};
@@ -133,6 +134,27 @@ impl App {
 
     pub fn faults(&self) -> Vec<ActiveFault> {
         self.lock().faults.list()
+    }
+
+    pub fn behaviour(&self) -> Behaviour {
+        self.lock().behaviour
+    }
+
+    /// Sets every switch; an invalid behaviour changes nothing.
+    pub fn set_behaviour(&self, behaviour: Behaviour) -> SandboxResult<Behaviour> {
+        behaviour.validate()?;
+        self.lock().behaviour = behaviour;
+        Ok(behaviour)
+    }
+
+    /// Changes the switches `update` names and returns them all; an update making the
+    /// behaviour invalid changes nothing.
+    pub fn update_behaviour(&self, update: BehaviourUpdate) -> SandboxResult<Behaviour> {
+        let mut state = self.lock();
+        let updated = state.behaviour.updated(update);
+        updated.validate()?;
+        state.behaviour = updated;
+        Ok(updated)
     }
 
     pub fn ledger(&self, account_id: Option<&str>, service: Option<Service>) -> Ledger {

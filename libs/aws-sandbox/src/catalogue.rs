@@ -1,7 +1,8 @@
 //! A deterministic catalogue of offerings. An offering's id is a hash of what it is
-//! (service, region, type, product, duration, payment, class), so the same query always
-//! yields the same ids, across restarts and across sandboxes, and any well-formed
-//! instance or node type can be described and bought.
+//! (service, region, type, product, duration, payment, class, multi-AZ, and the
+//! availability zone of a zonal EC2 offering), so the same query always yields the same
+//! ids, across restarts and across sandboxes, and any well-formed instance or node type
+//! can be described and bought.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -34,6 +35,10 @@ pub struct Offering {
     /// elsewhere.
     pub class: String,
     pub multi_az: bool,
+    /// EC2 only: the availability zone of a zonal offering (scope `Availability
+    /// Zone`); `None` for a regional one (scope `Region`) and for other services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
     pub fixed_price: f64,
     pub usage_price: f64,
     pub recurring_hourly: f64,
@@ -60,6 +65,9 @@ pub struct OfferingQuery {
     pub payment: Option<String>,
     pub class: Option<String>,
     pub multi_az: Option<bool>,
+    /// EC2 only: zonal offerings in this availability zone of the region instead of
+    /// regional ones; a zone of another region (or another service) has no offerings.
+    pub availability_zone: Option<String>,
 }
 
 /// Returns every offering of `service` in `region` matching `query`, in a stable order.
@@ -106,6 +114,11 @@ pub fn generate(service: Service, region: &str, query: &OfferingQuery) -> Vec<Of
             .collect(),
         None => DURATIONS.to_vec(),
     };
+    let availability_zone = match &query.availability_zone {
+        None => None,
+        Some(zone) if service == Service::Ec2 && is_zone_of(region, zone) => Some(zone.as_str()),
+        Some(_) => return Vec::new(),
+    };
     let multi_azs: Vec<bool> = match (service, query.multi_az) {
         (Service::Rds, Some(multi_az)) => vec![multi_az],
         (Service::Rds, None) => vec![false, true],
@@ -135,6 +148,7 @@ pub fn generate(service: Service, region: &str, query: &OfferingQuery) -> Vec<Of
                                 payment,
                                 class,
                                 *multi_az,
+                                availability_zone,
                             ));
                         }
                     }
@@ -155,10 +169,16 @@ fn build(
     payment: &str,
     class: &str,
     multi_az: bool,
+    availability_zone: Option<&str>,
 ) -> Offering {
-    let identity = format!(
+    let mut identity = format!(
         "{service}|{region}|{instance_type}|{product}|{duration_seconds}|{payment}|{class}|{multi_az}"
     );
+    // Only a zonal offering hashes its zone, so regional ids stay what they were.
+    if let Some(zone) = availability_zone {
+        identity.push('|');
+        identity.push_str(zone);
+    }
     let digest = Sha256::digest(identity.as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
@@ -197,6 +217,7 @@ fn build(
         payment: payment.to_string(),
         class: class.to_string(),
         multi_az,
+        availability_zone: availability_zone.map(str::to_string),
         fixed_price,
         usage_price: 0.0,
         recurring_hourly,
@@ -235,6 +256,14 @@ pub fn normalize_duration(value: i64) -> i64 {
     } else {
         value
     }
+}
+
+/// Whether `zone` is an availability zone of `region`: the region's name followed by
+/// one to three lowercase letters (`us-east-1a`).
+pub fn is_zone_of(region: &str, zone: &str) -> bool {
+    zone.strip_prefix(region).is_some_and(|suffix| {
+        (1..=3).contains(&suffix.len()) && suffix.chars().all(|c| c.is_ascii_lowercase())
+    })
 }
 
 /// Whether `instance_type` looks like a type of `service` (e.g. `m5.large`,
@@ -388,6 +417,80 @@ mod tests {
         let east = generate(Service::Redshift, "us-east-1", &query);
         let west = generate(Service::Redshift, "us-west-2", &query);
         assert_ne!(east[0].offering_id, west[0].offering_id);
+    }
+
+    #[test]
+    fn regional_ids_do_not_hash_a_zone() {
+        let query = OfferingQuery {
+            instance_type: Some("m5.large".into()),
+            product: Some("Linux/UNIX".into()),
+            durations: Some(vec![ONE_YEAR_SECONDS]),
+            payment: Some("All Upfront".into()),
+            class: Some("standard".into()),
+            ..Default::default()
+        };
+        let regional = generate(Service::Ec2, "us-east-1", &query);
+        assert_eq!(regional.len(), 1);
+        // The id this offering had before zonal offerings existed.
+        assert_eq!(
+            regional[0].offering_id,
+            "87bc1ec6-ac75-4053-9cfc-89b357a689c5"
+        );
+        assert_eq!(regional[0].availability_zone, None);
+    }
+
+    #[test]
+    fn zonal_offerings_have_their_own_ids_per_zone() {
+        let zonal = |zone: &str| {
+            generate(
+                Service::Ec2,
+                "us-east-1",
+                &OfferingQuery {
+                    instance_type: Some("m5.large".into()),
+                    availability_zone: Some(zone.into()),
+                    ..Default::default()
+                },
+            )
+        };
+        let regional = generate(
+            Service::Ec2,
+            "us-east-1",
+            &OfferingQuery {
+                instance_type: Some("m5.large".into()),
+                ..Default::default()
+            },
+        );
+        let zone_a = zonal("us-east-1a");
+        let zone_b = zonal("us-east-1b");
+        assert_eq!(zone_a.len(), regional.len());
+        assert_eq!(zone_a, zonal("us-east-1a"));
+        assert_eq!(zone_a[0].availability_zone.as_deref(), Some("us-east-1a"));
+        assert_ne!(zone_a[0].offering_id, regional[0].offering_id);
+        assert_ne!(zone_a[0].offering_id, zone_b[0].offering_id);
+        assert!(zonal("eu-west-1a").is_empty());
+        assert!(zonal("us-east-1").is_empty());
+        assert!(zonal("us-east-1abcd").is_empty());
+        assert!(zonal("us-east-1A").is_empty());
+        assert!(
+            generate(
+                Service::Rds,
+                "us-east-1",
+                &OfferingQuery {
+                    availability_zone: Some("us-east-1a".into()),
+                    ..Default::default()
+                },
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_offering_saved_without_a_zone_loads_as_regional() {
+        let offering = generate(Service::Ec2, "us-east-1", &OfferingQuery::default()).remove(0);
+        let saved = serde_json::to_value(offering).unwrap();
+        assert!(saved.get("availability_zone").is_none());
+        let loaded: Offering = serde_json::from_value(saved).unwrap();
+        assert_eq!(loaded.availability_zone, None);
     }
 
     #[test]

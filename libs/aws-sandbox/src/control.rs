@@ -1,17 +1,19 @@
-//! The control API under `/_sandbox/`: accounts, faults, ledger, state and reset, in
-//! JSON, for tests and demos that drive the sandbox over HTTP.
+//! The control API under `/_sandbox/`: accounts, faults, behaviour switches, ledger,
+//! state and reset, in JSON, for tests and demos that drive the sandbox over HTTP.
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::behaviour::BehaviourUpdate;
 use crate::config::AccountSpec;
 use crate::error::SandboxError;
 use crate::faults::{FaultId, FaultSpec};
@@ -29,6 +31,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             post(add_fault).get(list_faults).delete(clear_faults),
         )
         .route("/_sandbox/faults/{id}", delete(remove_fault))
+        .route(
+            "/_sandbox/behaviour",
+            post(update_behaviour).get(get_behaviour),
+        )
         .route("/_sandbox/reset", post(reset))
         .with_state(app)
 }
@@ -39,7 +45,9 @@ struct ControlError(SandboxError);
 impl IntoResponse for ControlError {
     fn into_response(self) -> Response {
         match self.0 {
-            SandboxError::InvalidAccount(_) | SandboxError::InvalidFault(_) => (
+            SandboxError::InvalidAccount(_)
+            | SandboxError::InvalidFault(_)
+            | SandboxError::InvalidBehaviour(_) => (
                 StatusCode::BAD_REQUEST,
                 Json(json!({"error": self.0.to_string()})),
             )
@@ -119,6 +127,27 @@ async fn remove_fault(State(app): State<Arc<App>>, Path(id): Path<u64>) -> Statu
     } else {
         StatusCode::NOT_FOUND
     }
+}
+
+async fn get_behaviour(State(app): State<Arc<App>>) -> impl IntoResponse {
+    Json(app.behaviour())
+}
+
+/// Changes the switches the body names. The body is parsed here rather than by the
+/// `Json` extractor so that every malformed body (not JSON, not an object, an unknown
+/// field, a wrong type, `null`) is a 400, whatever its content type.
+async fn update_behaviour(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ControlError> {
+    let invalid = |message: String| ControlError(SandboxError::InvalidBehaviour(message));
+    let value: Value = serde_json::from_slice(&body).map_err(|error| invalid(error.to_string()))?;
+    if !value.is_object() {
+        return Err(invalid("the body must be a JSON object".to_string()));
+    }
+    let update: BehaviourUpdate =
+        serde_json::from_value(value).map_err(|error| invalid(error.to_string()))?;
+    Ok(Json(app.update_behaviour(update)?))
 }
 
 async fn reset(State(app): State<Arc<App>>) -> Result<StatusCode, ControlError> {

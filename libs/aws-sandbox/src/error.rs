@@ -32,6 +32,8 @@ pub enum SandboxError {
     InvalidAccount(String),
     #[error("invalid fault: {0}")]
     InvalidFault(String),
+    #[error("invalid behaviour: {0}")]
+    InvalidBehaviour(String),
 }
 
 /// Result alias of this crate.

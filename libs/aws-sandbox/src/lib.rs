@@ -21,6 +21,7 @@
 //! ```
 
 mod app;
+mod behaviour;
 pub mod catalogue;
 mod config;
 mod control;
@@ -37,6 +38,9 @@ mod services;
 mod state;
 
 pub use app::SandboxSnapshot;
+pub use behaviour::{
+    Behaviour, BehaviourUpdate, MAX_CLOCK_OFFSET_SECONDS, RedshiftReservedNodeTags,
+};
 pub use catalogue::{Offering, OfferingQuery};
 pub use config::{
     AccessKeySpec, AccountSpec, ConfigFile, ORGANIZATION_ACCESS_ROLE, OrgMemberSpec, RoleSpec,

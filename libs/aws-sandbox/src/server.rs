@@ -25,6 +25,7 @@ use tower::ServiceExt;
 use tracing::Instrument;
 
 use crate::app::{App, SandboxSnapshot};
+use crate::behaviour::{Behaviour, BehaviourUpdate};
 use crate::config::{AccountSpec, SandboxConfig};
 use crate::error::SandboxError;
 use crate::faults::{FaultId, FaultSpec};
@@ -131,6 +132,33 @@ impl SandboxHandle {
         self.app.clear_faults();
     }
 
+    /// Sets every behaviour switch (`Behaviour { clock_offset_seconds: -60,
+    /// ..Behaviour::default() }`). An invalid behaviour (a clock offset beyond
+    /// [`crate::MAX_CLOCK_OFFSET_SECONDS`] either way) is logged and ignored (the
+    /// control API answers 400 for it instead).
+    pub async fn set_behaviour(&self, behaviour: Behaviour) {
+        if let Err(error) = self.app.set_behaviour(behaviour) {
+            tracing::error!(%error, "behaviour not set");
+        }
+    }
+
+    /// Changes the behaviour switches `update` names, the others staying, and returns
+    /// them all. An invalid update is logged and changes nothing.
+    pub async fn update_behaviour(&self, update: BehaviourUpdate) -> Behaviour {
+        match self.app.update_behaviour(update) {
+            Ok(behaviour) => behaviour,
+            Err(error) => {
+                tracing::error!(%error, "behaviour not updated");
+                self.app.behaviour()
+            }
+        }
+    }
+
+    /// Returns the behaviour switches.
+    pub async fn behaviour(&self) -> Behaviour {
+        self.app.behaviour()
+    }
+
     /// Returns the whole ledger.
     pub async fn ledger(&self) -> Ledger {
         self.app.ledger(None, None)
@@ -150,8 +178,8 @@ impl SandboxHandle {
         self.app.snapshot()
     }
 
-    /// Empties the state (commitments, ledger, sessions, faults) and reloads the
-    /// configured accounts.
+    /// Empties the state (commitments, ledger, sessions, faults), restores the default
+    /// behaviour switches and reloads the configured accounts.
     pub async fn reset(&self) {
         if let Err(error) = self.app.reset() {
             tracing::error!(%error, "sandbox reset failed");
@@ -397,6 +425,7 @@ async fn handle_aws(app: &App, raw: RawRequest) -> Result<HttpResponse, DroppedR
                 account_id,
                 region: region.clone(),
                 now,
+                aws_now: state.behaviour.aws_time(now),
                 note: services::CallNote::default(),
             };
             let result = services::handle(&mut context, state);

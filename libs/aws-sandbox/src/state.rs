@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::behaviour::Behaviour;
 use crate::catalogue::{self, Offering, OfferingQuery};
 use crate::config::{AccessKeySpec, AccountSpec, ORGANIZATION_ACCESS_ROLE, RoleSpec};
 use crate::faults::FaultSet;
@@ -70,6 +71,8 @@ pub(crate) struct SandboxState {
     /// Every offering described so far, so a purchase can find it by id.
     pub offerings: BTreeMap<String, Offering>,
     pub faults: FaultSet,
+    /// The behaviour switches; not persisted, like the faults.
+    pub behaviour: Behaviour,
     /// Changes made since the journal last took them.
     pending: Vec<Change>,
     /// Accounts as they behave: configured ones plus organization members, each
@@ -124,8 +127,8 @@ impl SandboxState {
         self.pending.clear();
     }
 
-    /// Empties the state and installs `accounts`; the offering registry stays, since
-    /// the catalogue is the same before and after.
+    /// Empties the state, restores the default behaviour and installs `accounts`; the
+    /// offering registry stays, since the catalogue is the same before and after.
     pub fn reset(&mut self, accounts: Vec<AccountSpec>) {
         self.pending.push(Change::Reset {
             accounts: accounts.clone(),
@@ -138,6 +141,7 @@ impl SandboxState {
         self.commitments.clear();
         self.calls.clear();
         self.faults.clear();
+        self.behaviour = Behaviour::default();
         self.rebuild_accounts();
         self.rebuild_commitment_index();
     }
@@ -303,7 +307,8 @@ impl SandboxState {
         true
     }
 
-    /// Describes offerings and remembers them for later purchases by id.
+    /// Describes offerings and remembers them for later purchases by id, zonal EC2
+    /// offerings included (their ids differ from the regional ones).
     pub fn describe_offerings(
         &mut self,
         service: Service,
@@ -323,8 +328,8 @@ impl SandboxState {
         offerings
     }
 
-    /// Returns an offering of `service` by id, whether described before or part of
-    /// the region's default catalogue.
+    /// Returns an offering of `service` by id, whether described before (zonal EC2
+    /// offerings too) or part of the region's default (regional) catalogue.
     pub fn find_offering(
         &mut self,
         service: Service,

@@ -1,4 +1,6 @@
 //! EC2 (ec2 query): reserved instance offerings, purchases, descriptions and tags.
+//! Offerings are regional (scope `Region`) unless a describe names an availability
+//! zone of the region, which answers zonal ones (scope `Availability Zone`).
 
 use std::collections::BTreeMap;
 
@@ -54,6 +56,23 @@ fn filters(params: &Params) -> Vec<Filter> {
         .collect()
 }
 
+/// The scope EC2 reports for an offering and the reserved instances bought from it.
+fn scope(offering: &Offering) -> &'static str {
+    if offering.availability_zone.is_some() {
+        "Availability Zone"
+    } else {
+        "Region"
+    }
+}
+
+/// Whether an `availability-zone` filter matches an offering: only a zonal one can.
+fn zone_matches(filter: &Filter, offering: &Offering) -> bool {
+    offering
+        .availability_zone
+        .as_deref()
+        .is_some_and(|zone| filter.matches(zone))
+}
+
 fn invalid_filter(context: &CallContext<'_>, name: &str) -> AwsError {
     AwsError::invalid_parameter(context.service, format!("the filter '{name}' is invalid"))
 }
@@ -67,6 +86,7 @@ fn describe_offerings(
     let tenancy = context.params.get("InstanceTenancy").unwrap_or("default");
     let min_duration = context.integer("MinDuration")?;
     let max_duration = context.integer("MaxDuration")?;
+    let availability_zone = context.params.non_empty("AvailabilityZone");
 
     let mut offerings: Vec<Offering> = if !offering_ids.is_empty() {
         offering_ids
@@ -103,6 +123,7 @@ fn describe_offerings(
                     .non_empty("OfferingClass")
                     .map(str::to_string),
                 multi_az: None,
+                availability_zone: availability_zone.map(str::to_string),
             };
             generated.extend(state.describe_offerings(context.service, &context.region, &query));
         }
@@ -111,6 +132,10 @@ fn describe_offerings(
 
     if tenancy != "default" {
         offerings.clear();
+    }
+    // Offerings asked for by id are of the zone asked for too, when there is one.
+    if let Some(zone) = availability_zone {
+        offerings.retain(|offering| offering.availability_zone.as_deref() == Some(zone));
     }
     offerings.retain(|offering| {
         min_duration.is_none_or(|min| offering.duration_seconds >= min)
@@ -124,11 +149,11 @@ fn describe_offerings(
             "reserved-instances-offering-id" => {
                 |filter, offering| filter.matches(&offering.offering_id)
             }
-            "scope" => |filter, _| filter.matches("Region"),
+            "scope" => |filter, offering| filter.matches(scope(offering)),
             "marketplace" => |filter, _| filter.matches("false"),
             "fixed-price" => |filter, offering| filter.matches(&offering.fixed_price.to_string()),
             "usage-price" => |filter, offering| filter.matches(&offering.usage_price.to_string()),
-            "availability-zone" => |_, _| false,
+            "availability-zone" => zone_matches,
             other => return Err(invalid_filter(context, other)),
         };
         offerings.retain(|offering| keep(filter, offering));
@@ -176,7 +201,8 @@ fn write_offering_fields(xml: &mut XmlWriter, offering: &Offering) {
     }
     xml.close("recurringCharges")
         .element("offeringClass", &offering.class)
-        .element("scope", "Region");
+        .element("scope", scope(offering))
+        .optional("availabilityZone", offering.availability_zone.as_deref());
 }
 
 fn purchase(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<Reply, AwsError> {
@@ -301,7 +327,8 @@ fn reserved_instance_matches(filter: &Filter, commitment: &Commitment) -> bool {
         "instance-type" => filter.matches(&offering.instance_type),
         "product-description" => filter.matches(&offering.product),
         "duration" => filter.matches(&offering.duration_seconds.to_string()),
-        "scope" => filter.matches("Region"),
+        "scope" => filter.matches(scope(offering)),
+        "availability-zone" => zone_matches(filter, offering),
         "fixed-price" => filter.matches(&offering.fixed_price.to_string()),
         "usage-price" => filter.matches(&offering.usage_price.to_string()),
         "start" => filter.matches(&xml_time(commitment.created_at)),

@@ -104,6 +104,7 @@ fn describe_offerings(
                 payment: context.json_str("OfferingType").map(str::to_string),
                 class: None,
                 multi_az: None,
+                availability_zone: None,
             };
             state.describe_offerings(context.service, &context.region, &query)
         }

@@ -54,6 +54,9 @@ pub(crate) struct CallContext<'a> {
     pub account_id: String,
     pub region: String,
     pub now: DateTime<Utc>,
+    /// The sandbox's "AWS clock": `now` shifted by the `clock_offset_seconds` behaviour
+    /// switch. New commitments are stamped with it.
+    pub aws_now: DateTime<Utc>,
     pub note: CallNote,
 }
 
@@ -281,7 +284,8 @@ mod tests {
     }
 }
 
-/// Builds a new active commitment of the calling account and region.
+/// Builds a new active commitment of the calling account and region, created at the
+/// sandbox's AWS clock.
 pub(crate) fn build_commitment(
     context: &CallContext<'_>,
     offering: crate::catalogue::Offering,
@@ -296,7 +300,7 @@ pub(crate) fn build_commitment(
         commitment_id,
         offering_id: offering.offering_id.clone(),
         count,
-        created_at: context.now,
+        created_at: context.aws_now,
         tags,
         client_token: None,
         reservation_id: None,

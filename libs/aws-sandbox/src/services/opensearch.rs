@@ -1,6 +1,7 @@
 //! OpenSearch (restJson1): reserved instance offerings, purchases and descriptions.
 //! The client names each reservation, so a repeated ReservationName is refused with
-//! ResourceAlreadyExistsException.
+//! ResourceAlreadyExistsException, unless the `opensearch_unique_reservation_name`
+//! behaviour switch is off, when it creates a second reservation of that name.
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -126,9 +127,12 @@ fn purchase(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<R
     let offering = state
         .find_offering(context.service, &context.region, &offering_id)
         .ok_or_else(|| not_found(format!("offering {offering_id} not found")))?;
-    let exists = state
-        .commitments_in(&context.account_id, &context.region, context.service)
-        .any(|commitment| commitment.reservation_id.as_deref() == Some(reservation_name.as_str()));
+    let exists = state.behaviour.opensearch_unique_reservation_name
+        && state
+            .commitments_in(&context.account_id, &context.region, context.service)
+            .any(|commitment| {
+                commitment.reservation_id.as_deref() == Some(reservation_name.as_str())
+            });
     if exists {
         return Err(AwsError::new(
             409,

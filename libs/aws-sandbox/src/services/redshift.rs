@@ -1,5 +1,8 @@
 //! Redshift (awsQuery): reserved node offerings, purchases, descriptions and tags.
 //! Purchases carry no client id, so the only handle on a node bought blind is its tag.
+//! Whether reserved nodes can be tagged at all is a behaviour switch
+//! (`redshift_reserved_node_tags`): when `rejected`, tag calls naming one answer
+//! `InvalidTagFault`.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +35,32 @@ pub(crate) fn node_arn(commitment: &Commitment) -> String {
         "arn:aws:redshift:{}:{}:reservednode:{}",
         commitment.region, commitment.account_id, commitment.commitment_id
     )
+}
+
+/// Whether `resource_name` is the ARN of a reserved node
+/// (`arn:aws:redshift:<region>:<account>:reservednode:<id>`), whether or not it exists.
+fn is_reserved_node_arn(resource_name: &str) -> bool {
+    let parts: Vec<&str> = resource_name.split(':').collect();
+    parts.len() >= 7 && parts[0] == "arn" && parts[2] == "redshift" && parts[5] == "reservednode"
+}
+
+/// Whether `resource_name` names a reserved node: any reserved node's ARN, or the bare
+/// id of one of the caller's nodes.
+fn names_reserved_node(
+    context: &CallContext<'_>,
+    state: &SandboxState,
+    resource_name: &str,
+) -> bool {
+    is_reserved_node_arn(resource_name)
+        || state
+            .commitments_in(&context.account_id, &context.region, context.service)
+            .any(|commitment| commitment.commitment_id == resource_name)
+}
+
+/// The refusal of a tag call on a reserved node, when the behaviour switch says
+/// reserved nodes cannot be tagged.
+fn reserved_node_tags_rejected() -> AwsError {
+    AwsError::bad_request("InvalidTagFault", "reserved nodes cannot be tagged")
 }
 
 fn offering_not_found(offering_id: &str) -> AwsError {
@@ -181,6 +210,13 @@ fn describe_tags(
     let resource_type = context.params.non_empty("ResourceType");
     let tag_keys = context.params.list("TagKeys.TagKey");
     let tag_values = context.params.list("TagValues.TagValue");
+    let rejected = state.behaviour.redshift_rejects_reserved_node_tags();
+    if rejected
+        && (resource_type.is_some_and(is_reserved_node_type)
+            || resource_name.is_some_and(|name| names_reserved_node(context, state, name)))
+    {
+        return Err(reserved_node_tags_rejected());
+    }
     if resource_type.is_some_and(|resource_type| !is_reserved_node_type(resource_type)) {
         // The sandbox has no other taggable Redshift resources.
         return Ok(Reply::Xml(
@@ -188,7 +224,11 @@ fn describe_tags(
         ));
     }
     let mut tagged: Vec<(String, String, String)> = Vec::new();
-    for commitment in state.commitments_in(&context.account_id, &context.region, context.service) {
+    // Where reserved nodes cannot be tagged, none is listed as tagged.
+    let listed = state
+        .commitments_in(&context.account_id, &context.region, context.service)
+        .filter(|_| !rejected);
+    for commitment in listed {
         if resource_name.is_some_and(|name| !names(name, commitment)) {
             continue;
         }
@@ -230,6 +270,11 @@ fn create_tags(context: &mut CallContext<'_>, state: &mut SandboxState) -> Resul
         return Err(AwsError::missing_parameter(context.service, "Tags"));
     }
     context.note.note_tags(&tags);
+    if state.behaviour.redshift_rejects_reserved_node_tags()
+        && names_reserved_node(context, state, &resource_name)
+    {
+        return Err(reserved_node_tags_rejected());
+    }
     let commitment_id = state
         .commitments_in(&context.account_id, &context.region, context.service)
         .find(|commitment| names(&resource_name, commitment))

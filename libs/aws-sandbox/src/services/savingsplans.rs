@@ -214,7 +214,7 @@ fn create(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<Rep
     let queued_until = purchase_time
         .as_f64()
         .and_then(|seconds| DateTime::<Utc>::from_timestamp(seconds as i64, 0))
-        .filter(|time| *time > context.now);
+        .filter(|time| *time > context.aws_now);
     let commitment_id = new_commitment_id();
     let mut commitment = build_commitment(context, offering, commitment_id.clone(), 1, tags);
     commitment.client_token = client_token;

@@ -1,5 +1,6 @@
 use aws_sdk_ec2::types::{
-    Filter, InstanceType, OfferingClassType, OfferingTypeValues, RiProductDescription, Tag,
+    Filter, InstanceType, OfferingClassType, OfferingTypeValues, ReservedInstances,
+    ReservedInstancesOffering, RiProductDescription, Scope, Tag,
 };
 use cudly_aws_sandbox::{IDEMPOTENCY_TAG_KEY, Service};
 
@@ -323,4 +324,233 @@ async fn purchase_errors_use_ec2_codes() {
         .unwrap_err();
     assert_eq!(code(&untaggable), "InvalidID");
     assert!(handle.ledger().await.commitments.is_empty());
+}
+
+/// The one m5.large Linux standard 1-year All Upfront offering, regional or in `zone`.
+async fn m5_offering_in(
+    ec2: &aws_sdk_ec2::Client,
+    zone: Option<&str>,
+) -> ReservedInstancesOffering {
+    let offerings = ec2
+        .describe_reserved_instances_offerings()
+        .instance_type(InstanceType::M5Large)
+        .product_description(RiProductDescription::LinuxUnix)
+        .offering_class(OfferingClassType::Standard)
+        .offering_type(OfferingTypeValues::AllUpfront)
+        .min_duration(31_536_000)
+        .max_duration(31_536_000)
+        .include_marketplace(false)
+        .set_availability_zone(zone.map(str::to_string))
+        .send()
+        .await
+        .unwrap();
+    let offerings = offerings.reserved_instances_offerings();
+    assert_eq!(offerings.len(), 1);
+    offerings[0].clone()
+}
+
+async fn buy_one(ec2: &aws_sdk_ec2::Client, offering_id: &str) -> String {
+    ec2.purchase_reserved_instances_offering()
+        .reserved_instances_offering_id(offering_id)
+        .instance_count(1)
+        .send()
+        .await
+        .unwrap()
+        .reserved_instances_id()
+        .unwrap()
+        .to_string()
+}
+
+async fn reserved_instance(ec2: &aws_sdk_ec2::Client, id: &str) -> ReservedInstances {
+    let described = ec2
+        .describe_reserved_instances()
+        .reserved_instances_ids(id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.reserved_instances().len(), 1);
+    described.reserved_instances()[0].clone()
+}
+
+async fn reserved_ids_where(ec2: &aws_sdk_ec2::Client, name: &str, value: &str) -> Vec<String> {
+    let described = ec2
+        .describe_reserved_instances()
+        .filters(Filter::builder().name(name).values(value).build())
+        .send()
+        .await
+        .unwrap();
+    described
+        .reserved_instances()
+        .iter()
+        .filter_map(|reserved| reserved.reserved_instances_id().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_zonal_offering_has_its_own_stable_id_and_reports_its_zone_and_scope() {
+    let handle = start().await;
+    let ec2 = aws_sdk_ec2::Client::new(&root_config(&handle).await);
+    let regional = m5_offering_in(&ec2, None).await;
+    let zonal = m5_offering_in(&ec2, Some("us-east-1a")).await;
+    assert_eq!(regional.scope(), Some(&Scope::Regional));
+    assert_eq!(regional.availability_zone(), None);
+    assert_eq!(zonal.scope(), Some(&Scope::AvailabilityZone));
+    assert_eq!(zonal.availability_zone(), Some("us-east-1a"));
+    assert_eq!(zonal.instance_type(), regional.instance_type());
+    assert_eq!(zonal.fixed_price(), regional.fixed_price());
+
+    let regional_id = regional.reserved_instances_offering_id().unwrap();
+    let zonal_id = zonal.reserved_instances_offering_id().unwrap();
+    assert_ne!(regional_id, zonal_id);
+    assert_eq!(
+        m5_offering_in(&ec2, None)
+            .await
+            .reserved_instances_offering_id(),
+        Some(regional_id)
+    );
+    assert_eq!(
+        m5_offering_in(&ec2, Some("us-east-1a"))
+            .await
+            .reserved_instances_offering_id(),
+        Some(zonal_id)
+    );
+    let other_zone = m5_offering_in(&ec2, Some("us-east-1b")).await;
+    let other_zone_id = other_zone.reserved_instances_offering_id().unwrap();
+    assert!(other_zone_id != zonal_id && other_zone_id != regional_id);
+
+    // A zone of another region, or no zone at all, has no offerings.
+    for zone in ["eu-west-1a", "us-east-1", "us-east-1abcd"] {
+        let none = ec2
+            .describe_reserved_instances_offerings()
+            .instance_type(InstanceType::M5Large)
+            .availability_zone(zone)
+            .send()
+            .await
+            .unwrap();
+        assert!(none.reserved_instances_offerings().is_empty(), "{zone}");
+    }
+
+    // The filters see each offering's real zone and scope.
+    let zonal_filters = ec2
+        .describe_reserved_instances_offerings()
+        .instance_type(InstanceType::M5Large)
+        .availability_zone("us-east-1a")
+        .filters(
+            Filter::builder()
+                .name("scope")
+                .values("Availability Zone")
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("availability-zone")
+                .values("us-east-1*")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zonal_filters.reserved_instances_offerings().len(), 24);
+    let regional_scope_in_a_zone = ec2
+        .describe_reserved_instances_offerings()
+        .instance_type(InstanceType::M5Large)
+        .availability_zone("us-east-1a")
+        .filters(Filter::builder().name("scope").values("Region").build())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        regional_scope_in_a_zone
+            .reserved_instances_offerings()
+            .is_empty()
+    );
+    let zone_filter_on_regional = ec2
+        .describe_reserved_instances_offerings()
+        .instance_type(InstanceType::M5Large)
+        .filters(
+            Filter::builder()
+                .name("availability-zone")
+                .values("us-east-1a")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        zone_filter_on_regional
+            .reserved_instances_offerings()
+            .is_empty()
+    );
+
+    // Once described, the zonal offering is found by id.
+    let by_id = ec2
+        .describe_reserved_instances_offerings()
+        .reserved_instances_offering_ids(zonal_id)
+        .send()
+        .await
+        .unwrap();
+    let found = &by_id.reserved_instances_offerings()[0];
+    assert_eq!(found.availability_zone(), Some("us-east-1a"));
+    assert_eq!(found.scope(), Some(&Scope::AvailabilityZone));
+    let in_another_zone = ec2
+        .describe_reserved_instances_offerings()
+        .reserved_instances_offering_ids(zonal_id)
+        .availability_zone("us-east-1b")
+        .send()
+        .await
+        .unwrap();
+    assert!(in_another_zone.reserved_instances_offerings().is_empty());
+}
+
+#[tokio::test]
+async fn a_zonal_purchase_reports_its_zone_while_a_regional_one_does_not() {
+    let handle = start().await;
+    let ec2 = aws_sdk_ec2::Client::new(&root_config(&handle).await);
+    let zonal_offering = m5_offering_in(&ec2, Some("us-east-1a")).await;
+    let zonal_offering_id = zonal_offering.reserved_instances_offering_id().unwrap();
+    let regional_offering = m5_offering_in(&ec2, None).await;
+    let zonal_id = buy_one(&ec2, zonal_offering_id).await;
+    let regional_id = buy_one(
+        &ec2,
+        regional_offering.reserved_instances_offering_id().unwrap(),
+    )
+    .await;
+
+    let zonal = reserved_instance(&ec2, &zonal_id).await;
+    assert_eq!(zonal.scope(), Some(&Scope::AvailabilityZone));
+    assert_eq!(zonal.availability_zone(), Some("us-east-1a"));
+    assert_eq!(zonal.instance_type(), Some(&InstanceType::M5Large));
+    let regional = reserved_instance(&ec2, &regional_id).await;
+    assert_eq!(regional.scope(), Some(&Scope::Regional));
+    assert_eq!(regional.availability_zone(), None);
+
+    assert_eq!(
+        reserved_ids_where(&ec2, "scope", "Availability Zone").await,
+        vec![zonal_id.clone()]
+    );
+    assert_eq!(
+        reserved_ids_where(&ec2, "availability-zone", "us-east-1a").await,
+        vec![zonal_id.clone()]
+    );
+    assert_eq!(
+        reserved_ids_where(&ec2, "scope", "Region").await,
+        vec![regional_id]
+    );
+    assert!(
+        reserved_ids_where(&ec2, "availability-zone", "us-east-1b")
+            .await
+            .is_empty()
+    );
+
+    let ledger = handle.ledger().await;
+    let commitment = ledger
+        .commitments
+        .iter()
+        .find(|commitment| commitment.commitment_id == zonal_id)
+        .unwrap();
+    assert_eq!(commitment.offering_id, zonal_offering_id);
+    assert_eq!(
+        commitment.offering.availability_zone.as_deref(),
+        Some("us-east-1a")
+    );
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod behaviour;
 mod cli;
 mod concurrency;
 mod control;

@@ -177,3 +177,47 @@ async fn reset_reads_the_config_file_again() {
         Some("999999999999")
     );
 }
+
+#[tokio::test]
+async fn a_described_zonal_offering_is_purchasable_by_id_after_a_restart() {
+    let directory = tempfile::tempdir().unwrap();
+    let state_path = directory.path().join("state.json");
+    let handle = Sandbox::start(config().with_state_path(&state_path))
+        .await
+        .unwrap();
+    let described = aws_sdk_ec2::Client::new(&root_config(&handle).await)
+        .describe_reserved_instances_offerings()
+        .instance_type(aws_sdk_ec2::types::InstanceType::C5Large)
+        .availability_zone("us-east-1c")
+        .send()
+        .await
+        .unwrap();
+    let offering_id = described.reserved_instances_offerings()[0]
+        .reserved_instances_offering_id()
+        .unwrap()
+        .to_string();
+    handle.shutdown().await;
+
+    let restarted = Sandbox::start(config().with_state_path(&state_path))
+        .await
+        .unwrap();
+    let ec2 = aws_sdk_ec2::Client::new(&root_config(&restarted).await);
+    let bought = ec2
+        .purchase_reserved_instances_offering()
+        .reserved_instances_offering_id(&offering_id)
+        .instance_count(1)
+        .send()
+        .await
+        .unwrap();
+    let reserved = ec2
+        .describe_reserved_instances()
+        .reserved_instances_ids(bought.reserved_instances_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reserved.reserved_instances()[0].availability_zone(),
+        Some("us-east-1c")
+    );
+    restarted.shutdown().await;
+}

@@ -395,6 +395,59 @@ fn compatible(left: Option<&str>, right: Option<&str>) -> bool {
     }
 }
 
+/// Where a reservation applies: a region, or one zone of it. Compared strictly: a
+/// regional and a zonal reservation of one shape are different purchases, so neither
+/// may stand in for the other in a reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Placement {
+    Region,
+    Zone(String),
+}
+
+impl Placement {
+    /// Returns the placement of a reservation or offering from its scope, or from
+    /// whether it names a zone when AWS leaves the scope out.
+    fn of(scope: Option<&Scope>, zone: Option<&str>) -> Self {
+        let zone = zone.map(str::trim).filter(|zone| !zone.is_empty());
+        match (scope, zone) {
+            (Some(Scope::Regional), _) | (None, None) => Placement::Region,
+            (_, Some(zone)) => Placement::Zone(zone.to_ascii_lowercase()),
+            // Zonal without a zone: matches no zone, so nothing is adopted by mistake.
+            (Some(_), None) => Placement::Zone(String::new()),
+        }
+    }
+}
+
+/// Returns what identifies a purchase of `spec` among untagged reservations: exactly
+/// the attributes [`untagged_candidates`] compares, so purchases that could be taken
+/// for one another share a key (and the executor's purchase lock).
+pub(super) fn candidate_shape(spec: &PurchaseSpec) -> String {
+    let text = |value: Option<&str>, default: &str| {
+        value
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .unwrap_or(default)
+            .to_ascii_lowercase()
+    };
+    let placement = match text(spec.details.availability_zone.as_deref(), "").as_str() {
+        "" => "region".to_owned(),
+        zone => format!("zone:{zone}"),
+    };
+    let payment = Payment::of(spec).map_or_else(
+        |_| text(Some(&spec.payment), ""),
+        |payment| payment.spaced().to_ascii_lowercase(),
+    );
+    format!(
+        "{}|{}|{}|{}|{payment}|{}y|{placement}|{}",
+        text(Some(&spec.resource_type), ""),
+        text(spec.platform.as_deref().or(spec.engine.as_deref()), ""),
+        text(spec.details.tenancy.as_deref(), "default"),
+        text(spec.details.offering_class.as_deref(), "standard"),
+        spec.term_years,
+        spec.count
+    )
+}
+
 pub(super) async fn untagged_candidates(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
@@ -464,7 +517,8 @@ pub(super) async fn untagged_candidates(
             ) && compatible(
                 reserved.instance_tenancy().map(Tenancy::as_str),
                 offering.instance_tenancy().map(Tenancy::as_str),
-            ) && compatible(reserved.availability_zone(), offering.availability_zone())
+            ) && Placement::of(reserved.scope(), reserved.availability_zone())
+                == Placement::of(offering.scope(), offering.availability_zone())
         })
         .filter(|reserved| {
             reserved

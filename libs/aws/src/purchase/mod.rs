@@ -70,6 +70,20 @@ pub struct PurchaseSpec {
 }
 
 impl PurchaseSpec {
+    /// Returns what identifies this purchase among the untagged commitments a
+    /// reconciliation may adopt (EC2, Redshift: the attributes their candidate filters
+    /// compare, count included), `None` for services whose commitments carry the token
+    /// from the start. Two purchases with the same shape in one account and region could
+    /// be taken for one another, so the executor makes them one at a time.
+    pub fn candidate_shape(&self) -> Option<String> {
+        let shape = match self.service {
+            AwsService::Ec2 => ec2::candidate_shape(self),
+            AwsService::Redshift => redshift::candidate_shape(self),
+            _ => return None,
+        };
+        Some(format!("{}|{}|{shape}", self.service.name(), self.region))
+    }
+
     /// Returns the purchase of a validated line under `token`.
     pub fn new(recommendation: &Recommendation, token: &str) -> Self {
         Self {

@@ -178,6 +178,21 @@ pub(super) async fn find_by_token(
     Ok(None)
 }
 
+/// Returns what identifies a purchase of `spec` among untagged reserved nodes: the
+/// offering's attributes and the count, which [`untagged_candidates`] compares.
+pub(super) fn candidate_shape(spec: &PurchaseSpec) -> String {
+    let payment = Payment::of(spec).map_or_else(
+        |_| spec.payment.trim().to_ascii_lowercase(),
+        |payment| payment.spaced().to_ascii_lowercase(),
+    );
+    format!(
+        "{}|{payment}|{}y|{}",
+        spec.resource_type.trim().to_ascii_lowercase(),
+        spec.term_years,
+        spec.count
+    )
+}
+
 pub(super) async fn resolve_offering(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,

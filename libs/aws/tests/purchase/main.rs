@@ -3,6 +3,7 @@
 //! service, with the faults the idempotency rules exist for.
 
 mod common;
+mod edges;
 mod scenarios;
 mod specific;
 

@@ -20,7 +20,7 @@ use crate::repo::attempts::{self, AttemptRow, NewAttempt};
 use crate::repo::history::{self, NewPurchase};
 use crate::repo::items::{self, ItemRow};
 use crate::runner::child::ChildContext;
-use crate::runner::lock::OfferingLock;
+use crate::runner::lock::{self, OfferingLock};
 
 /// Purchase calls one item may send before giving up (each after reconciliation found
 /// nothing): the outcome then stays unknown for a later run to reconcile.
@@ -97,6 +97,16 @@ enum Step {
     Send { offering_id: String },
     /// A purchase was sent at this time and its outcome is unknown.
     Reconcile { sent_at: DateTime<Utc> },
+}
+
+/// How the wait for the purchase lock of an item ended.
+enum LockWait {
+    /// Taken now.
+    Held,
+    /// Already held, or the service needs none.
+    Unneeded,
+    Stopped,
+    TimedOut,
 }
 
 /// What a step leads to: the next step, or the end of the item's turn.
@@ -271,8 +281,14 @@ impl ItemRun<'_, '_> {
             let problem = format!("the purchase outcome stayed unknown after {MAX_SENDS} calls");
             return end(self.outcome_unknown(&problem).await);
         }
-        if !self.lock_offering(&offering).await? {
-            return Ok(ControlFlow::Break(ItemEnd::Stopped));
+        match self.lock_shape().await? {
+            LockWait::Held | LockWait::Unneeded => {}
+            LockWait::Stopped => return Ok(ControlFlow::Break(ItemEnd::Stopped)),
+            LockWait::TimedOut => {
+                let problem = "another purchase of the same shape in this account held the \
+                    purchase lock too long; nothing was sent, a retry buys it";
+                return end(self.failed_definitely(problem).await);
+            }
         }
         let mut conn = self.ctx.acquire().await?;
         let Some(sent_at) =
@@ -341,7 +357,16 @@ impl ItemRun<'_, '_> {
         // EC2 and Redshift keep the offering lock from the send (or take it now for an
         // earlier run's send) through the wait, so no other purchase of the same offering
         // can mix into the candidates.
-        if !self.lock_offering(&offering).await? || !self.wait_until_settled(sent_at).await? {
+        match self.lock_shape().await? {
+            LockWait::Held | LockWait::Unneeded => {}
+            LockWait::Stopped => return Ok(ControlFlow::Break(ItemEnd::Stopped)),
+            LockWait::TimedOut => {
+                let problem = "purchase outcome unknown and another purchase of the same shape \
+                    held the purchase lock too long";
+                return end(self.outcome_unknown(problem).await);
+            }
+        }
+        if !self.wait_until_settled(sent_at).await? {
             return Ok(ControlFlow::Break(ItemEnd::Stopped));
         }
         match self
@@ -502,26 +527,34 @@ impl ItemRun<'_, '_> {
         Ok(Claimed::Ended(ItemEnd::Stopped))
     }
 
-    /// EC2 and Redshift purchases of one offering and count in one account and region
-    /// go one at a time; false when shutdown came first.
-    async fn lock_offering(&mut self, offering: &str) -> ExecutorResult<bool> {
-        if self.service().purchase_is_idempotent() || self.lock.is_some() {
-            return Ok(true);
+    /// EC2 and Redshift purchases that a reconciliation could take for one another (same
+    /// account, region, shape and count) go one at a time. The wait is bounded (twice a
+    /// send's settle window): past it the item is left to a later run.
+    async fn lock_shape(&mut self) -> ExecutorResult<LockWait> {
+        if self.lock.is_some() {
+            return Ok(LockWait::Unneeded);
         }
-        let key = OfferingLock::key(
-            &self.ctx.account_id.to_string(),
-            &self.spec.region,
-            self.service().name(),
-            offering,
-            self.spec.count,
-        );
-        match OfferingLock::acquire(&self.ctx.inner.pool, key, self.ctx.stop).await? {
-            Some(lock) => {
-                self.lock = Some(lock);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        let Some(shape) = self.spec.candidate_shape() else {
+            return Ok(LockWait::Unneeded);
+        };
+        let key = OfferingLock::key(&self.ctx.account_id.to_string(), &shape);
+        let max_wait = (self.cloud.longest_purchase() + self.ctx.inner.settings.settle_margin) * 2;
+        Ok(
+            match OfferingLock::acquire(&self.ctx.inner.pool, key, self.ctx.stop, max_wait).await? {
+                lock::LockWait::Held(lock) => {
+                    self.lock = Some(lock);
+                    LockWait::Held
+                }
+                lock::LockWait::Stopped => LockWait::Stopped,
+                lock::LockWait::TimedOut => {
+                    tracing::warn!(
+                        ?max_wait,
+                        "another purchase of the same shape held the purchase lock too long"
+                    );
+                    LockWait::TimedOut
+                }
+            },
+        )
     }
 
     async fn release_lock(&mut self) {

@@ -1,7 +1,10 @@
-//! "Purchases of the same offering and count in the same account and region are made
-//! one at a time" (docs/design/DOMAIN.md): a Postgres session advisory lock per (account, region,
-//! service, offering, count), held on its own pooled connection from before the
-//! reconciliation look-up until the commitment is recorded, across processes.
+//! "Purchases of the same shape and count in the same account and region are made one at
+//! a time" (docs/design/DOMAIN.md "Idempotency"): a Postgres session advisory lock per
+//! (account, the purchase's candidate shape), held on its own pooled connection from
+//! before the reconciliation look-up until the commitment is recorded, across processes.
+//! The shape is exactly what a reconciliation compares among untagged commitments
+//! (`PurchaseSpec::candidate_shape`), so two purchases it could take for one another
+//! never run at once.
 
 use std::time::Duration;
 
@@ -15,6 +18,15 @@ use crate::error::{ExecutorError, ExecutorResult};
 /// Pause between two tries of a held lock.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
+/// How waiting for a purchase lock ended.
+pub enum LockWait {
+    Held(OfferingLock),
+    /// Shutdown began first.
+    Stopped,
+    /// Another run held it past the longest wait.
+    TimedOut,
+}
+
 /// A held offering lock. Dropping it without [`OfferingLock::release`] closes its
 /// connection, which releases the lock too (never back into the pool while held).
 pub struct OfferingLock {
@@ -23,23 +35,21 @@ pub struct OfferingLock {
 }
 
 impl OfferingLock {
-    /// Returns the lock key of a purchase.
-    pub fn key(
-        account_id: &str,
-        region: &str,
-        service: &str,
-        offering_id: &str,
-        count: u32,
-    ) -> String {
-        format!("cudly-purchase|{account_id}|{region}|{service}|{offering_id}|{count}")
+    /// Returns the lock key of a purchase of `candidate_shape` (service, region and the
+    /// attributes its reconciliation compares) in an account.
+    pub fn key(account_id: &str, candidate_shape: &str) -> String {
+        format!("cudly-purchase|{account_id}|{candidate_shape}")
     }
 
-    /// Waits for the lock; None when `stop` fires first.
+    /// Waits for the lock, at most `max_wait`: a holder that keeps it longer is stuck,
+    /// and the waiting run must not keep its lease alive behind it forever.
     pub async fn acquire(
         pool: &PgPool,
         key: String,
         stop: &CancellationToken,
-    ) -> ExecutorResult<Option<Self>> {
+        max_wait: Duration,
+    ) -> ExecutorResult<LockWait> {
+        let deadline = tokio::time::Instant::now() + max_wait;
         let mut conn = pool.acquire().await.map_err(ExecutorError::db(
             "acquiring a connection for a purchase lock",
         ))?;
@@ -51,13 +61,16 @@ impl OfferingLock {
                     .await
                     .map_err(ExecutorError::db("taking a purchase lock"))?;
             if taken {
-                return Ok(Some(Self {
+                return Ok(LockWait::Held(Self {
                     key,
                     conn: Some(conn),
                 }));
             }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(LockWait::TimedOut);
+            }
             tokio::select! {
-                _ = stop.cancelled() => return Ok(None),
+                _ = stop.cancelled() => return Ok(LockWait::Stopped),
                 _ = tokio::time::sleep(RETRY_PAUSE) => {}
             }
         }

@@ -14,7 +14,7 @@ mod accounts;
 mod child;
 pub mod cloud;
 mod item;
-mod lock;
+pub mod lock;
 mod report;
 mod root;
 

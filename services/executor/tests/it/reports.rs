@@ -191,3 +191,34 @@ async fn an_accounts_outage_leaves_the_account_for_a_re_drive_instead_of_failing
     assert_eq!(now["status"], "running", "{now}");
     assert_eq!(world.purchase_calls().await, 0);
 }
+
+#[tokio::test]
+async fn a_purchase_lock_held_too_long_fails_the_item_instead_of_waiting_forever() {
+    let world = world().await;
+    let account = world.add_account("blocked", true).await;
+    let line = recommendation(AwsService::Ec2);
+    let recommendation: cudly_vocabulary::Recommendation =
+        serde_json::from_value(line.clone()).unwrap();
+    let spec = cudly_aws::purchase::PurchaseSpec::new(&recommendation, "");
+    let key = cudly_executor::runner::lock::OfferingLock::key(
+        &account.id,
+        &spec.candidate_shape().expect("ec2 purchases are locked"),
+    );
+    // Another holder that never lets go.
+    let mut holder = world.pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+        .bind(&key)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let ended = world.buy(&account, vec![line]).await;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    let errors = item_errors(&ended);
+    assert!(
+        errors[0].contains("held the purchase lock too long"),
+        "{errors:?}"
+    );
+    assert_eq!(world.purchase_calls().await, 0, "nothing was sent");
+    drop(holder);
+}
