@@ -120,6 +120,16 @@ impl AwsFailure {
         self.kind == AwsErrorKind::Service && self.http_status.is_some_and(|status| status >= 500)
     }
 
+    /// Returns true when AWS refused the call itself with a 4xx that is not throttling:
+    /// asking again gets the same answer.
+    pub fn is_refusal(&self) -> bool {
+        self.kind == AwsErrorKind::Service
+            && self
+                .http_status
+                .is_some_and(|status| (400..500).contains(&status))
+            && !self.is_throttling()
+    }
+
     /// Returns true when AWS answered with `code`.
     pub fn has_code(&self, code: &str) -> bool {
         self.kind == AwsErrorKind::Service && self.code.as_deref() == Some(code)

@@ -60,10 +60,28 @@ impl AwsService {
         }
     }
 
-    /// True when the purchase call carries a client-chosen id or token, so re-sending
-    /// it can never buy twice (RDS, ElastiCache, MemoryDB, OpenSearch, Savings Plans).
-    pub fn purchase_is_idempotent(self) -> bool {
+    /// True when the purchase call carries the token (a client-chosen id, name or
+    /// client token) that the commitment keeps from its creation, so a look-up by token
+    /// after the call settled tells for sure whether it was bought (RDS, ElastiCache,
+    /// MemoryDB, OpenSearch, Savings Plans). EC2 and Redshift commitments get the token
+    /// only from a tag written afterwards.
+    pub fn commitment_carries_token(self) -> bool {
         !matches!(self, AwsService::Ec2 | AwsService::Redshift)
+    }
+
+    /// True when AWS documents that re-sending the purchase call with the same token
+    /// cannot buy twice, so an unknown outcome may be re-sent at once: RDS, ElastiCache
+    /// and MemoryDB refuse a reservation id already used, Savings Plans honour a client
+    /// token. OpenSearch documents no uniqueness of its reservation name: it is re-sent
+    /// only after its outcome settled and a look-up found nothing.
+    pub fn resend_is_idempotent(self) -> bool {
+        matches!(
+            self,
+            AwsService::Rds
+                | AwsService::ElastiCache
+                | AwsService::MemoryDb
+                | AwsService::SavingsPlans
+        )
     }
 
     /// Returns the reservation-id prefix of a service whose purchase takes a
@@ -102,8 +120,18 @@ mod tests {
     fn only_ec2_and_redshift_purchases_carry_no_client_id() {
         let without: Vec<AwsService> = AwsService::ALL
             .into_iter()
-            .filter(|service| !service.purchase_is_idempotent())
+            .filter(|service| !service.commitment_carries_token())
             .collect();
         assert_eq!(without, [AwsService::Ec2, AwsService::Redshift]);
+    }
+
+    #[test]
+    fn a_service_re_sent_at_once_carries_its_token() {
+        for service in AwsService::ALL {
+            if service.resend_is_idempotent() {
+                assert!(service.commitment_carries_token(), "{service}");
+            }
+        }
+        assert!(!AwsService::OpenSearch.resend_is_idempotent());
     }
 }

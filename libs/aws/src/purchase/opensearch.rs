@@ -1,7 +1,9 @@
 //! OpenSearch reserved instances. The purchase names its ReservationName (the token's
-//! reservation id), so re-sending it cannot buy twice: AWS answers
-//! ResourceAlreadyExistsException and the reservation of that name is returned. The
-//! describe call cannot filter by name, so the guard pages every reservation.
+//! reservation id), which the reservation keeps, so a look-up by name after the call
+//! settled tells whether it was bought. AWS documents no uniqueness of that name, so an
+//! unknown outcome is never re-sent blindly (the executor reconciles it first); where AWS
+//! does answer ResourceAlreadyExistsException, the reservation of that name is returned.
+//! The describe call cannot filter by name, so the guard pages every reservation.
 
 use aws_sdk_opensearch::types::ReservedInstance;
 use cudly_common::idempotency::reservation_id;
@@ -144,9 +146,11 @@ pub(super) async fn purchase(
     let reservation_name = name.as_str();
     let client = purchaser.clients.opensearch();
     let token = spec.token.as_str();
+    // AWS documents no uniqueness of the reservation name: an unknown outcome is never
+    // re-sent here, the executor reconciles it by name once it settled.
     let sent = send_mutation(
         &purchaser.retry,
-        Resend::WhileOutcomeUnknown,
+        Resend::AfterThrottlingOnly,
         Some(ALREADY_EXISTS),
         move || {
             logged(

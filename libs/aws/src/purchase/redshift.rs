@@ -1,8 +1,9 @@
 //! Redshift reserved nodes. PurchaseReservedNodeOffering carries no idempotency: it is
 //! re-sent only after a throttling rejection. The guard looks at the node ids recorded
-//! on earlier attempts first, then at every node's tags. Whether AWS tags reserved
-//! nodes is uncertain, so tagging is best effort and nothing depends on the tag alone:
-//! reconciliation also relies on the recorded ids and on the untagged candidates.
+//! on earlier attempts first, then at every node's tags. AWS documents no reserved-node
+//! resource type for Redshift tags, so tagging is best effort and nothing depends on it:
+//! a tag call AWS refuses means "no tag" (the guard then rests on the recorded ids, the
+//! reconciliation on the recorded ids and the time-windowed untagged candidates).
 
 use aws_sdk_redshift::types::{ReservedNode, ReservedNodeOfferingType, Tag};
 use chrono::{DateTime, Utc};
@@ -136,8 +137,13 @@ async fn token_tag_of(
                 .set_marker(marker.take())
                 .send(),
         )
-        .await
-        .map_err(PurchaseError::LookupFailed)?;
+        .await;
+        let output = match output {
+            Ok(output) => output,
+            // A reserved node AWS will not tag has no tag: the look-up answered.
+            Err(failure) if failure.is_refusal() => return Ok(None),
+            Err(failure) => return Err(PurchaseError::LookupFailed(failure)),
+        };
         let found = output
             .tagged_resources()
             .iter()

@@ -51,7 +51,7 @@ macro_rules! every_service {
 
             #[tokio::test]
             async fn a_server_error_on_the_purchase_is_handled_as_the_service_allows() {
-                if $service.purchase_is_idempotent() {
+                if $service.resend_is_idempotent() {
                     scenarios::a_server_error_on_a_purchase_with_a_client_id_is_resent_and_buys_once($service).await;
                 } else {
                     scenarios::a_purchase_answered_with_a_server_error_is_ambiguous_and_never_resent($service).await;

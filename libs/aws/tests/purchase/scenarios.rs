@@ -99,7 +99,7 @@ pub async fn a_second_purchase_with_the_same_token_buys_nothing_more(service: Aw
     let spec = spec(service, "second-purchase");
     let (offering, bought) = buy(&fixture, &spec).await;
 
-    if service.purchase_is_idempotent() {
+    if service.commitment_carries_token() {
         let again = fixture.purchaser.purchase(&spec, &offering).await.unwrap();
         let PurchaseOutcome::AlreadyExisted(existing) = again else {
             panic!("expected the existing commitment, got {again:?}");
@@ -135,7 +135,7 @@ pub async fn a_purchase_whose_reply_is_lost_yields_exactly_one_commitment(servic
 
     let first = fixture.purchaser.purchase(&spec, &offering).await;
 
-    let adopted_id = if service.purchase_is_idempotent() {
+    let adopted_id = if service.commitment_carries_token() {
         let first_id = match &first {
             Ok(outcome) => Some(outcome.commitment().commitment_id.clone()),
             Err(PurchaseError::Ambiguous(_)) => None,

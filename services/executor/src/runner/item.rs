@@ -385,7 +385,7 @@ impl ItemRun<'_, '_> {
                 return end(self.outcome_unknown(&problem).await);
             }
         }
-        if self.service().purchase_is_idempotent() {
+        if self.service().commitment_carries_token() {
             // The call carries the token as its id: sending it again cannot buy twice.
             tracing::info!("reconciled: not found, buying again with the same id");
             return Ok(ControlFlow::Continue(Step::Send {
@@ -591,7 +591,7 @@ impl ItemRun<'_, '_> {
     /// The commitment exists for this token: record it on the attempt at once, tag it,
     /// then write the item and its purchase_history row.
     async fn bought(&mut self, commitment_id: &str, tag: bool) -> ExecutorResult<ItemEnd> {
-        if !self.service().purchase_is_idempotent() {
+        if !self.service().commitment_carries_token() {
             return self.bought_then_tagged(commitment_id, tag).await;
         }
         // Nothing to tag (the purchase call carried the token): the attempt, the item and

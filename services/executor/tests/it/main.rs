@@ -11,3 +11,4 @@ mod races;
 mod reports;
 mod shutdown;
 mod stranded;
+mod undocumented;
