@@ -448,6 +448,63 @@ pub(super) fn candidate_shape(spec: &PurchaseSpec) -> String {
     )
 }
 
+/// Returns the offering of an attempt by its id. The tenancy and class of the purchase
+/// go with the id (AWS lists only default-tenancy offerings unless told otherwise), and
+/// every page is read, so a dedicated or convertible offering is found too.
+async fn offering_by_id(
+    purchaser: &Purchaser,
+    spec: &PurchaseSpec,
+    offering_id: &str,
+) -> Result<ReservedInstancesOffering, PurchaseError> {
+    const OPERATION: &str = "DescribeReservedInstancesOfferings";
+    let tenancy = choice(
+        spec.details.tenancy.as_deref(),
+        "default",
+        &["default", "dedicated"],
+        "tenancy",
+    )?;
+    let class = choice(
+        spec.details.offering_class.as_deref(),
+        "standard",
+        &["standard", "convertible"],
+        "offering class",
+    )?;
+    let mut next_token: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let output = logged(
+            SERVICE,
+            OPERATION,
+            Some(&spec.token),
+            purchaser
+                .clients
+                .ec2()
+                .describe_reserved_instances_offerings()
+                .reserved_instances_offering_ids(offering_id)
+                .instance_tenancy(Tenancy::from(tenancy))
+                .offering_class(OfferingClassType::from(class))
+                .set_next_token(next_token.take())
+                .send(),
+        )
+        .await
+        .map_err(PurchaseError::LookupFailed)?;
+        if let Some(offering) = output
+            .reserved_instances_offerings()
+            .iter()
+            .find(|offering| offering.reserved_instances_offering_id() == Some(offering_id))
+        {
+            return Ok(offering.clone());
+        }
+        match output.next_token().filter(|token| !token.is_empty()) {
+            Some(token) => next_token = Some(token.to_owned()),
+            None => break,
+        }
+    }
+    Err(PurchaseError::LookupFailed(AwsFailure::malformed_reply(
+        OPERATION,
+        "offering of the attempt",
+    )))
+}
+
 pub(super) async fn untagged_candidates(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
@@ -455,34 +512,11 @@ pub(super) async fn untagged_candidates(
     not_before: DateTime<Utc>,
     exclude_ids: &[String],
 ) -> Result<Vec<Commitment>, PurchaseError> {
-    const OPERATION: &str = "DescribeReservedInstancesOfferings";
-    let output = logged(
-        SERVICE,
-        OPERATION,
-        Some(&spec.token),
-        purchaser
-            .clients
-            .ec2()
-            .describe_reserved_instances_offerings()
-            .reserved_instances_offering_ids(offering_id)
-            .send(),
-    )
-    .await
-    .map_err(PurchaseError::LookupFailed)?;
-    let offering = output
-        .reserved_instances_offerings()
-        .iter()
-        .find(|offering| offering.reserved_instances_offering_id() == Some(offering_id))
-        .ok_or_else(|| {
-            PurchaseError::LookupFailed(AwsFailure::malformed_reply(
-                OPERATION,
-                "offering of the attempt",
-            ))
-        })?;
+    let offering = offering_by_id(purchaser, spec, offering_id).await?;
     let (Some(instance_type), Some(duration)) = (offering.instance_type(), offering.duration())
     else {
         return Err(PurchaseError::LookupFailed(AwsFailure::malformed_reply(
-            OPERATION,
+            "DescribeReservedInstancesOfferings",
             "instance type and duration",
         )));
     };

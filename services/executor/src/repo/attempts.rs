@@ -231,6 +231,42 @@ pub async fn mark_in_doubt(
     .await
 }
 
+/// Records a reconciliation that could not settle an owned attempt's outcome: one more
+/// failure, and the attempt is in doubt once it has failed `max_failures` times (else
+/// it stays in flight for a later run). Returns the attempt's state, or `None` when the
+/// attempt is not the run's any more.
+pub async fn note_unsettled_outcome(
+    conn: &mut PgConnection,
+    lease: &Lease,
+    token: &str,
+    error: &str,
+    max_failures: i32,
+) -> ExecutorResult<Option<AttemptState>> {
+    let state: Option<String> = sqlx::query_scalar(concat!(
+        "UPDATE purchase_attempts a SET error = $4, updated_at = now(), \
+             reconcile_failures = a.reconcile_failures + 1, \
+             state = CASE WHEN a.reconcile_failures + 1 >= $5 THEN 'in_doubt' ELSE a.state END \
+         WHERE a.idempotency_token = $3 AND a.state = 'in_flight' AND a.lease_owner = $2 AND ",
+        root_leased!(),
+        " RETURNING a.state"
+    ))
+    .bind(lease.root_id)
+    .bind(&lease.owner)
+    .bind(token)
+    .bind(error)
+    .bind(max_failures)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("recording an unsettled purchase outcome"))?;
+    state
+        .map(|state| {
+            AttemptState::parse(&state).ok_or_else(|| {
+                ExecutorError::Internal(format!("unknown purchase attempt state {state}"))
+            })
+        })
+        .transpose()
+}
+
 /// Notes an error on an owned attempt that stays in_flight (outcome unknown: a later
 /// run reconciles it).
 pub async fn note_error(

@@ -25,6 +25,10 @@ use crate::runner::lock::{self, OfferingLock};
 /// Purchase calls one item may send before giving up (each after reconciliation found
 /// nothing): the outcome then stays unknown for a later run to reconcile.
 const MAX_SENDS: u32 = 3;
+/// Reconciliations that may fail to settle an unknown outcome before the attempt is in
+/// doubt (an operator resolves it): the look-ups of a reconciliation can fail for good
+/// (a permission removed, an API changed), and the lineage must not stay blocked.
+const MAX_RECONCILE_FAILURES: i32 = 3;
 /// Re-reads of a purchase attempt that changed under us before giving up.
 const MAX_ATTEMPT_CLAIMS: u32 = 4;
 
@@ -704,18 +708,39 @@ impl ItemRun<'_, '_> {
     }
 
     /// The outcome is unknown and could not be settled now: the attempt stays in_flight
-    /// (a retry or re-drive reconciles it, never buying twice) and the item fails.
+    /// (a retry or re-drive reconciles it, never buying twice) and the item fails. After
+    /// [`MAX_RECONCILE_FAILURES`] such reconciliations the attempt is in doubt instead,
+    /// so an operator can resolve it rather than the lineage staying blocked forever.
     async fn outcome_unknown(&mut self, problem: &str) -> ExecutorResult<ItemEnd> {
-        let problem = crate::runner::stored_error(&format!(
+        let unknown = crate::runner::stored_error(&format!(
             "{problem}; verify in the cloud console: a retry reconciles it and never buys twice"
         ));
         let mut conn = self.ctx.acquire().await?;
-        if !attempts::note_error(&mut conn, self.ctx.lease, self.token(), &problem).await? {
-            return Ok(ItemEnd::Stopped);
-        }
+        let state = attempts::note_unsettled_outcome(
+            &mut conn,
+            self.ctx.lease,
+            self.token(),
+            &unknown,
+            MAX_RECONCILE_FAILURES,
+        )
+        .await?;
         drop(conn);
-        tracing::warn!(error = %problem, "purchase outcome unknown");
-        self.finish_failed(&problem, PurchaseOutcome::Unknown).await
+        match state {
+            None => Ok(ItemEnd::Stopped),
+            Some(AttemptState::InDoubt) => {
+                let in_doubt = crate::runner::stored_error(&format!(
+                    "{problem}; the outcome stayed unknown after {MAX_RECONCILE_FAILURES} \
+                     reconciliations: verify in the cloud console, then resolve the attempt"
+                ));
+                tracing::warn!(error = %in_doubt, "purchase outcome in doubt");
+                self.finish_failed(&in_doubt, PurchaseOutcome::InDoubt)
+                    .await
+            }
+            Some(_) => {
+                tracing::warn!(error = %unknown, "purchase outcome unknown");
+                self.finish_failed(&unknown, PurchaseOutcome::Unknown).await
+            }
+        }
     }
 
     /// Fails the item and counts its outcome.

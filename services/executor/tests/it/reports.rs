@@ -222,3 +222,70 @@ async fn a_purchase_lock_held_too_long_fails_the_item_instead_of_waiting_forever
     assert_eq!(world.purchase_calls().await, 0, "nothing was sent");
     drop(holder);
 }
+
+#[tokio::test]
+async fn an_outcome_no_reconciliation_can_settle_becomes_in_doubt_and_an_operator_resolves_it() {
+    use cudly_aws_sandbox::operations::{guard_operation, sandbox_service};
+    use cudly_aws_sandbox::{FaultError, FaultSpec};
+    let world = world().await;
+    let account = world.add_account("unsettled", true).await;
+    let done = world
+        .buy(&account, vec![recommendation(AwsService::Ec2)])
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let commitment_id = children(&done)[0]["items"][0]["commitment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut root_id = done["id"].as_str().unwrap().to_owned();
+    // The purchase was sent, its outcome never written; from now on no look-up answers.
+    rewind_to_a_crash_after_buying(&world, &root_id).await;
+    world
+        .stack
+        .sandbox()
+        .add_fault(
+            FaultSpec::on(sandbox_service("ec2"), guard_operation("ec2"))
+                .for_account(&account.external_id)
+                .error(FaultError::Internal),
+        )
+        .await;
+    world
+        .executor_client(Caller::Sweeper)
+        .redrive(RedriveRequest {
+            execution_id: root_id.clone(),
+            fencing: fencing(),
+            expected_attempt: Some(0),
+        })
+        .await
+        .expect("re-drive answered");
+    let mut ended = world.wait_terminal(&root_id).await;
+    for _ in 0..2 {
+        assert_eq!(ended["status"], "failed", "{ended}");
+        let (status, retried) = world
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/executions/{root_id}/retry"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 201, "{retried}");
+        root_id = retried["id"].as_str().unwrap().to_owned();
+        ended = world.wait_terminal(&root_id).await;
+    }
+    let errors = item_errors(&ended);
+    assert!(
+        errors[0].contains("in doubt") || errors[0].contains("resolve the attempt"),
+        "{errors:?}"
+    );
+    let child_id = children(&ended)[0]["id"].as_str().unwrap().to_owned();
+    let (status, resolved) = world
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/executions/{child_id}/items/0/resolve"),
+            Some(serde_json::json!({"outcome": "bought", "commitment_id": commitment_id})),
+        )
+        .await;
+    assert_eq!(status, 200, "an operator can resolve it: {resolved}");
+    assert_eq!(resolved["attempt"]["state"], "bought");
+    assert_eq!(world.purchase_calls().await, 1, "never bought twice");
+}
