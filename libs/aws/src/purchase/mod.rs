@@ -36,12 +36,13 @@ use support::{RetryPolicy, check_token, logged};
 
 /// How far before `created_after` [`Purchaser::untagged_candidates`] still looks.
 ///
-/// AWS stamps a commitment with its own clock, the executor records `sent_at` with its
-/// own; SigV4 accepts requests from clocks up to five minutes apart, so a commitment
-/// created by our call may carry a start up to five minutes "before" `sent_at`. Looking
-/// further back can only add candidates (more doubt, never a second purchase), looking
-/// less far could miss our own commitment and buy again.
-pub const CANDIDATE_CLOCK_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// AWS stamps a commitment with its own clock; SigV4 accepts requests from clocks up to
+/// five minutes apart, so a commitment created by our call may carry a start up to five
+/// minutes "before" the sender's clock said it sent it (the executor passes the earlier
+/// of its database's and its own clock). The margin is twice that: looking further back
+/// can only add candidates (more doubt, never a second purchase), looking less far could
+/// miss our own commitment and buy again.
+pub const CANDIDATE_CLOCK_MARGIN: Duration = Duration::from_secs(10 * 60);
 
 /// First pause of the retry loops of purchases and tags, doubled per retry.
 const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(500);

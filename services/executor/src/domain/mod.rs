@@ -2,6 +2,7 @@
 //! approval tokens, lineage keys and outcome rules. No I/O here.
 
 pub mod approval;
+pub mod clocks;
 pub mod lineage;
 pub mod outcome;
 pub mod status;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::clocks::SentAt;
 use crate::domain::status::AttemptState;
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::repo::{Lease, root_leased};
@@ -24,6 +25,7 @@ pub struct AttemptRow {
     pub lease_owner: Option<String>,
     pub started_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    pub sent_at_sender: Option<DateTime<Utc>>,
     pub commitment_id: Option<String>,
     pub offering_id: Option<String>,
     pub error: Option<String>,
@@ -32,6 +34,14 @@ pub struct AttemptRow {
 }
 
 impl AttemptRow {
+    /// Returns when the purchase was sent, if it was.
+    pub fn sent(&self) -> Option<SentAt> {
+        self.sent_at.map(|database| SentAt {
+            database,
+            sender: self.sent_at_sender,
+        })
+    }
+
     pub fn state(&self) -> ExecutorResult<AttemptState> {
         AttemptState::parse(&self.state).ok_or_else(|| {
             ExecutorError::Internal(format!("unknown stored attempt state {}", self.state))
@@ -94,7 +104,7 @@ pub async fn reclaim_failed(
 ) -> ExecutorResult<Option<AttemptRow>> {
     sqlx::query_as(concat!(
         "UPDATE purchase_attempts a SET state = 'in_flight', lease_owner = $2, execution_id = $4, \
-             root_id = $1, started_at = now(), sent_at = NULL, commitment_id = NULL, error = NULL, \
+             root_id = $1, started_at = now(), sent_at = NULL, sent_at_sender = NULL, commitment_id = NULL, error = NULL, \
              updated_at = now() \
          WHERE a.idempotency_token = $3 AND a.state = 'failed' AND ",
         root_leased!(),
@@ -146,9 +156,11 @@ pub async fn mark_sent(
     lease: &Lease,
     token: &str,
     offering_id: &str,
-) -> ExecutorResult<Option<DateTime<Utc>>> {
-    sqlx::query_scalar(concat!(
-        "UPDATE purchase_attempts a SET sent_at = now(), offering_id = $4, updated_at = now() \
+) -> ExecutorResult<Option<SentAt>> {
+    let sender = Utc::now();
+    let database: Option<DateTime<Utc>> = sqlx::query_scalar(concat!(
+        "UPDATE purchase_attempts a SET sent_at = now(), sent_at_sender = $5, offering_id = $4, \
+             updated_at = now() \
          WHERE a.idempotency_token = $3 AND a.state = 'in_flight' AND a.lease_owner = $2 AND ",
         root_leased!(),
         " RETURNING a.sent_at"
@@ -157,9 +169,14 @@ pub async fn mark_sent(
     .bind(&lease.owner)
     .bind(token)
     .bind(offering_id)
+    .bind(sender)
     .fetch_optional(&mut *conn)
     .await
-    .map_err(ExecutorError::db("marking a purchase sent"))
+    .map_err(ExecutorError::db("marking a purchase sent"))?;
+    Ok(database.map(|database| SentAt {
+        database,
+        sender: Some(sender),
+    }))
 }
 
 /// in_flight → bought with the commitment, on an owned attempt.

@@ -13,6 +13,7 @@ use cudly_common::idempotency::mask_token;
 use futures::future::OptionFuture;
 use tracing::Instrument;
 
+use crate::domain::clocks::SentAt;
 use crate::domain::status::{AttemptState, ItemStatus};
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::metrics::{self, PurchaseOutcome};
@@ -99,8 +100,8 @@ enum Step {
     Guard,
     /// Send the purchase of this offering.
     Send { offering_id: String },
-    /// A purchase was sent at this time and its outcome is unknown.
-    Reconcile { sent_at: DateTime<Utc> },
+    /// A purchase was sent then and its outcome is unknown.
+    Reconcile { sent: SentAt },
 }
 
 /// How the wait for the purchase lock of an item ended.
@@ -214,18 +215,18 @@ impl ItemRun<'_, '_> {
         };
         self.recorded_ids = attempt.commitment_id.iter().cloned().collect();
         self.offering_id = attempt.offering_id.clone();
-        let mut step = match attempt.sent_at {
+        let mut step = match attempt.sent() {
             None => Step::Guard,
-            Some(sent_at) => {
+            Some(sent) => {
                 tracing::info!("purchase attempt of an earlier run was sent: reconciling");
-                Step::Reconcile { sent_at }
+                Step::Reconcile { sent }
             }
         };
         loop {
             let next = match step {
                 Step::Guard => self.guard(prefetched.take()).await?,
                 Step::Send { offering_id } => self.send(offering_id).await?,
-                Step::Reconcile { sent_at } => self.reconcile(sent_at).await?,
+                Step::Reconcile { sent } => self.reconcile(sent).await?,
             };
             step = match next {
                 ControlFlow::Continue(step) => step,
@@ -295,12 +296,18 @@ impl ItemRun<'_, '_> {
             }
         }
         let mut conn = self.ctx.acquire().await?;
-        let Some(sent_at) =
+        let Some(sent) =
             attempts::mark_sent(&mut conn, self.ctx.lease, self.token(), &offering).await?
         else {
             tracing::warn!("purchase attempt is no longer ours: not sending");
             return Ok(ControlFlow::Break(ItemEnd::Stopped));
         };
+        if let Some(skew) = sent.worrying_skew() {
+            tracing::warn!(
+                skew_secs = skew.as_secs(),
+                "the database and this process disagree on the time; reconciliations look back from the earlier clock"
+            );
+        }
         drop(conn);
         self.sends += 1;
         let started = std::time::Instant::now();
@@ -337,14 +344,14 @@ impl ItemRun<'_, '_> {
                 {
                     return Ok(ControlFlow::Break(ItemEnd::Stopped));
                 }
-                Ok(ControlFlow::Continue(Step::Reconcile { sent_at }))
+                Ok(ControlFlow::Continue(Step::Reconcile { sent }))
             }
         }
     }
 
-    /// A purchase was sent at `sent_at` with an unknown outcome: waits until it settled,
+    /// A purchase was sent (`sent`) with an unknown outcome: waits until it settled,
     /// looks the token up, and buys again only where that cannot buy twice.
-    async fn reconcile(&mut self, sent_at: DateTime<Utc>) -> ExecutorResult<Next> {
+    async fn reconcile(&mut self, sent: SentAt) -> ExecutorResult<Next> {
         let offering = match self.offering_id.clone() {
             Some(offering) => offering,
             None => match self.cloud.resolve_offering(&self.spec).await {
@@ -370,7 +377,7 @@ impl ItemRun<'_, '_> {
                 return end(self.outcome_unknown(problem).await);
             }
         }
-        if !self.wait_until_settled(sent_at).await? {
+        if !self.wait_until_settled(sent.database).await? {
             return Ok(ControlFlow::Break(ItemEnd::Stopped));
         }
         match self
@@ -396,7 +403,7 @@ impl ItemRun<'_, '_> {
                 offering_id: offering,
             }));
         }
-        Ok(match self.reconcile_untagged(&offering, sent_at).await? {
+        Ok(match self.reconcile_untagged(&offering, sent).await? {
             Some(item_end) => ControlFlow::Break(item_end),
             None => ControlFlow::Continue(Step::Send {
                 offering_id: offering,
@@ -405,12 +412,13 @@ impl ItemRun<'_, '_> {
     }
 
     /// EC2 and Redshift: adopt the one untagged commitment of the offering created after
-    /// sent_at; none → None (the purchase did not happen and may be made); several → in
-    /// doubt. Runs under the offering lock.
+    /// the send (by the earlier of the database and the sender clocks); none → None (the
+    /// purchase did not happen and may be made); several → in doubt. Runs under the
+    /// purchase lock.
     async fn reconcile_untagged(
         &mut self,
         offering: &str,
-        sent_at: DateTime<Utc>,
+        sent: SentAt,
     ) -> ExecutorResult<Option<ItemEnd>> {
         let mut conn = self.ctx.acquire().await?;
         let exclude = attempts::recorded_commitment_ids(
@@ -422,7 +430,7 @@ impl ItemRun<'_, '_> {
         drop(conn);
         match self
             .cloud
-            .untagged_candidates(&self.spec, offering, sent_at, &exclude)
+            .untagged_candidates(&self.spec, offering, sent.look_back_from(), &exclude)
             .await
         {
             Err(error) => Ok(Some(

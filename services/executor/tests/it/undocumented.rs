@@ -88,3 +88,28 @@ async fn opensearch_buys_once_whether_or_not_aws_refuses_a_duplicate_reservation
         assert_eq!(commitments, 1, "unique names {unique}: one reservation");
     }
 }
+
+/// AWS stamps reservations with its own clock. With it minutes behind the database's,
+/// the reservation of a lost reply looks older than the send; the reconciliation still
+/// finds it (it looks back from the earlier clock with a wide margin) and buys nothing
+/// more.
+#[tokio::test]
+async fn a_lost_ec2_reply_is_reconciled_once_with_the_aws_clock_behind_the_database() {
+    let world = world().await;
+    world
+        .stack
+        .sandbox()
+        .update_behaviour(BehaviourUpdate {
+            clock_offset_seconds: Some(-7 * 60),
+            ..BehaviourUpdate::default()
+        })
+        .await;
+    for service in [AwsService::Ec2, AwsService::Redshift] {
+        let (done, commitments) = buy_once(&world, service, true).await;
+        assert_eq!(done["status"], "completed", "{service}: {done}");
+        assert_eq!(
+            commitments, 1,
+            "{service}: the lost reply's commitment adopted"
+        );
+    }
+}
