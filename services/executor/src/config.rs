@@ -73,6 +73,9 @@ pub struct RunnerSettings {
     /// is unknown is looked up again (`CUDLY_PURCHASE_SETTLE_MARGIN`): room for the
     /// cloud to finish a request it accepted just before the call timed out.
     pub settle_margin: Duration,
+    /// Tests only: a stall of the sending process between recording a run's first send
+    /// and dispatching it (a GC pause, a frozen VM). Zero in production; no variable.
+    pub stall_before_first_send: Duration,
 }
 
 impl Default for RunnerSettings {
@@ -84,6 +87,7 @@ impl Default for RunnerSettings {
             stranded_approved_after: defaults::STRANDED_APPROVED_AFTER,
             poll_interval: Duration::from_secs(5),
             settle_margin: Duration::from_secs(30),
+            stall_before_first_send: Duration::ZERO,
         }
     }
 }
@@ -113,6 +117,7 @@ impl RunnerSettings {
             )?,
             poll_interval: env.duration("CUDLY_EXECUTOR_POLL_INTERVAL", defaults.poll_interval)?,
             settle_margin: env.duration("CUDLY_PURCHASE_SETTLE_MARGIN", defaults.settle_margin)?,
+            ..defaults
         };
         settings.validate()?;
         Ok(settings)

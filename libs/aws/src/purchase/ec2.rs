@@ -3,6 +3,8 @@
 //! written after the purchase. A reserved instance names no offering id, so the
 //! reconciliation matches the offering's attributes instead.
 
+use std::time::Instant;
+
 use aws_sdk_ec2::types::{
     Filter, InstanceType, OfferingClassType, OfferingTypeValues, ReservedInstances,
     ReservedInstancesOffering, RiProductDescription, Scope, Tag, Tenancy,
@@ -310,6 +312,7 @@ pub(super) async fn purchase(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
     offering_id: &str,
+    deadline: Option<Instant>,
 ) -> Result<PurchaseOutcome, PurchaseError> {
     const OPERATION: &str = "PurchaseReservedInstancesOffering";
     let count = count_of(spec)?;
@@ -319,6 +322,7 @@ pub(super) async fn purchase(
         &purchaser.retry,
         Resend::AfterThrottlingOnly,
         None,
+        deadline,
         move || {
             logged(
                 SERVICE,
@@ -365,6 +369,7 @@ pub(super) async fn tag(
     send_mutation(
         &purchaser.retry,
         Resend::WhileOutcomeUnknown,
+        None,
         None,
         move || {
             logged(

@@ -2,6 +2,8 @@
 //! token's reservation id), so re-sending it cannot buy twice: AWS answers
 //! ReservedCacheNodeAlreadyExists and the existing reservation is returned.
 
+use std::time::Instant;
+
 use aws_sdk_elasticache::types::{ReservedCacheNode, Tag};
 use cudly_common::idempotency::{TAG_KEY, reservation_id};
 
@@ -153,6 +155,7 @@ pub(super) async fn purchase(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
     offering_id: &str,
+    deadline: Option<Instant>,
 ) -> Result<PurchaseOutcome, PurchaseError> {
     let count = count_of(spec)?;
     let own_id = reservation_id(PREFIX, &spec.token);
@@ -163,6 +166,7 @@ pub(super) async fn purchase(
         &purchaser.retry,
         Resend::WhileOutcomeUnknown,
         Some(ALREADY_EXISTS),
+        deadline,
         move || {
             logged(
                 SERVICE,

@@ -2,6 +2,8 @@
 //! reservation id), so re-sending it cannot buy twice: AWS answers
 //! ReservedNodeAlreadyExistsFault and the existing reservation is returned.
 
+use std::time::Instant;
+
 use aws_sdk_memorydb::types::{ReservedNode, Tag};
 use cudly_common::idempotency::{TAG_KEY, reservation_id};
 
@@ -140,6 +142,7 @@ pub(super) async fn purchase(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
     offering_id: &str,
+    deadline: Option<Instant>,
 ) -> Result<PurchaseOutcome, PurchaseError> {
     let count = count_of(spec)?;
     let own_id = reservation_id(PREFIX, &spec.token);
@@ -150,6 +153,7 @@ pub(super) async fn purchase(
         &purchaser.retry,
         Resend::WhileOutcomeUnknown,
         Some(ALREADY_EXISTS),
+        deadline,
         move || {
             logged(
                 SERVICE,

@@ -362,6 +362,34 @@ impl Purchaser {
         }
     }
 
+    /// Returns the deadline of one purchase call attempt.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+
+    /// Buys `offering_id` once for `spec.token`, with no send deadline (see
+    /// [`Purchaser::purchase_until`]).
+    pub async fn purchase(
+        &self,
+        spec: &PurchaseSpec,
+        offering_id: &str,
+    ) -> Result<PurchaseOutcome, PurchaseError> {
+        self.purchase_before(spec, offering_id, None).await
+    }
+
+    /// As [`Purchaser::purchase`], never dispatching an attempt after `deadline`: a
+    /// reconciliation elsewhere waits for the purchase to settle on the assumption that
+    /// nothing is sent later. A re-send that would start past it is not made.
+    pub async fn purchase_until(
+        &self,
+        spec: &PurchaseSpec,
+        offering_id: &str,
+        deadline: std::time::Instant,
+    ) -> Result<PurchaseOutcome, PurchaseError> {
+        self.purchase_before(spec, offering_id, Some(deadline))
+            .await
+    }
+
     /// Buys `offering_id` once for `spec.token`.
     ///
     /// EC2 and Redshift: re-sent only after a throttling rejection; a 4xx answer is
@@ -370,10 +398,11 @@ impl Purchaser {
     /// name, client token) and are re-sent after throttling, 5xx and lost replies; their
     /// "already exists" answer is looked up and returned as
     /// [`PurchaseOutcome::AlreadyExisted`].
-    pub async fn purchase(
+    async fn purchase_before(
         &self,
         spec: &PurchaseSpec,
         offering_id: &str,
+        deadline: Option<std::time::Instant>,
     ) -> Result<PurchaseOutcome, PurchaseError> {
         self.check_spec(spec)?;
         if offering_id.trim().is_empty() {
@@ -390,13 +419,17 @@ impl Purchaser {
             "purchasing"
         );
         let outcome = match spec.service {
-            AwsService::Ec2 => ec2::purchase(self, spec, offering_id).await,
-            AwsService::SavingsPlans => savingsplans::purchase(self, spec, offering_id).await,
-            AwsService::Rds => rds::purchase(self, spec, offering_id).await,
-            AwsService::ElastiCache => elasticache::purchase(self, spec, offering_id).await,
-            AwsService::MemoryDb => memorydb::purchase(self, spec, offering_id).await,
-            AwsService::OpenSearch => opensearch::purchase(self, spec, offering_id).await,
-            AwsService::Redshift => redshift::purchase(self, spec, offering_id).await,
+            AwsService::Ec2 => ec2::purchase(self, spec, offering_id, deadline).await,
+            AwsService::SavingsPlans => {
+                savingsplans::purchase(self, spec, offering_id, deadline).await
+            }
+            AwsService::Rds => rds::purchase(self, spec, offering_id, deadline).await,
+            AwsService::ElastiCache => {
+                elasticache::purchase(self, spec, offering_id, deadline).await
+            }
+            AwsService::MemoryDb => memorydb::purchase(self, spec, offering_id, deadline).await,
+            AwsService::OpenSearch => opensearch::purchase(self, spec, offering_id, deadline).await,
+            AwsService::Redshift => redshift::purchase(self, spec, offering_id, deadline).await,
         };
         match &outcome {
             Ok(outcome) => tracing::info!(

@@ -5,6 +5,8 @@
 //! does answer ResourceAlreadyExistsException, the reservation of that name is returned.
 //! The describe call cannot filter by name, so the guard pages every reservation.
 
+use std::time::Instant;
+
 use aws_sdk_opensearch::types::ReservedInstance;
 use cudly_common::idempotency::reservation_id;
 
@@ -140,6 +142,7 @@ pub(super) async fn purchase(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
     offering_id: &str,
+    deadline: Option<Instant>,
 ) -> Result<PurchaseOutcome, PurchaseError> {
     let count = count_of(spec)?;
     let name = reservation_id(PREFIX, &spec.token);
@@ -152,6 +155,7 @@ pub(super) async fn purchase(
         &purchaser.retry,
         Resend::AfterThrottlingOnly,
         Some(ALREADY_EXISTS),
+        deadline,
         move || {
             logged(
                 SERVICE,

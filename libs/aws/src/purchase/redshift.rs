@@ -5,6 +5,8 @@
 //! a tag call AWS refuses means "no tag" (the guard then rests on the recorded ids, the
 //! reconciliation on the recorded ids and the time-windowed untagged candidates).
 
+use std::time::Instant;
+
 use aws_sdk_redshift::types::{ReservedNode, ReservedNodeOfferingType, Tag};
 use chrono::{DateTime, Utc};
 use cudly_common::idempotency::{TAG_KEY, mask_token};
@@ -259,6 +261,7 @@ pub(super) async fn purchase(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
     offering_id: &str,
+    deadline: Option<Instant>,
 ) -> Result<PurchaseOutcome, PurchaseError> {
     const OPERATION: &str = "PurchaseReservedNodeOffering";
     let count = count_of(spec)?;
@@ -268,6 +271,7 @@ pub(super) async fn purchase(
         &purchaser.retry,
         Resend::AfterThrottlingOnly,
         None,
+        deadline,
         move || {
             logged(
                 SERVICE,
@@ -312,6 +316,7 @@ pub(super) async fn tag(purchaser: &Purchaser, spec: &PurchaseSpec, commitment_i
     let tagged = send_mutation(
         &purchaser.retry,
         Resend::WhileOutcomeUnknown,
+        None,
         None,
         move || {
             logged(

@@ -3,6 +3,8 @@
 //! filter, so the guard pages every plan. One plan per item: its hourly commitment is
 //! the recommendation's hourly commitment × count, so a found plan counts 1.
 
+use std::time::Instant;
+
 use aws_sdk_savingsplans::types::{SavingsPlan, SavingsPlanPaymentOption, SavingsPlanType};
 use chrono::{DateTime, Utc};
 use cudly_common::idempotency::TAG_KEY;
@@ -197,6 +199,7 @@ pub(super) async fn purchase(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
     offering_id: &str,
+    deadline: Option<Instant>,
 ) -> Result<PurchaseOutcome, PurchaseError> {
     const OPERATION: &str = "CreateSavingsPlan";
     let commitment_text = total_commitment(spec)?;
@@ -213,6 +216,7 @@ pub(super) async fn purchase(
         &purchaser.retry,
         Resend::WhileOutcomeUnknown,
         None,
+        deadline,
         move || {
             logged(
                 SERVICE,

@@ -3,7 +3,7 @@
 
 use std::error::Error as StdError;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
@@ -300,11 +300,13 @@ fn verdict(failure: &AwsFailure) -> Verdict {
 
 /// Sends a mutating call through `attempt` (which must disable the SDK's own retries,
 /// so this loop is the only one) up to `policy.max_attempts` times, re-sending only as
-/// `resend` allows, with a doubling pause in between.
+/// `resend` allows, with a doubling pause in between, and never dispatching a re-send
+/// after `deadline` (a reconciliation elsewhere counts on nothing being sent after it).
 pub(super) async fn send_mutation<T, F, Fut>(
     policy: &RetryPolicy,
     resend: Resend,
     already_exists_code: Option<&str>,
+    deadline: Option<Instant>,
     mut attempt: F,
 ) -> Result<T, SendFailure>
 where
@@ -329,7 +331,15 @@ where
             Verdict::Unknown => resend == Resend::WhileOutcomeUnknown,
             Verdict::Refused => false,
         };
-        if !may_resend || attempt_number >= max_attempts {
+        let pause = policy.backoff(attempt_number - 1);
+        let past_deadline = deadline.is_some_and(|deadline| Instant::now() + pause >= deadline);
+        if past_deadline && may_resend && attempt_number < max_attempts {
+            tracing::warn!(
+                attempt = attempt_number,
+                "send deadline reached: not re-sending"
+            );
+        }
+        if !may_resend || attempt_number >= max_attempts || past_deadline {
             if outcome_unknown {
                 tracing::warn!(attempt = attempt_number, error = %failure, "outcome of the call unknown");
                 return Err(SendFailure::Ambiguous(failure));
@@ -337,7 +347,6 @@ where
             tracing::info!(attempt = attempt_number, error = %failure, "call rejected");
             return Err(SendFailure::Rejected(failure));
         }
-        let pause = policy.backoff(attempt_number - 1);
         tracing::info!(
             attempt = attempt_number,
             ?verdict,
@@ -422,7 +431,7 @@ mod tests {
         };
         let mut calls = 0;
         let result: Result<(), SendFailure> =
-            send_mutation(&policy, Resend::AfterThrottlingOnly, None, || {
+            send_mutation(&policy, Resend::AfterThrottlingOnly, None, None, || {
                 calls += 1;
                 let answer = if calls == 1 {
                     failure(
@@ -441,6 +450,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn no_resend_starts_after_the_deadline() {
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(50),
+        };
+        let mut calls = 0;
+        let deadline = Instant::now() + Duration::from_millis(20);
+        let result: Result<(), SendFailure> = send_mutation(
+            &policy,
+            Resend::AfterThrottlingOnly,
+            None,
+            Some(deadline),
+            || {
+                calls += 1;
+                let throttled = failure(
+                    AwsErrorKind::Service,
+                    Some("RequestLimitExceeded"),
+                    Some(400),
+                );
+                async move { Err(throttled) }
+            },
+        )
+        .await;
+        assert_eq!(calls, 1, "the first re-send would start after the deadline");
+        assert!(
+            matches!(result, Err(SendFailure::Rejected(_))),
+            "throttled only: nothing was processed"
+        );
+    }
+
+    #[tokio::test]
     async fn a_refusal_after_an_unknown_outcome_stays_ambiguous() {
         let policy = RetryPolicy {
             max_attempts: 3,
@@ -452,6 +493,7 @@ mod tests {
             &policy,
             Resend::WhileOutcomeUnknown,
             Some("AlreadyThere"),
+            None,
             || {
                 calls += 1;
                 let answer = if calls == 1 {
@@ -480,7 +522,7 @@ mod tests {
         };
         let mut calls = 0;
         let result: Result<(), SendFailure> =
-            send_mutation(&policy, Resend::AfterThrottlingOnly, None, || {
+            send_mutation(&policy, Resend::AfterThrottlingOnly, None, None, || {
                 calls += 1;
                 async {
                     Err(failure(

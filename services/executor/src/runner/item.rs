@@ -295,6 +295,10 @@ impl ItemRun<'_, '_> {
                 return end(self.failed_definitely(problem).await);
             }
         }
+        // Taken before sent_at is recorded: a reconciliation elsewhere waits the longest
+        // purchase plus the settle margin after sent_at, so nothing may be dispatched
+        // later than this (a sender frozen past it would buy behind its successor's back).
+        let deadline = std::time::Instant::now() + self.dispatch_window();
         let mut conn = self.ctx.acquire().await?;
         let Some(sent) =
             attempts::mark_sent(&mut conn, self.ctx.lease, self.token(), &offering).await?
@@ -310,8 +314,21 @@ impl ItemRun<'_, '_> {
         }
         drop(conn);
         self.sends += 1;
+        let stall = self.ctx.inner.settings.stall_before_first_send;
+        if self.sends == 1 && !stall.is_zero() {
+            tokio::time::sleep(stall).await;
+        }
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!(
+                "the send deadline passed before the purchase was dispatched: reconciling instead"
+            );
+            return Ok(ControlFlow::Continue(Step::Reconcile { sent }));
+        }
         let started = std::time::Instant::now();
-        let outcome = self.cloud.purchase(&self.spec, &offering).await;
+        let outcome = self
+            .cloud
+            .purchase_until(&self.spec, &offering, deadline)
+            .await;
         metrics::purchase_call(
             self.service().name(),
             match &outcome {
@@ -573,6 +590,14 @@ impl ItemRun<'_, '_> {
         if let Some(lock) = self.lock.take() {
             lock.release().await;
         }
+    }
+
+    /// Returns how long after recording sent_at an attempt may still be dispatched: one
+    /// dispatched then ends (or times out) before a reconciliation elsewhere looks, since
+    /// that one waits the longest purchase plus the settle margin.
+    fn dispatch_window(&self) -> std::time::Duration {
+        (self.cloud.longest_purchase() + self.ctx.inner.settings.settle_margin)
+            .saturating_sub(self.cloud.call_timeout())
     }
 
     /// Waits until a purchase sent at `sent_at` can no longer be in flight (the longest

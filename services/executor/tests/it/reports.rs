@@ -289,3 +289,40 @@ async fn an_outcome_no_reconciliation_can_settle_becomes_in_doubt_and_an_operato
     assert_eq!(resolved["attempt"]["state"], "bought");
     assert_eq!(world.purchase_calls().await, 1, "never bought twice");
 }
+
+/// A sender frozen between recording sent_at and dispatching (a GC pause, a suspended
+/// VM) must not send once a reconciliation elsewhere may have concluded that nothing was
+/// sent: past its deadline it reconciles instead. Every purchase call lands within the
+/// dispatch window after the sent_at it belongs to.
+#[tokio::test]
+async fn a_sender_frozen_past_its_send_deadline_reconciles_instead_of_sending_late() {
+    let world = world_with(|config| {
+        config.executor.runner.stall_before_first_send = Duration::from_secs(5);
+    })
+    .await;
+    let account = world.add_account("frozen", true).await;
+    let done = world
+        .buy(&account, vec![recommendation(AwsService::Ec2)])
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let sent_at: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT sent_at FROM purchase_attempts WHERE root_id = $1")
+            .bind(Uuid::parse_str(done["id"].as_str().unwrap()).unwrap())
+            .fetch_one(&world.pool)
+            .await
+            .unwrap();
+    // Test settings: 2 s calls, 2 attempts, 0.5 s pause, 0.2 s settle margin.
+    let window = chrono::Duration::milliseconds(4_500 + 200 - 2_000);
+    let ledger = world.ledger().await;
+    let calls: Vec<_> = ledger
+        .calls_of(cudly_aws_sandbox::operations::purchase_operation("ec2"))
+        .collect();
+    assert_eq!(calls.len(), 1, "bought once: {calls:?}");
+    for call in calls {
+        assert!(
+            call.at <= sent_at + window,
+            "a purchase call {:?} after its send deadline",
+            call.at - sent_at
+        );
+    }
+}
