@@ -28,7 +28,7 @@ use crate::app::{App, SandboxSnapshot};
 use crate::behaviour::{Behaviour, BehaviourUpdate};
 use crate::config::{AccountSpec, SandboxConfig};
 use crate::error::SandboxError;
-use crate::faults::{FaultId, FaultSpec};
+use crate::faults::{ActiveFault, FaultId, FaultSpec};
 use crate::identity;
 use crate::ledger::{CallOutcome, Ledger, LedgerCall};
 use crate::protocol::{self, AwsError, HttpResponse, Params, RawRequest};
@@ -125,6 +125,11 @@ impl SandboxHandle {
     /// Removes one fault; returns whether it was installed.
     pub async fn remove_fault(&self, id: FaultId) -> bool {
         self.app.remove_fault(id)
+    }
+
+    /// Returns the installed faults, with what remains of each.
+    pub async fn faults(&self) -> Vec<ActiveFault> {
+        self.app.faults()
     }
 
     /// Removes every fault.

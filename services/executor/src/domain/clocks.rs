@@ -39,6 +39,16 @@ impl SentAt {
     }
 }
 
+/// Returns `instant`, read on the database's clock, on the earlier of the database and
+/// the sender clocks, given both clocks' readings now.
+pub fn on_earlier_clock(
+    instant: DateTime<Utc>,
+    database_now: DateTime<Utc>,
+    sender_now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    instant.min(instant + (sender_now - database_now))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +75,12 @@ mod tests {
         };
         assert_eq!(sent.look_back_from(), at(0));
         assert_eq!(sent.worrying_skew(), None, "30 s is within the warning");
+    }
+
+    #[test]
+    fn an_instant_moves_to_the_sender_clock_only_when_that_is_behind() {
+        assert_eq!(on_earlier_clock(at(0), at(100), at(40)), at(-60));
+        assert_eq!(on_earlier_clock(at(0), at(100), at(160)), at(0));
     }
 
     #[test]

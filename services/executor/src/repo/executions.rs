@@ -249,6 +249,31 @@ pub async fn lineage_opener(
     .map_err(ExecutorError::db("reading a lineage"))
 }
 
+/// Returns when the lineage of `execution_id` began (its first root's creation) and the
+/// database's clock now, both by the database's clock.
+pub async fn lineage_start(
+    conn: &mut PgConnection,
+    execution_id: Uuid,
+) -> ExecutorResult<(DateTime<Utc>, DateTime<Utc>)> {
+    let (start, now): (Option<DateTime<Utc>>, DateTime<Utc>) = sqlx::query_as(
+        "SELECT (SELECT min(r.created_at) FROM executions r \
+                 WHERE r.parent_id IS NULL AND r.idempotency_key = root.idempotency_key), now() \
+         FROM executions e JOIN executions root ON root.id = COALESCE(e.parent_id, e.id) \
+         WHERE e.id = $1",
+    )
+    .bind(execution_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(ExecutorError::db("reading when a lineage began"))?
+    .ok_or_else(|| ExecutorError::Internal(format!("execution {execution_id} is missing")))?;
+    let start = start.ok_or_else(|| {
+        ExecutorError::Internal(format!(
+            "the lineage of execution {execution_id} has no root"
+        ))
+    })?;
+    Ok((start, now))
+}
+
 /// Returns the newest root of a lineage.
 pub async fn latest_in_lineage(
     conn: &mut PgConnection,

@@ -13,11 +13,12 @@ use cudly_common::idempotency::mask_token;
 use futures::future::OptionFuture;
 use tracing::Instrument;
 
-use crate::domain::clocks::SentAt;
+use crate::domain::clocks::{self, SentAt};
 use crate::domain::status::{AttemptState, ItemStatus};
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::metrics::{self, PurchaseOutcome};
 use crate::repo::attempts::{self, AttemptRow, NewAttempt};
+use crate::repo::executions;
 use crate::repo::history::{self, NewPurchase};
 use crate::repo::items::{self, ItemRow};
 use crate::runner::child::ChildContext;
@@ -86,6 +87,7 @@ async fn run_item_inner(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorR
         sends: 0,
         recorded_ids: Vec::new(),
         offering_id: None,
+        unrecorded_checked: false,
     };
     let result = run.drive(prefetch).await;
     if let Some(lock) = run.lock.take() {
@@ -194,6 +196,10 @@ struct ItemRun<'c, 'a> {
     recorded_ids: Vec<String>,
     /// The offering this item buys, once known (recorded on the attempt at its send).
     offering_id: Option<String>,
+    /// Whether a send may skip [`ItemRun::check_unrecorded`]: it ran, the token was sent
+    /// before (the check preceded that send), an operator resolved the attempt as not
+    /// bought, or the commitment carries the token.
+    unrecorded_checked: bool,
 }
 
 impl ItemRun<'_, '_> {
@@ -215,6 +221,9 @@ impl ItemRun<'_, '_> {
         };
         self.recorded_ids = attempt.commitment_id.iter().cloned().collect();
         self.offering_id = attempt.offering_id.clone();
+        self.unrecorded_checked = self.service().commitment_carries_token()
+            || attempt.sent_at.is_some()
+            || attempt.resolved_by.is_some();
         let mut step = match attempt.sent() {
             None => Step::Guard,
             Some(sent) => {
@@ -294,6 +303,12 @@ impl ItemRun<'_, '_> {
                     purchase lock too long; nothing was sent, a retry buys it";
                 return end(self.failed_definitely(problem).await);
             }
+        }
+        if !self.unrecorded_checked {
+            if let Some(item_end) = self.check_unrecorded(&offering).await? {
+                return Ok(ControlFlow::Break(item_end));
+            }
+            self.unrecorded_checked = true;
         }
         // Taken before sent_at is recorded: a reconciliation elsewhere waits the longest
         // purchase plus the settle margin after sent_at, so nothing may be dispatched
@@ -478,6 +493,56 @@ impl ItemRun<'_, '_> {
                     ))
                     .await?,
                 ))
+            }
+        }
+    }
+
+    /// EC2 and Redshift, before the first send of a token, under the purchase lock: an
+    /// untagged commitment of this shape that no attempt recorded, bought since the
+    /// lineage began, may be this token's from an attempt whose row a database failover
+    /// lost. Buying then could buy twice: the attempt is in doubt instead (an operator
+    /// who resolves it as not bought lets a retry buy). A failed look-up refuses to buy.
+    async fn check_unrecorded(&mut self, offering: &str) -> ExecutorResult<Option<ItemEnd>> {
+        let mut conn = self.ctx.acquire().await?;
+        let (lineage_start, database_now) =
+            executions::lineage_start(&mut conn, self.ctx.child_id).await?;
+        let exclude = attempts::recorded_commitment_ids(
+            &mut conn,
+            self.ctx.account_id,
+            self.service().name(),
+        )
+        .await?;
+        drop(conn);
+        let look_back_from = clocks::on_earlier_clock(lineage_start, database_now, Utc::now());
+        match self
+            .cloud
+            .untagged_candidates(&self.spec, offering, look_back_from, &exclude)
+            .await
+        {
+            Err(error) => {
+                let problem = format!(
+                    "the look-up of unrecorded commitments failed, nothing was bought: {error}"
+                );
+                Ok(Some(self.failed_definitely(&problem).await?))
+            }
+            Ok(candidates) if candidates.is_empty() => Ok(None),
+            Ok(candidates) => {
+                let ids: Vec<&str> = candidates
+                    .iter()
+                    .map(|commitment| commitment.commitment_id.as_str())
+                    .collect();
+                tracing::warn!(
+                    ?ids,
+                    "unrecorded commitments of this shape: in doubt, nothing sent"
+                );
+                let problem = format!(
+                    "nothing was sent: {} untagged commitment(s) of this shape that no purchase \
+                     recorded were bought since this purchase was first asked for ({}); verify \
+                     in the cloud console whether one is this purchase, then resolve the attempt",
+                    candidates.len(),
+                    ids.join(", ")
+                );
+                Ok(Some(self.in_doubt(&problem).await?))
             }
         }
     }

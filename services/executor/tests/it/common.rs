@@ -229,6 +229,36 @@ impl World {
         .expect("tokens read")
     }
 
+    /// Buys one line of `service` in `account` by hand, as an operator in the console
+    /// would (untagged, unknown to the executor); returns the commitment id.
+    pub async fn buy_by_hand(&self, account: &TestAccount, service: AwsService) -> String {
+        use cudly_aws::purchase::{PurchaseSpec, Purchaser};
+        use cudly_aws::sdk::{AwsSettings, SessionCredentials};
+
+        let settings = AwsSettings::default().with_endpoint(self.stack.sandbox().endpoint());
+        let credentials = SessionCredentials {
+            access_key_id: account.access_key_id.clone(),
+            secret_access_key: secrecy::SecretString::from(account.secret.clone()),
+            session_token: None,
+            expiration: None,
+        };
+        let by_hand = Purchaser::new(&settings, &credentials, "us-east-1");
+        let line: cudly_vocabulary::Recommendation =
+            serde_json::from_value(recommendation(service)).expect("a recommendation");
+        let spec = PurchaseSpec::new(
+            &line,
+            &cudly_common::idempotency::derive_token("by-hand", 0),
+        );
+        let offering = by_hand.resolve_offering(&spec).await.expect("offering");
+        by_hand
+            .purchase(&spec, &offering)
+            .await
+            .expect("bought by hand")
+            .commitment()
+            .commitment_id
+            .clone()
+    }
+
     /// Counts the purchase calls of the sandbox ledger.
     pub async fn purchase_calls(&self) -> usize {
         let ledger = self.ledger().await;

@@ -2,7 +2,9 @@
 //! purchase whose response was lost ends with exactly one commitment, and a failed
 //! guard look-up refuses to buy.
 
-use cudly_aws::purchase::{AwsService, PurchaseSpec};
+use std::time::Duration;
+
+use cudly_aws::purchase::AwsService;
 use cudly_aws_sandbox::operations::{guard_operation, purchase_operation, sandbox_service};
 use cudly_aws_sandbox::{FaultError, FaultSpec};
 use cudly_common::grpc::Caller;
@@ -220,35 +222,10 @@ async fn a_failed_guard_look_up_refuses_to_buy_and_fails_the_item() {
 
 #[tokio::test]
 async fn several_matching_commitments_make_the_purchase_in_doubt_until_an_operator_resolves_it() {
-    use cudly_aws::purchase::Purchaser;
-    use cudly_aws::sdk::{AwsSettings, SessionCredentials};
-
     let world = world().await;
     let account = world.add_account("doubtful", true).await;
-    // Someone bought the same offering and count by hand, untagged, a moment ago.
-    let settings = AwsSettings::default().with_endpoint(world.stack.sandbox().endpoint());
-    let credentials = SessionCredentials {
-        access_key_id: account.access_key_id.clone(),
-        secret_access_key: secrecy::SecretString::from(account.secret.clone()),
-        session_token: None,
-        expiration: None,
-    };
-    let by_hand = Purchaser::new(&settings, &credentials, "us-east-1");
-    let line: cudly_vocabulary::Recommendation =
-        serde_json::from_value(recommendation(AwsService::Ec2)).unwrap();
-    let spec = PurchaseSpec::new(
-        &line,
-        &cudly_common::idempotency::derive_token("by-hand", 0),
-    );
-    let offering = by_hand.resolve_offering(&spec).await.expect("offering");
-    let foreign = by_hand
-        .purchase(&spec, &offering)
-        .await
-        .expect("bought by hand")
-        .commitment()
-        .commitment_id
-        .clone();
-    // Our purchase commits, and its response is lost.
+    // Our purchase commits after a delay and its response is lost; meanwhile someone
+    // buys the same offering and count by hand, untagged.
     world
         .stack
         .sandbox()
@@ -258,13 +235,32 @@ async fn several_matching_commitments_make_the_purchase_in_doubt_until_an_operat
                 purchase_operation(AwsService::Ec2.name()),
             )
             .for_account(&account.external_id)
+            .latency(1_500, 0)
             .drop_after_commit()
             .times(1),
         )
         .await;
-    let done = world
-        .buy(&account, vec![recommendation(AwsService::Ec2)])
+    let execution = world
+        .create_direct(&account, vec![recommendation(AwsService::Ec2)])
         .await;
+    world.approve(&execution).await;
+    cudly_testkit::eventually(
+        "our purchase call to arrive",
+        Duration::from_secs(30),
+        || async {
+            world
+                .stack
+                .sandbox()
+                .faults()
+                .await
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await
+    .expect("our purchase call arrived");
+    let foreign = world.buy_by_hand(&account, AwsService::Ec2).await;
+    let done = world.wait_terminal(execution["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "failed", "nothing provably bought: {done}");
     let child = &children(&done)[0];
     let item = &child["items"][0];
@@ -355,4 +351,64 @@ async fn several_matching_commitments_make_the_purchase_in_doubt_until_an_operat
         ours.as_str(),
         "{history}"
     );
+}
+
+#[tokio::test]
+async fn an_unrecorded_untagged_commitment_of_the_shape_stops_the_first_send_until_an_operator_resolves_it()
+ {
+    let world = world().await;
+    for service in [AwsService::Ec2, AwsService::Redshift] {
+        // Stands for a purchase whose attempt row a database failover lost: untagged, and
+        // recorded on no attempt.
+        let account = world.add_account(service.name(), true).await;
+        let unrecorded = world.buy_by_hand(&account, service).await;
+        let calls = world.purchase_calls().await;
+        let done = world.buy(&account, vec![recommendation(service)]).await;
+        assert_eq!(done["status"], "failed", "{service}: {done}");
+        let child = &children(&done)[0];
+        let item = &child["items"][0];
+        let error = item["error"].as_str().unwrap();
+        assert!(
+            error.contains("nothing was sent") && error.contains(&unrecorded),
+            "{service}: {error}"
+        );
+        assert_eq!(
+            world.purchase_calls().await,
+            calls,
+            "{service}: nothing sent"
+        );
+        let in_account = |ledger: &cudly_aws_sandbox::Ledger| {
+            ledger
+                .commitments
+                .iter()
+                .filter(|commitment| commitment.account_id == account.external_id)
+                .count()
+        };
+        assert_eq!(in_account(&world.ledger().await), 1, "{service}");
+
+        // The operator finds it is not ours: a retry buys.
+        let path = format!(
+            "/api/executions/{}/items/0/resolve",
+            child["id"].as_str().unwrap()
+        );
+        let (status, resolved) = world
+            .call(
+                reqwest::Method::POST,
+                &path,
+                Some(serde_json::json!({"outcome": "not_bought"})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{service}: {resolved}");
+        let (status, retry) = world
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/executions/{}/retry", done["id"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{service}: {retry}");
+        let retried = world.wait_terminal(retry["id"].as_str().unwrap()).await;
+        assert_eq!(retried["status"], "completed", "{service}: {retried}");
+        assert_eq!(in_account(&world.ledger().await), 2, "{service}");
+    }
 }
