@@ -76,6 +76,9 @@ pub struct RunnerSettings {
     /// Tests only: a stall of the sending process between recording a run's first send
     /// and dispatching it (a GC pause, a frozen VM). Zero in production; no variable.
     pub stall_before_first_send: Duration,
+    /// Tests only: how far this process's clock is off the database's (a drifted host
+    /// clock). Zero in production; no variable.
+    pub process_clock_offset: chrono::TimeDelta,
 }
 
 impl Default for RunnerSettings {
@@ -88,11 +91,19 @@ impl Default for RunnerSettings {
             poll_interval: Duration::from_secs(5),
             settle_margin: Duration::from_secs(30),
             stall_before_first_send: Duration::ZERO,
+            process_clock_offset: chrono::TimeDelta::zero(),
         }
     }
 }
 
 impl RunnerSettings {
+    /// Returns this process's clock (what a commitment's start is compared with, since
+    /// SigV4 bounds AWS's clock by the sender's). Whatever is compared with a database
+    /// timestamp uses the database's clock instead ([`crate::repo::database_now`]).
+    pub fn process_now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.process_clock_offset
+    }
+
     /// Returns how often the root lease is renewed: a third of the staleness threshold.
     pub fn lease_renewal_interval(&self) -> Duration {
         (self.stranded_running_after / 3).max(Duration::from_millis(100))

@@ -156,8 +156,8 @@ pub async fn mark_sent(
     lease: &Lease,
     token: &str,
     offering_id: &str,
+    sender: DateTime<Utc>,
 ) -> ExecutorResult<Option<SentAt>> {
-    let sender = Utc::now();
     let database: Option<DateTime<Utc>> = sqlx::query_scalar(concat!(
         "UPDATE purchase_attempts a SET sent_at = now(), sent_at_sender = $5, offering_id = $4, \
              updated_at = now() \

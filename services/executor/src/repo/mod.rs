@@ -13,7 +13,20 @@ pub mod executions;
 pub mod history;
 pub mod items;
 
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
 use uuid::Uuid;
+
+use crate::error::{ExecutorError, ExecutorResult};
+
+/// Returns the database's clock (in a transaction: its start). Staleness and settle
+/// waits compare database timestamps with it, never with a process's clock.
+pub async fn database_now(conn: &mut PgConnection) -> ExecutorResult<DateTime<Utc>> {
+    sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(ExecutorError::db("reading the database clock"))
+}
 
 /// The lease a run holds on its root.
 #[derive(Debug, Clone, PartialEq, Eq)]

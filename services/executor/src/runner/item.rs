@@ -18,7 +18,7 @@ use crate::domain::status::{AttemptState, ItemStatus};
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::metrics::{self, PurchaseOutcome};
 use crate::repo::attempts::{self, AttemptRow, NewAttempt};
-use crate::repo::executions;
+use crate::repo::{self, executions};
 use crate::repo::history::{self, NewPurchase};
 use crate::repo::items::{self, ItemRow};
 use crate::runner::child::ChildContext;
@@ -316,7 +316,7 @@ impl ItemRun<'_, '_> {
         let deadline = std::time::Instant::now() + self.dispatch_window();
         let mut conn = self.ctx.acquire().await?;
         let Some(sent) =
-            attempts::mark_sent(&mut conn, self.ctx.lease, self.token(), &offering).await?
+            attempts::mark_sent(&mut conn, self.ctx.lease, self.token(), &offering, self.ctx.inner.settings.process_now()).await?
         else {
             tracing::warn!("purchase attempt is no longer ours: not sending");
             return Ok(ControlFlow::Break(ItemEnd::Stopped));
@@ -513,7 +513,11 @@ impl ItemRun<'_, '_> {
         )
         .await?;
         drop(conn);
-        let look_back_from = clocks::on_earlier_clock(lineage_start, database_now, Utc::now());
+        let look_back_from = clocks::on_earlier_clock(
+            lineage_start,
+            database_now,
+            self.ctx.inner.settings.process_now(),
+        );
         match self
             .cloud
             .untagged_candidates(&self.spec, offering, look_back_from, &exclude)
@@ -670,10 +674,7 @@ impl ItemRun<'_, '_> {
     async fn wait_until_settled(&self, sent_at: DateTime<Utc>) -> ExecutorResult<bool> {
         let wait = self.cloud.longest_purchase() + self.ctx.inner.settings.settle_margin;
         let mut conn = self.ctx.acquire().await?;
-        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-            .fetch_one(&mut **conn)
-            .await
-            .map_err(ExecutorError::db("reading the database clock"))?;
+        let now = repo::database_now(&mut conn).await?;
         drop(conn);
         let settled_at =
             sent_at + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);

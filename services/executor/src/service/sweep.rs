@@ -10,7 +10,7 @@ use crate::domain::outcome::safe_fail_outcome;
 use crate::domain::status::{ACTOR_SWEEPER, ExecutionStatus};
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::repo::executions::{self, CasOutcome, StaleRow, StatusChange};
-use crate::repo::items;
+use crate::repo::{self, items};
 use crate::service::Executor;
 
 /// Counts of an expiry pass.
@@ -68,9 +68,12 @@ impl Executor {
         token: i64,
         now: Option<DateTime<Utc>>,
     ) -> ExecutorResult<ExpireCounts> {
-        let now = now.unwrap_or_else(Utc::now);
         let mut tx = self.begin().await?;
         self.fence(&mut tx, task, token).await?;
+        let now = match now {
+            Some(now) => now,
+            None => repo::database_now(&mut tx).await?,
+        };
         let ids = executions::expired_pending(&mut tx, now).await?;
         let mut counts = ExpireCounts {
             found: ids.len() as u32,
@@ -129,7 +132,6 @@ impl Executor {
         limit: u32,
         now: Option<DateTime<Utc>>,
     ) -> ExecutorResult<Vec<StaleRow>> {
-        let now = now.unwrap_or_else(Utc::now);
         let limit = if limit == 0 {
             100
         } else {
@@ -137,6 +139,10 @@ impl Executor {
         };
         let mut tx = self.begin().await?;
         self.fence(&mut tx, task, token).await?;
+        let now = match now {
+            Some(now) => now,
+            None => repo::database_now(&mut tx).await?,
+        };
         let rows = executions::list_stale(
             &mut tx,
             since(now, approved_after),
@@ -195,7 +201,8 @@ impl Executor {
                 "the execution awaits approval".to_owned(),
             ));
         }
-        let stale_before = since(Utc::now(), self.settings().stranded_running_after);
+        let now = repo::database_now(&mut tx).await?;
+        let stale_before = since(now, self.settings().stranded_running_after);
         if status == ExecutionStatus::Running
             && root.heartbeat_at.is_some_and(|at| at >= stale_before)
         {
@@ -268,7 +275,7 @@ impl Executor {
             status,
             race_lost: true,
         };
-        let now = Utc::now();
+        let now = repo::database_now(&mut tx).await?;
         let stale = match status {
             ExecutionStatus::Running => root
                 .heartbeat_at

@@ -140,7 +140,7 @@ async fn a_run_whose_lease_was_taken_over_can_no_longer_claim_items_or_write_out
     // The old owner is fenced out of every write.
     assert!(!executions::renew_lease(&mut conn, &lease_a).await.unwrap());
     assert!(
-        attempts::mark_sent(&mut conn, &lease_a, &token, "offer")
+        attempts::mark_sent(&mut conn, &lease_a, &token, "offer", chrono::Utc::now())
             .await
             .unwrap()
             .is_none()
@@ -234,7 +234,7 @@ async fn a_run_whose_lease_was_taken_over_can_no_longer_claim_items_or_write_out
         .expect("taken over");
     assert_eq!(taken.lease_owner.as_deref(), Some("B"));
     assert!(
-        attempts::mark_sent(&mut conn, &lease_b, &token, "offer")
+        attempts::mark_sent(&mut conn, &lease_b, &token, "offer", chrono::Utc::now())
             .await
             .unwrap()
             .is_some()

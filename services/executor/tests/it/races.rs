@@ -8,7 +8,7 @@ use cudly_aws_sandbox::operations::{guard_operation, purchase_operation, sandbox
 use cudly_aws_sandbox::{FaultError, FaultSpec};
 use cudly_common::grpc::Caller;
 use cudly_proto::common::v1::Fencing;
-use cudly_proto::executor::v1::RedriveRequest;
+use cudly_proto::executor::v1::{ListStaleExecutionsRequest, RedriveRequest, SafeFailRequest};
 use cudly_testkit::eventually;
 use reqwest::{Method, StatusCode};
 use uuid::Uuid;
@@ -222,4 +222,94 @@ async fn a_redrive_racing_a_live_owner_is_refused_until_the_lease_is_stale_and_b
             .await
             .unwrap();
     assert_eq!(owners.len(), 1, "{owners:?}");
+}
+
+#[tokio::test]
+async fn an_executor_whose_clock_runs_ahead_sees_a_live_lease_as_fresh() {
+    // This process's clock is an hour ahead of the database's: by it, every heartbeat
+    // the database stamps looks an hour old.
+    let world = world_with(|config| {
+        config.executor.runner.process_clock_offset = chrono::TimeDelta::hours(1);
+    })
+    .await;
+    let account = world.add_account("drifted", true).await;
+    world
+        .stack
+        .sandbox()
+        .add_fault(
+            FaultSpec::on(
+                sandbox_service(AwsService::Ec2.name()),
+                purchase_operation(AwsService::Ec2.name()),
+            )
+            .latency(1500, 0),
+        )
+        .await;
+    let execution = world
+        .create_direct(&account, vec![recommendation(AwsService::Ec2)])
+        .await;
+    let root_id = execution["id"].as_str().unwrap().to_owned();
+    world.approve(&execution).await;
+    let root = Uuid::parse_str(&root_id).unwrap();
+    eventually(
+        "the purchase call to be sent",
+        Duration::from_secs(30),
+        || async {
+            let sent: Option<bool> = sqlx::query_scalar(
+                "SELECT sent_at IS NOT NULL FROM purchase_attempts WHERE root_id = $1",
+            )
+            .bind(root)
+            .fetch_optional(&world.pool)
+            .await
+            .unwrap();
+            sent.filter(|sent| *sent)
+        },
+    )
+    .await
+    .unwrap();
+
+    let mut sweeper = world.executor_client(Caller::Sweeper);
+    let fencing = |token: i64| {
+        Some(Fencing {
+            task: "recover_stranded".to_owned(),
+            token,
+        })
+    };
+    let stale = sweeper
+        .list_stale_executions(ListStaleExecutionsRequest {
+            fencing: fencing(10),
+            approved_after_seconds: 60,
+            running_after_seconds: 60,
+            limit: 0,
+            now: None,
+        })
+        .await
+        .expect("answered")
+        .into_inner();
+    assert!(stale.executions.is_empty(), "{stale:?}");
+    let refused = sweeper
+        .redrive(RedriveRequest {
+            execution_id: root_id.clone(),
+            fencing: fencing(11),
+            expected_attempt: None,
+        })
+        .await
+        .expect("answered")
+        .into_inner();
+    assert_eq!(refused.outcome, "lease_fresh", "{refused:?}");
+    let kept = sweeper
+        .safe_fail(SafeFailRequest {
+            execution_id: root_id.clone(),
+            fencing: fencing(12),
+            reason: String::new(),
+            expected_attempt: None,
+        })
+        .await
+        .expect("answered")
+        .into_inner();
+    assert!(kept.race_lost, "a live execution is not safe-failed: {kept:?}");
+
+    let done = world.wait_terminal(&root_id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["attempt"], 0, "never re-driven");
+    assert_eq!(world.purchase_calls().await, 1);
 }
