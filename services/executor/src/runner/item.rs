@@ -581,6 +581,7 @@ impl ItemRun<'_, '_> {
                         ));
                     };
                     tracing::info!(%commitment_id, "already bought by an earlier run");
+                    self.repair_tag(&commitment_id).await;
                     return Ok(Claimed::Ended(self.finish_bought(&commitment_id).await?));
                 }
                 AttemptState::InDoubt => {
@@ -763,6 +764,18 @@ impl ItemRun<'_, '_> {
             tracing::warn!(%commitment_id, %error, "tagging the commitment failed; its id is recorded on the attempt");
         }
         self.finish_bought(commitment_id).await
+    }
+
+    /// EC2 and Redshift: an earlier run recorded the commitment, then may have died
+    /// before tagging it; tags it again (CreateTags overwrites the same value). Best
+    /// effort, like the first tag: the recorded id is what the guard relies on.
+    async fn repair_tag(&self, commitment_id: &str) {
+        if self.service().commitment_carries_token() {
+            return;
+        }
+        if let Err(error) = self.cloud.tag(&self.spec, commitment_id).await {
+            tracing::warn!(%commitment_id, %error, "repairing the commitment's tag failed; its id is recorded on the attempt");
+        }
     }
 
     /// Writes the item as bought and its purchase_history row, in one statement.

@@ -328,6 +328,24 @@ pub fn children(execution: &Value) -> &Vec<Value> {
 /// either in flight with its call sent (the outcome never written) or, for odd
 /// indices, recorded as bought without the item knowing it.
 pub async fn rewind_to_a_crash_after_buying(world: &World, root_id: &str) {
+    rewind(
+        world,
+        root_id,
+        Some(
+            "UPDATE purchase_attempts SET state = 'in_flight', commitment_id = NULL, \
+                 lease_owner = 'crashed:000000000000' WHERE root_id = $1 AND item_index % 2 = 0",
+        ),
+    )
+    .await;
+}
+
+/// As [`rewind_to_a_crash_after_buying`], every attempt recorded as bought: the crash
+/// came after the commitment ids were recorded, before anything else.
+pub async fn rewind_to_a_crash_after_recording(world: &World, root_id: &str) {
+    rewind(world, root_id, None).await;
+}
+
+async fn rewind(world: &World, root_id: &str, attempts: Option<&'static str>) {
     let root = Uuid::parse_str(root_id).unwrap();
     let statements = [
         "UPDATE executions SET status = 'running', completed_at = NULL, error = NULL, \
@@ -337,11 +355,9 @@ pub async fn rewind_to_a_crash_after_buying(world: &World, root_id: &str) {
         "UPDATE execution_items SET status = 'in_flight', commitment_id = NULL, purchased_at = NULL, \
              lease_owner = 'crashed:000000000000' \
          WHERE execution_id IN (SELECT id FROM executions WHERE parent_id = $1)",
-        "UPDATE purchase_attempts SET state = 'in_flight', commitment_id = NULL, \
-             lease_owner = 'crashed:000000000000' WHERE root_id = $1 AND item_index % 2 = 0",
         "DELETE FROM purchase_history WHERE root_id = $1",
     ];
-    for statement in statements {
+    for statement in statements.into_iter().chain(attempts) {
         sqlx::query(statement)
             .bind(root)
             .execute(&world.pool)

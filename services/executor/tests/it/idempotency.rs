@@ -412,3 +412,56 @@ async fn an_unrecorded_untagged_commitment_of_the_shape_stops_the_first_send_unt
         assert_eq!(in_account(&world.ledger().await), 2, "{service}");
     }
 }
+
+#[tokio::test]
+async fn an_ec2_tag_missed_before_a_crash_is_written_when_the_attempt_is_next_seen() {
+    let world = world().await;
+    let account = world.add_account("untagged", true).await;
+    // The tag call fails once: the commitment stays untagged, its id recorded.
+    world
+        .stack
+        .sandbox()
+        .add_fault(
+            FaultSpec::on(sandbox_service(AwsService::Ec2.name()), "CreateTags")
+                .for_account(&account.external_id)
+                .error(FaultError::AccessDenied)
+                .times(1),
+        )
+        .await;
+    let done = world
+        .buy(&account, vec![recommendation(AwsService::Ec2)])
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let (_, token) = world
+        .tokens_of(children(&done)[0]["id"].as_str().unwrap())
+        .await
+        .remove(0);
+    let tag_of = |ledger: cudly_aws_sandbox::Ledger| {
+        ledger.commitments[0]
+            .tags
+            .get(cudly_common::idempotency::TAG_KEY)
+            .cloned()
+    };
+    assert_eq!(tag_of(world.ledger().await), None, "the tag was missed");
+
+    // The process died after recording the commitment, before writing its item.
+    rewind_to_a_crash_after_recording(&world, done["id"].as_str().unwrap()).await;
+    let reply = world
+        .executor_client(Caller::Sweeper)
+        .redrive(RedriveRequest {
+            execution_id: done["id"].as_str().unwrap().to_owned(),
+            fencing: Some(Fencing {
+                task: "recover_stranded".to_owned(),
+                token: 1,
+            }),
+            expected_attempt: Some(0),
+        })
+        .await
+        .expect("re-drive answered")
+        .into_inner();
+    assert!(reply.accepted, "{reply:?}");
+    let again = world.wait_terminal(done["id"].as_str().unwrap()).await;
+    assert_eq!(again["status"], "completed", "{again}");
+    assert_eq!(tag_of(world.ledger().await), Some(token), "the tag was repaired");
+    assert_eq!(world.purchase_calls().await, 1, "nothing bought again");
+}
