@@ -295,7 +295,9 @@ impl AccountsService for AccountsGrpc {
     ) -> Result<Response<pb::ResolveCredentialsResponse>, Status> {
         require_caller(&request, EXECUTOR)?;
         let id = parse_id("account_id", &request.get_ref().account_id)?;
-        let resolved = self.accounts.resolve_credentials(id).await?;
+        let valid_for =
+            chrono::TimeDelta::seconds(i64::from(request.get_ref().min_validity_seconds));
+        let resolved = self.accounts.resolve_credentials(id, valid_for).await?;
         let credentials = resolved.credentials;
         Ok(Response::new(pb::ResolveCredentialsResponse {
             access_key_id: credentials.access_key_id,

@@ -79,7 +79,8 @@ impl ResolveError {
 /// Whether a resolution may use the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheUse {
-    Use,
+    /// A cached session still valid for the longer of this and the refresh margin.
+    Use { valid_for: chrono::TimeDelta },
     /// Always ask STS (credential tests), then refresh the cache.
     Bypass,
 }
@@ -227,8 +228,8 @@ impl Resolver {
         cache_use: CacheUse,
         fresh: impl Future<Output = Result<SessionCredentials, ResolveError>>,
     ) -> Result<SessionCredentials, ResolveError> {
-        if cache_use == CacheUse::Use
-            && let Some(credentials) = self.cached(account_id, stamp)
+        if let CacheUse::Use { valid_for } = cache_use
+            && let Some(credentials) = self.cached(account_id, stamp, valid_for)
         {
             return Ok(credentials);
         }
@@ -249,7 +250,13 @@ impl Resolver {
         Ok(credentials)
     }
 
-    fn cached(&self, account_id: Uuid, stamp: Stamp) -> Option<SessionCredentials> {
+    fn cached(
+        &self,
+        account_id: Uuid,
+        stamp: Stamp,
+        valid_for: chrono::TimeDelta,
+    ) -> Option<SessionCredentials> {
+        let margin = valid_for.max(REFRESH_MARGIN);
         let cache = self
             .cache
             .lock()
@@ -258,7 +265,7 @@ impl Resolver {
         let fresh_enough = entry
             .credentials
             .expiration
-            .is_some_and(|expiration| expiration - Utc::now() > REFRESH_MARGIN);
+            .is_some_and(|expiration| expiration - Utc::now() > margin);
         (entry.stamp == stamp && fresh_enough).then(|| entry.credentials.clone())
     }
 

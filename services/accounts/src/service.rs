@@ -313,8 +313,13 @@ impl Accounts {
         })
     }
 
-    /// Returns temporary session credentials for an enabled AWS account (the executor).
-    pub async fn resolve_credentials(&self, id: Uuid) -> AccountsResult<Resolved> {
+    /// Returns temporary session credentials for an enabled AWS account (the executor),
+    /// valid for at least `valid_for` where the session lifetime allows.
+    pub async fn resolve_credentials(
+        &self,
+        id: Uuid,
+        valid_for: chrono::TimeDelta,
+    ) -> AccountsResult<Resolved> {
         let account = self.get(id).await?;
         if !account.input.enabled {
             return Err(AccountsError::FailedPrecondition(format!(
@@ -323,7 +328,7 @@ impl Accounts {
         }
         let credentials = self
             .resolver
-            .resolve(&account, CacheUse::Use)
+            .resolve(&account, CacheUse::Use { valid_for })
             .await
             .map_err(ResolveError::into_accounts_error)?;
         tracing::info!(
@@ -388,7 +393,12 @@ impl Accounts {
         check_org_root(&root)?;
         let root_credentials = self
             .resolver
-            .resolve(&root, CacheUse::Use)
+            .resolve(
+                &root,
+                CacheUse::Use {
+                    valid_for: chrono::TimeDelta::zero(),
+                },
+            )
             .await
             .map_err(ResolveError::into_accounts_error)?;
         let listed = Organizations::with_credentials(self.resolver.settings(), &root_credentials)

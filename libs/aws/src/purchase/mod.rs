@@ -236,11 +236,7 @@ impl Purchaser {
     /// Returns a purchaser for `region` that signs with `credentials` only.
     pub fn new(settings: &AwsSettings, credentials: &SessionCredentials, region: &str) -> Self {
         let config = crate::sdk::config_with_credentials(settings, credentials, region);
-        let retry = RetryPolicy {
-            max_attempts: settings.max_attempts.max(1),
-            initial_backoff: DEFAULT_INITIAL_BACKOFF,
-            max_backoff: MAX_BACKOFF,
-        };
+        let retry = RetryPolicy::of(settings);
         Self {
             region: region.to_owned(),
             clients: Clients::new(config),
@@ -278,7 +274,13 @@ impl Purchaser {
     /// in flight: every attempt's timeout plus the pauses between them. Reconciliation
     /// waits at least this long (plus its settle margin) after `sent_at`.
     pub fn longest_purchase(&self) -> Duration {
-        self.call_timeout.saturating_mul(self.retry.max_attempts) + self.retry.total_backoff()
+        self.retry.longest_call(self.call_timeout)
+    }
+
+    /// Returns [`Purchaser::longest_purchase`] of every purchaser made from `settings`
+    /// (without a test's shorter backoff), before any is made.
+    pub fn longest_purchase_with(settings: &AwsSettings) -> Duration {
+        RetryPolicy::of(settings).longest_call(settings.call_timeout)
     }
 
     /// Returns the account the credentials belong to (STS GetCallerIdentity). The

@@ -222,6 +222,21 @@ pub(super) struct RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Returns the policy of purchasers made from `settings`.
+    pub(super) fn of(settings: &crate::sdk::AwsSettings) -> Self {
+        Self {
+            max_attempts: settings.max_attempts.max(1),
+            initial_backoff: super::DEFAULT_INITIAL_BACKOFF,
+            max_backoff: super::MAX_BACKOFF,
+        }
+    }
+
+    /// Returns the longest a call with `call_timeout` per attempt can take: every
+    /// attempt's timeout plus the pauses between them.
+    pub(super) fn longest_call(&self, call_timeout: Duration) -> Duration {
+        call_timeout.saturating_mul(self.max_attempts) + self.total_backoff()
+    }
+
     /// Returns the pause before retry number `retry` (0 for the first retry): the
     /// initial backoff doubled per retry, capped.
     pub(super) fn backoff(&self, retry: u32) -> Duration {

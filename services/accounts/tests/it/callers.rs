@@ -23,6 +23,7 @@ async fn only_the_executor_may_resolve_credentials() {
         let status = grpc_as(&stack, caller)
             .resolve_credentials(ResolveCredentialsRequest {
                 account_id: id.clone(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -32,13 +33,17 @@ async fn only_the_executor_may_resolve_credentials() {
     let status = grpc_as(&stack, Caller::Sweeper)
         .resolve_credentials(ResolveCredentialsRequest {
             account_id: id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
     assert!(
         grpc_as(&stack, Caller::Executor)
-            .resolve_credentials(ResolveCredentialsRequest { account_id: id })
+            .resolve_credentials(ResolveCredentialsRequest {
+                account_id: id,
+                ..Default::default()
+            })
             .await
             .is_ok()
     );

@@ -18,6 +18,7 @@ async fn resolve(stack: &TestStack, id: &str) -> Result<ResolveCredentialsRespon
     grpc_as(stack, Caller::Executor)
         .resolve_credentials(ResolveCredentialsRequest {
             account_id: id.to_owned(),
+            ..Default::default()
         })
         .await
         .map(tonic::Response::into_inner)
@@ -463,5 +464,41 @@ async fn the_services_own_identity_is_what_role_arn_accounts_trust() {
         status.message().contains(SANDBOX_HOST_ACCOUNT_ID),
         "{status:?}"
     );
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cached_session_that_would_not_last_as_long_as_asked_is_replaced() {
+    let stack = stack().await;
+    add_sandbox_accounts(&stack).await;
+    let body = role_account("role", ROLE_ACCOUNT, ROLE_NAME, Some(ROLE_EXTERNAL_ID));
+    let id = create(&stack, body).await;
+    let resolve_for = |seconds: u32| {
+        let request = ResolveCredentialsRequest {
+            account_id: id.clone(),
+            min_validity_seconds: seconds,
+        };
+        let mut client = grpc_as(&stack, Caller::Executor);
+        async move {
+            client
+                .resolve_credentials(request)
+                .await
+                .expect("resolved")
+                .into_inner()
+        }
+    };
+    // Sessions last an hour.
+    let first = resolve_for(0).await;
+    let cached = resolve_for(30 * 60).await;
+    assert_eq!(
+        cached.access_key_id, first.access_key_id,
+        "lasts long enough"
+    );
+    let replaced = resolve_for(2 * 60 * 60).await;
+    assert_ne!(
+        replaced.access_key_id, first.access_key_id,
+        "an hour is not two: a new session"
+    );
+    assert_eq!(ledger_count(&stack, "AssumeRole").await, 2);
     stack.stop().await.unwrap();
 }

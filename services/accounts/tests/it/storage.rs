@@ -117,6 +117,7 @@ async fn a_blob_copied_from_one_account_to_another_fails_to_decrypt() {
     let status = grpc_as(&stack, cudly_common::grpc::Caller::Executor)
         .resolve_credentials(cudly_proto::accounts::v1::ResolveCredentialsRequest {
             account_id: second.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -41,18 +41,21 @@ pub enum ResolveFailure {
     Stopped,
 }
 
-/// Resolves the credentials of `account_id`, retrying a while when the accounts service
-/// is unavailable; past that, [`ResolveFailure::Unavailable`] (the run leaves the child
-/// for a re-drive rather than failing it).
+/// Resolves the credentials of `account_id`, valid for at least `valid_for` where the
+/// session lifetime allows, retrying a while when the accounts service is unavailable;
+/// past that, [`ResolveFailure::Unavailable`] (the run leaves the child for a re-drive
+/// rather than failing it).
 pub async fn resolve(
     client: &AccountsServiceClient<AuthChannel>,
     account_id: Uuid,
+    valid_for: Duration,
     stop: &CancellationToken,
 ) -> Result<ResolvedAccount, ResolveFailure> {
     let mut pauses = UNAVAILABLE_BACKOFF.iter();
     loop {
         let request = ResolveCredentialsRequest {
             account_id: account_id.to_string(),
+            min_validity_seconds: u32::try_from(valid_for.as_secs()).unwrap_or(u32::MAX),
         };
         match client.clone().resolve_credentials(request).await {
             Ok(response) => return into_resolved(response.into_inner()),

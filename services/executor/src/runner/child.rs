@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cudly_aws::purchase::Purchaser;
 use cudly_aws::sdk::SessionCredentials;
@@ -41,7 +42,9 @@ pub struct ChildContext<'a> {
     pub account_id: Uuid,
     pub plan_id: Option<Uuid>,
     pub external_id: &'a str,
-    pub credentials: &'a SessionCredentials,
+    /// The account's session credentials, replaced before an item they could expire
+    /// during.
+    credentials: SessionCredentials,
     pub stop: &'a CancellationToken,
     clouds: HashMap<String, Arc<Purchaser>>,
     /// One connection for the whole account run: items go one at a time, and a pooled
@@ -60,12 +63,50 @@ impl ChildContext<'_> {
     /// Returns the account's cloud in `region`, built from its credentials only.
     pub fn cloud_for(&mut self, region: &str) -> Arc<Purchaser> {
         let inner = self.inner;
-        let credentials = self.credentials;
+        let credentials = &self.credentials;
         self.clouds
             .entry(region.to_owned())
             .or_insert_with(|| inner.cloud.account(credentials, region))
             .clone()
     }
+
+    /// Returns whether the credentials expire within `within` (by this process's
+    /// clock, the one AWS checks a session's expiry against).
+    fn credentials_expire_within(&self, within: Duration) -> bool {
+        let within = chrono::TimeDelta::from_std(within).unwrap_or(chrono::TimeDelta::MAX);
+        self.credentials
+            .expiration
+            .is_some_and(|expiration| expiration - self.inner.settings.process_now() < within)
+    }
+
+    /// Uses `credentials` from now on (the purchasers are rebuilt from them).
+    fn replace_credentials(&mut self, credentials: SessionCredentials) {
+        self.credentials = credentials;
+        self.clouds.clear();
+    }
+
+    /// Checks that the credentials belong to the account's external id (STS), before the
+    /// first purchase and again after a refresh; the problem is safe to store.
+    async fn check_identity(&mut self, region: &str) -> Result<(), String> {
+        let external_id = self.external_id;
+        match self.cloud_for(region).caller_account_id().await {
+            Ok(caller) if caller == external_id => Ok(()),
+            Ok(caller) => Err(format!(
+                "the account's credentials belong to aws account {}, not to its external id {}",
+                cudly_aws::error::scrub(&caller),
+                cudly_aws::error::scrub(external_id)
+            )),
+            Err(error) => Err(crate::runner::stored_error(&format!(
+                "the account's identity could not be checked: {error}"
+            ))),
+        }
+    }
+}
+
+/// How long the credentials must stay valid for an item: the longest it can hold them
+/// (the purchase-lock wait, a send, the settle wait of a reconciliation), rounded up.
+fn item_credential_budget(longest_purchase: Duration, settle_margin: Duration) -> Duration {
+    (longest_purchase + settle_margin) * 4
 }
 
 /// Runs one child once a fan-out permit is free.
@@ -158,19 +199,11 @@ async fn drive(
     if unsettled.is_empty() {
         return finish_child(inner, lease, child.id, None).await;
     }
-    let account = match accounts::resolve(&inner.accounts, account_id, stop).await {
+    let budget =
+        item_credential_budget(inner.cloud.longest_purchase(), inner.settings.settle_margin);
+    let account = match resolve_or_end(inner, lease, child.id, account_id, budget, stop).await? {
         Ok(account) => account,
-        Err(ResolveFailure::Stopped) => return Ok(ChildEnd::Stopped),
-        Err(ResolveFailure::Unavailable) => {
-            // Nothing is wrong with the account: the run ends here and a re-drive
-            // resumes the child once the accounts service answers again.
-            tracing::warn!("accounts service unavailable: the account run is left for a re-drive");
-            return Ok(ChildEnd::Stopped);
-        }
-        Err(ResolveFailure::Refused(problem)) => {
-            tracing::warn!(error = %problem, "account cannot buy");
-            return fail_child(inner, lease, child.id, &problem).await;
-        }
+        Err(end) => return Ok(end),
     };
     let mut ctx = ChildContext {
         inner,
@@ -179,41 +212,64 @@ async fn drive(
         account_id,
         plan_id: child.plan_id,
         external_id: &account.external_id,
-        credentials: &account.credentials,
+        credentials: account.credentials.clone(),
         stop,
         clouds: HashMap::new(),
         conn: tokio::sync::Mutex::new(acquire(inner).await?),
     };
     let first_region = unsettled[0].recommendation.0.region.clone();
-    let identity = ctx.cloud_for(&first_region).caller_account_id().await;
-    match identity {
-        Ok(caller) if caller == account.external_id => {}
-        Ok(caller) => {
-            let problem = format!(
-                "the account's credentials belong to aws account {}, not to its external id {}",
-                cudly_aws::error::scrub(&caller),
-                cudly_aws::error::scrub(&account.external_id)
-            );
-            tracing::warn!(error = %problem, "identity check failed");
-            return fail_child(inner, lease, child.id, &problem).await;
-        }
-        Err(error) => {
-            let problem = crate::runner::stored_error(&format!(
-                "the account's identity could not be checked: {error}"
-            ));
-            tracing::warn!(error = %problem, "identity check failed");
-            return fail_child(inner, lease, child.id, &problem).await;
-        }
+    if let Err(problem) = ctx.check_identity(&first_region).await {
+        tracing::warn!(error = %problem, "identity check failed");
+        return fail_child(inner, lease, child.id, &problem).await;
     }
-    for item in &unsettled {
+    for (index, item) in unsettled.iter().enumerate() {
         if stop.is_cancelled() {
             return Ok(ChildEnd::Stopped);
+        }
+        if index > 0 && ctx.credentials_expire_within(budget) {
+            tracing::info!("session credentials expire soon: resolving them again");
+            let refreshed =
+                match resolve_or_end(inner, lease, child.id, account_id, budget, stop).await? {
+                    Ok(refreshed) => refreshed,
+                    Err(end) => return Ok(end),
+                };
+            ctx.replace_credentials(refreshed.credentials);
+            if let Err(problem) = ctx.check_identity(&item.recommendation.0.region).await {
+                tracing::warn!(error = %problem, "identity check failed");
+                return fail_child(inner, lease, child.id, &problem).await;
+            }
         }
         if run_item(&mut ctx, item).await? == ItemEnd::Stopped {
             return Ok(ChildEnd::Stopped);
         }
     }
     finish_child(inner, lease, child.id, None).await
+}
+
+/// Resolves the account's credentials, valid for `valid_for`; when that fails, ends
+/// the child as the failure asks (left for a re-drive, or failed) and returns the end.
+async fn resolve_or_end(
+    inner: &Inner,
+    lease: &Lease,
+    child_id: Uuid,
+    account_id: Uuid,
+    valid_for: Duration,
+    stop: &CancellationToken,
+) -> ExecutorResult<Result<accounts::ResolvedAccount, ChildEnd>> {
+    match accounts::resolve(&inner.accounts, account_id, valid_for, stop).await {
+        Ok(account) => Ok(Ok(account)),
+        Err(ResolveFailure::Stopped) => Ok(Err(ChildEnd::Stopped)),
+        Err(ResolveFailure::Unavailable) => {
+            // Nothing is wrong with the account: the run ends here and a re-drive
+            // resumes the child once the accounts service answers again.
+            tracing::warn!("accounts service unavailable: the account run is left for a re-drive");
+            Ok(Err(ChildEnd::Stopped))
+        }
+        Err(ResolveFailure::Refused(problem)) => {
+            tracing::warn!(error = %problem, "account cannot buy");
+            fail_child(inner, lease, child_id, &problem).await.map(Err)
+        }
+    }
 }
 
 async fn acquire(inner: &Inner) -> ExecutorResult<PoolConnection<Postgres>> {

@@ -17,6 +17,12 @@ impl AwsConnector {
         Self { settings }
     }
 
+    /// Returns the longest one purchase call can stay in flight (see
+    /// [`Purchaser::longest_purchase`]), the same for every account.
+    pub fn longest_purchase(&self) -> std::time::Duration {
+        Purchaser::longest_purchase_with(&self.settings)
+    }
+
     /// Returns the purchaser of the account the credentials belong to, in `region`.
     pub fn account(&self, credentials: &SessionCredentials, region: &str) -> Arc<Purchaser> {
         Arc::new(Purchaser::new(&self.settings, credentials, region))

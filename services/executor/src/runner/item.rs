@@ -18,9 +18,9 @@ use crate::domain::status::{AttemptState, ItemStatus};
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::metrics::{self, PurchaseOutcome};
 use crate::repo::attempts::{self, AttemptRow, NewAttempt};
-use crate::repo::{self, executions};
 use crate::repo::history::{self, NewPurchase};
 use crate::repo::items::{self, ItemRow};
+use crate::repo::{self, executions};
 use crate::runner::child::ChildContext;
 use crate::runner::lock::{self, OfferingLock};
 
@@ -315,8 +315,14 @@ impl ItemRun<'_, '_> {
         // later than this (a sender frozen past it would buy behind its successor's back).
         let deadline = std::time::Instant::now() + self.dispatch_window();
         let mut conn = self.ctx.acquire().await?;
-        let Some(sent) =
-            attempts::mark_sent(&mut conn, self.ctx.lease, self.token(), &offering, self.ctx.inner.settings.process_now()).await?
+        let Some(sent) = attempts::mark_sent(
+            &mut conn,
+            self.ctx.lease,
+            self.token(),
+            &offering,
+            self.ctx.inner.settings.process_now(),
+        )
+        .await?
         else {
             tracing::warn!("purchase attempt is no longer ours: not sending");
             return Ok(ControlFlow::Break(ItemEnd::Stopped));

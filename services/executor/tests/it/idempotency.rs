@@ -462,6 +462,10 @@ async fn an_ec2_tag_missed_before_a_crash_is_written_when_the_attempt_is_next_se
     assert!(reply.accepted, "{reply:?}");
     let again = world.wait_terminal(done["id"].as_str().unwrap()).await;
     assert_eq!(again["status"], "completed", "{again}");
-    assert_eq!(tag_of(world.ledger().await), Some(token), "the tag was repaired");
+    assert_eq!(
+        tag_of(world.ledger().await),
+        Some(token),
+        "the tag was repaired"
+    );
     assert_eq!(world.purchase_calls().await, 1, "nothing bought again");
 }

@@ -9,6 +9,7 @@ mod leases;
 mod lineage;
 mod races;
 mod reports;
+mod sessions;
 mod shutdown;
 mod stranded;
 mod undocumented;

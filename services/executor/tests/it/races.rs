@@ -306,7 +306,10 @@ async fn an_executor_whose_clock_runs_ahead_sees_a_live_lease_as_fresh() {
         .await
         .expect("answered")
         .into_inner();
-    assert!(kept.race_lost, "a live execution is not safe-failed: {kept:?}");
+    assert!(
+        kept.race_lost,
+        "a live execution is not safe-failed: {kept:?}"
+    );
 
     let done = world.wait_terminal(&root_id).await;
     assert_eq!(done["status"], "completed", "{done}");
