@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use cudly_common::config::{CommonSettings, ConfigResult, Env, Layout, SecretSource};
+use cudly_common::config::{CommonSettings, ConfigError, ConfigResult, Env, Layout, SecretSource};
 use cudly_common::grpc::{Caller, InternalAuth};
 use secrecy::SecretString;
 
@@ -27,7 +27,13 @@ pub struct Config {
     pub executor_url: String,
     /// Health interval and the deadline of each call to accounts or executor.
     pub common: CommonSettings,
+    /// Times one plan step may be fired without completing; due once more, the plan
+    /// pauses instead (`CUDLY_PLAN_STEP_MAX_FIRES`, at least 1).
+    pub step_max_fires: u32,
 }
+
+/// Default of [`Config::step_max_fires`].
+pub const DEFAULT_STEP_MAX_FIRES: u32 = 3;
 
 impl Config {
     /// Reads the configuration; fails naming the first missing or invalid variable.
@@ -40,6 +46,18 @@ impl Config {
             accounts_url: env.peer_url("accounts", layout),
             executor_url: env.peer_url("executor", layout),
             common: CommonSettings::read(env)?,
+            step_max_fires: read_step_max_fires(env)?,
         })
     }
+}
+
+fn read_step_max_fires(env: &Env) -> ConfigResult<u32> {
+    let fires = env.parse("CUDLY_PLAN_STEP_MAX_FIRES", DEFAULT_STEP_MAX_FIRES)?;
+    if fires == 0 {
+        return Err(ConfigError::new(
+            "CUDLY_PLAN_STEP_MAX_FIRES",
+            "must be at least 1",
+        ));
+    }
+    Ok(fires)
 }

@@ -34,7 +34,11 @@ pub fn routes(config: &Config, planner: Planner) -> tonic::service::Routes {
 
 /// Returns the planner's operations over `pool`, with clients of its dependencies.
 pub fn planner(config: &Config, pool: sqlx::PgPool) -> anyhow::Result<Planner> {
-    Ok(Planner::new(pool, Clients::new(config)?))
+    Ok(Planner::new(
+        pool,
+        Clients::new(config)?,
+        config.step_max_fires,
+    ))
 }
 
 fn plan_input(proto: Option<pb::PlanInput>) -> Result<PlanInput, ApiError> {
@@ -114,6 +118,8 @@ fn plan_proto(plan: &Plan) -> pb::Plan {
         }),
         next_execution_date: plan.next_execution_date.map(timestamp),
         last_execution_date: plan.last_execution_date.map(timestamp),
+        step_fires: plan.step_fires,
+        paused_reason: plan.paused_reason.clone(),
         created_at: Some(timestamp(plan.created_at)),
         updated_at: Some(timestamp(plan.updated_at)),
     }

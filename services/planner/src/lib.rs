@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 mod grpc;
+pub mod metrics;
 mod repo;
 pub mod service;
 

@@ -15,7 +15,8 @@ use cudly_vocabulary::Recommendation;
 /// The columns of a plan, in the order of [`PlanRow`].
 const PLAN_COLUMNS: &str = "id, name, enabled, auto_purchase, notification_days_before, services, \
      ramp_type, ramp_percent_per_step, ramp_step_interval_days, ramp_total_steps, ramp_current_step, \
-     ramp_start_date, all_enabled_accounts, next_execution_date, last_execution_date, created_at, updated_at";
+     ramp_start_date, all_enabled_accounts, next_execution_date, last_execution_date, step_fires, \
+     paused_reason, created_at, updated_at";
 
 #[derive(Debug, FromRow)]
 struct PlanRow {
@@ -34,6 +35,8 @@ struct PlanRow {
     all_enabled_accounts: bool,
     next_execution_date: Option<DateTime<Utc>>,
     last_execution_date: Option<DateTime<Utc>>,
+    step_fires: i32,
+    paused_reason: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -73,6 +76,8 @@ impl TryFrom<PlanRow> for Plan {
             all_enabled_accounts: row.all_enabled_accounts,
             next_execution_date: row.next_execution_date,
             last_execution_date: row.last_execution_date,
+            step_fires: unsigned(row.step_fires),
+            paused_reason: row.paused_reason,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -139,6 +144,8 @@ pub async fn update_plan(
         "UPDATE plans SET name = $2, enabled = $3, auto_purchase = $4, notification_days_before = $5,
              services = $6, ramp_type = $7, ramp_percent_per_step = $8, ramp_step_interval_days = $9,
              ramp_total_steps = $10, ramp_start_date = $11, next_execution_date = $12,
+             step_fires = CASE WHEN $3 AND NOT enabled THEN 0 ELSE step_fires END,
+             paused_reason = CASE WHEN $3 THEN NULL ELSE paused_reason END,
              updated_at = now()
          WHERE id = $1
          RETURNING {PLAN_COLUMNS}"
@@ -319,6 +326,48 @@ pub async fn lock_due_plan(
     row.map(Plan::try_from).transpose()
 }
 
+/// Records a fire of the step after `expected_step` and moves the next date, while the
+/// step is still `expected_step` (compare-and-set); returns false when it moved.
+pub async fn record_fire(
+    conn: &mut PgConnection,
+    id: Uuid,
+    expected_step: u32,
+    next_execution_date: Option<DateTime<Utc>>,
+) -> PlannerResult<bool> {
+    let result = sqlx::query(
+        "UPDATE plans SET next_execution_date = $3, step_fires = step_fires + 1, updated_at = now()
+         WHERE id = $1 AND ramp_current_step = $2",
+    )
+    .bind(id)
+    .bind(signed(expected_step))
+    .bind(next_execution_date)
+    .execute(conn)
+    .await
+    .map_err(db("record plan fire"))?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Pauses (disables) a plan with `reason` while its step is still `expected_step`
+/// (compare-and-set); returns false when it moved.
+pub async fn pause_plan(
+    conn: &mut PgConnection,
+    id: Uuid,
+    expected_step: u32,
+    reason: &str,
+) -> PlannerResult<bool> {
+    let result = sqlx::query(
+        "UPDATE plans SET enabled = false, paused_reason = $3, updated_at = now()
+         WHERE id = $1 AND ramp_current_step = $2 AND enabled",
+    )
+    .bind(id)
+    .bind(signed(expected_step))
+    .bind(reason)
+    .execute(conn)
+    .await
+    .map_err(db("pause plan"))?;
+    Ok(result.rows_affected() == 1)
+}
+
 /// Moves a plan's next date while its step is still `expected_step` (compare-and-set);
 /// returns false when the step moved meanwhile.
 pub async fn move_next_date(
@@ -351,7 +400,7 @@ pub async fn advance_step(
     last_execution_date: Option<DateTime<Utc>>,
 ) -> PlannerResult<bool> {
     let result = sqlx::query(
-        "UPDATE plans SET ramp_current_step = $2, next_execution_date = $3,
+        "UPDATE plans SET ramp_current_step = $2, next_execution_date = $3, step_fires = 0,
              last_execution_date = COALESCE($4, last_execution_date), updated_at = now()
          WHERE id = $1 AND ramp_current_step = $2 - 1 AND $2 <= ramp_total_steps",
     )

@@ -16,6 +16,7 @@ use crate::domain::run::{
 };
 use crate::domain::validation::validate_plan;
 use crate::error::{PlannerError, PlannerResult, db};
+use crate::metrics;
 use crate::repo::{self, Lock};
 use cudly_vocabulary::{Recommendation, RecommendationInput, validate_recommendations};
 
@@ -86,6 +87,8 @@ enum FireOutcome {
 pub struct Planner {
     pool: PgPool,
     clients: Clients,
+    /// Fires of one step before the plan pauses (`CUDLY_PLAN_STEP_MAX_FIRES`).
+    step_max_fires: u32,
 }
 
 fn plan_not_found(id: Uuid) -> PlannerError {
@@ -93,8 +96,12 @@ fn plan_not_found(id: Uuid) -> PlannerError {
 }
 
 impl Planner {
-    pub fn new(pool: PgPool, clients: Clients) -> Self {
-        Self { pool, clients }
+    pub fn new(pool: PgPool, clients: Clients, step_max_fires: u32) -> Self {
+        Self {
+            pool,
+            clients,
+            step_max_fires,
+        }
     }
 
     async fn begin(&self) -> PlannerResult<sqlx::Transaction<'static, sqlx::Postgres>> {
@@ -477,9 +484,29 @@ impl Planner {
             RunList::Standing,
             options,
         ) {
+            Ok(_) if plan.step_fires >= self.step_max_fires => {
+                // Re-fired that often, the step cannot complete as it is (a target that
+                // cannot buy, an item that always fails): an operator looks before more.
+                let reason = format!(
+                    "step {step} was fired {} times without completing: check its \
+                     executions, then enable the plan again",
+                    plan.step_fires
+                );
+                if !repo::pause_plan(&mut tx, plan_id, current_step, &reason).await? {
+                    return Ok(FireOutcome::RaceLost);
+                }
+                metrics::plan_paused("step_max_fires");
+                tracing::warn!(%plan_id, step, fires = plan.step_fires, "plan paused: its step keeps failing to complete");
+                FireOutcome::Skipped(SkippedPlan {
+                    plan_id,
+                    step_number: step,
+                    reason,
+                    step_advanced: false,
+                })
+            }
             Ok(request) => {
                 let created = self.clients.create_execution(&request).await?;
-                if !repo::move_next_date(&mut tx, plan_id, current_step, moved_on).await? {
+                if !repo::record_fire(&mut tx, plan_id, current_step, moved_on).await? {
                     return Ok(FireOutcome::RaceLost);
                 }
                 tracing::info!(

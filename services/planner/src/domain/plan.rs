@@ -117,6 +117,10 @@ pub struct Plan {
     pub all_enabled_accounts: bool,
     pub next_execution_date: Option<DateTime<Utc>>,
     pub last_execution_date: Option<DateTime<Utc>>,
+    /// Times the next step (`ramp.current_step + 1`) was fired without completing.
+    pub step_fires: u32,
+    /// Why the planner paused (disabled) the plan; cleared when it is enabled again.
+    pub paused_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -264,6 +264,8 @@ mod tests {
             all_enabled_accounts: true,
             next_execution_date: Some(now),
             last_execution_date: None,
+            step_fires: 0,
+            paused_reason: None,
             created_at: now,
             updated_at: now,
         }

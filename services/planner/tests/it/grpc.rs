@@ -935,3 +935,52 @@ async fn each_rpc_accepts_only_its_callers() {
         "the planner's own token is not a caller token"
     );
 }
+
+#[tokio::test]
+async fn a_step_fired_its_most_times_without_completing_pauses_the_plan_until_it_is_enabled() {
+    let planner = PlannerUnderTest::start().await;
+    let account = planner.accounts.add("Prod", "aws", true);
+    let plan = planner
+        .plan(
+            plan_input("weekly-25pct", t0(), false),
+            &[account],
+            vec![rds(4, false)],
+        )
+        .await;
+    // The step's execution never completes: it is fired again each week.
+    for (week, token) in (0..3).zip(1..) {
+        let report = planner
+            .fire(token, t0() + Duration::days(8 * week))
+            .await
+            .unwrap();
+        assert_eq!(report.fired, 1, "fire {}", week + 1);
+    }
+    assert_eq!(planner.get(&plan.id).await.step_fires, 3);
+    let report = planner.fire(4, t0() + Duration::days(24)).await.unwrap();
+    assert_eq!(report.fired, 0, "{report:?}");
+    assert_eq!(planner.executor.requests().len(), 3, "no fourth execution");
+    let reason = &report.skipped_plans[0].reason;
+    assert!(reason.contains("step 1 was fired 3 times"), "{reason}");
+    let paused = planner.get(&plan.id).await;
+    assert!(!paused.enabled);
+    assert_eq!(paused.paused_reason.as_deref(), Some(reason.as_str()));
+    let report = planner.fire(5, t0() + Duration::days(32)).await.unwrap();
+    assert_eq!(report.found, 0, "a paused plan is not due");
+
+    // The operator looks, then enables the plan: it fires again, counting afresh.
+    let mut gateway = planner.client(Caller::Gateway);
+    let enabled = gateway
+        .update_plan(pb::UpdatePlanRequest {
+            id: plan.id.clone(),
+            plan: Some(plan_input("weekly-25pct", t0(), false)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(enabled.enabled);
+    assert_eq!(enabled.paused_reason, None);
+    assert_eq!(enabled.step_fires, 0);
+    let report = planner.fire(6, t0() + Duration::days(40)).await.unwrap();
+    assert_eq!(report.fired, 1, "{report:?}");
+    assert_eq!(planner.get(&plan.id).await.step_fires, 1);
+}

@@ -391,6 +391,7 @@ pub async fn spawn_planner(
             health_interval: Duration::from_millis(200),
             internal_call_timeout: Duration::from_secs(5),
         },
+        step_max_fires: cudly_planner::config::DEFAULT_STEP_MAX_FIRES,
     };
     let app = App::from_listener(config, listener).unwrap();
     let addr = app.local_addr();

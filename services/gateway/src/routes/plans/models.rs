@@ -51,6 +51,14 @@ pub struct PlanBody {
     /// Read-only, ignored.
     #[serde(default)]
     #[schema(read_only)]
+    pub step_fires: Option<u32>,
+    /// Read-only, ignored.
+    #[serde(default)]
+    #[schema(read_only)]
+    pub paused_reason: Option<String>,
+    /// Read-only, ignored.
+    #[serde(default)]
+    #[schema(read_only)]
     pub created_at: Option<String>,
     /// Read-only, ignored.
     #[serde(default)]

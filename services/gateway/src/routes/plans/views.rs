@@ -24,6 +24,11 @@ pub struct PlanView {
     /// Null when the plan has nothing more to run.
     pub next_execution_date: Option<DateTime<Utc>>,
     pub last_execution_date: Option<DateTime<Utc>>,
+    /// Times the next step was fired without completing.
+    pub step_fires: u32,
+    /// Why the planner paused (disabled) the plan; null unless it did. Enabling the plan
+    /// clears it.
+    pub paused_reason: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -128,6 +133,8 @@ pub fn plan_view(plan: pb::Plan) -> PlanView {
         },
         next_execution_date: optional_time(plan.next_execution_date.as_ref()),
         last_execution_date: optional_time(plan.last_execution_date.as_ref()),
+        step_fires: plan.step_fires,
+        paused_reason: plan.paused_reason,
         created_at: optional_time(plan.created_at.as_ref()),
         updated_at: optional_time(plan.updated_at.as_ref()),
     }
