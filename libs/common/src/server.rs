@@ -180,29 +180,14 @@ fn dependency_checker(
 /// checking again every `interval`. A peer serves only once its own migrations are
 /// applied, so work that calls it does not start early and fail.
 pub async fn wait_serving(peers: &[(&'static str, String)], interval: Duration) {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_check_response::ServingStatus;
-    use tonic_health::pb::health_client::HealthClient;
     for (name, url) in peers {
-        let Ok(endpoint) = tonic::transport::Endpoint::from_shared(url.clone()) else {
+        let Some(mut client) = health_client(url) else {
             tracing::warn!(peer = name, "peer url is not valid, not waiting for it");
             continue;
         };
-        let mut client = HealthClient::new(
-            endpoint
-                .connect_timeout(Duration::from_secs(3))
-                .timeout(Duration::from_secs(3))
-                .connect_lazy(),
-        );
         let mut announced = false;
         loop {
-            let serving = client
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .is_ok_and(|reply| reply.get_ref().status == ServingStatus::Serving as i32);
-            if serving {
+            if check_serving(&mut client).await {
                 break;
             }
             if !announced {
@@ -211,5 +196,38 @@ pub async fn wait_serving(peers: &[(&'static str, String)], interval: Duration) 
             }
             tokio::time::sleep(interval).await;
         }
+    }
+}
+
+type HealthClient = tonic_health::pb::health_client::HealthClient<tonic::transport::Channel>;
+
+/// Returns a health client of the gRPC service at `url` (3 s to connect and answer),
+/// or None for a URL that is not valid.
+fn health_client(url: &str) -> Option<HealthClient> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned()).ok()?;
+    Some(HealthClient::new(
+        endpoint
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(3))
+            .connect_lazy(),
+    ))
+}
+
+async fn check_serving(client: &mut HealthClient) -> bool {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    client
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .is_ok_and(|reply| reply.get_ref().status == ServingStatus::Serving as i32)
+}
+
+/// Returns whether the gRPC service at `url` answers its health check SERVING now.
+pub async fn is_serving(url: &str) -> bool {
+    match health_client(url) {
+        Some(mut client) => check_serving(&mut client).await,
+        None => false,
     }
 }

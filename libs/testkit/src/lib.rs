@@ -6,6 +6,7 @@
 //! benchmarks share ([`bench`]).
 
 pub mod bench;
+pub mod cluster;
 mod database;
 mod instances;
 mod logs;

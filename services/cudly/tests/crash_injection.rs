@@ -1,35 +1,41 @@
-//! Crash injection: the system runs as a process (the `cudly` binary) against the AWS
-//! sandbox; each trial starts executions over several accounts, kills the process with
-//! SIGKILL at a random moment (before, during or after purchase calls, sometimes inside
-//! the "purchase accepted, response lost" window of a drop-after-commit fault),
-//! restarts it, and lets the sweeper recover. After every trial the sandbox ledger and
-//! the database must show: every item bought exactly once, every execution terminal,
-//! every status change recorded.
+//! Crash injection: the system runs as its service processes (the binaries a Helm
+//! install runs, one of each, on a private Postgres) against the AWS sandbox. Each
+//! trial starts executions over several accounts, then injects one fault at a random
+//! moment (before, during or after purchase calls, sometimes inside the "purchase
+//! accepted, response lost" window of a drop-after-commit fault), the kinds in turn:
 //!
-//! The default run is small (3 trials, for CI). The full run:
+//! - **executor killed**: SIGKILL, then started again; the sweeper recovers its runs;
+//! - **accounts stopped**: the accounts service is killed for 1 to 18 s (beyond the
+//!   executor's 15 s of retries, its account runs are left for a re-drive), then
+//!   started again;
+//! - **Postgres restarted**: the database stops (fast shutdown) for up to 2 s, then
+//!   starts again; every service reconnects.
+//!
+//! After every trial the sandbox ledger and the database must show: every item bought
+//! exactly once, every execution terminal, every status change recorded.
+//!
+//! The default run is small (3 trials, one per kind, for CI). The full run:
 //!
 //! ```sh
-//! scripts/crash-injection     # CUDLY_CRASH_TRIALS=200, nextest profile `long`
+//! scripts/crash-injection     # CUDLY_CRASH_TRIALS=300, nextest profile `long`
 //! ```
 //!
 //! `CUDLY_CRASH_SEED` replays a run; `CUDLY_CRASH_REPORT=FILE` also writes the summary
 //! to FILE.
 
-use std::collections::{HashMap, HashSet};
+mod drain;
+
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cudly_aws_sandbox::operations::{purchase_operation, sandbox_service};
-use cudly_aws_sandbox::{AccountSpec, FaultSpec, Ledger, Sandbox, SandboxConfig, Service};
-use cudly_common::grpc::client_channel;
-use cudly_proto::common::v1::{Recommendation, RecommendationDetails};
+use cudly_aws_sandbox::{AccountSpec, FaultSpec, Sandbox, SandboxConfig};
+use cudly_common::grpc::{Caller, client_channel};
 use cudly_proto::executor::v1::CreateExecutionRequest;
 use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
+use cudly_testkit::PrivatePostgres;
+use cudly_testkit::cluster::{Cluster, ClusterSpec};
 use cudly_testkit::rest::admin_json;
-use cudly_testkit::{TestDb, free_port};
+use drain::{Line, check, lines};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::Method;
@@ -42,154 +48,32 @@ const ACCOUNTS: usize = 4;
 /// Executions started per trial (each over every account).
 const EXECUTIONS_PER_TRIAL: usize = 2;
 /// Sandbox latency on every purchase operation, plus up to as much jitter: the window
-/// a kill can land in while a purchase is in flight.
+/// a fault can land in while a purchase is in flight.
 const PURCHASE_LATENCY_MS: u64 = 60;
-/// Longest a trial waits for its executions to end after the restart.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest a trial waits for its executions to end after the fault.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(150);
 
-const ADMIN_KEY: &str = "cudly-crash-injection-admin-key-0123456789";
-const PLANNER_TOKEN: &str = "crash-injection-planner-token-0123456789abcdef";
-
-/// One AWS service as the trials buy it: the recommendation, the sandbox service and
-/// the purchase action.
-struct Line {
-    recommendation: Recommendation,
-    service: Service,
-    purchase: &'static str,
+/// The fault a trial injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FaultKind {
+    ExecutorKilled,
+    AccountsStopped,
+    PostgresRestarted,
 }
 
-fn lines() -> Vec<Line> {
-    let base = Recommendation {
-        provider: "aws".to_owned(),
-        region: "us-east-1".to_owned(),
-        count: 1,
-        term: 1,
-        payment: "no-upfront".to_owned(),
-        all_accounts: true,
-        ..Recommendation::default()
-    };
-    let line = |service: &str, resource: &str, edit: &dyn Fn(&mut Recommendation)| {
-        let mut recommendation = Recommendation {
-            service: service.to_owned(),
-            resource_type: resource.to_owned(),
-            ..base.clone()
-        };
-        edit(&mut recommendation);
-        Line {
-            recommendation,
-            service: sandbox_service(service),
-            purchase: purchase_operation(service),
+impl FaultKind {
+    const ALL: [FaultKind; 3] = [
+        FaultKind::ExecutorKilled,
+        FaultKind::AccountsStopped,
+        FaultKind::PostgresRestarted,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            FaultKind::ExecutorKilled => "executor killed",
+            FaultKind::AccountsStopped => "accounts stopped",
+            FaultKind::PostgresRestarted => "postgres restarted",
         }
-    };
-    vec![
-        line("ec2", "m5.large", &|r| {
-            r.platform = Some("Linux/UNIX".to_owned());
-            r.details = Some(RecommendationDetails {
-                tenancy: Some("default".to_owned()),
-                offering_class: Some("standard".to_owned()),
-                ..RecommendationDetails::default()
-            });
-        }),
-        line("savingsplans", "Compute", &|r| {
-            r.details = Some(RecommendationDetails {
-                plan_type: Some("Compute".to_owned()),
-                hourly_commitment: Some("1.25".to_owned()),
-                ..RecommendationDetails::default()
-            });
-        }),
-        line("rds", "db.r5.large", &|r| {
-            r.engine = Some("postgresql".to_owned());
-            r.payment = "all-upfront".to_owned();
-        }),
-        line("elasticache", "cache.m5.large", &|r| {
-            r.engine = Some("redis".to_owned());
-            r.payment = "partial-upfront".to_owned();
-        }),
-        line("memorydb", "db.r6g.large", &|_| {}),
-        line("opensearch", "r6g.large.search", &|_| {}),
-        line("redshift", "dc2.large", &|r| {
-            r.payment = "all-upfront".to_owned();
-        }),
-    ]
-}
-
-/// The `cudly` process and how to start it again.
-struct System {
-    /// A copy of the `cudly` binary: a rebuild during a long run must not swap it.
-    binary: PathBuf,
-    child: Option<tokio::process::Child>,
-    env: Vec<(String, String)>,
-    log: PathBuf,
-    gateway: SocketAddr,
-    executor: SocketAddr,
-    http: reqwest::Client,
-}
-
-impl System {
-    async fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = tokio::process::Command::new(&self.binary)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the cudly binary starts");
-        self.child = Some(child);
-        let ready = self.url("/health/readyz");
-        let started = Instant::now();
-        loop {
-            if let Ok(response) = self.http.get(&ready).send().await
-                && response.status() == 200
-            {
-                return;
-            }
-            if let Some(child) = &mut self.child
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!(
-                    "cudly exited at start ({status}); see {}",
-                    self.log.display()
-                );
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "cudly not ready in 60 s; see {}",
-                self.log.display()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGKILL: no shutdown hook runs, leases stay behind.
-    async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.start_kill().unwrap();
-            child.wait().await.unwrap();
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.gateway)
-    }
-
-    async fn admin(
-        &self,
-        method: Method,
-        path: &str,
-        body: serde_json::Value,
-    ) -> serde_json::Value {
-        let (status, reply) = admin_json(&self.http, &self.url(path), ADMIN_KEY, method, &body)
-            .await
-            .unwrap();
-        assert!(status.is_success(), "{path}: {status} {reply}");
-        reply
     }
 }
 
@@ -197,6 +81,7 @@ impl System {
 #[derive(Debug, Default)]
 struct Tally {
     trials: usize,
+    trials_by_kind: [usize; 3],
     executions: usize,
     items: usize,
     double_purchases: usize,
@@ -205,7 +90,7 @@ struct Tally {
     unrecorded_changes: usize,
     orphan_commitments: usize,
     drop_faults: usize,
-    kills_during_purchase: usize,
+    faults_during_purchase: usize,
 }
 
 impl Tally {
@@ -218,8 +103,20 @@ impl Tally {
     }
 }
 
+/// What a trial acts on.
+struct World {
+    cluster: Cluster,
+    postgres: PrivatePostgres,
+    sandbox: cudly_aws_sandbox::SandboxHandle,
+    pool: PgPool,
+    lines: Vec<Line>,
+    account_ids: Vec<String>,
+    external_ids: Vec<String>,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn killed_executors_never_buy_twice_lose_nothing_and_leave_nothing_running() {
+async fn executors_killed_accounts_stopped_and_postgres_restarted_never_buy_twice_lose_nothing_or_leave_anything_running()
+ {
     let trials: usize = std::env::var("CUDLY_CRASH_TRIALS")
         .ok()
         .and_then(|value| value.parse().ok())
@@ -230,7 +127,48 @@ async fn killed_executors_never_buy_twice_lose_nothing_and_leave_nothing_running
         .unwrap_or_else(rand::random);
     println!("crash injection: {trials} trials, seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
+    let mut world = start_world().await;
 
+    let mut tally = Tally::default();
+    let mut report = String::new();
+    for trial in 1..=trials {
+        let kind = FaultKind::ALL[(trial - 1) % FaultKind::ALL.len()];
+        let outcome = run_trial(trial, kind, &mut rng, &mut world, &mut tally).await;
+        println!("{outcome}");
+        writeln!(report, "{outcome}").unwrap();
+    }
+
+    let summary = format!(
+        "crash injection, seed {seed}: {} trials ({} executor killed, {} accounts stopped, \
+         {} postgres restarted), {} executions, {} items; double purchases {}, lost items {}, \
+         unterminated executions {}, unrecorded status changes {}, commitments without an \
+         item {}; drop-after-commit faults {}, faults with a purchase in flight {}",
+        tally.trials,
+        tally.trials_by_kind[0],
+        tally.trials_by_kind[1],
+        tally.trials_by_kind[2],
+        tally.executions,
+        tally.items,
+        tally.double_purchases,
+        tally.lost_items,
+        tally.unterminated,
+        tally.unrecorded_changes,
+        tally.orphan_commitments,
+        tally.drop_faults,
+        tally.faults_during_purchase,
+    );
+    println!("{summary}");
+    if let Ok(path) = std::env::var("CUDLY_CRASH_REPORT") {
+        std::fs::write(&path, format!("{report}{summary}\n")).unwrap();
+    }
+    let logs = world.cluster.log_tails(30);
+    world.cluster.stop().await;
+    assert!(tally.clean(), "{summary}\n{logs}");
+}
+
+/// Starts the sandbox, a private Postgres, one process of each service, and registers
+/// the accounts.
+async fn start_world() -> World {
     let host_key = format!(
         "AKIACRASHHOST{}",
         &Uuid::new_v4().simple().to_string()[..7].to_ascii_uppercase()
@@ -241,25 +179,9 @@ async fn killed_executors_never_buy_twice_lose_nothing_and_leave_nothing_running
     ))
     .await
     .unwrap();
-    let db = TestDb::create().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let gateway: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let executor: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let postgres = PrivatePostgres::start().await.unwrap();
+    let database_url = postgres.url("postgres");
     let env: Vec<(String, String)> = [
-        ("DATABASE_URL", db.url().to_owned()),
-        ("REDIS_URL", "redis://127.0.0.1:6379/".to_owned()),
-        (
-            "CUDLY_DEV_DIR",
-            dir.path().join("dev").display().to_string(),
-        ),
-        ("CUDLY_GATEWAY_ADDR", gateway.to_string()),
-        ("CUDLY_EXECUTOR_ADDR", executor.to_string()),
-        ("CUDLY_BOOTSTRAP_ADMIN_KEY", ADMIN_KEY.to_owned()),
-        ("CUDLY_INTERNAL_TOKEN_PLANNER", PLANNER_TOKEN.to_owned()),
-        (
-            "CUDLY_LOCK_KEY_PREFIX",
-            format!("crash:{}:", Uuid::new_v4().simple()),
-        ),
         ("CUDLY_STRANDED_RUNNING_AFTER", "2s".to_owned()),
         ("CUDLY_STRANDED_APPROVED_AFTER", "2s".to_owned()),
         ("CUDLY_SWEEP_INTERVAL", "1s".to_owned()),
@@ -277,23 +199,18 @@ async fn killed_executors_never_buy_twice_lose_nothing_and_leave_nothing_running
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let binary = dir.path().join("cudly");
-    std::fs::copy(env!("CARGO_BIN_EXE_cudly"), &binary).unwrap();
-    let mut system = System {
-        binary,
-        child: None,
+    let cluster = Cluster::start(ClusterSpec {
+        executors: 1,
+        sweepers: 1,
+        database_url: database_url.clone(),
+        redis_url: std::env::var("REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned()),
         env,
-        log: dir.path().join("cudly.log"),
-        gateway,
-        executor,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
-    };
-    system.start().await;
+    })
+    .await
+    .unwrap();
 
-    // Accounts, registered once through the gateway.
+    let http = reqwest::Client::new();
     let mut account_ids = Vec::new();
     let mut external_ids = Vec::new();
     for index in 0..ACCOUNTS {
@@ -303,22 +220,26 @@ async fn killed_executors_never_buy_twice_lose_nothing_and_leave_nothing_running
         sandbox
             .add_account(AccountSpec::new(&external_id).with_access_key(&key_id, &secret))
             .await;
-        let account = system
-            .admin(
-                Method::POST,
-                "/api/accounts",
-                json!({"name": format!("crash {index}"), "provider": "aws", "external_id": external_id,
-                    "aws_auth_mode": "access_keys",
-                    "credentials": {"type": "aws_access_keys", "access_key_id": key_id,
-                                    "secret_access_key": secret}}),
-            )
-            .await;
+        let body = json!({"name": format!("crash {index}"), "provider": "aws", "external_id": external_id,
+            "aws_auth_mode": "access_keys",
+            "credentials": {"type": "aws_access_keys", "access_key_id": key_id,
+                            "secret_access_key": secret}});
+        let (status, account) = admin_json(
+            &http,
+            &format!("{}/api/accounts", cluster.gateway_url()),
+            cluster.admin_key(),
+            Method::POST,
+            &body,
+        )
+        .await
+        .unwrap();
+        assert!(status.is_success(), "{status} {account}");
         account_ids.push(account["id"].as_str().unwrap().to_owned());
         external_ids.push(external_id);
     }
-    // Latency on every purchase action: kills land while purchases are in flight.
-    let all_lines = lines();
-    for line in &all_lines {
+    // Latency on every purchase action: faults land while purchases are in flight.
+    let lines = lines();
+    for line in &lines {
         sandbox
             .add_fault(
                 FaultSpec::on(line.service, line.purchase)
@@ -326,82 +247,70 @@ async fn killed_executors_never_buy_twice_lose_nothing_and_leave_nothing_running
             )
             .await;
     }
-
-    let pool = db.pool("executor").await.unwrap();
-    let mut tally = Tally::default();
-    let mut report = String::new();
-    for trial in 1..=trials {
-        let outcome = run_trial(
-            trial,
-            &mut rng,
-            &mut system,
-            &sandbox,
-            &pool,
-            &all_lines,
-            &account_ids,
-            &external_ids,
-            &mut tally,
-        )
-        .await;
-        println!("{outcome}");
-        writeln!(report, "{outcome}").unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("SET search_path TO executor")
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .connect_lazy(&database_url)
+        .unwrap();
+    World {
+        cluster,
+        postgres,
+        sandbox,
+        pool,
+        lines,
+        account_ids,
+        external_ids,
     }
-    system.kill().await;
-
-    let summary = format!(
-        "crash injection, seed {seed}: {} trials, {} executions, {} items; \
-         double purchases {}, lost items {}, unterminated executions {}, \
-         unrecorded status changes {}, commitments without an item {}; \
-         drop-after-commit faults {}, kills with a purchase in flight {}",
-        tally.trials,
-        tally.executions,
-        tally.items,
-        tally.double_purchases,
-        tally.lost_items,
-        tally.unterminated,
-        tally.unrecorded_changes,
-        tally.orphan_commitments,
-        tally.drop_faults,
-        tally.kills_during_purchase,
-    );
-    println!("{summary}");
-    if let Ok(path) = std::env::var("CUDLY_CRASH_REPORT") {
-        std::fs::write(&path, format!("{report}{summary}\n")).unwrap();
-    }
-    assert!(
-        tally.clean(),
-        "{summary}\nthe end of the process log:\n{}",
-        log_tail(&system.log)
-    );
 }
 
-/// One trial: start executions, kill at a random moment, restart, wait, check.
-#[allow(clippy::too_many_arguments)]
+/// Runs a query again until the database answers (it may be restarting).
+async fn query_until_it_answers<T, F, Fut>(mut query: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let started = Instant::now();
+    loop {
+        match query().await {
+            Ok(value) => return value,
+            Err(_) if started.elapsed() < Duration::from_secs(60) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("the database stayed unavailable: {error}"),
+        }
+    }
+}
+
+/// One trial: start executions, inject `kind` at a random moment, wait, check.
 async fn run_trial(
     trial: usize,
+    kind: FaultKind,
     rng: &mut StdRng,
-    system: &mut System,
-    sandbox: &cudly_aws_sandbox::SandboxHandle,
-    pool: &PgPool,
-    all_lines: &[Line],
-    account_ids: &[String],
-    external_ids: &[String],
+    world: &mut World,
     tally: &mut Tally,
 ) -> String {
-    // Three services per trial, rotating so every service is bought under kills.
+    // Three services per trial, rotating so every service is bought under every kind.
     let picked: Vec<&Line> = (0..3)
-        .map(|offset| &all_lines[(trial * 3 + offset) % all_lines.len()])
+        .map(|offset| &world.lines[(trial * 3 + offset) % world.lines.len()])
         .collect();
     // Half the trials lose one purchase response after the commit.
     let dropped = rng.random_bool(0.5).then(|| {
         let line = picked[rng.random_range(0..picked.len())];
-        let account = &external_ids[rng.random_range(0..external_ids.len())];
+        let account = &world.external_ids[rng.random_range(0..world.external_ids.len())];
         (line, account.clone())
     });
     let mut drop_fault = None;
     if let Some((line, account)) = &dropped {
         drop_fault = Some(
-            sandbox
+            world
+                .sandbox
                 .add_fault(
                     FaultSpec::on(line.service, line.purchase)
                         .for_account(account.clone())
@@ -415,8 +324,8 @@ async fn run_trial(
 
     let mut executor = ExecutorServiceClient::new(
         client_channel(
-            &format!("http://{}", system.executor),
-            &secrecy::SecretString::from(PLANNER_TOKEN),
+            &format!("http://{}", world.cluster.process("executor-0").addr),
+            &world.cluster.internal_token(Caller::Planner),
             Duration::from_secs(30),
         )
         .unwrap(),
@@ -425,7 +334,7 @@ async fn run_trial(
     for _ in 0..EXECUTIONS_PER_TRIAL {
         let created = executor
             .create_execution(CreateExecutionRequest {
-                target_account_ids: account_ids.to_vec(),
+                target_account_ids: world.account_ids.clone(),
                 recommendations: picked
                     .iter()
                     .map(|line| line.recommendation.clone())
@@ -442,44 +351,75 @@ async fn run_trial(
     }
 
     // A run of 4 accounts x 3 purchases takes about 3 x 2 x latency per account, in
-    // parallel: kill anywhere from at once to a little after.
-    let kill_after = Duration::from_millis(rng.random_range(0..=(8 * PURCHASE_LATENCY_MS)));
-    tokio::time::sleep(kill_after).await;
-    let in_flight: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM purchase_attempts WHERE root_id = ANY($1) AND state = 'in_flight' AND sent_at IS NOT NULL",
-    )
-    .bind(&roots)
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    system.kill().await;
+    // parallel: inject anywhere from at once to a little after. Account runs resolve
+    // their credentials as they start, so the accounts service stops early.
+    let latest = match kind {
+        FaultKind::AccountsStopped => PURCHASE_LATENCY_MS,
+        _ => 8 * PURCHASE_LATENCY_MS,
+    };
+    let fault_after = Duration::from_millis(rng.random_range(0..=latest));
+    tokio::time::sleep(fault_after).await;
+    let in_flight: i64 = query_until_it_answers(|| {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM purchase_attempts WHERE root_id = ANY($1) AND state = 'in_flight' AND sent_at IS NOT NULL",
+        )
+        .bind(&roots)
+        .fetch_one(&world.pool)
+    })
+    .await;
     if in_flight > 0 {
-        tally.kills_during_purchase += 1;
+        tally.faults_during_purchase += 1;
     }
-    tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
-    system.start().await;
+    let outage = match kind {
+        FaultKind::ExecutorKilled => {
+            world.cluster.kill("executor-0").await.unwrap();
+            let outage = Duration::from_millis(rng.random_range(0..300));
+            tokio::time::sleep(outage).await;
+            world.cluster.start_process("executor-0").await.unwrap();
+            outage
+        }
+        FaultKind::AccountsStopped => {
+            world.cluster.kill("accounts").await.unwrap();
+            let outage = Duration::from_millis(rng.random_range(1_000..18_000));
+            tokio::time::sleep(outage).await;
+            world.cluster.start_process("accounts").await.unwrap();
+            outage
+        }
+        FaultKind::PostgresRestarted => {
+            world.postgres.stop().await.unwrap();
+            let outage = Duration::from_millis(rng.random_range(0..2_000));
+            tokio::time::sleep(outage).await;
+            world.postgres.start_again().await.unwrap();
+            outage
+        }
+    };
 
     let started = Instant::now();
     loop {
-        let live: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM executions WHERE (id = ANY($1) OR parent_id = ANY($1)) \
-             AND status IN ('pending', 'approved', 'running')",
-        )
-        .bind(&roots)
-        .fetch_one(pool)
-        .await
-        .unwrap();
+        let live: i64 = query_until_it_answers(|| {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM executions WHERE (id = ANY($1) OR parent_id = ANY($1)) \
+                 AND status IN ('pending', 'approved', 'running')",
+            )
+            .bind(&roots)
+            .fetch_one(&world.pool)
+        })
+        .await;
         if live == 0 || started.elapsed() > SETTLE_TIMEOUT {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     if let Some(id) = drop_fault {
-        sandbox.remove_fault(id).await;
+        world.sandbox.remove_fault(id).await;
     }
 
-    let found = check(pool, &sandbox.ledger().await, &roots).await;
+    let found = check(&world.pool, &world.sandbox.ledger().await, &roots).await;
     tally.trials += 1;
+    tally.trials_by_kind[FaultKind::ALL
+        .iter()
+        .position(|known| *known == kind)
+        .unwrap_or_default()] += 1;
     tally.executions += found.executions;
     tally.items += found.items;
     tally.double_purchases += found.double_purchases;
@@ -488,14 +428,16 @@ async fn run_trial(
     tally.unrecorded_changes += found.unrecorded_changes;
     tally.orphan_commitments = found.orphan_commitments;
     format!(
-        "trial {trial}: {} killed after {} ms ({in_flight} purchases in flight){}; settled in {:.1} s: \
-         {} items, double {}, lost {}, unterminated {}, unrecorded {}, orphans {}",
+        "trial {trial}: {} after {} ms for {} ms ({in_flight} purchases in flight), {}{}; \
+         settled in {:.1} s: {} items, double {}, lost {}, unterminated {}, unrecorded {}, orphans {}",
+        kind.name(),
+        fault_after.as_millis(),
+        outage.as_millis(),
         picked
             .iter()
             .map(|line| line.recommendation.service.as_str())
             .collect::<Vec<_>>()
             .join("+"),
-        kill_after.as_millis(),
         dropped
             .as_ref()
             .map(|(line, _)| format!(", one {} response lost", line.recommendation.service))
@@ -508,114 +450,4 @@ async fn run_trial(
         found.unrecorded_changes,
         found.orphan_commitments,
     )
-}
-
-#[derive(Debug, Default)]
-struct Found {
-    executions: usize,
-    items: usize,
-    double_purchases: usize,
-    lost_items: usize,
-    unterminated: usize,
-    unrecorded_changes: usize,
-    orphan_commitments: usize,
-}
-
-/// Compares the database with the sandbox ledger for the trial's `roots`, and every
-/// commitment in the ledger with every item ever recorded.
-async fn check(pool: &PgPool, ledger: &Ledger, roots: &[Uuid]) -> Found {
-    let mut found = Found::default();
-    let executions: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT id, status FROM executions WHERE id = ANY($1) OR parent_id = ANY($1)",
-    )
-    .bind(roots)
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    found.executions = executions.len();
-    for (id, status) in &executions {
-        if matches!(status.as_str(), "pending" | "approved" | "running") {
-            found.unterminated += 1;
-        }
-        // The transitions chain from creation to the current status, link by link.
-        let chain: Vec<(Option<String>, String)> = sqlx::query_as(
-            "SELECT from_status, to_status FROM status_transitions WHERE execution_id = $1 ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(pool)
-        .await
-        .unwrap();
-        let mut previous: Option<&str> = None;
-        let mut broken = chain.is_empty();
-        for (from, to) in &chain {
-            if from.as_deref() != previous {
-                broken = true;
-            }
-            previous = Some(to.as_str());
-        }
-        if previous != Some(status.as_str()) {
-            broken = true;
-        }
-        if broken {
-            found.unrecorded_changes += 1;
-        }
-    }
-
-    // Ledger commitments by every key they count under, and by id.
-    let mut by_key: HashMap<String, HashSet<&str>> = HashMap::new();
-    for commitment in &ledger.commitments {
-        for key in commitment.token_keys() {
-            by_key
-                .entry(key)
-                .or_default()
-                .insert(commitment.commitment_id.as_str());
-        }
-    }
-    let items: Vec<(String, String, Option<String>)> = sqlx::query_as(
-        "SELECT i.idempotency_token, i.status, i.commitment_id FROM execution_items i \
-         JOIN executions c ON c.id = i.execution_id WHERE c.parent_id = ANY($1)",
-    )
-    .bind(roots)
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    found.items = items.len();
-    for (token, status, commitment_id) in &items {
-        // The token tag (or Savings Plans client token) names the item's commitments;
-        // reservation ids are shortened tokens, so the recorded id is matched as well.
-        let mut commitments: HashSet<&str> = by_key.get(token).cloned().unwrap_or_default();
-        if let Some(id) = commitment_id
-            && let Some(commitment) = ledger.commitments.iter().find(|c| &c.commitment_id == id)
-        {
-            commitments.insert(commitment.commitment_id.as_str());
-        }
-        if commitments.len() > 1 {
-            found.double_purchases += commitments.len() - 1;
-        }
-        if status != "bought" || commitments.is_empty() {
-            found.lost_items += 1;
-        }
-    }
-
-    // Every commitment in the cloud belongs to a bought item (ever).
-    let recorded: HashSet<String> = sqlx::query_scalar::<_, String>(
-        "SELECT commitment_id FROM execution_items WHERE commitment_id IS NOT NULL",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap()
-    .into_iter()
-    .collect();
-    found.orphan_commitments = ledger
-        .commitments
-        .iter()
-        .filter(|commitment| !recorded.contains(&commitment.commitment_id))
-        .count();
-    found
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
 }
