@@ -345,6 +345,40 @@ pub async fn recorded_commitment_ids(
     .map_err(ExecutorError::db("reading recorded commitments"))
 }
 
+/// Returns how many other tokens' purchases of `offering_id` × `count` in the account
+/// were sent and recorded no commitment yet (in flight, or in doubt): each may have
+/// bought one commitment that no attempt recorded so far, and will adopt it when it is
+/// reconciled. One token is excluded: the caller's own.
+pub async fn unrecorded_sends_of_offering(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    service: &str,
+    offering_id: &str,
+    count: u32,
+    own_token: &str,
+) -> ExecutorResult<usize> {
+    let sends: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM purchase_attempts a \
+         WHERE a.cloud_account_id = $1 AND a.service = $2 AND a.offering_id = $3 \
+           AND a.idempotency_token <> $5 AND a.sent_at IS NOT NULL \
+           AND a.commitment_id IS NULL AND a.state IN ('in_flight', 'in_doubt') \
+           AND EXISTS (SELECT 1 FROM execution_items i \
+                       WHERE i.idempotency_token = a.idempotency_token \
+                         AND (i.recommendation->>'count')::bigint = $4)",
+    )
+    .bind(account_id)
+    .bind(service)
+    .bind(offering_id)
+    .bind(i64::from(count))
+    .bind(own_token)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(ExecutorError::db(
+        "counting unrecorded sends of an offering",
+    ))?;
+    Ok(usize::try_from(sends).unwrap_or(usize::MAX))
+}
+
 /// The outcome of an operator's resolution.
 #[derive(Debug, Clone)]
 pub enum Resolution {

@@ -507,7 +507,10 @@ impl ItemRun<'_, '_> {
     /// untagged commitment of this shape that no attempt recorded, bought since the
     /// lineage began, may be this token's from an attempt whose row a database failover
     /// lost. Buying then could buy twice: the attempt is in doubt instead (an operator
-    /// who resolves it as not bought lets a retry buy). A failed look-up refuses to buy.
+    /// who resolves it as not bought lets a retry buy). Commitments that other tokens'
+    /// sent and unrecorded purchases of the same offering and count can account for (a
+    /// concurrent execution whose run died after sending) are theirs to adopt, one
+    /// each: only more than that is doubt. A failed look-up refuses to buy.
     async fn check_unrecorded(&mut self, offering: &str) -> ExecutorResult<Option<ItemEnd>> {
         let mut conn = self.ctx.acquire().await?;
         let (lineage_start, database_now) =
@@ -516,6 +519,15 @@ impl ItemRun<'_, '_> {
             &mut conn,
             self.ctx.account_id,
             self.service().name(),
+        )
+        .await?;
+        let others_unrecorded = attempts::unrecorded_sends_of_offering(
+            &mut conn,
+            self.ctx.account_id,
+            self.service().name(),
+            offering,
+            self.spec.count,
+            self.token(),
         )
         .await?;
         drop(conn);
@@ -536,6 +548,14 @@ impl ItemRun<'_, '_> {
                 Ok(Some(self.failed_definitely(&problem).await?))
             }
             Ok(candidates) if candidates.is_empty() => Ok(None),
+            Ok(candidates) if candidates.len() <= others_unrecorded => {
+                tracing::info!(
+                    candidates = candidates.len(),
+                    others_unrecorded,
+                    "unrecorded commitments of this shape belong to other sent purchases: buying"
+                );
+                Ok(None)
+            }
             Ok(candidates) => {
                 let ids: Vec<&str> = candidates
                     .iter()

@@ -414,6 +414,82 @@ async fn an_unrecorded_untagged_commitment_of_the_shape_stops_the_first_send_unt
 }
 
 #[tokio::test]
+async fn an_unrecorded_commitment_that_another_sent_purchase_accounts_for_does_not_stop_a_send() {
+    let world = world().await;
+    let account = world.add_account("concurrent", true).await;
+    // B is asked for first, so its lineage began before A's purchase.
+    let second = world
+        .create_direct(&account, vec![recommendation(AwsService::Ec2)])
+        .await;
+    // A buys the same shape; its tag call fails, so its commitment is untagged.
+    world
+        .stack
+        .sandbox()
+        .add_fault(
+            FaultSpec::on(sandbox_service(AwsService::Ec2.name()), "CreateTags")
+                .for_account(&account.external_id)
+                .error(FaultError::AccessDenied)
+                .times(1),
+        )
+        .await;
+    let first = world
+        .buy(&account, vec![recommendation(AwsService::Ec2)])
+        .await;
+    let first_id = first["id"].as_str().unwrap();
+    // A's run died after sending, before recording: its commitment is recorded on no
+    // attempt, and A's attempt is in flight. Its lease looks fresh, so nothing re-drives
+    // it before B runs.
+    rewind_to_a_crash_after_buying(&world, first_id).await;
+    sqlx::query("UPDATE executions SET heartbeat_at = now() WHERE id = $1::uuid")
+        .bind(first_id)
+        .execute(&world.pool)
+        .await
+        .unwrap();
+
+    // B finds the untagged commitment, which A's sent purchase accounts for: it buys.
+    world.approve(&second).await;
+    let done = world.wait_terminal(second["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+
+    // A is re-driven and adopts its own commitment.
+    sqlx::query(
+        "UPDATE executions SET heartbeat_at = now() - interval '1 hour' WHERE id = $1::uuid",
+    )
+    .bind(first_id)
+    .execute(&world.pool)
+    .await
+    .unwrap();
+    let reply = world
+        .executor_client(Caller::Sweeper)
+        .redrive(RedriveRequest {
+            execution_id: first_id.to_owned(),
+            fencing: Some(Fencing {
+                task: "recover_stranded".to_owned(),
+                token: 1,
+            }),
+            expected_attempt: Some(0),
+        })
+        .await
+        .expect("re-drive answered")
+        .into_inner();
+    assert!(reply.accepted, "{reply:?}");
+    let again = world.wait_terminal(first_id).await;
+    assert_eq!(again["status"], "completed", "{again}");
+    let ledger = world.ledger().await;
+    assert_eq!(ledger.commitments.len(), 2, "one each: {ledger:?}");
+    let bought: std::collections::HashSet<&str> = [&again, &done]
+        .iter()
+        .map(|execution| {
+            children(execution)[0]["items"][0]["commitment_id"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(bought.len(), 2, "each item names its own commitment");
+    assert_eq!(world.purchase_calls().await, 2, "nothing bought again");
+}
+
+#[tokio::test]
 async fn an_ec2_tag_missed_before_a_crash_is_written_when_the_attempt_is_next_seen() {
     let world = world().await;
     let account = world.add_account("untagged", true).await;
