@@ -429,7 +429,7 @@ async fn run_trial(
     tally.orphan_commitments = found.orphan_commitments;
     format!(
         "trial {trial}: {} after {} ms for {} ms ({in_flight} purchases in flight), {}{}; \
-         settled in {:.1} s: {} items, double {}, lost {}, unterminated {}, unrecorded {}, orphans {}",
+         settled in {:.1} s: {} items, double {}, lost {}, unterminated {}, unrecorded {}, orphans {}{}",
         kind.name(),
         fault_after.as_millis(),
         outage.as_millis(),
@@ -449,5 +449,10 @@ async fn run_trial(
         found.unterminated,
         found.unrecorded_changes,
         found.orphan_commitments,
+        found
+            .lost_reasons
+            .iter()
+            .map(|reason| format!("\n  lost: {reason}"))
+            .collect::<String>(),
     )
 }

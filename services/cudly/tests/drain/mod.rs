@@ -80,6 +80,8 @@ pub struct Found {
     pub items: usize,
     pub double_purchases: usize,
     pub lost_items: usize,
+    /// Why each lost item was not bought: its status and stored error.
+    pub lost_reasons: Vec<String>,
     pub unterminated: usize,
     pub unrecorded_changes: usize,
     pub orphan_commitments: usize,
@@ -135,8 +137,8 @@ pub async fn check(pool: &PgPool, ledger: &Ledger, roots: &[Uuid]) -> Found {
                 .insert(commitment.commitment_id.as_str());
         }
     }
-    let items: Vec<(String, String, Option<String>)> = sqlx::query_as(
-        "SELECT i.idempotency_token, i.status, i.commitment_id FROM execution_items i \
+    let items: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT i.idempotency_token, i.status, i.commitment_id, i.error FROM execution_items i \
          JOIN executions c ON c.id = i.execution_id WHERE c.parent_id = ANY($1)",
     )
     .bind(roots)
@@ -144,7 +146,7 @@ pub async fn check(pool: &PgPool, ledger: &Ledger, roots: &[Uuid]) -> Found {
     .await
     .unwrap();
     found.items = items.len();
-    for (token, status, commitment_id) in &items {
+    for (token, status, commitment_id, error) in &items {
         // The token tag (or Savings Plans client token) names the item's commitments;
         // reservation ids are shortened tokens, so the recorded id is matched as well.
         let mut commitments: HashSet<&str> = by_key.get(token).cloned().unwrap_or_default();
@@ -158,6 +160,10 @@ pub async fn check(pool: &PgPool, ledger: &Ledger, roots: &[Uuid]) -> Found {
         }
         if status != "bought" || commitments.is_empty() {
             found.lost_items += 1;
+            found.lost_reasons.push(format!(
+                "{status}: {}",
+                error.as_deref().unwrap_or("no error")
+            ));
         }
     }
 

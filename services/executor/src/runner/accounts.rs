@@ -60,13 +60,7 @@ pub async fn resolve(
         match client.clone().resolve_credentials(request).await {
             Ok(response) => return into_resolved(response.into_inner()),
             Err(status) => {
-                let retriable = matches!(
-                    status.code(),
-                    tonic::Code::Unavailable
-                        | tonic::Code::DeadlineExceeded
-                        | tonic::Code::Cancelled
-                ) && status.details().is_empty();
-                if !retriable {
+                if !is_outage(&status) {
                     return Err(ResolveFailure::Refused(describe(&status)));
                 }
                 let Some(pause) = pauses.next() else {
@@ -116,18 +110,54 @@ fn into_resolved(
     })
 }
 
+/// Returns whether a failed call says nothing about the account, so the run waits and
+/// retries rather than failing its items: the call never reached the accounts
+/// service's logic, whatever the code (a connection reset mid-call is `Unknown`
+/// "transport error"), since the service answers every refusal with error details.
+fn is_outage(status: &tonic::Status) -> bool {
+    status.details().is_empty()
+}
+
 /// Describes a refusal of the accounts service without any secret.
 fn describe(status: &tonic::Status) -> String {
     let error = ApiError::from_status(status);
     let detail = cudly_aws::error::scrub(&error.message);
-    let transport_failure = status.details().is_empty()
-        && matches!(
-            status.code(),
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
-        );
     match status.code() {
         tonic::Code::NotFound => "the account does not exist any more".to_owned(),
-        _ if transport_failure => "accounts service unavailable".to_owned(),
         _ => format!("credentials could not be resolved: {detail}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_cut_off_in_transport_is_an_outage_whatever_its_code() {
+        for code in [
+            tonic::Code::Unknown,
+            tonic::Code::Unavailable,
+            tonic::Code::Internal,
+            tonic::Code::Cancelled,
+        ] {
+            assert!(
+                is_outage(&tonic::Status::new(code, "transport error")),
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refusal_of_the_accounts_service_is_not_an_outage() {
+        let refusals = [
+            ApiError::not_found("account not found"),
+            ApiError::unauthenticated("unknown internal token"),
+        ];
+        for refusal in refusals {
+            assert!(
+                !is_outage(&tonic::Status::from(refusal.clone())),
+                "{refusal:?}"
+            );
+        }
     }
 }
