@@ -12,6 +12,7 @@ use crate::error::SandboxResult;
 use crate::faults::{ActiveFault, FaultId, FaultSpec};
 use crate::ledger::{Commitment, Ledger};
 use crate::persistence::Store;
+use crate::purchase_concurrency::{OpenPurchase, PurchaseConcurrency, PurchaseGauge};
 use crate::service::Service;
 use crate::state::SandboxState;
 
@@ -33,6 +34,9 @@ pub(crate) struct App {
     state: Mutex<SandboxState>,
     store: Option<Mutex<Store>>,
     config: SandboxConfig,
+    /// Outside the state: it is neither persisted nor reset, and a call is counted
+    /// without taking the lock.
+    purchases: PurchaseGauge,
 }
 
 impl App {
@@ -70,6 +74,7 @@ impl App {
             state: Mutex::new(state),
             store,
             config,
+            purchases: PurchaseGauge::default(),
         })
     }
 
@@ -183,6 +188,20 @@ impl App {
         let accounts = self.config.load_accounts()?;
         self.mutate(|state| state.reset(accounts));
         Ok(())
+    }
+
+    /// Counts the call of `operation` of `service` as an open purchase until the returned
+    /// guard drops, when it is one.
+    pub fn open_purchase(&self, service: Service, operation: &str) -> Option<OpenPurchase<'_>> {
+        self.purchases.enter(service, operation)
+    }
+
+    pub fn purchase_concurrency(&self) -> PurchaseConcurrency {
+        self.purchases.read()
+    }
+
+    pub fn reset_purchase_peak(&self) {
+        self.purchases.reset_peak();
     }
 
     pub fn state_path(&self) -> Option<PathBuf> {

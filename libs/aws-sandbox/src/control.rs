@@ -1,5 +1,6 @@
 //! The control API under `/_sandbox/`: accounts, faults, behaviour switches, ledger,
-//! state and reset, in JSON, for tests and demos that drive the sandbox over HTTP.
+//! state, purchase concurrency and reset, in JSON, for tests and demos that drive the
+//! sandbox over HTTP.
 
 use std::sync::Arc;
 
@@ -34,6 +35,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route(
             "/_sandbox/behaviour",
             post(update_behaviour).get(get_behaviour),
+        )
+        .route(
+            "/_sandbox/purchase-concurrency",
+            get(purchase_concurrency).delete(reset_purchase_peak),
         )
         .route("/_sandbox/reset", post(reset))
         .with_state(app)
@@ -148,6 +153,15 @@ async fn update_behaviour(
     let update: BehaviourUpdate =
         serde_json::from_value(value).map_err(|error| invalid(error.to_string()))?;
     Ok(Json(app.update_behaviour(update)?))
+}
+
+async fn purchase_concurrency(State(app): State<Arc<App>>) -> impl IntoResponse {
+    Json(app.purchase_concurrency())
+}
+
+async fn reset_purchase_peak(State(app): State<Arc<App>>) -> StatusCode {
+    app.reset_purchase_peak();
+    StatusCode::NO_CONTENT
 }
 
 async fn reset(State(app): State<Arc<App>>) -> Result<StatusCode, ControlError> {

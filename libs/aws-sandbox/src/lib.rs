@@ -32,6 +32,7 @@ mod ledger;
 pub mod operations;
 mod persistence;
 mod protocol;
+mod purchase_concurrency;
 mod server;
 mod service;
 mod services;
@@ -49,5 +50,6 @@ pub use config::{
 pub use error::{SandboxError, SandboxResult};
 pub use faults::{ActiveFault, FaultError, FaultId, FaultSpec};
 pub use ledger::{CallOutcome, Commitment, IDEMPOTENCY_TAG_KEY, Ledger, LedgerCall};
+pub use purchase_concurrency::PurchaseConcurrency;
 pub use server::{Sandbox, SandboxHandle};
 pub use service::Service;

@@ -32,6 +32,7 @@ use crate::faults::{ActiveFault, FaultId, FaultSpec};
 use crate::identity;
 use crate::ledger::{CallOutcome, Ledger, LedgerCall};
 use crate::protocol::{self, AwsError, HttpResponse, Params, RawRequest};
+use crate::purchase_concurrency::PurchaseConcurrency;
 use crate::service::Service;
 use crate::services::{self, CallContext};
 
@@ -191,6 +192,19 @@ impl SandboxHandle {
         }
     }
 
+    /// Returns how many purchase calls (the seven services' purchases,
+    /// [`crate::operations::is_purchase`]) are open now and the most that were open at
+    /// once, so a load test can prove its client never exceeds its purchase limit.
+    pub fn purchase_concurrency(&self) -> PurchaseConcurrency {
+        self.app.purchase_concurrency()
+    }
+
+    /// Lowers the purchase peak to the purchases open now, so the next measurement
+    /// starts afresh.
+    pub fn reset_purchase_peak(&self) {
+        self.app.reset_purchase_peak();
+    }
+
     /// Returns the state file, when the sandbox persists.
     pub fn state_path(&self) -> Option<std::path::PathBuf> {
         self.app.state_path()
@@ -344,6 +358,11 @@ async fn handle_aws(app: &App, raw: RawRequest) -> Result<HttpResponse, DroppedR
     };
     let service = classified.service;
     let operation = classified.operation.as_str();
+    // A purchase is open from here until its response is produced, whatever it is (an
+    // error, a dropped connection, or none because the server dropped the call),
+    // injected latency included: that latency is the time AWS takes to answer, during
+    // which the purchase is in flight.
+    let _open_purchase = app.open_purchase(service, operation);
     let span = tracing::info_span!("aws_call", %service, operation);
     async {
         // Savings Plans is a global API: a plan bought through any region's client is

@@ -381,6 +381,31 @@ async fn metrics_after_a_plan_execution_show_executions_purchases_requests_and_s
             1.0
         );
     }
+    // The fan-out's bounds: every purchase call permit given back, one wait per
+    // purchase and per item, one account run.
+    assert_eq!(expect("executor_purchase_calls_in_flight", &[]), 0.0);
+    assert_eq!(
+        expect(
+            "executor_permit_wait_seconds_count",
+            &[("permit", "purchase_call")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        expect("executor_permit_wait_seconds_count", &[("permit", "item")]),
+        2.0
+    );
+    assert_eq!(
+        expect(
+            "executor_permit_wait_seconds_count",
+            &[("permit", "account")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        expect("executor_account_run_duration_seconds_count", &[]),
+        1.0
+    );
     // Requests per route and per RPC, with latency histograms.
     assert!(
         expect(

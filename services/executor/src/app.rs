@@ -19,10 +19,6 @@ use crate::service::Executor;
 /// Postgres schema owned by this service.
 pub const SCHEMA: &str = "executor";
 
-/// Connections kept besides two per concurrent account run (its own, and one for an
-/// offering lock while it buys EC2 or Redshift).
-const SPARE_CONNECTIONS: u32 = 10;
-
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct App {
@@ -44,10 +40,7 @@ impl App {
     /// Uses an already bound listener (the all-in-one binary binds every port first).
     pub fn from_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         config.runner.validate()?;
-        let max_connections = u32::try_from(config.runner.max_account_parallelism)
-            .unwrap_or(u32::MAX / 4)
-            .saturating_mul(2)
-            .saturating_add(SPARE_CONNECTIONS);
+        let max_connections = config.runner.database_connections();
         let pool = cudly_common::db::lazy_pool(&config.database_url, SCHEMA, max_connections)?;
         let cloud = AwsConnector::new(config.aws.clone());
         Ok(Self {

@@ -53,11 +53,21 @@ impl Config {
     }
 }
 
+/// Connections of the executor's pool for statements, besides those held by purchase
+/// locks ([`RunnerSettings::database_connections`]).
+const STATEMENT_CONNECTIONS: u32 = 20;
+
 /// Settings of the runner: fan-out bound, approval lifetime, lease timing, polling.
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
     /// Concurrent account runs across all executions (`CUDLY_MAX_ACCOUNT_PARALLELISM`).
     pub max_account_parallelism: usize,
+    /// Concurrent items of one account run (`CUDLY_MAX_ITEM_PARALLELISM`); items that
+    /// share a purchase lock still go one at a time.
+    pub max_item_parallelism: usize,
+    /// Purchase calls in flight across this process (`CUDLY_MAX_PURCHASE_CALLS`), so that
+    /// raising either parallelism never multiplies into unbounded connections.
+    pub max_purchase_calls: usize,
     /// Lifetime of an approval token (`CUDLY_APPROVAL_TTL`).
     pub approval_ttl: Duration,
     /// A running root whose heartbeat is older than this is stale
@@ -85,6 +95,8 @@ impl Default for RunnerSettings {
     fn default() -> Self {
         Self {
             max_account_parallelism: 20,
+            max_item_parallelism: 4,
+            max_purchase_calls: 64,
             approval_ttl: Duration::from_secs(7 * 86_400),
             stranded_running_after: defaults::STRANDED_RUNNING_AFTER,
             stranded_approved_after: defaults::STRANDED_APPROVED_AFTER,
@@ -109,6 +121,21 @@ impl RunnerSettings {
         (self.stranded_running_after / 3).max(Duration::from_millis(100))
     }
 
+    /// Returns the size of the executor's connection pool. A purchase lock (EC2,
+    /// Redshift) holds its own connection while its purchase is in flight, and is only
+    /// taken under a purchase-call permit, so at most this many: the smaller of the item
+    /// bound across all account runs and the call bound. Every other statement is short
+    /// and shares the rest, where waiting is queueing, not failure.
+    pub fn database_connections(&self) -> u32 {
+        let locks = self
+            .max_account_parallelism
+            .saturating_mul(self.max_item_parallelism)
+            .min(self.max_purchase_calls);
+        u32::try_from(locks)
+            .unwrap_or(u32::MAX / 2)
+            .saturating_add(STATEMENT_CONNECTIONS)
+    }
+
     /// Reads the runner settings over their defaults.
     pub fn read(env: &Env) -> ConfigResult<Self> {
         let defaults = Self::default();
@@ -117,6 +144,10 @@ impl RunnerSettings {
                 "CUDLY_MAX_ACCOUNT_PARALLELISM",
                 defaults.max_account_parallelism,
             )?,
+            max_item_parallelism: env
+                .parse("CUDLY_MAX_ITEM_PARALLELISM", defaults.max_item_parallelism)?,
+            max_purchase_calls: env
+                .parse("CUDLY_MAX_PURCHASE_CALLS", defaults.max_purchase_calls)?,
             approval_ttl: env.duration("CUDLY_APPROVAL_TTL", defaults.approval_ttl)?,
             stranded_running_after: env.duration(
                 "CUDLY_STRANDED_RUNNING_AFTER",
@@ -136,11 +167,17 @@ impl RunnerSettings {
 
     /// Fails naming the first setting out of range.
     pub fn validate(&self) -> ConfigResult<()> {
-        if self.max_account_parallelism == 0 {
-            return Err(ConfigError::new(
+        for (name, bound) in [
+            (
                 "CUDLY_MAX_ACCOUNT_PARALLELISM",
-                "must be at least 1",
-            ));
+                self.max_account_parallelism,
+            ),
+            ("CUDLY_MAX_ITEM_PARALLELISM", self.max_item_parallelism),
+            ("CUDLY_MAX_PURCHASE_CALLS", self.max_purchase_calls),
+        ] {
+            if bound == 0 {
+                return Err(ConfigError::new(name, "must be at least 1"));
+            }
         }
         if self.approval_ttl.is_zero() {
             return Err(ConfigError::new("CUDLY_APPROVAL_TTL", "must be positive"));
@@ -172,12 +209,24 @@ mod tests {
     }
 
     #[test]
-    fn a_parallelism_of_zero_is_refused() {
-        let settings = RunnerSettings {
-            max_account_parallelism: 0,
-            ..RunnerSettings::default()
-        };
-        assert!(settings.validate().is_err());
+    fn a_bound_of_zero_is_refused() {
+        let zeroed = [
+            RunnerSettings {
+                max_account_parallelism: 0,
+                ..RunnerSettings::default()
+            },
+            RunnerSettings {
+                max_item_parallelism: 0,
+                ..RunnerSettings::default()
+            },
+            RunnerSettings {
+                max_purchase_calls: 0,
+                ..RunnerSettings::default()
+            },
+        ];
+        for settings in zeroed {
+            assert!(settings.validate().is_err(), "{settings:?}");
+        }
         assert!(RunnerSettings::default().validate().is_ok());
     }
 }

@@ -1,5 +1,6 @@
 //! Prometheus figures of the executor: executions by the status they entered, purchases
-//! by service and outcome, and the latency of the purchase calls.
+//! by service and outcome, the latency of the purchase calls, and the fan-out's bounds
+//! (purchase calls in flight, waits for a permit, account run time).
 
 use std::time::Duration;
 
@@ -13,6 +14,34 @@ pub const EXECUTIONS_TOTAL: &str = "executor_executions_total";
 pub const PURCHASES_TOTAL: &str = "executor_purchases_total";
 /// Purchase calls to AWS, by service and result.
 pub const PURCHASE_CALL_DURATION: &str = "executor_purchase_call_duration_seconds";
+
+/// Purchases in flight in this process: each holds a `CUDLY_MAX_PURCHASE_CALLS` permit.
+pub const PURCHASE_CALLS_IN_FLIGHT: &str = "executor_purchase_calls_in_flight";
+/// Time spent waiting for a permit, by bound (`account`, `item`, `purchase_call`).
+pub const PERMIT_WAIT: &str = "executor_permit_wait_seconds";
+/// Time an account run held its fan-out permit, from its start to its last item.
+pub const ACCOUNT_RUN_DURATION: &str = "executor_account_run_duration_seconds";
+
+/// The bounds a run waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permit {
+    /// `CUDLY_MAX_ACCOUNT_PARALLELISM`, across all executions.
+    Account,
+    /// `CUDLY_MAX_ITEM_PARALLELISM`, within one account run.
+    Item,
+    /// `CUDLY_MAX_PURCHASE_CALLS`, across the process.
+    PurchaseCall,
+}
+
+impl Permit {
+    fn name(self) -> &'static str {
+        match self {
+            Permit::Account => "account",
+            Permit::Item => "item",
+            Permit::PurchaseCall => "purchase_call",
+        }
+    }
+}
 
 /// How an item's purchase ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,4 +84,19 @@ pub fn purchase_settled(service: &'static str, outcome: PurchaseOutcome) {
 pub fn purchase_call(service: &'static str, result: &'static str, took: Duration) {
     metrics::histogram!(PURCHASE_CALL_DURATION, "service" => service, "result" => result)
         .record(took.as_secs_f64());
+}
+
+/// Records how long a run waited for a `permit`.
+pub fn permit_waited(permit: Permit, took: Duration) {
+    metrics::histogram!(PERMIT_WAIT, "permit" => permit.name()).record(took.as_secs_f64());
+}
+
+/// Records a purchase call permit taken (`1.0`) or given back (`-1.0`).
+pub fn purchase_calls_in_flight(change: f64) {
+    metrics::gauge!(PURCHASE_CALLS_IN_FLIGHT).increment(change);
+}
+
+/// Records how long an account run held its fan-out permit.
+pub fn account_run(took: Duration) {
+    metrics::histogram!(ACCOUNT_RUN_DURATION).record(took.as_secs_f64());
 }

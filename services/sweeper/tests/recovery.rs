@@ -44,6 +44,8 @@ impl Victim {
         let runner = cudly_executor::config::RunnerSettings {
             stranded_running_after: STALE_AFTER,
             poll_interval: Duration::from_secs(3600),
+            // Items one at a time, so that the kill lands between two purchases.
+            max_item_parallelism: 1,
             ..Default::default()
         };
         let config = cudly_executor::config::Config {

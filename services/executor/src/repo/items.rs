@@ -154,25 +154,29 @@ macro_rules! unsettled_item_error {
     };
 }
 
-/// Fails the pending and in-flight items of a child under the run's lease, each
-/// reporting what its purchase attempt says (see [`unsettled_item_error`]).
+/// Fails the pending and in-flight items of a child (or only its item `only_item`)
+/// under the run's lease, each reporting what its purchase attempt says (see
+/// [`unsettled_item_error`]).
 pub async fn fail_unsettled(
     conn: &mut PgConnection,
     lease: &Lease,
     child_id: Uuid,
+    only_item: Option<i32>,
     reason: &str,
 ) -> ExecutorResult<u64> {
     let result = sqlx::query(concat!(
         "UPDATE execution_items i SET status = 'failed', error = ",
         unsettled_item_error!("$4"),
         ", lease_owner = $2, updated_at = now() \
-         WHERE i.execution_id = $3 AND i.status IN ('pending', 'in_flight') AND ",
+         WHERE i.execution_id = $3 AND i.status IN ('pending', 'in_flight') \
+         AND ($5::integer IS NULL OR i.item_index = $5) AND ",
         root_leased!()
     ))
     .bind(lease.root_id)
     .bind(&lease.owner)
     .bind(child_id)
     .bind(reason)
+    .bind(only_item)
     .execute(&mut *conn)
     .await
     .map_err(ExecutorError::db("failing unsettled items"))?;

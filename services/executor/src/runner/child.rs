@@ -1,16 +1,22 @@
 //! One account of a run (a child): claim it, resolve its credentials, check who they
-//! belong to, then buy its items in order, one at a time, and end it by its items'
-//! outcome. Runs in its own task under the process-wide fan-out semaphore, so a panic or
-//! error here ends this child alone.
+//! belong to, then buy its items concurrently, at most `CUDLY_MAX_ITEM_PARALLELISM` at
+//! once, and end it by its items' outcome. Items that share a purchase lock form one
+//! queue and go one at a time. Runs in its own task under the process-wide fan-out
+//! permit, given back as soon as the last item ended; a panic or error in one item ends
+//! that item alone.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use cudly_aws::purchase::Purchaser;
+use cudly_aws::purchase::{PurchaseSpec, Purchaser};
 use cudly_aws::sdk::SessionCredentials;
+use futures::FutureExt;
+use futures::stream::{FuturesUnordered, StreamExt};
 use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -18,12 +24,14 @@ use uuid::Uuid;
 use crate::domain::outcome::child_outcome;
 use crate::domain::status::{ACTOR_EXECUTOR, ExecutionStatus, ItemStatus};
 use crate::error::{ExecutorError, ExecutorResult};
+use crate::metrics::{self, Permit};
 use crate::repo::Lease;
 use crate::repo::executions::{self, CasOutcome, ExecutionRow, StatusChange};
-use crate::repo::items;
+use crate::repo::items::{self, ItemRow};
 use crate::runner::Inner;
 use crate::runner::accounts::{self, ResolveFailure};
 use crate::runner::item::{ItemEnd, run_item};
+use crate::runner::permits;
 
 /// How a child's task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,72 +42,139 @@ pub enum ChildEnd {
     Stopped,
 }
 
-/// What an item of the child needs.
+/// Why an account run starts no more items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Halt {
+    /// Shutdown, or the accounts service unavailable: a re-drive resumes the child.
+    Stop,
+    /// The account cannot buy (credentials refused, identity wrong): its unsettled
+    /// items fail with this problem, safe to store.
+    Fail(String),
+}
+
+/// The account's session: its credentials and the purchasers built from them.
+struct Session {
+    credentials: SessionCredentials,
+    /// How long the credentials were valid for when resolved.
+    lifetime: chrono::TimeDelta,
+    clouds: HashMap<String, Arc<Purchaser>>,
+}
+
+impl Session {
+    /// Returns a session of `credentials` whose identity `cloud` (built from them, in
+    /// `region`) confirmed.
+    fn new(
+        inner: &Inner,
+        credentials: SessionCredentials,
+        region: &str,
+        cloud: Arc<Purchaser>,
+    ) -> Self {
+        let lifetime = credentials
+            .expiration
+            .map(|expiration| expiration - inner.settings.process_now())
+            .unwrap_or(chrono::TimeDelta::MAX);
+        Self {
+            credentials,
+            lifetime,
+            clouds: HashMap::from([(region.to_owned(), cloud)]),
+        }
+    }
+}
+
+/// What the items of the child share: the run, the account, its session.
 pub struct ChildContext<'a> {
     pub inner: &'a Inner,
     pub lease: &'a Lease,
     pub child_id: Uuid,
     pub account_id: Uuid,
     pub plan_id: Option<Uuid>,
-    pub external_id: &'a str,
-    /// The account's session credentials, replaced before an item they could expire
-    /// during.
-    credentials: SessionCredentials,
+    pub external_id: String,
     pub stop: &'a CancellationToken,
-    clouds: HashMap<String, Arc<Purchaser>>,
-    /// One connection for the whole account run: items go one at a time, and a pooled
-    /// acquire per statement would cost a ping each.
-    conn: tokio::sync::Mutex<PoolConnection<Postgres>>,
+    /// How long the credentials must stay valid for one item.
+    budget: Duration,
+    /// Replaced (once for all items) before an item they could expire during.
+    session: Mutex<Session>,
+    /// Held while the session is renewed, so that items needing it renew it once.
+    renewal: tokio::sync::Mutex<()>,
+    /// Set when the run must start no more items.
+    halt: Mutex<Option<Halt>>,
 }
 
 impl ChildContext<'_> {
-    /// Returns the account run's connection (held until the guard drops).
-    pub async fn acquire(
-        &self,
-    ) -> ExecutorResult<tokio::sync::MutexGuard<'_, PoolConnection<Postgres>>> {
-        Ok(self.conn.lock().await)
+    /// Returns a pooled connection (statements are short; no item holds one across a
+    /// purchase call).
+    pub async fn acquire(&self) -> ExecutorResult<PoolConnection<Postgres>> {
+        acquire(self.inner).await
+    }
+
+    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Returns the account's cloud in `region`, built from its credentials only.
-    pub fn cloud_for(&mut self, region: &str) -> Arc<Purchaser> {
-        let inner = self.inner;
-        let credentials = &self.credentials;
-        self.clouds
-            .entry(region.to_owned())
-            .or_insert_with(|| inner.cloud.account(credentials, region))
+    pub fn cloud_for(&self, region: &str) -> Arc<Purchaser> {
+        let mut session = self.session();
+        if let Some(cloud) = session.clouds.get(region) {
+            return cloud.clone();
+        }
+        let cloud = self.inner.cloud.account(&session.credentials, region);
+        session.clouds.insert(region.to_owned(), cloud.clone());
+        cloud
+    }
+
+    /// Returns whether the session should be renewed before an item: it could expire
+    /// during one (by this process's clock, the one AWS checks a session's expiry
+    /// against), and a fresh one would last longer. A role's sessions can be shorter
+    /// than the budget; such a session is renewed only once it lost a quarter of its
+    /// life, not before every item.
+    fn session_needs_renewal(&self) -> bool {
+        let session = self.session();
+        let Some(expiration) = session.credentials.expiration else {
+            return false;
+        };
+        let remaining = expiration - self.inner.settings.process_now();
+        let budget = chrono::TimeDelta::from_std(self.budget).unwrap_or(chrono::TimeDelta::MAX);
+        remaining < budget && remaining < session.lifetime * 3 / 4
+    }
+
+    /// Renews the session when it nears expiry, once for all items: the others wait
+    /// for the renewal and use it. The new credentials are used only after their
+    /// identity was checked.
+    async fn renew_session_if_expiring(&self, region: &str) -> Result<(), Halt> {
+        if !self.session_needs_renewal() {
+            return Ok(());
+        }
+        let _one_renewal = self.renewal.lock().await;
+        if !self.session_needs_renewal() {
+            return Ok(());
+        }
+        tracing::info!("session credentials expire soon: resolving them again");
+        let (external_id, session) =
+            open_session(self.inner, self.account_id, self.budget, region, self.stop).await?;
+        if external_id != self.external_id {
+            return Err(Halt::Fail(format!(
+                "the account's external id changed during the run (from {} to {})",
+                cudly_aws::error::scrub(&self.external_id),
+                cudly_aws::error::scrub(&external_id)
+            )));
+        }
+        *self.session() = session;
+        Ok(())
+    }
+
+    fn halted(&self) -> Option<Halt> {
+        self.halt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    /// Returns whether the credentials expire within `within` (by this process's
-    /// clock, the one AWS checks a session's expiry against).
-    fn credentials_expire_within(&self, within: Duration) -> bool {
-        let within = chrono::TimeDelta::from_std(within).unwrap_or(chrono::TimeDelta::MAX);
-        self.credentials
-            .expiration
-            .is_some_and(|expiration| expiration - self.inner.settings.process_now() < within)
-    }
-
-    /// Uses `credentials` from now on (the purchasers are rebuilt from them).
-    fn replace_credentials(&mut self, credentials: SessionCredentials) {
-        self.credentials = credentials;
-        self.clouds.clear();
-    }
-
-    /// Checks that the credentials belong to the account's external id (STS), before the
-    /// first purchase and again after a refresh; the problem is safe to store.
-    async fn check_identity(&mut self, region: &str) -> Result<(), String> {
-        let external_id = self.external_id;
-        match self.cloud_for(region).caller_account_id().await {
-            Ok(caller) if caller == external_id => Ok(()),
-            Ok(caller) => Err(format!(
-                "the account's credentials belong to aws account {}, not to its external id {}",
-                cudly_aws::error::scrub(&caller),
-                cudly_aws::error::scrub(external_id)
-            )),
-            Err(error) => Err(crate::runner::stored_error(&format!(
-                "the account's identity could not be checked: {error}"
-            ))),
-        }
+    /// Starts no more items; the first reason stays.
+    fn halt(&self, halt: Halt) {
+        self.halt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(halt);
     }
 }
 
@@ -119,14 +194,11 @@ pub async fn run_child(
     let account_id = child.cloud_account_id.unwrap_or_default();
     let span = tracing::info_span!("account_run", execution_id = %child.id, cloud_account_id = %account_id);
     async move {
-        let permit = tokio::select! {
-            _ = stop.cancelled() => return ChildEnd::Stopped,
-            permit = inner.semaphore.clone().acquire_owned() => permit,
-        };
-        let Ok(_permit) = permit else {
+        let acquire = inner.semaphore.clone().acquire_owned();
+        let Some(permit) = permits::wait(Permit::Account, &stop, acquire).await else {
             return ChildEnd::Stopped;
         };
-        match drive(&inner, &lease, &child, &stop).await {
+        match drive(&inner, &lease, &child, &stop, AccountPermit::new(permit)).await {
             Ok(end) => end,
             Err(error) if error.is_unavailable() => {
                 // Nothing can be written now; the lease goes stale and a re-drive resumes.
@@ -135,8 +207,7 @@ pub async fn run_child(
             }
             Err(error) => {
                 tracing::error!(error = %error, "account run failed on an internal error");
-                let problem = "the account run stopped on an internal error; verify in the cloud console, then retry";
-                match fail_child(&inner, &lease, child.id, problem).await {
+                match fail_child(&inner, &lease, child.id, INTERNAL_ERROR).await {
                     Ok(end) => end,
                     Err(_) => ChildEnd::Stopped,
                 }
@@ -147,11 +218,42 @@ pub async fn run_child(
     .await
 }
 
+/// What an account run that stopped on an internal error stores.
+pub const INTERNAL_ERROR: &str =
+    "the account run stopped on an internal error; verify in the cloud console, then retry";
+
+/// What an item that stopped on an internal error (or panicked) stores.
+const ITEM_INTERNAL_ERROR: &str =
+    "the purchase stopped on an internal error; verify in the cloud console, then retry";
+
+/// The account run's fan-out permit; given back (and the run's time recorded) once its
+/// last item ended, before the child's own bookkeeping.
+struct AccountPermit {
+    _permit: OwnedSemaphorePermit,
+    started: Instant,
+}
+
+impl AccountPermit {
+    fn new(permit: OwnedSemaphorePermit) -> Self {
+        Self {
+            _permit: permit,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for AccountPermit {
+    fn drop(&mut self) {
+        metrics::account_run(self.started.elapsed());
+    }
+}
+
 async fn drive(
     inner: &Inner,
     lease: &Lease,
     child: &ExecutionRow,
     stop: &CancellationToken,
+    permit: AccountPermit,
 ) -> ExecutorResult<ChildEnd> {
     let Some(account_id) = child.cloud_account_id else {
         return Err(ExecutorError::Internal(
@@ -185,7 +287,7 @@ async fn drive(
             ChildEnd::Stopped
         });
     }
-    let unsettled: Vec<items::ItemRow> = items::items_of(&mut conn, &[child.id])
+    let unsettled: Vec<ItemRow> = items::items_of(&mut conn, &[child.id])
         .await?
         .into_iter()
         .filter(|item| {
@@ -197,77 +299,207 @@ async fn drive(
         .collect();
     drop(conn);
     if unsettled.is_empty() {
+        drop(permit);
         return finish_child(inner, lease, child.id, None).await;
     }
     let budget =
         item_credential_budget(inner.cloud.longest_purchase(), inner.settings.settle_margin);
-    let account = match resolve_or_end(inner, lease, child.id, account_id, budget, stop).await? {
-        Ok(account) => account,
-        Err(end) => return Ok(end),
-    };
-    let mut ctx = ChildContext {
+    let first_region = &unsettled[0].recommendation.0.region;
+    let (external_id, session) =
+        match open_session(inner, account_id, budget, first_region, stop).await {
+            Ok(opened) => opened,
+            Err(halt) => {
+                drop(permit);
+                return end_halted(inner, lease, child.id, halt).await;
+            }
+        };
+    let ctx = ChildContext {
         inner,
         lease,
         child_id: child.id,
         account_id,
         plan_id: child.plan_id,
-        external_id: &account.external_id,
-        credentials: account.credentials.clone(),
+        external_id,
         stop,
-        clouds: HashMap::new(),
-        conn: tokio::sync::Mutex::new(acquire(inner).await?),
+        budget,
+        session: Mutex::new(session),
+        renewal: tokio::sync::Mutex::new(()),
+        halt: Mutex::new(None),
     };
-    let first_region = unsettled[0].recommendation.0.region.clone();
-    if let Err(problem) = ctx.check_identity(&first_region).await {
-        tracing::warn!(error = %problem, "identity check failed");
-        return fail_child(inner, lease, child.id, &problem).await;
+    let items_stopped = run_items(&ctx, &unsettled).await;
+    drop(permit);
+    if items_stopped {
+        return Ok(ChildEnd::Stopped);
     }
-    for (index, item) in unsettled.iter().enumerate() {
-        if stop.is_cancelled() {
-            return Ok(ChildEnd::Stopped);
-        }
-        if index > 0 && ctx.credentials_expire_within(budget) {
-            tracing::info!("session credentials expire soon: resolving them again");
-            let refreshed =
-                match resolve_or_end(inner, lease, child.id, account_id, budget, stop).await? {
-                    Ok(refreshed) => refreshed,
-                    Err(end) => return Ok(end),
-                };
-            ctx.replace_credentials(refreshed.credentials);
-            if let Err(problem) = ctx.check_identity(&item.recommendation.0.region).await {
-                tracing::warn!(error = %problem, "identity check failed");
-                return fail_child(inner, lease, child.id, &problem).await;
-            }
-        }
-        if run_item(&mut ctx, item).await? == ItemEnd::Stopped {
-            return Ok(ChildEnd::Stopped);
-        }
+    match ctx.halted() {
+        Some(halt) => end_halted(inner, lease, child.id, halt).await,
+        None => finish_child(inner, lease, child.id, None).await,
     }
-    finish_child(inner, lease, child.id, None).await
 }
 
-/// Resolves the account's credentials, valid for `valid_for`; when that fails, ends
-/// the child as the failure asks (left for a re-drive, or failed) and returns the end.
-async fn resolve_or_end(
+/// Resolves the account's credentials, valid for `valid_for`, and checks that they
+/// belong to its external id (STS) in `region`; returns the external id and the
+/// session.
+async fn open_session(
     inner: &Inner,
-    lease: &Lease,
-    child_id: Uuid,
     account_id: Uuid,
     valid_for: Duration,
+    region: &str,
     stop: &CancellationToken,
-) -> ExecutorResult<Result<accounts::ResolvedAccount, ChildEnd>> {
-    match accounts::resolve(&inner.accounts, account_id, valid_for, stop).await {
-        Ok(account) => Ok(Ok(account)),
-        Err(ResolveFailure::Stopped) => Ok(Err(ChildEnd::Stopped)),
+) -> Result<(String, Session), Halt> {
+    let account = match accounts::resolve(&inner.accounts, account_id, valid_for, stop).await {
+        Ok(account) => account,
+        Err(ResolveFailure::Stopped) => return Err(Halt::Stop),
         Err(ResolveFailure::Unavailable) => {
             // Nothing is wrong with the account: the run ends here and a re-drive
             // resumes the child once the accounts service answers again.
             tracing::warn!("accounts service unavailable: the account run is left for a re-drive");
-            Ok(Err(ChildEnd::Stopped))
+            return Err(Halt::Stop);
         }
         Err(ResolveFailure::Refused(problem)) => {
             tracing::warn!(error = %problem, "account cannot buy");
-            fail_child(inner, lease, child_id, &problem).await.map(Err)
+            return Err(Halt::Fail(problem));
+        }
+    };
+    let cloud = inner.cloud.account(&account.credentials, region);
+    if let Err(problem) = check_identity(&cloud, &account.external_id).await {
+        tracing::warn!(error = %problem, "identity check failed");
+        return Err(Halt::Fail(problem));
+    }
+    let session = Session::new(inner, account.credentials, region, cloud);
+    Ok((account.external_id, session))
+}
+
+/// Checks that `cloud`'s credentials belong to `external_id` (STS), before they buy;
+/// the problem is safe to store.
+async fn check_identity(cloud: &Purchaser, external_id: &str) -> Result<(), String> {
+    match cloud.caller_account_id().await {
+        Ok(caller) if caller == external_id => Ok(()),
+        Ok(caller) => Err(format!(
+            "the account's credentials belong to aws account {}, not to its external id {}",
+            cudly_aws::error::scrub(&caller),
+            cudly_aws::error::scrub(external_id)
+        )),
+        Err(error) => Err(crate::runner::stored_error(&format!(
+            "the account's identity could not be checked: {error}"
+        ))),
+    }
+}
+
+/// Ends a child whose run halted: left for a re-drive, or its unsettled items failed.
+async fn end_halted(
+    inner: &Inner,
+    lease: &Lease,
+    child_id: Uuid,
+    halt: Halt,
+) -> ExecutorResult<ChildEnd> {
+    match halt {
+        Halt::Stop => Ok(ChildEnd::Stopped),
+        Halt::Fail(problem) => fail_child(inner, lease, child_id, &problem).await,
+    }
+}
+
+/// Splits `items` into queues that may run at the same time: items that share a
+/// purchase lock (`PurchaseSpec::candidate_shape`: the same shape and count of EC2 or
+/// Redshift in one region) form one queue, in item order, so that none of them waits
+/// on a sibling's lock; every other item is a queue of its own.
+fn serial_queues(items: &[ItemRow]) -> Vec<Vec<&ItemRow>> {
+    let mut queues: Vec<Vec<&ItemRow>> = Vec::new();
+    let mut by_shape: HashMap<String, usize> = HashMap::new();
+    for item in items {
+        let shape =
+            PurchaseSpec::new(&item.recommendation.0, &item.idempotency_token).candidate_shape();
+        match shape {
+            Some(shape) => {
+                let queue = *by_shape.entry(shape).or_insert_with(|| {
+                    queues.push(Vec::new());
+                    queues.len() - 1
+                });
+                queues[queue].push(item);
+            }
+            None => queues.push(vec![item]),
+        }
+    }
+    queues
+}
+
+/// Runs the items, their queues concurrently under the account's item bound; returns
+/// whether an item stopped (a halt is read from [`ChildContext::halted`]).
+async fn run_items(ctx: &ChildContext<'_>, items: &[ItemRow]) -> bool {
+    let slots = Semaphore::new(ctx.inner.settings.max_item_parallelism);
+    let mut queues: FuturesUnordered<_> = serial_queues(items)
+        .into_iter()
+        .map(|queue| run_queue(ctx, &slots, queue))
+        .collect();
+    let mut stopped = false;
+    while let Some(queue_stopped) = queues.next().await {
+        stopped |= queue_stopped;
+    }
+    stopped
+}
+
+/// Runs one queue's items one after the other, each under an item permit; returns
+/// whether an item stopped.
+async fn run_queue(ctx: &ChildContext<'_>, slots: &Semaphore, queue: Vec<&ItemRow>) -> bool {
+    let mut stopped = false;
+    for item in queue {
+        let Some(_slot) = permits::wait(Permit::Item, ctx.stop, slots.acquire()).await else {
+            return true;
+        };
+        if ctx.stop.is_cancelled() {
+            return true;
+        }
+        if ctx.halted().is_some() {
+            break;
+        }
+        if let Err(halt) = ctx
+            .renew_session_if_expiring(&item.recommendation.0.region)
+            .await
+        {
+            ctx.halt(halt);
+            break;
+        }
+        let result = AssertUnwindSafe(run_item(ctx, item)).catch_unwind().await;
+        stopped |= item_stopped(ctx, item, result).await;
+    }
+    stopped
+}
+
+/// Settles what one item's turn gave; returns whether the run must stop. An error or
+/// panic fails this item alone (its stored error says what its attempt shows).
+async fn item_stopped(
+    ctx: &ChildContext<'_>,
+    item: &ItemRow,
+    result: std::thread::Result<ExecutorResult<ItemEnd>>,
+) -> bool {
+    match result {
+        Ok(Ok(ItemEnd::Settled)) => return false,
+        Ok(Ok(ItemEnd::Stopped)) => return true,
+        Ok(Err(error)) if error.is_unavailable() => {
+            tracing::warn!(item = item.item_index, error = %error, "item stopped: database unavailable");
+            return true;
+        }
+        Ok(Err(error)) => {
+            tracing::error!(item = item.item_index, error = %error, "item failed on an internal error");
+        }
+        Err(_) => tracing::error!(item = item.item_index, "item panicked"),
+    }
+    let failed = async {
+        let mut conn = ctx.acquire().await?;
+        items::fail_unsettled(
+            &mut conn,
+            ctx.lease,
+            ctx.child_id,
+            Some(item.item_index),
+            ITEM_INTERNAL_ERROR,
+        )
+        .await
+    };
+    match failed.await {
+        Ok(_) => false,
+        Err(error) => {
+            tracing::warn!(item = item.item_index, error = %error, "failing the item failed; a re-drive settles it");
+            true
         }
     }
 }
@@ -289,7 +521,7 @@ pub async fn fail_child(
 ) -> ExecutorResult<ChildEnd> {
     let problem = crate::runner::stored_error(problem);
     let mut conn = acquire(inner).await?;
-    items::fail_unsettled(&mut conn, lease, child_id, &problem).await?;
+    items::fail_unsettled(&mut conn, lease, child_id, None, &problem).await?;
     drop(conn);
     finish_child(inner, lease, child_id, Some(&problem)).await
 }

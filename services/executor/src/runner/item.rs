@@ -23,6 +23,7 @@ use crate::repo::items::{self, ItemRow};
 use crate::repo::{self, executions};
 use crate::runner::child::ChildContext;
 use crate::runner::lock::{self, OfferingLock};
+use crate::runner::permits::CallPermit;
 
 /// Purchase calls one item may send before giving up (each after reconciliation found
 /// nothing): the outcome then stays unknown for a later run to reconcile.
@@ -44,7 +45,7 @@ pub enum ItemEnd {
 }
 
 /// Runs one item of a child.
-pub async fn run_item(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorResult<ItemEnd> {
+pub async fn run_item(ctx: &ChildContext<'_>, item: &ItemRow) -> ExecutorResult<ItemEnd> {
     let span = tracing::info_span!(
         "item",
         index = item.item_index,
@@ -54,7 +55,7 @@ pub async fn run_item(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorRes
     run_item_inner(ctx, item).instrument(span).await
 }
 
-async fn run_item_inner(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorResult<ItemEnd> {
+async fn run_item_inner(ctx: &ChildContext<'_>, item: &ItemRow) -> ExecutorResult<ItemEnd> {
     let recommendation = &item.recommendation.0;
     let spec = PurchaseSpec::new(recommendation, &item.idempotency_token);
     // Only a pending item can lead to a fresh attempt (see `LookUps`); an in_flight one
@@ -84,15 +85,14 @@ async fn run_item_inner(ctx: &mut ChildContext<'_>, item: &ItemRow) -> ExecutorR
         spec,
         cloud,
         lock: None,
+        call: None,
         sends: 0,
         recorded_ids: Vec::new(),
         offering_id: None,
         unrecorded_checked: false,
     };
     let result = run.drive(prefetch).await;
-    if let Some(lock) = run.lock.take() {
-        lock.release().await;
-    }
+    run.release_lock().await;
     result
 }
 
@@ -186,11 +186,14 @@ enum Claimed {
 }
 
 struct ItemRun<'c, 'a> {
-    ctx: &'c mut ChildContext<'a>,
+    ctx: &'c ChildContext<'a>,
     item: &'c ItemRow,
     spec: PurchaseSpec,
     cloud: Arc<Purchaser>,
     lock: Option<OfferingLock>,
+    /// This item's purchase-call permit, taken before its purchase lock and given back
+    /// with it once the outcome is recorded.
+    call: Option<CallPermit>,
     sends: u32,
     /// Commitment ids recorded on the attempt by earlier runs (guard look-ups check them).
     recorded_ids: Vec<String>,
@@ -294,6 +297,9 @@ impl ItemRun<'_, '_> {
         if self.sends >= MAX_SENDS {
             let problem = format!("the purchase outcome stayed unknown after {MAX_SENDS} calls");
             return end(self.outcome_unknown(&problem).await);
+        }
+        if !self.take_call_permit().await {
+            return Ok(ControlFlow::Break(ItemEnd::Stopped));
         }
         match self.lock_shape().await? {
             LockWait::Held | LockWait::Unneeded => {}
@@ -414,6 +420,10 @@ impl ItemRun<'_, '_> {
                     held the purchase lock too long";
                 return end(self.outcome_unknown(problem).await);
             }
+        }
+        if self.lock.is_none() {
+            // Nothing is in flight during the wait: its call permit serves another item.
+            self.call = None;
         }
         if !self.wait_until_settled(sent.database).await? {
             return Ok(ControlFlow::Break(ItemEnd::Stopped));
@@ -662,6 +672,11 @@ impl ItemRun<'_, '_> {
         let Some(shape) = self.spec.candidate_shape() else {
             return Ok(LockWait::Unneeded);
         };
+        // The lock's connection is held only under a call permit: locks never hold more
+        // connections than CUDLY_MAX_PURCHASE_CALLS.
+        if !self.take_call_permit().await {
+            return Ok(LockWait::Stopped);
+        }
         let key = OfferingLock::key(&self.ctx.account_id.to_string(), &shape);
         let max_wait = (self.cloud.longest_purchase() + self.ctx.inner.settings.settle_margin) * 2;
         Ok(
@@ -682,8 +697,24 @@ impl ItemRun<'_, '_> {
         )
     }
 
+    /// Takes this item's purchase-call permit (process-wide bound) unless held; false
+    /// when the run stopped first.
+    async fn take_call_permit(&mut self) -> bool {
+        if self.call.is_none() {
+            self.call = self.ctx.inner.purchase_calls.acquire(self.ctx.stop).await;
+        }
+        self.call.is_some()
+    }
+
+    /// Gives back the purchase slot: the call permit and the purchase lock (returned to
+    /// be released).
+    fn take_slot(&mut self) -> Option<OfferingLock> {
+        self.call = None;
+        self.lock.take()
+    }
+
     async fn release_lock(&mut self) {
-        if let Some(lock) = self.lock.take() {
+        if let Some(lock) = self.take_slot() {
             lock.release().await;
         }
     }
@@ -755,7 +786,7 @@ impl ItemRun<'_, '_> {
             child_id: self.ctx.child_id,
             root_id: self.ctx.lease.root_id,
             account_id: self.ctx.account_id,
-            account_external_id: self.ctx.external_id,
+            account_external_id: &self.ctx.external_id,
             plan_id: self.ctx.plan_id,
             recommendation: &self.item.recommendation.0,
             commitment_id,
@@ -777,7 +808,7 @@ impl ItemRun<'_, '_> {
         drop(conn);
         // The id is recorded: the offering lock has done its work, and its release need
         // not wait for the tag.
-        let release = OptionFuture::from(self.lock.take().map(OfferingLock::release));
+        let release = OptionFuture::from(self.take_slot().map(OfferingLock::release));
         let tagging = async {
             if tag {
                 self.cloud.tag(&self.spec, commitment_id).await

@@ -5,7 +5,9 @@
 //!   children run; every write of the run checks the lease, so a run whose lease was
 //!   taken over (or whose root was safe-failed) stops acting.
 //! - Children run concurrently, bounded by one process-wide semaphore
-//!   (`CUDLY_MAX_ACCOUNT_PARALLELISM`) across all executions.
+//!   (`CUDLY_MAX_ACCOUNT_PARALLELISM`) across all executions; a child's items run
+//!   concurrently too (`CUDLY_MAX_ITEM_PARALLELISM`), and purchases in flight are bounded
+//!   across the process (`CUDLY_MAX_PURCHASE_CALLS`).
 //! - A poll loop claims approved roots (`FOR UPDATE SKIP LOCKED`), so nothing approved is
 //!   left behind, and re-sends unreported plan steps.
 //! - On shutdown the current step of each run finishes, then its lease is given up.
@@ -15,6 +17,7 @@ mod child;
 pub mod cloud;
 mod item;
 pub mod lock;
+mod permits;
 mod report;
 mod root;
 
@@ -53,7 +56,10 @@ pub(crate) struct Inner {
     pub settings: RunnerSettings,
     /// Random per process; part of every lease owner this process writes.
     pub process_id: String,
+    /// Account runs (`CUDLY_MAX_ACCOUNT_PARALLELISM`).
     pub semaphore: Arc<Semaphore>,
+    /// Purchases in flight (`CUDLY_MAX_PURCHASE_CALLS`).
+    pub purchase_calls: permits::PurchaseCalls,
     pub cloud: AwsConnector,
     pub accounts: AccountsServiceClient<AuthChannel>,
     pub planner: PlannerServiceClient<AuthChannel>,
@@ -85,6 +91,7 @@ impl Runner {
             inner: Arc::new(Inner {
                 pool,
                 semaphore: Arc::new(Semaphore::new(settings.max_account_parallelism)),
+                purchase_calls: permits::PurchaseCalls::new(settings.max_purchase_calls),
                 settings,
                 process_id,
                 cloud,

@@ -75,13 +75,8 @@ async fn drive(inner: &Arc<Inner>, lease: &Lease) -> ExecutorResult<()> {
                 let child_id = task_children.get(&join_error.id()).copied();
                 tracing::error!(child_id = ?child_id, panicked = join_error.is_panic(), "account run task failed");
                 if let Some(child_id) = child_id {
-                    let ended = child::fail_child(
-                        inner,
-                        lease,
-                        child_id,
-                        "the account run stopped on an internal error; verify in the cloud console, then retry",
-                    )
-                    .await;
+                    let ended =
+                        child::fail_child(inner, lease, child_id, child::INTERNAL_ERROR).await;
                     if !matches!(ended, Ok(ChildEnd::Finished)) {
                         stopped = true;
                     }

@@ -5,6 +5,7 @@ mod approval;
 mod common;
 mod fanout;
 mod idempotency;
+mod items;
 mod leases;
 mod lineage;
 mod races;

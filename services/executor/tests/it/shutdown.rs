@@ -13,7 +13,8 @@ use crate::common::*;
 
 #[tokio::test]
 async fn a_shutdown_finishes_the_purchase_in_flight_and_leaves_the_rest_for_a_redrive() {
-    let world = world().await;
+    // One item at a time, so that the second is not started when the first is in flight.
+    let world = world_with(|config| config.executor.runner.max_item_parallelism = 1).await;
     let account = world.add_account("stopping", true).await;
     world
         .stack
