@@ -53,9 +53,11 @@ impl Config {
     }
 }
 
-/// Connections of the executor's pool for statements, besides those held by purchase
-/// locks ([`RunnerSettings::database_connections`]).
-const STATEMENT_CONNECTIONS: u32 = 20;
+/// Connections of the executor's pool for statements, at most (one per account run up
+/// to this), besides the purchase locks' ([`RunnerSettings::database_connections`]).
+const STATEMENT_CONNECTIONS: usize = 20;
+/// Connections kept besides those (polls, lease renewals, reports).
+const SPARE_CONNECTIONS: usize = 10;
 
 /// Settings of the runner: fan-out bound, approval lifetime, lease timing, polling.
 #[derive(Debug, Clone)]
@@ -121,19 +123,22 @@ impl RunnerSettings {
         (self.stranded_running_after / 3).max(Duration::from_millis(100))
     }
 
-    /// Returns the size of the executor's connection pool. A purchase lock (EC2,
-    /// Redshift) holds its own connection while its purchase is in flight, and is only
-    /// taken under a purchase-call permit, so at most this many: the smaller of the item
-    /// bound across all account runs and the call bound. Every other statement is short
-    /// and shares the rest, where waiting is queueing, not failure.
+    /// Returns how many purchase locks (EC2, Redshift) the process may hold at once,
+    /// each on its own connection: one per concurrent account run, as when an account's
+    /// items went one at a time, and never more than the purchases in flight.
+    pub fn purchase_lock_slots(&self) -> usize {
+        self.max_account_parallelism.min(self.max_purchase_calls)
+    }
+
+    /// Returns the size of the executor's connection pool: the lock slots, plus
+    /// connections for statements. Statements are short, so their share stays small
+    /// however wide the fan-out (waiting for one is queueing, not failure), and the
+    /// pool never grows with the item parallelism: a Postgres shared by every service
+    /// and replica has room for it.
     pub fn database_connections(&self) -> u32 {
-        let locks = self
-            .max_account_parallelism
-            .saturating_mul(self.max_item_parallelism)
-            .min(self.max_purchase_calls);
-        u32::try_from(locks)
-            .unwrap_or(u32::MAX / 2)
-            .saturating_add(STATEMENT_CONNECTIONS)
+        let statements =
+            self.max_account_parallelism.min(STATEMENT_CONNECTIONS) + SPARE_CONNECTIONS;
+        u32::try_from(self.purchase_lock_slots() + statements).unwrap_or(u32::MAX / 2)
     }
 
     /// Reads the runner settings over their defaults.
@@ -206,6 +211,21 @@ mod tests {
     fn the_lease_is_renewed_every_third_of_the_staleness_threshold() {
         let settings = RunnerSettings::default();
         assert_eq!(settings.lease_renewal_interval(), Duration::from_secs(200));
+    }
+
+    #[test]
+    fn the_pool_holds_the_lock_slots_and_a_bounded_share_for_statements() {
+        let settings = RunnerSettings::default();
+        assert_eq!(settings.purchase_lock_slots(), 20);
+        assert_eq!(settings.database_connections(), 50);
+        let wide = RunnerSettings {
+            max_account_parallelism: 200,
+            max_item_parallelism: 8,
+            max_purchase_calls: 16,
+            ..RunnerSettings::default()
+        };
+        assert_eq!(wide.purchase_lock_slots(), 16);
+        assert_eq!(wide.database_connections(), 46);
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub const PURCHASE_CALL_DURATION: &str = "executor_purchase_call_duration_second
 
 /// Purchases in flight in this process: each holds a `CUDLY_MAX_PURCHASE_CALLS` permit.
 pub const PURCHASE_CALLS_IN_FLIGHT: &str = "executor_purchase_calls_in_flight";
-/// Time spent waiting for a permit, by bound (`account`, `item`, `purchase_call`).
+/// Time spent waiting for a permit, by bound (`account`, `item`, `purchase_call`,
+/// `lock_slot`).
 pub const PERMIT_WAIT: &str = "executor_permit_wait_seconds";
 /// Time an account run held its fan-out permit, from its start to its last item.
 pub const ACCOUNT_RUN_DURATION: &str = "executor_account_run_duration_seconds";
@@ -31,6 +32,8 @@ pub enum Permit {
     Item,
     /// `CUDLY_MAX_PURCHASE_CALLS`, across the process.
     PurchaseCall,
+    /// A purchase lock's connection (EC2, Redshift), across the process.
+    LockSlot,
 }
 
 impl Permit {
@@ -39,6 +42,7 @@ impl Permit {
             Permit::Account => "account",
             Permit::Item => "item",
             Permit::PurchaseCall => "purchase_call",
+            Permit::LockSlot => "lock_slot",
         }
     }
 }

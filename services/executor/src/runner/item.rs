@@ -672,15 +672,22 @@ impl ItemRun<'_, '_> {
         let Some(shape) = self.spec.candidate_shape() else {
             return Ok(LockWait::Unneeded);
         };
-        // The lock's connection is held only under a call permit: locks never hold more
-        // connections than CUDLY_MAX_PURCHASE_CALLS.
+        // Call permit first, then the lock (and its slot): the same order everywhere.
         if !self.take_call_permit().await {
             return Ok(LockWait::Stopped);
         }
         let key = OfferingLock::key(&self.ctx.account_id.to_string(), &shape);
         let max_wait = (self.cloud.longest_purchase() + self.ctx.inner.settings.settle_margin) * 2;
         Ok(
-            match OfferingLock::acquire(&self.ctx.inner.pool, key, self.ctx.stop, max_wait).await? {
+            match OfferingLock::acquire(
+                &self.ctx.inner.pool,
+                &self.ctx.inner.lock_slots,
+                key,
+                self.ctx.stop,
+                max_wait,
+            )
+            .await?
+            {
                 lock::LockWait::Held(lock) => {
                     self.lock = Some(lock);
                     LockWait::Held

@@ -4,16 +4,25 @@
 //! before the reconciliation look-up until the commitment is recorded, across processes.
 //! The shape is exactly what a reconciliation compares among untagged commitments
 //! (`PurchaseSpec::candidate_shape`), so two purchases it could take for one another
-//! never run at once.
+//! never run at once. Each held lock holds a connection, so the locks held at once in a
+//! process are bounded by a semaphore of lock slots ([`LockSlots`]) that the pool is
+//! sized for: items running in parallel never drain the pool of the connections their
+//! statements need.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ExecutorError, ExecutorResult};
+use crate::metrics::{self, Permit};
+
+/// The purchase locks this process may hold at once, one connection each.
+pub type LockSlots = Arc<Semaphore>;
 
 /// Pause between two tries of a held lock.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
@@ -32,6 +41,8 @@ pub enum LockWait {
 pub struct OfferingLock {
     key: String,
     conn: Option<PoolConnection<Postgres>>,
+    /// Given back with the connection.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl OfferingLock {
@@ -41,15 +52,27 @@ impl OfferingLock {
         format!("cudly-purchase|{account_id}|{candidate_shape}")
     }
 
-    /// Waits for the lock, at most `max_wait`: a holder that keeps it longer is stuck,
-    /// and the waiting run must not keep its lease alive behind it forever.
+    /// Waits for a lock slot and the lock, at most `max_wait` in all: a holder that
+    /// keeps it longer is stuck, and the waiting run must not keep its lease alive
+    /// behind it forever.
     pub async fn acquire(
         pool: &PgPool,
+        slots: &LockSlots,
         key: String,
         stop: &CancellationToken,
         max_wait: Duration,
     ) -> ExecutorResult<LockWait> {
-        let deadline = tokio::time::Instant::now() + max_wait;
+        let started = tokio::time::Instant::now();
+        let deadline = started + max_wait;
+        let slot = tokio::select! {
+            _ = stop.cancelled() => return Ok(LockWait::Stopped),
+            slot = tokio::time::timeout_at(deadline, slots.clone().acquire_owned()) => match slot {
+                Ok(Ok(slot)) => slot,
+                Ok(Err(_)) => return Ok(LockWait::Stopped),
+                Err(_) => return Ok(LockWait::TimedOut),
+            },
+        };
+        metrics::permit_waited(Permit::LockSlot, started.elapsed());
         let mut conn = pool.acquire().await.map_err(ExecutorError::db(
             "acquiring a connection for a purchase lock",
         ))?;
@@ -64,6 +87,7 @@ impl OfferingLock {
                 return Ok(LockWait::Held(Self {
                     key,
                     conn: Some(conn),
+                    _slot: slot,
                 }));
             }
             if tokio::time::Instant::now() >= deadline {

@@ -60,6 +60,8 @@ pub(crate) struct Inner {
     pub semaphore: Arc<Semaphore>,
     /// Purchases in flight (`CUDLY_MAX_PURCHASE_CALLS`).
     pub purchase_calls: permits::PurchaseCalls,
+    /// Purchase locks held at once, one connection each.
+    pub lock_slots: lock::LockSlots,
     pub cloud: AwsConnector,
     pub accounts: AccountsServiceClient<AuthChannel>,
     pub planner: PlannerServiceClient<AuthChannel>,
@@ -92,6 +94,7 @@ impl Runner {
                 pool,
                 semaphore: Arc::new(Semaphore::new(settings.max_account_parallelism)),
                 purchase_calls: permits::PurchaseCalls::new(settings.max_purchase_calls),
+                lock_slots: Arc::new(Semaphore::new(settings.purchase_lock_slots())),
                 settings,
                 process_id,
                 cloud,

@@ -2,7 +2,8 @@
 //! process (`CUDLY_MAX_ACCOUNT_PARALLELISM`), items within one account run
 //! (`CUDLY_MAX_ITEM_PARALLELISM`), and purchases in flight across the process
 //! (`CUDLY_MAX_PURCHASE_CALLS`), so that raising either parallelism never multiplies into
-//! unbounded purchase calls or lock connections. Every wait is timed.
+//! unbounded purchase calls (lock connections have their own slots: `lock::LockSlots`).
+//! Every wait is timed.
 
 use std::future::Future;
 use std::sync::Arc;
