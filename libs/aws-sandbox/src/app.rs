@@ -12,6 +12,7 @@ use crate::error::SandboxResult;
 use crate::faults::{ActiveFault, FaultId, FaultSpec};
 use crate::ledger::{Commitment, Ledger};
 use crate::persistence::Store;
+use crate::prices::PriceUpdate;
 use crate::purchase_concurrency::{OpenPurchase, PurchaseConcurrency, PurchaseGauge};
 use crate::service::Service;
 use crate::state::SandboxState;
@@ -160,6 +161,13 @@ impl App {
         updated.validate()?;
         state.behaviour = updated;
         Ok(updated)
+    }
+
+    /// Changes one offering's price from now on; an invalid update or an unknown
+    /// offering changes nothing.
+    pub fn set_price(&self, update: PriceUpdate) -> SandboxResult<()> {
+        update.validate()?;
+        self.mutate(|state| state.set_price(&update))
     }
 
     pub fn ledger(&self, account_id: Option<&str>, service: Option<Service>) -> Ledger {

@@ -114,7 +114,7 @@ pub struct BehaviourUpdate {
 }
 
 /// Deserializes a field that, when present, must hold a value (`null` is refused).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

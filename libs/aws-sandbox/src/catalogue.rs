@@ -54,6 +54,20 @@ impl Offering {
             _ => vec!["SageMaker"],
         }
     }
+
+    /// Returns what one hour of the term costs all told: the recurring charge plus the
+    /// fixed price spread over the term's hours. A Savings Plan's usage rate is this, so
+    /// its rates follow the offering's price (and its overrides) like other services'
+    /// prices do.
+    pub fn effective_hourly(&self) -> f64 {
+        let hours = (self.duration_seconds / 3600) as f64;
+        let spread = if hours > 0.0 {
+            self.fixed_price / hours
+        } else {
+            0.0
+        };
+        round_cents(self.recurring_hourly + spread)
+    }
 }
 
 /// What a describe call asks for; `None` means "any".
@@ -506,5 +520,40 @@ mod tests {
             "or1.medium.search"
         ));
         assert!(!is_well_formed_type(Service::Rds, "r5.large"));
+    }
+
+    #[test]
+    fn every_offering_costs_something_and_more_upfront_costs_less_per_hour() {
+        for service in [
+            Service::Ec2,
+            Service::Savingsplans,
+            Service::Rds,
+            Service::Elasticache,
+            Service::Memorydb,
+            Service::Opensearch,
+            Service::Redshift,
+        ] {
+            let offerings = generate(service, "us-east-1", &OfferingQuery::default());
+            assert!(!offerings.is_empty(), "{service}");
+            for offering in &offerings {
+                assert!(offering.effective_hourly() > 0.0, "{offering:?}");
+                assert_eq!(offering.currency, "USD");
+            }
+        }
+        let plan = |payment: &str| {
+            generate(
+                Service::Savingsplans,
+                "",
+                &OfferingQuery {
+                    instance_type: Some("Compute".into()),
+                    durations: Some(vec![ONE_YEAR_SECONDS]),
+                    payment: Some(payment.into()),
+                    ..Default::default()
+                },
+            )
+            .remove(0)
+            .effective_hourly()
+        };
+        assert!(plan("All Upfront") < plan("No Upfront"));
     }
 }

@@ -1,6 +1,6 @@
-//! The control API under `/_sandbox/`: accounts, faults, behaviour switches, ledger,
-//! state, purchase concurrency and reset, in JSON, for tests and demos that drive the
-//! sandbox over HTTP.
+//! The control API under `/_sandbox/`: accounts, faults, behaviour switches, prices,
+//! ledger, state, purchase concurrency and reset, in JSON, for tests and demos that
+//! drive the sandbox over HTTP.
 
 use std::sync::Arc;
 
@@ -8,16 +8,17 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::behaviour::BehaviourUpdate;
+use crate::behaviour::{BehaviourUpdate, present};
 use crate::config::AccountSpec;
 use crate::error::SandboxError;
 use crate::faults::{FaultId, FaultSpec};
+use crate::prices::{PriceUpdate, validate_prices};
 use crate::service::Service;
 
 /// Builds the control API router.
@@ -40,6 +41,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             "/_sandbox/purchase-concurrency",
             get(purchase_concurrency).delete(reset_purchase_peak),
         )
+        .route("/_sandbox/prices", put(set_price))
         .route("/_sandbox/reset", post(reset))
         .with_state(app)
 }
@@ -52,8 +54,14 @@ impl IntoResponse for ControlError {
         match self.0 {
             SandboxError::InvalidAccount(_)
             | SandboxError::InvalidFault(_)
-            | SandboxError::InvalidBehaviour(_) => (
+            | SandboxError::InvalidBehaviour(_)
+            | SandboxError::InvalidPrice(_) => (
                 StatusCode::BAD_REQUEST,
+                Json(json!({"error": self.0.to_string()})),
+            )
+                .into_response(),
+            SandboxError::UnknownOffering(_) => (
+                StatusCode::NOT_FOUND,
                 Json(json!({"error": self.0.to_string()})),
             )
                 .into_response(),
@@ -162,6 +170,49 @@ async fn purchase_concurrency(State(app): State<Arc<App>>) -> impl IntoResponse 
 async fn reset_purchase_peak(State(app): State<Arc<App>>) -> StatusCode {
     app.reset_purchase_peak();
     StatusCode::NO_CONTENT
+}
+
+/// The body of `PUT /_sandbox/prices` as sent: the service is read as text so that a
+/// service the sandbox does not sell is a 404 like an unknown offering, not a 400.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriceBody {
+    service: String,
+    offering_id: String,
+    #[serde(default, deserialize_with = "present")]
+    fixed_price: Option<f64>,
+    #[serde(default, deserialize_with = "present")]
+    recurring_hourly: Option<f64>,
+}
+
+/// Changes one offering's price. A body that is no JSON object, has an unknown field, a
+/// wrong type or `null`, names no price or a negative one is a 400; an unknown service
+/// or offering a 404; either changes nothing.
+async fn set_price(State(app): State<Arc<App>>, body: Bytes) -> Result<StatusCode, ControlError> {
+    let invalid = |message: String| ControlError(SandboxError::InvalidPrice(message));
+    let value: Value = serde_json::from_slice(&body).map_err(|error| invalid(error.to_string()))?;
+    if !value.is_object() {
+        return Err(invalid("the body must be a JSON object".to_string()));
+    }
+    let price_body: PriceBody =
+        serde_json::from_value(value).map_err(|error| invalid(error.to_string()))?;
+    // The prices are checked before the service, so a bad price is a 400 whatever it
+    // names.
+    validate_prices(price_body.fixed_price, price_body.recurring_hourly)?;
+    let service = price_body.service.parse::<Service>().map_err(|_| {
+        ControlError(SandboxError::UnknownOffering(format!(
+            "unknown service {:?}",
+            price_body.service
+        )))
+    })?;
+    let update = PriceUpdate {
+        service,
+        offering_id: price_body.offering_id,
+        fixed_price: price_body.fixed_price,
+        recurring_hourly: price_body.recurring_hourly,
+    };
+    app.set_price(update)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn reset(State(app): State<Arc<App>>) -> Result<StatusCode, ControlError> {

@@ -34,6 +34,11 @@ pub enum SandboxError {
     InvalidFault(String),
     #[error("invalid behaviour: {0}")]
     InvalidBehaviour(String),
+    #[error("invalid price: {0}")]
+    InvalidPrice(String),
+    /// A price update naming a service or offering the sandbox does not know.
+    #[error("unknown offering: {0}")]
+    UnknownOffering(String),
 }
 
 /// Result alias of this crate.

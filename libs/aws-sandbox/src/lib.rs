@@ -1,8 +1,8 @@
 //! cudly-aws-sandbox: a stateful emulator of the AWS APIs CUDly calls (STS,
 //! Organizations, EC2, Savings Plans, RDS, ElastiCache, MemoryDB, OpenSearch,
 //! Redshift), speaking each service's real wire protocol so unmodified aws-sdk clients
-//! can be pointed at it, with a ledger that proves what was bought and how often, and
-//! injectable faults. The contract is `docs/design/SANDBOX.md`.
+//! can be pointed at it, with a ledger that proves what was bought and how often,
+//! injectable faults and adjustable list prices. The contract is `docs/design/SANDBOX.md`.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -31,6 +31,7 @@ mod identity;
 mod ledger;
 pub mod operations;
 mod persistence;
+mod prices;
 mod protocol;
 mod purchase_concurrency;
 mod server;
@@ -50,6 +51,7 @@ pub use config::{
 pub use error::{SandboxError, SandboxResult};
 pub use faults::{ActiveFault, FaultError, FaultId, FaultSpec};
 pub use ledger::{CallOutcome, Commitment, IDEMPOTENCY_TAG_KEY, Ledger, LedgerCall};
+pub use prices::PriceUpdate;
 pub use purchase_concurrency::PurchaseConcurrency;
 pub use server::{Sandbox, SandboxHandle};
 pub use service::Service;

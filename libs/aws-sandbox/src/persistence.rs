@@ -21,6 +21,7 @@ use crate::config::AccountSpec;
 use crate::error::{SandboxError, SandboxResult};
 use crate::identity::Session;
 use crate::ledger::{Commitment, LedgerCall};
+use crate::prices::PriceOverride;
 use crate::state::{Change, PersistedState, SandboxState};
 
 /// Journal length after which the state is compacted into a new snapshot.
@@ -35,6 +36,7 @@ struct PersistedView<'a> {
     commitments: &'a [Commitment],
     calls: &'a [LedgerCall],
     offerings: &'a BTreeMap<String, Offering>,
+    price_overrides: &'a BTreeMap<String, PriceOverride>,
 }
 
 #[derive(Serialize)]
@@ -203,6 +205,7 @@ fn write_snapshot(path: &Path, state: &SandboxState, last_sequence: u64) -> Sand
         commitments: &state.commitments,
         calls: &state.calls,
         offerings: &state.offerings,
+        price_overrides: &state.price_overrides,
     };
     write_atomically(path, &serde_json::to_vec(&view)?)
 }
@@ -272,6 +275,41 @@ mod tests {
         let (loaded, last_sequence) = Store::load(&path).unwrap().unwrap();
         assert_eq!(last_sequence, 2);
         assert_eq!(loaded.accounts.len(), 2);
+    }
+
+    #[test]
+    fn price_overrides_survive_the_journal_and_the_snapshot_and_a_reset_clears_them() {
+        use crate::catalogue::OfferingQuery;
+        use crate::prices::PriceUpdate;
+        use crate::service::Service;
+
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("state.json");
+        let mut state = SandboxState::default();
+        let mut store = Store::create(&path, &state, 0).unwrap();
+        let offering_id = state
+            .describe_offerings(Service::Redshift, "us-east-1", &OfferingQuery::default())
+            .remove(0)
+            .offering_id;
+        state
+            .set_price(&PriceUpdate::new(Service::Redshift, &offering_id).with_fixed_price(42.0))
+            .unwrap();
+        let changes = state.take_changes();
+        store.append(&state, &changes).unwrap();
+
+        let (mut journaled, _) = Store::load(&path).unwrap().unwrap();
+        let price = |state: &mut SandboxState| {
+            state
+                .find_offering(Service::Redshift, "us-east-1", &offering_id)
+                .unwrap()
+                .fixed_price
+        };
+        assert_eq!(price(&mut journaled), 42.0);
+        store.compact(&state).unwrap();
+        let (mut snapshotted, _) = Store::load(&path).unwrap().unwrap();
+        assert_eq!(price(&mut snapshotted), 42.0);
+        snapshotted.reset(Vec::new());
+        assert_ne!(price(&mut snapshotted), 42.0);
     }
 
     #[test]

@@ -27,10 +27,11 @@ use tracing::Instrument;
 use crate::app::{App, SandboxSnapshot};
 use crate::behaviour::{Behaviour, BehaviourUpdate};
 use crate::config::{AccountSpec, SandboxConfig};
-use crate::error::SandboxError;
+use crate::error::{SandboxError, SandboxResult};
 use crate::faults::{ActiveFault, FaultId, FaultSpec};
 use crate::identity;
 use crate::ledger::{CallOutcome, Ledger, LedgerCall};
+use crate::prices::PriceUpdate;
 use crate::protocol::{self, AwsError, HttpResponse, Params, RawRequest};
 use crate::purchase_concurrency::PurchaseConcurrency;
 use crate::service::Service;
@@ -165,6 +166,17 @@ impl SandboxHandle {
         self.app.behaviour()
     }
 
+    /// Changes one offering's list price from now on (`PriceUpdate::new(Service::Rds,
+    /// id).with_fixed_price(120.0)`): every describe answer and every purchase after it
+    /// use the new price, commitments bought before keep theirs. Unlike the other
+    /// setters it returns its refusal, since a test setting up a price drift must not
+    /// go on with the old price: [`SandboxError::InvalidPrice`] for an update naming no
+    /// price or a negative or non-finite one, [`SandboxError::UnknownOffering`] for an
+    /// offering the sandbox has not described (describe it first).
+    pub async fn set_price(&self, update: PriceUpdate) -> SandboxResult<()> {
+        self.app.set_price(update)
+    }
+
     /// Returns the whole ledger.
     pub async fn ledger(&self) -> Ledger {
         self.app.ledger(None, None)
@@ -184,8 +196,8 @@ impl SandboxHandle {
         self.app.snapshot()
     }
 
-    /// Empties the state (commitments, ledger, sessions, faults), restores the default
-    /// behaviour switches and reloads the configured accounts.
+    /// Empties the state (commitments, ledger, sessions, faults, price overrides),
+    /// restores the default behaviour switches and reloads the configured accounts.
     pub async fn reset(&self) {
         if let Err(error) = self.app.reset() {
             tracing::error!(%error, "sandbox reset failed");

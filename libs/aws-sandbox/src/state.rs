@@ -1,5 +1,6 @@
 //! The sandbox's state: accounts, sessions, commitments per (account, region), the
-//! ledger of calls, the offerings described so far, and the installed faults.
+//! ledger of calls, the offerings described so far, their price overrides, and the
+//! installed faults.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -8,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use crate::behaviour::Behaviour;
 use crate::catalogue::{self, Offering, OfferingQuery};
 use crate::config::{AccessKeySpec, AccountSpec, ORGANIZATION_ACCESS_ROLE, RoleSpec};
+use crate::error::{SandboxError, SandboxResult};
 use crate::faults::FaultSet;
 use crate::identity::Session;
 use crate::ledger::{Commitment, Ledger, LedgerCall};
+use crate::prices::{PriceOverride, PriceUpdate};
 use crate::service::Service;
 
 /// One change to the persisted state, as the journal records it. Replaying the changes
@@ -40,6 +43,10 @@ pub(crate) enum Change {
     Offering {
         offering: Offering,
     },
+    Price {
+        offering_id: String,
+        price: PriceOverride,
+    },
 }
 
 /// What survives a restart.
@@ -58,6 +65,8 @@ pub(crate) struct PersistedState {
     pub calls: Vec<LedgerCall>,
     #[serde(default)]
     pub offerings: BTreeMap<String, Offering>,
+    #[serde(default)]
+    pub price_overrides: BTreeMap<String, PriceOverride>,
 }
 
 /// The whole mutable state, behind one lock.
@@ -68,8 +77,12 @@ pub(crate) struct SandboxState {
     pub sessions: BTreeMap<String, Session>,
     pub commitments: Vec<Commitment>,
     pub calls: Vec<LedgerCall>,
-    /// Every offering described so far, so a purchase can find it by id.
+    /// Every offering described so far, so a purchase can find it by id, at its
+    /// catalogue price.
     pub offerings: BTreeMap<String, Offering>,
+    /// Prices set with `PUT /_sandbox/prices`, by offering id, laid over the catalogue's
+    /// wherever an offering leaves the state.
+    pub price_overrides: BTreeMap<String, PriceOverride>,
     pub faults: FaultSet,
     /// The behaviour switches; not persisted, like the faults.
     pub behaviour: Behaviour,
@@ -91,6 +104,7 @@ impl SandboxState {
             commitments: persisted.commitments,
             calls: persisted.calls,
             offerings: persisted.offerings,
+            price_overrides: persisted.price_overrides,
             ..SandboxState::default()
         };
         state.rebuild_accounts();
@@ -123,12 +137,16 @@ impl SandboxState {
                 self.offerings
                     .insert(offering.offering_id.clone(), offering);
             }
+            Change::Price { offering_id, price } => {
+                self.price_overrides.insert(offering_id, price);
+            }
         }
         self.pending.clear();
     }
 
-    /// Empties the state, restores the default behaviour and installs `accounts`; the
-    /// offering registry stays, since the catalogue is the same before and after.
+    /// Empties the state, restores the default behaviour and list prices and installs
+    /// `accounts`; the offering registry stays, since the catalogue is the same before
+    /// and after.
     pub fn reset(&mut self, accounts: Vec<AccountSpec>) {
         self.pending.push(Change::Reset {
             accounts: accounts.clone(),
@@ -141,6 +159,7 @@ impl SandboxState {
         self.commitments.clear();
         self.calls.clear();
         self.faults.clear();
+        self.price_overrides.clear();
         self.behaviour = Behaviour::default();
         self.rebuild_accounts();
         self.rebuild_commitment_index();
@@ -307,8 +326,9 @@ impl SandboxState {
         true
     }
 
-    /// Describes offerings and remembers them for later purchases by id, zonal EC2
-    /// offerings included (their ids differ from the regional ones).
+    /// Describes offerings at their current prices and remembers them (at their
+    /// catalogue prices) for later purchases by id, zonal EC2 offerings included (their
+    /// ids differ from the regional ones).
     pub fn describe_offerings(
         &mut self,
         service: Service,
@@ -326,10 +346,52 @@ impl SandboxState {
             }
         }
         offerings
+            .into_iter()
+            .map(|offering| self.priced(offering))
+            .collect()
     }
 
-    /// Returns an offering of `service` by id, whether described before (zonal EC2
-    /// offerings too) or part of the region's default (regional) catalogue.
+    /// Returns `offering` at its current price: the catalogue's, or the one a price
+    /// update set.
+    fn priced(&self, mut offering: Offering) -> Offering {
+        if let Some(price) = self.price_overrides.get(&offering.offering_id) {
+            price.apply(&mut offering);
+        }
+        offering
+    }
+
+    /// Changes the price of an offering the sandbox knows (one described before, or
+    /// part of a default catalogue a purchase looked in), from now on; the prices the
+    /// update does not name stay as they are.
+    pub fn set_price(&mut self, update: &PriceUpdate) -> SandboxResult<()> {
+        let known = self
+            .offerings
+            .get(&update.offering_id)
+            .is_some_and(|offering| offering.service == update.service);
+        if !known {
+            return Err(SandboxError::UnknownOffering(format!(
+                "{} has no offering {} (describe it first)",
+                update.service, update.offering_id
+            )));
+        }
+        let price = self
+            .price_overrides
+            .get(&update.offering_id)
+            .copied()
+            .unwrap_or_default()
+            .merged(update);
+        self.pending.push(Change::Price {
+            offering_id: update.offering_id.clone(),
+            price,
+        });
+        self.price_overrides
+            .insert(update.offering_id.clone(), price);
+        Ok(())
+    }
+
+    /// Returns an offering of `service` by id at its current price, whether described
+    /// before (zonal EC2 offerings too) or part of the region's default (regional)
+    /// catalogue.
     pub fn find_offering(
         &mut self,
         service: Service,
@@ -343,7 +405,7 @@ impl SandboxState {
         };
         if let Some(offering) = self.offerings.get(offering_id) {
             return (offering.service == service && offering.region == expected_region)
-                .then(|| offering.clone());
+                .then(|| self.priced(offering.clone()));
         }
         self.describe_offerings(service, region, &OfferingQuery::default())
             .into_iter()

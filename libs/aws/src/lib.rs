@@ -7,7 +7,8 @@
 //! - [`sts`]: session credentials (GetSessionToken, AssumeRole,
 //!   AssumeRoleWithWebIdentity) and GetCallerIdentity, as plain Rust types.
 //! - [`organizations`]: the member accounts of an organization, all pages.
-//! - [`purchase`]: the purchase adapters, one module per AWS service.
+//! - [`purchase`]: the purchase adapters, one module per AWS service, and the quote
+//!   (list price) of the offering each buys.
 //! - [`error`]: [`AwsFailure`] and the one function that turns an SDK error into text
 //!   fit for a log line or a stored row ([`sanitize_sdk_error`]).
 //!

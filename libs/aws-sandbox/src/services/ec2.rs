@@ -1,6 +1,7 @@
 //! EC2 (ec2 query): reserved instance offerings, purchases, descriptions and tags.
 //! Offerings are regional (scope `Region`) unless a describe names an availability
-//! zone of the region, which answers zonal ones (scope `Availability Zone`).
+//! zone of the region, which answers zonal ones (scope `Availability Zone`). A purchase
+//! honours `LimitPrice` (the most the whole order may cost upfront) and `DryRun`.
 
 use std::collections::BTreeMap;
 
@@ -13,16 +14,22 @@ use crate::services::{
 };
 use crate::state::SandboxState;
 
+/// The currency EC2 accepts in `LimitPrice.CurrencyCode`, the only one it knows.
+const LIMIT_PRICE_CURRENCY: &str = "USD";
+/// How far a total order may pass its limit price and still be within it: the same
+/// decimal prices multiplied in two places can differ in their last bits.
+const LIMIT_PRICE_SLACK: f64 = 1e-6;
+
 pub(crate) fn handle(
     context: &mut CallContext<'_>,
     state: &mut SandboxState,
 ) -> Result<Reply, AwsError> {
-    if context.boolean("DryRun")? == Some(true) {
-        return Err(AwsError::new(
-            412,
-            "DryRunOperation",
-            "request would have succeeded, but dry run flag is set",
-        ));
+    // A dry-run purchase is checked like a real one before it answers, so it tells
+    // whether the purchase would be accepted; other dry runs answer at once.
+    if context.operation != "PurchaseReservedInstancesOffering"
+        && context.boolean("DryRun")? == Some(true)
+    {
+        return Err(dry_run_operation());
     }
     match context.operation {
         "DescribeReservedInstancesOfferings" => describe_offerings(context, state),
@@ -205,6 +212,61 @@ fn write_offering_fields(xml: &mut XmlWriter, offering: &Offering) {
         .optional("availabilityZone", offering.availability_zone.as_deref());
 }
 
+/// The answer to a dry run that would have succeeded, in EC2's own words.
+fn dry_run_operation() -> AwsError {
+    AwsError::new(
+        412,
+        "DryRunOperation",
+        "Request would have succeeded, but DryRun flag is set.",
+    )
+}
+
+/// Returns the purchase's `LimitPrice.Amount`, checked: a finite amount of at least 0,
+/// in the one currency EC2 accepts.
+fn limit_price(context: &CallContext<'_>) -> Result<Option<f64>, AwsError> {
+    if let Some(currency) = context.params.non_empty("LimitPrice.CurrencyCode")
+        && currency != LIMIT_PRICE_CURRENCY
+    {
+        return Err(AwsError::invalid_parameter(
+            context.service,
+            format!("LimitPrice.CurrencyCode must be {LIMIT_PRICE_CURRENCY}, not {currency}"),
+        ));
+    }
+    context
+        .params
+        .non_empty("LimitPrice.Amount")
+        .map(|amount| {
+            amount
+                .parse::<f64>()
+                .ok()
+                .filter(|parsed| parsed.is_finite() && *parsed >= 0.0)
+                .ok_or_else(|| {
+                    AwsError::invalid_parameter(
+                        context.service,
+                        format!("LimitPrice.Amount must be an amount of at least 0, not {amount}"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// Refuses an order whose upfront total (fixed price times count) is above the limit
+/// price, with the code EC2 documents for it, so nothing is bought at a price the buyer
+/// did not agree to.
+fn check_limit_price(offering: &Offering, count: i64, limit: f64) -> Result<(), AwsError> {
+    let total = offering.fixed_price * count as f64;
+    if total > limit + LIMIT_PRICE_SLACK {
+        return Err(AwsError::bad_request(
+            "LimitPriceExceeded",
+            format!(
+                "the total order price {total} {} is greater than the limit price {limit}",
+                offering.currency
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn purchase(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<Reply, AwsError> {
     let offering_id = context.required("ReservedInstancesOfferingId")?.to_string();
     let count = match context.integer("InstanceCount")? {
@@ -222,6 +284,7 @@ fn purchase(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<R
             ));
         }
     };
+    let limit_opt = limit_price(context)?;
     let offering = state
         .find_offering(context.service, &context.region, &offering_id)
         .ok_or_else(|| {
@@ -230,6 +293,12 @@ fn purchase(context: &mut CallContext<'_>, state: &mut SandboxState) -> Result<R
                 format!("the reserved instances offering id '{offering_id}' does not exist"),
             )
         })?;
+    if let Some(limit) = limit_opt {
+        check_limit_price(&offering, count, limit)?;
+    }
+    if context.boolean("DryRun")? == Some(true) {
+        return Err(dry_run_operation());
+    }
     let commitment_id = new_commitment_id();
     let commitment = build_commitment(
         context,

@@ -1,6 +1,8 @@
-//! Savings Plans (restJson1): offerings, CreateSavingsPlan with client-token
-//! idempotency (a retry returns the same plan; the same token with other parameters is
-//! a ValidationException, as AWS does) and DescribeSavingsPlans.
+//! Savings Plans (restJson1): offerings and their usage rates, CreateSavingsPlan with
+//! client-token idempotency (a retry returns the same plan; the same token with other
+//! parameters is a ValidationException, as AWS does) and DescribeSavingsPlans. As in
+//! AWS an offering carries no price: the buyer chooses the hourly commitment, and
+//! DescribeSavingsPlansOfferingRates answers what an hour of covered usage costs.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +22,7 @@ pub(crate) fn handle(
 ) -> Result<Reply, AwsError> {
     match context.operation {
         "DescribeSavingsPlansOfferings" => describe_offerings(context, state),
+        "DescribeSavingsPlansOfferingRates" => describe_offering_rates(context, state),
         "CreateSavingsPlan" => create(context, state),
         "DescribeSavingsPlans" => describe(context, state),
         other => Err(AwsError::unknown_operation(context.service, other)),
@@ -130,6 +133,129 @@ fn describe_offerings(
         1000,
     )?;
     let mut reply = json!({ "searchResults": page.iter().map(offering_json).collect::<Vec<_>>() });
+    if let Some(next) = next {
+        reply["nextToken"] = json!(next);
+    }
+    Ok(Reply::Json(reply))
+}
+
+/// The service code, usage type and operation of the usage a plan covers, per product
+/// type: one representative usage each, since the sandbox prices no individual
+/// instance types under a plan.
+fn rate_usage(product_type: &str) -> (&'static str, &'static str, &'static str) {
+    match product_type {
+        "EC2" => ("AmazonEC2", "BoxUsage", "RunInstances"),
+        "Fargate" => ("AmazonECS", "Fargate-vCPU-Hours:perCPU", "FargateTask"),
+        "Lambda" => ("AWSLambda", "Lambda-GB-Second", "Invoke"),
+        _ => ("AmazonSageMaker", "ml.m5.large-Hosting", "RunInstance"),
+    }
+}
+
+/// One usage rate of an offering: the offering's effective hourly price, per hour of
+/// the product type's usage.
+fn rate_json(offering: &Offering, product_type: &str) -> Value {
+    let (service_code, usage_type, operation) = rate_usage(product_type);
+    json!({
+        "savingsPlanOffering": {
+            "offeringId": offering.offering_id,
+            "paymentOption": offering.payment,
+            "planType": offering.instance_type,
+            "durationSeconds": offering.duration_seconds,
+            "currency": offering.currency,
+            "planDescription": description(offering),
+        },
+        "rate": offering.effective_hourly().to_string(),
+        "unit": "Hrs",
+        "productType": product_type,
+        "serviceCode": service_code,
+        "usageType": usage_type,
+        "operation": operation,
+        "properties": [],
+    })
+}
+
+/// The filter names DescribeSavingsPlansOfferingRates accepts. The sandbox's rates carry
+/// no properties, so a known filter is accepted and narrows nothing.
+const RATE_FILTER_NAMES: [&str; 6] = [
+    "region",
+    "instanceFamily",
+    "instanceType",
+    "productDescription",
+    "tenancy",
+    "productId",
+];
+
+/// Whether `value` is among the `wanted` values of a request list (an empty list wants
+/// any).
+fn listed(wanted: &[String], value: &str) -> bool {
+    wanted.is_empty() || wanted.iter().any(|candidate| candidate == value)
+}
+
+fn describe_offering_rates(
+    context: &mut CallContext<'_>,
+    state: &mut SandboxState,
+) -> Result<Reply, AwsError> {
+    let offering_ids = context.json_strings("savingsPlanOfferingIds");
+    let payments = context.json_strings("savingsPlanPaymentOptions");
+    let plan_types = context.json_strings("savingsPlanTypes");
+    let products = context.json_strings("products");
+    let service_codes = context.json_strings("serviceCodes");
+    let usage_types = context.json_strings("usageTypes");
+    let operations = context.json_strings("operations");
+    let filter_names: Vec<String> = context
+        .json
+        .get("filters")
+        .and_then(Value::as_array)
+        .map(|filters| {
+            filters
+                .iter()
+                .map(|filter| {
+                    filter
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(unknown) = filter_names
+        .iter()
+        .find(|name| !RATE_FILTER_NAMES.contains(&name.as_str()))
+    {
+        return Err(validation(format!("invalid filter name {unknown}")));
+    }
+
+    let offerings =
+        state.describe_offerings(context.service, &context.region, &OfferingQuery::default());
+    let rates: Vec<Value> = offerings
+        .iter()
+        .filter(|offering| listed(&offering_ids, &offering.offering_id))
+        .filter(|offering| listed(&payments, &offering.payment))
+        .filter(|offering| listed(&plan_types, &offering.instance_type))
+        .flat_map(|offering| {
+            offering
+                .savings_plan_product_types()
+                .into_iter()
+                .map(move |product_type| (offering, product_type))
+        })
+        .filter(|(_, product_type)| {
+            let (service_code, usage_type, operation) = rate_usage(product_type);
+            listed(&products, product_type)
+                && listed(&service_codes, service_code)
+                && listed(&usage_types, usage_type)
+                && listed(&operations, operation)
+        })
+        .map(|(offering, product_type)| rate_json(offering, product_type))
+        .collect();
+    let (page, next) = paginate(
+        context.service,
+        &rates,
+        context.json_str("nextToken"),
+        context.json_integer("maxResults")?,
+        1000,
+    )?;
+    let mut reply = json!({ "searchResults": page });
     if let Some(next) = next {
         reply["nextToken"] = json!(next);
     }

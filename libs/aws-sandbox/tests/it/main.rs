@@ -14,6 +14,7 @@ mod memorydb;
 mod opensearch;
 mod organizations;
 mod persistence;
+mod prices;
 mod purchase_concurrency;
 mod rds;
 mod redshift;

@@ -6,17 +6,19 @@
 use std::time::Instant;
 
 use aws_sdk_ec2::types::{
-    Filter, InstanceType, OfferingClassType, OfferingTypeValues, ReservedInstances,
-    ReservedInstancesOffering, RiProductDescription, Scope, Tag, Tenancy,
+    CurrencyCodeValues, Filter, InstanceType, OfferingClassType, OfferingTypeValues,
+    RecurringChargeFrequency, ReservedInstances, ReservedInstancesOffering, RiProductDescription,
+    Scope, Tag, Tenancy,
 };
 use chrono::{DateTime, Utc};
 use cudly_common::idempotency::TAG_KEY;
 
+use super::quote::{Charge, Listed, widen};
 use super::support::{
     MAX_PAGES, Payment, Resend, SendFailure, count_of, logged, only_offering, resource_type,
     same_text, send_mutation, term_seconds, to_utc,
 };
-use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser};
+use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser, Quote};
 use crate::error::AwsFailure;
 
 const SERVICE: &str = "ec2";
@@ -223,10 +225,13 @@ fn choice<'a>(
     }
 }
 
-pub(super) async fn resolve_offering(
+/// Returns the quote of the one offering that matches `spec`, read from the same
+/// answer that names the offering (fixed price, hourly recurring charges or usage
+/// price, currency, duration). EC2 sends prices as `f32`: see [`widen`].
+pub(super) async fn quote(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
-) -> Result<String, PurchaseError> {
+) -> Result<Quote, PurchaseError> {
     const OPERATION: &str = "DescribeReservedInstancesOfferings";
     let product = spec
         .platform
@@ -294,18 +299,50 @@ pub(super) async fn resolve_offering(
                 .reserved_instances_offerings()
                 .iter()
                 .filter(|offering| wanted.matches(offering))
-                .filter_map(|offering| offering.reserved_instances_offering_id())
-                .map(str::to_owned),
+                .filter_map(|offering| {
+                    offering
+                        .reserved_instances_offering_id()
+                        .map(|id| (id.to_owned(), offering.clone()))
+                }),
         );
         match output.next_token().filter(|token| !token.is_empty()) {
             Some(token) => next_token = Some(token.to_owned()),
-            None => return only_offering(spec, wanted.describe(), matches),
+            None => {
+                let (offering_id, offering) = only_offering(spec, wanted.describe(), matches)?;
+                return priced(spec, OPERATION, offering_id, &offering);
+            }
         }
     }
     Err(PurchaseError::LookupFailed(AwsFailure::malformed_reply(
         OPERATION,
         "last page",
     )))
+}
+
+/// Reads the price of the offering `offering_id` as EC2 lists it.
+fn priced(
+    spec: &PurchaseSpec,
+    operation: &'static str,
+    offering_id: String,
+    offering: &ReservedInstancesOffering,
+) -> Result<Quote, PurchaseError> {
+    Listed {
+        operation,
+        offering_id,
+        currency: offering.currency_code().map(CurrencyCodeValues::as_str),
+        fixed_price: offering.fixed_price().map(widen),
+        usage_price: offering.usage_price().map(widen),
+        charges: offering
+            .recurring_charges()
+            .iter()
+            .map(|charge| Charge {
+                amount: charge.amount(),
+                frequency: charge.frequency().map(RecurringChargeFrequency::as_str),
+            })
+            .collect(),
+        duration_seconds: offering.duration().unwrap_or_default(),
+    }
+    .quote(spec)
 }
 
 pub(super) async fn purchase(

@@ -4,14 +4,15 @@
 
 use std::time::Instant;
 
-use aws_sdk_elasticache::types::{ReservedCacheNode, Tag};
+use aws_sdk_elasticache::types::{ReservedCacheNode, ReservedCacheNodesOffering, Tag};
 use cudly_common::idempotency::{TAG_KEY, reservation_id};
 
+use super::quote::{Charge, Listed};
 use super::support::{
     MAX_PAGES, Payment, Resend, SendFailure, count_of, logged, only_offering, required_engine,
     resource_type, same_text, send_mutation, term_seconds, to_utc,
 };
-use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser};
+use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser, Quote};
 use crate::error::AwsFailure;
 
 const SERVICE: &str = "elasticache";
@@ -90,10 +91,12 @@ pub(super) async fn find_by_token(
     Ok(None)
 }
 
-pub(super) async fn resolve_offering(
+/// Returns the quote of the one offering that matches `spec`, read from the same
+/// answer that names the offering.
+pub(super) async fn quote(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
-) -> Result<String, PurchaseError> {
+) -> Result<Quote, PurchaseError> {
     const OPERATION: &str = "DescribeReservedCacheNodesOfferings";
     let node_type = resource_type(spec)?;
     let engine = required_engine(spec, "engine (product description)")?;
@@ -134,14 +137,18 @@ pub(super) async fn resolve_offering(
                             .offering_type()
                             .is_some_and(|kind| same_text(kind, payment.spaced()))
                 })
-                .filter_map(|offering| offering.reserved_cache_nodes_offering_id())
-                .map(str::to_owned),
+                .filter_map(|offering| {
+                    offering
+                        .reserved_cache_nodes_offering_id()
+                        .map(|id| (id.to_owned(), offering.clone()))
+                }),
         );
         match output.marker().filter(|marker| !marker.is_empty()) {
             Some(next) => marker = Some(next.to_owned()),
             None => {
                 let what = format!("{node_type} {engine} {} {term}s", payment.spaced());
-                return only_offering(spec, what, matches);
+                let (offering_id, offering) = only_offering(spec, what, matches)?;
+                return priced(spec, OPERATION, offering_id, &offering);
             }
         }
     }
@@ -149,6 +156,33 @@ pub(super) async fn resolve_offering(
         OPERATION,
         "last page",
     )))
+}
+
+/// Reads the price of the offering `offering_id` as ElastiCache lists it: the API
+/// names no currency, so it is USD.
+fn priced(
+    spec: &PurchaseSpec,
+    operation: &'static str,
+    offering_id: String,
+    offering: &ReservedCacheNodesOffering,
+) -> Result<Quote, PurchaseError> {
+    Listed {
+        operation,
+        offering_id,
+        currency: None,
+        fixed_price: offering.fixed_price(),
+        usage_price: offering.usage_price(),
+        charges: offering
+            .recurring_charges()
+            .iter()
+            .map(|charge| Charge {
+                amount: charge.recurring_charge_amount(),
+                frequency: charge.recurring_charge_frequency(),
+            })
+            .collect(),
+        duration_seconds: offering.duration().map(i64::from).unwrap_or_default(),
+    }
+    .quote(spec)
 }
 
 pub(super) async fn purchase(

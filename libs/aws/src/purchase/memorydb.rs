@@ -4,14 +4,15 @@
 
 use std::time::Instant;
 
-use aws_sdk_memorydb::types::{ReservedNode, Tag};
+use aws_sdk_memorydb::types::{ReservedNode, ReservedNodesOffering, Tag};
 use cudly_common::idempotency::{TAG_KEY, reservation_id};
 
+use super::quote::{Charge, Listed};
 use super::support::{
     MAX_PAGES, Payment, Resend, SendFailure, count_of, logged, only_offering, resource_type,
     same_text, send_mutation, term_seconds, to_utc,
 };
-use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser};
+use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser, Quote};
 use crate::error::AwsFailure;
 
 const SERVICE: &str = "memorydb";
@@ -82,10 +83,12 @@ pub(super) async fn find_by_token(
     Ok(None)
 }
 
-pub(super) async fn resolve_offering(
+/// Returns the quote of the one offering that matches `spec`, read from the same
+/// answer that names the offering.
+pub(super) async fn quote(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
-) -> Result<String, PurchaseError> {
+) -> Result<Quote, PurchaseError> {
     const OPERATION: &str = "DescribeReservedNodesOfferings";
     let node_type = resource_type(spec)?;
     let term = term_seconds(spec)?;
@@ -121,14 +124,18 @@ pub(super) async fn resolve_offering(
                             .offering_type()
                             .is_some_and(|kind| same_text(kind, payment.spaced()))
                 })
-                .filter_map(|offering| offering.reserved_nodes_offering_id())
-                .map(str::to_owned),
+                .filter_map(|offering| {
+                    offering
+                        .reserved_nodes_offering_id()
+                        .map(|id| (id.to_owned(), offering.clone()))
+                }),
         );
         match output.next_token().filter(|token| !token.is_empty()) {
             Some(next) => next_token = Some(next.to_owned()),
             None => {
                 let what = format!("{node_type} {} {term}s", payment.spaced());
-                return only_offering(spec, what, matches);
+                let (offering_id, offering) = only_offering(spec, what, matches)?;
+                return priced(spec, OPERATION, offering_id, &offering);
             }
         }
     }
@@ -136,6 +143,33 @@ pub(super) async fn resolve_offering(
         OPERATION,
         "last page",
     )))
+}
+
+/// Reads the price of the offering `offering_id` as MemoryDB lists it: the API names
+/// no currency (USD) and no usage price, and its SDK reads an absent fixed price as 0.
+fn priced(
+    spec: &PurchaseSpec,
+    operation: &'static str,
+    offering_id: String,
+    offering: &ReservedNodesOffering,
+) -> Result<Quote, PurchaseError> {
+    Listed {
+        operation,
+        offering_id,
+        currency: None,
+        fixed_price: Some(offering.fixed_price()),
+        usage_price: None,
+        charges: offering
+            .recurring_charges()
+            .iter()
+            .map(|charge| Charge {
+                amount: Some(charge.recurring_charge_amount()),
+                frequency: charge.recurring_charge_frequency(),
+            })
+            .collect(),
+        duration_seconds: i64::from(offering.duration()),
+    }
+    .quote(spec)
 }
 
 pub(super) async fn purchase(

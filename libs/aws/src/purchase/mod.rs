@@ -3,7 +3,9 @@
 //!
 //! 1. [`Purchaser::find_by_token`] — the guard: is a commitment for this token already
 //!    there? A failed look-up is an error, and the executor then refuses to buy.
-//! 2. [`Purchaser::resolve_offering`] — the offering id for the recommendation.
+//! 2. [`Purchaser::quote`] — the one offering matching the recommendation, priced from
+//!    the same describe-offerings answer ([`Quote`]); [`Purchaser::resolve_offering`]
+//!    is its offering id.
 //! 3. [`Purchaser::purchase`] — one purchase call carrying the token (as client token,
 //!    reservation id or name where the API has one). EC2 and Redshift purchases are
 //!    never retried by the SDK or by us, except after a throttling rejection.
@@ -16,6 +18,7 @@ mod ec2;
 mod elasticache;
 mod memorydb;
 mod opensearch;
+mod quote;
 mod rds;
 mod redshift;
 mod savingsplans;
@@ -28,6 +31,7 @@ use aws_config::retry::RetryConfig;
 use chrono::{DateTime, Utc};
 pub use cudly_vocabulary::AwsService;
 use cudly_vocabulary::{Recommendation, RecommendationDetails};
+pub use quote::{DEFAULT_CURRENCY, HOURS_PER_MONTH, Quote};
 use tokio::sync::OnceCell;
 
 use crate::error::AwsFailure;
@@ -348,19 +352,29 @@ impl Purchaser {
         }
     }
 
-    /// Returns the id of the one offering that matches the recommendation. No match
-    /// (or several) is [`PurchaseError::Invalid`]; a failed look-up is
-    /// [`PurchaseError::LookupFailed`].
+    /// Returns the id of the one offering that matches the recommendation: the offering
+    /// of [`Purchaser::quote`], found by the same look-up, so what is bought is what was
+    /// priced.
     pub async fn resolve_offering(&self, spec: &PurchaseSpec) -> Result<String, PurchaseError> {
+        self.quote(spec).await.map(|quote| quote.offering_id)
+    }
+
+    /// Returns the one offering that matches the recommendation with its list price, in
+    /// one describe-offerings look-up (the price is read from the answer that names the
+    /// offering, so the two cannot disagree). An offering's price is the same in every
+    /// account. No match (or several) is [`PurchaseError::Invalid`], as is a price that
+    /// cannot be read per hour; a failed look-up or a reply without a price is
+    /// [`PurchaseError::LookupFailed`].
+    pub async fn quote(&self, spec: &PurchaseSpec) -> Result<Quote, PurchaseError> {
         self.check_spec(spec)?;
         match spec.service {
-            AwsService::Ec2 => ec2::resolve_offering(self, spec).await,
-            AwsService::SavingsPlans => savingsplans::resolve_offering(self, spec).await,
-            AwsService::Rds => rds::resolve_offering(self, spec).await,
-            AwsService::ElastiCache => elasticache::resolve_offering(self, spec).await,
-            AwsService::MemoryDb => memorydb::resolve_offering(self, spec).await,
-            AwsService::OpenSearch => opensearch::resolve_offering(self, spec).await,
-            AwsService::Redshift => redshift::resolve_offering(self, spec).await,
+            AwsService::Ec2 => ec2::quote(self, spec).await,
+            AwsService::SavingsPlans => savingsplans::quote(self, spec).await,
+            AwsService::Rds => rds::quote(self, spec).await,
+            AwsService::ElastiCache => elasticache::quote(self, spec).await,
+            AwsService::MemoryDb => memorydb::quote(self, spec).await,
+            AwsService::OpenSearch => opensearch::quote(self, spec).await,
+            AwsService::Redshift => redshift::quote(self, spec).await,
         }
     }
 

@@ -7,14 +7,15 @@
 
 use std::time::Instant;
 
-use aws_sdk_opensearch::types::ReservedInstance;
+use aws_sdk_opensearch::types::{ReservedInstance, ReservedInstanceOffering};
 use cudly_common::idempotency::reservation_id;
 
+use super::quote::{Charge, Listed};
 use super::support::{
     MAX_PAGES, Payment, Resend, SendFailure, count_of, logged, only_offering, resource_type,
     send_mutation, term_seconds, to_utc,
 };
-use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser};
+use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser, Quote};
 use crate::error::AwsFailure;
 
 const SERVICE: &str = "opensearch";
@@ -86,10 +87,12 @@ pub(super) async fn find_by_token(
         .map_err(PurchaseError::LookupFailed)
 }
 
-pub(super) async fn resolve_offering(
+/// Returns the quote of the one offering that matches `spec`, read from the same
+/// answer that names the offering.
+pub(super) async fn quote(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
-) -> Result<String, PurchaseError> {
+) -> Result<Quote, PurchaseError> {
     const OPERATION: &str = "DescribeReservedInstanceOfferings";
     let instance_type = resource_type(spec)?;
     let term = term_seconds(spec)?;
@@ -121,14 +124,18 @@ pub(super) async fn resolve_offering(
                         && offering.payment_option().map(|option| option.as_str())
                             == Some(payment.upper_snake())
                 })
-                .filter_map(|offering| offering.reserved_instance_offering_id())
-                .map(str::to_owned),
+                .filter_map(|offering| {
+                    offering
+                        .reserved_instance_offering_id()
+                        .map(|id| (id.to_owned(), offering.clone()))
+                }),
         );
         match output.next_token().filter(|token| !token.is_empty()) {
             Some(next) => next_token = Some(next.to_owned()),
             None => {
                 let what = format!("{instance_type} {} {term}s", payment.upper_snake());
-                return only_offering(spec, what, matches);
+                let (offering_id, offering) = only_offering(spec, what, matches)?;
+                return priced(spec, OPERATION, offering_id, &offering);
             }
         }
     }
@@ -136,6 +143,32 @@ pub(super) async fn resolve_offering(
         OPERATION,
         "last page",
     )))
+}
+
+/// Reads the price of the offering `offering_id` as OpenSearch lists it.
+fn priced(
+    spec: &PurchaseSpec,
+    operation: &'static str,
+    offering_id: String,
+    offering: &ReservedInstanceOffering,
+) -> Result<Quote, PurchaseError> {
+    Listed {
+        operation,
+        offering_id,
+        currency: offering.currency_code(),
+        fixed_price: offering.fixed_price(),
+        usage_price: offering.usage_price(),
+        charges: offering
+            .recurring_charges()
+            .iter()
+            .map(|charge| Charge {
+                amount: charge.recurring_charge_amount(),
+                frequency: charge.recurring_charge_frequency(),
+            })
+            .collect(),
+        duration_seconds: i64::from(offering.duration()),
+    }
+    .quote(spec)
 }
 
 pub(super) async fn purchase(

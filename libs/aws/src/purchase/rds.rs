@@ -4,14 +4,15 @@
 
 use std::time::Instant;
 
-use aws_sdk_rds::types::{ReservedDbInstance, Tag};
+use aws_sdk_rds::types::{ReservedDbInstance, ReservedDbInstancesOffering, Tag};
 use cudly_common::idempotency::{TAG_KEY, reservation_id};
 
+use super::quote::{Charge, Listed};
 use super::support::{
     MAX_PAGES, Payment, Resend, SendFailure, count_of, logged, only_offering, required_engine,
     resource_type, same_text, send_mutation, term_seconds, to_utc,
 };
-use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser};
+use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser, Quote};
 use crate::error::AwsFailure;
 
 const SERVICE: &str = "rds";
@@ -90,10 +91,12 @@ pub(super) async fn find_by_token(
     Ok(None)
 }
 
-pub(super) async fn resolve_offering(
+/// Returns the quote of the one offering that matches `spec`, read from the same
+/// answer that names the offering.
+pub(super) async fn quote(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
-) -> Result<String, PurchaseError> {
+) -> Result<Quote, PurchaseError> {
     const OPERATION: &str = "DescribeReservedDBInstancesOfferings";
     let instance_class = resource_type(spec)?;
     let engine = required_engine(spec, "engine (product description)")?;
@@ -137,8 +140,11 @@ pub(super) async fn resolve_offering(
                             .is_some_and(|kind| same_text(kind, payment.spaced()))
                         && offering.multi_az().unwrap_or(false) == multi_az
                 })
-                .filter_map(|offering| offering.reserved_db_instances_offering_id())
-                .map(str::to_owned),
+                .filter_map(|offering| {
+                    offering
+                        .reserved_db_instances_offering_id()
+                        .map(|id| (id.to_owned(), offering.clone()))
+                }),
         );
         match output.marker().filter(|marker| !marker.is_empty()) {
             Some(next) => marker = Some(next.to_owned()),
@@ -147,7 +153,8 @@ pub(super) async fn resolve_offering(
                     "{instance_class} {engine} {} {term}s multi-az {multi_az}",
                     payment.spaced()
                 );
-                return only_offering(spec, what, matches);
+                let (offering_id, offering) = only_offering(spec, what, matches)?;
+                return priced(spec, OPERATION, offering_id, &offering);
             }
         }
     }
@@ -155,6 +162,32 @@ pub(super) async fn resolve_offering(
         OPERATION,
         "last page",
     )))
+}
+
+/// Reads the price of the offering `offering_id` as RDS lists it.
+fn priced(
+    spec: &PurchaseSpec,
+    operation: &'static str,
+    offering_id: String,
+    offering: &ReservedDbInstancesOffering,
+) -> Result<Quote, PurchaseError> {
+    Listed {
+        operation,
+        offering_id,
+        currency: offering.currency_code(),
+        fixed_price: offering.fixed_price(),
+        usage_price: offering.usage_price(),
+        charges: offering
+            .recurring_charges()
+            .iter()
+            .map(|charge| Charge {
+                amount: charge.recurring_charge_amount(),
+                frequency: charge.recurring_charge_frequency(),
+            })
+            .collect(),
+        duration_seconds: offering.duration().map(i64::from).unwrap_or_default(),
+    }
+    .quote(spec)
 }
 
 pub(super) async fn purchase(

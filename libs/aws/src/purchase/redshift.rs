@@ -7,15 +7,16 @@
 
 use std::time::Instant;
 
-use aws_sdk_redshift::types::{ReservedNode, ReservedNodeOfferingType, Tag};
+use aws_sdk_redshift::types::{ReservedNode, ReservedNodeOffering, ReservedNodeOfferingType, Tag};
 use chrono::{DateTime, Utc};
 use cudly_common::idempotency::{TAG_KEY, mask_token};
 
+use super::quote::{Charge, Listed};
 use super::support::{
     MAX_PAGES, Payment, Resend, SendFailure, count_of, logged, only_offering, resource_type,
     same_text, send_mutation, term_seconds, to_utc,
 };
-use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser};
+use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser, Quote};
 use crate::error::AwsFailure;
 
 const SERVICE: &str = "redshift";
@@ -201,10 +202,12 @@ pub(super) fn candidate_shape(spec: &PurchaseSpec) -> String {
     )
 }
 
-pub(super) async fn resolve_offering(
+/// Returns the quote of the one offering that matches `spec`, read from the same
+/// answer that names the offering.
+pub(super) async fn quote(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
-) -> Result<String, PurchaseError> {
+) -> Result<Quote, PurchaseError> {
     const OPERATION: &str = "DescribeReservedNodeOfferings";
     let node_type = resource_type(spec)?;
     let term = term_seconds(spec)?;
@@ -240,14 +243,18 @@ pub(super) async fn resolve_offering(
                             .reserved_node_offering_type()
                             .is_none_or(|kind| *kind == ReservedNodeOfferingType::Regular)
                 })
-                .filter_map(|offering| offering.reserved_node_offering_id())
-                .map(str::to_owned),
+                .filter_map(|offering| {
+                    offering
+                        .reserved_node_offering_id()
+                        .map(|id| (id.to_owned(), offering.clone()))
+                }),
         );
         match output.marker().filter(|marker| !marker.is_empty()) {
             Some(next) => marker = Some(next.to_owned()),
             None => {
                 let what = format!("{node_type} {} {term}s", payment.spaced());
-                return only_offering(spec, what, matches);
+                let (offering_id, offering) = only_offering(spec, what, matches)?;
+                return priced(spec, OPERATION, offering_id, &offering);
             }
         }
     }
@@ -255,6 +262,32 @@ pub(super) async fn resolve_offering(
         OPERATION,
         "last page",
     )))
+}
+
+/// Reads the price of the offering `offering_id` as Redshift lists it.
+fn priced(
+    spec: &PurchaseSpec,
+    operation: &'static str,
+    offering_id: String,
+    offering: &ReservedNodeOffering,
+) -> Result<Quote, PurchaseError> {
+    Listed {
+        operation,
+        offering_id,
+        currency: offering.currency_code(),
+        fixed_price: offering.fixed_price(),
+        usage_price: offering.usage_price(),
+        charges: offering
+            .recurring_charges()
+            .iter()
+            .map(|charge| Charge {
+                amount: charge.recurring_charge_amount(),
+                frequency: charge.recurring_charge_frequency(),
+            })
+            .collect(),
+        duration_seconds: offering.duration().map(i64::from).unwrap_or_default(),
+    }
+    .quote(spec)
 }
 
 pub(super) async fn purchase(

@@ -1,19 +1,23 @@
 //! Savings Plans. CreateSavingsPlan carries clientToken = token (AWS returns the same
 //! plan for a repeated token) and the token tag. DescribeSavingsPlans has no tag
 //! filter, so the guard pages every plan. One plan per item: its hourly commitment is
-//! the recommendation's hourly commitment × count, so a found plan counts 1.
+//! the recommendation's hourly commitment × count, so a found plan counts 1. An offering
+//! has no price: its quote is the commitment the buyer chose.
 
 use std::time::Instant;
 
-use aws_sdk_savingsplans::types::{SavingsPlan, SavingsPlanPaymentOption, SavingsPlanType};
+use aws_sdk_savingsplans::types::{
+    CurrencyCode, SavingsPlan, SavingsPlanPaymentOption, SavingsPlanType,
+};
 use chrono::{DateTime, Utc};
 use cudly_common::idempotency::TAG_KEY;
 use cudly_vocabulary::HourlyCommitment;
 
+use super::quote::savings_plan as savings_plan_quote;
 use super::support::{
     MAX_PAGES, Payment, Resend, SendFailure, logged, only_offering, send_mutation, term_seconds,
 };
-use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser};
+use super::{Commitment, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser, Quote};
 use crate::error::AwsFailure;
 
 const SERVICE: &str = "savingsplans";
@@ -125,16 +129,34 @@ fn total_commitment(spec: &PurchaseSpec) -> Result<String, PurchaseError> {
         })
 }
 
-pub(super) async fn resolve_offering(
+/// Returns the hourly commitment of one unit as a number, for the quote; the purchase
+/// sends the exact decimal of [`total_commitment`], which this checks first.
+fn hourly_per_unit(spec: &PurchaseSpec) -> Result<f64, PurchaseError> {
+    total_commitment(spec)?;
+    spec.details
+        .hourly_commitment
+        .as_deref()
+        .and_then(|hourly| HourlyCommitment::parse(hourly).ok())
+        .and_then(|hourly| hourly.to_string().parse::<f64>().ok())
+        .ok_or_else(|| {
+            PurchaseError::Invalid(
+                "savingsplans hourly commitment is not a decimal number".to_owned(),
+            )
+        })
+}
+
+/// Returns the quote of the one offering that matches `spec` (or the given
+/// `offering_id`), priced at the hourly commitment the recommendation chose.
+pub(super) async fn quote(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
-) -> Result<String, PurchaseError> {
+) -> Result<Quote, PurchaseError> {
     const OPERATION: &str = "DescribeSavingsPlansOfferings";
     let plan_type = plan_type(spec)?;
     let term = term_seconds(spec)?;
     let payment = Payment::of(spec)?;
     let payment_option = SavingsPlanPaymentOption::from(payment.spaced());
-    total_commitment(spec)?;
+    let hourly = hourly_per_unit(spec)?;
     let explicit_offering = spec
         .details
         .offering_id
@@ -171,8 +193,11 @@ pub(super) async fn resolve_offering(
                         && explicit_offering
                             .is_none_or(|wanted| offering.offering_id() == Some(wanted))
                 })
-                .filter_map(|offering| offering.offering_id())
-                .map(str::to_owned),
+                .filter_map(|offering| {
+                    offering
+                        .offering_id()
+                        .map(|id| (id.to_owned(), offering.clone()))
+                }),
         );
         match output.next_token().filter(|token| !token.is_empty()) {
             Some(next) => next_token = Some(next.to_owned()),
@@ -185,7 +210,15 @@ pub(super) async fn resolve_offering(
                         .map(|id| format!(" offering {}", crate::error::scrub(id)))
                         .unwrap_or_default()
                 );
-                return only_offering(spec, what, matches);
+                let (offering_id, offering) = only_offering(spec, what, matches)?;
+                return savings_plan_quote(
+                    spec,
+                    &offering_id,
+                    offering.currency().map(CurrencyCode::as_str),
+                    offering.duration_seconds(),
+                    payment,
+                    hourly,
+                );
             }
         }
     }

@@ -155,15 +155,16 @@ pub(super) fn to_utc(time: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>>
     DateTime::from_timestamp(time.secs(), time.subsec_nanos())
 }
 
-/// Returns the only offering id of `matches`, or `Invalid` when there is none or
-/// several (buying an arbitrary one of several could buy the wrong thing).
-pub(super) fn only_offering(
+/// Returns the only offering of `matches` (offering id, offering), or `Invalid` when
+/// there is none or several (buying an arbitrary one of several could buy the wrong
+/// thing). An offering listed twice under one id (on two pages) counts once.
+pub(super) fn only_offering<T>(
     spec: &PurchaseSpec,
     what: String,
-    mut matches: Vec<String>,
-) -> Result<String, PurchaseError> {
-    matches.sort();
-    matches.dedup();
+    mut matches: Vec<(String, T)>,
+) -> Result<(String, T), PurchaseError> {
+    matches.sort_by(|left, right| left.0.cmp(&right.0));
+    matches.dedup_by(|left, right| left.0 == right.0);
     match matches.len() {
         0 => Err(PurchaseError::Invalid(format!(
             "no {} offering for {what}",

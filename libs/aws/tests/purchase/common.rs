@@ -45,17 +45,34 @@ pub fn purchaser_for(handle: &SandboxHandle) -> Purchaser {
 
 /// A purchaser whose every call attempt gives up after `call_timeout`.
 pub fn purchaser_with_timeout(handle: &SandboxHandle, call_timeout: Duration) -> Purchaser {
-    let settings = AwsSettings {
+    Purchaser::new(&settings(handle, call_timeout), &credentials(), REGION)
+        .with_retry_backoff(Duration::from_millis(10))
+}
+
+/// The configuration of SDK clients signed like the purchaser, for tests that read
+/// what AWS lists without going through the purchaser.
+pub fn sdk_config(handle: &SandboxHandle) -> aws_types::SdkConfig {
+    cudly_aws::sdk::config_with_credentials(
+        &settings(handle, Duration::from_secs(5)),
+        &credentials(),
+        REGION,
+    )
+}
+
+fn settings(handle: &SandboxHandle, call_timeout: Duration) -> AwsSettings {
+    AwsSettings {
         call_timeout,
         ..AwsSettings::default().with_endpoint(handle.endpoint())
-    };
-    let credentials = SessionCredentials {
+    }
+}
+
+fn credentials() -> SessionCredentials {
+    SessionCredentials {
         access_key_id: KEY.to_owned(),
         secret_access_key: SecretString::from(SECRET),
         session_token: None,
         expiration: None,
-    };
-    Purchaser::new(&settings, &credentials, REGION).with_retry_backoff(Duration::from_millis(10))
+    }
 }
 
 /// A well-formed recommendation of `service` whose token derives from `lineage`.

@@ -1,9 +1,10 @@
 //! The purchase adapters through the real SDK clients, over HTTP, against the AWS
-//! sandbox: the guard, offering look-up, purchase, tagging and reconciliation of every
-//! service, with the faults the idempotency rules exist for.
+//! sandbox: the guard, offering look-up and its quote, purchase, tagging and
+//! reconciliation of every service, with the faults the idempotency rules exist for.
 
 mod common;
 mod edges;
+mod quotes;
 mod scenarios;
 mod specific;
 
@@ -47,6 +48,16 @@ macro_rules! every_service {
             #[tokio::test]
             async fn offering_resolution_is_stable_and_malformed_recommendations_are_invalid() {
                 scenarios::offering_resolution_is_stable_and_malformed_recommendations_are_invalid($service).await;
+            }
+
+            #[tokio::test]
+            async fn a_quote_is_the_listed_price_of_the_matched_offering() {
+                crate::quotes::a_quote_is_the_listed_price_of_the_matched_offering($service).await;
+            }
+
+            #[tokio::test]
+            async fn a_raised_list_price_shows_in_a_new_quote_and_is_a_price_rise() {
+                crate::quotes::a_raised_list_price_shows_in_a_new_quote_and_is_a_price_rise($service).await;
             }
 
             #[tokio::test]
