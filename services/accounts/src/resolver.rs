@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::Utc;
+use cudly_aws::error::AwsFailure;
 use cudly_aws::sdk::{AwsSettings, SessionCredentials};
 use cudly_aws::sts::{AssumeRole, Sts};
 use secrecy::{ExposeSecret, SecretString};
@@ -56,6 +57,18 @@ pub enum ResolveError {
 }
 
 impl ResolveError {
+    /// Returns the error of a failed STS call: STS refusing the call itself (a 4xx
+    /// that is not throttling: access denied, a wrong external id, keys it does not
+    /// know) is a refusal that asking again does not change; anything else (throttling,
+    /// a 5xx, a timeout, a connection failure) is AWS being unavailable for now.
+    fn from_sts(failure: AwsFailure) -> Self {
+        if failure.is_refusal() {
+            ResolveError::Refused(failure.to_string())
+        } else {
+            ResolveError::Aws(failure.to_string())
+        }
+    }
+
     fn in_bastion(self, bastion: &Account) -> Self {
         let prefix = format!("bastion account {} ({})", bastion.name(), bastion.id);
         match self {
@@ -65,8 +78,8 @@ impl ResolveError {
         }
     }
 
-    /// Returns the error of an RPC that needed the credentials: a refusal is
-    /// FAILED_PRECONDITION, an AWS failure UNAVAILABLE.
+    /// Returns the error of an RPC that needed the credentials: a refusal (of the
+    /// configuration or of STS) is FAILED_PRECONDITION, AWS unavailable is UNAVAILABLE.
     pub fn into_accounts_error(self) -> AccountsError {
         match self {
             ResolveError::Refused(message) => AccountsError::FailedPrecondition(message),
@@ -281,7 +294,7 @@ impl Resolver {
                 self.sts_with(&keys)
                     .get_session_token(SESSION_DURATION)
                     .await
-                    .map_err(|failure| ResolveError::Aws(failure.to_string()))
+                    .map_err(ResolveError::from_sts)
             }
             AwsAuthMode::RoleArn => {
                 let ambient = self.ambient().await;
@@ -299,7 +312,7 @@ impl Resolver {
                         SESSION_DURATION,
                     )
                     .await
-                    .map_err(|failure| ResolveError::Aws(failure.to_string()))
+                    .map_err(ResolveError::from_sts)
             }
             AwsAuthMode::Bastion => Err(ResolveError::Refused(
                 "bastion chaining is not supported".to_owned(),
@@ -321,7 +334,7 @@ impl Resolver {
             duration: SESSION_DURATION,
         })
         .await
-        .map_err(|failure| ResolveError::Aws(failure.to_string()))
+        .map_err(ResolveError::from_sts)
     }
 
     async fn ambient(&self) -> &Sts {

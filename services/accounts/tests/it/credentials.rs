@@ -178,7 +178,7 @@ async fn resolve_credentials_with_a_wrong_external_id_fails_clearly_without_secr
     let status = resolve(&stack, &id)
         .await
         .expect_err("a wrong external id is refused");
-    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
     let message = status.message();
     assert!(message.starts_with("AssumeRole: AccessDenied"), "{message}");
     assert!(message.contains("external id"), "{message}");
@@ -459,7 +459,7 @@ async fn the_services_own_identity_is_what_role_arn_accounts_trust() {
         .await;
     let id = create(&stack, role_account("role", ROLE_ACCOUNT, ROLE_NAME, None)).await;
     let status = resolve(&stack, &id).await.unwrap_err();
-    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
     assert!(
         status.message().contains(SANDBOX_HOST_ACCOUNT_ID),
         "{status:?}"
