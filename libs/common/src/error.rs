@@ -21,6 +21,9 @@ pub enum ErrorCode {
     AlreadyExists,
     Conflict,
     Gone,
+    /// Well-formed but refused by a rule about its content: an item that cannot be
+    /// priced, a spend limit.
+    Unprocessable,
     /// A fenced call (sweeper → executor/planner) carried a token lower than one
     /// already seen for its task: the caller's lock was taken over.
     StaleFencingToken,
@@ -50,6 +53,7 @@ const TABLE: &[Row] = &[
     Row { code: ErrorCode::AlreadyExists, name: "already_exists", grpc: Code::AlreadyExists, http: 409 },
     Row { code: ErrorCode::Conflict, name: "conflict", grpc: Code::FailedPrecondition, http: 409 },
     Row { code: ErrorCode::Gone, name: "gone", grpc: Code::FailedPrecondition, http: 410 },
+    Row { code: ErrorCode::Unprocessable, name: "unprocessable", grpc: Code::FailedPrecondition, http: 422 },
     Row { code: ErrorCode::StaleFencingToken, name: "stale_fencing_token", grpc: Code::Aborted, http: 409 },
     Row { code: ErrorCode::PayloadTooLarge, name: "payload_too_large", grpc: Code::ResourceExhausted, http: 413 },
     Row { code: ErrorCode::UnsupportedMediaType, name: "unsupported_media_type", grpc: Code::InvalidArgument, http: 415 },
@@ -136,6 +140,24 @@ pub struct ApiError {
     pub status: Option<String>,
     /// The input field an invalid-argument error is about.
     pub field: Option<String>,
+    /// The recommendation index an unpriceable-item error is about.
+    pub item: Option<u32>,
+    /// The spend limit that refused an execution.
+    pub spend: Option<SpendRefusal>,
+}
+
+/// Which spend limit refused an execution, and by how much (REST `limit` (the amount),
+/// `limit_name`, `committed`, `requested`; the amounts in USD).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpendRefusal {
+    /// The limit's name, e.g. `max_window_commitment`.
+    pub limit: String,
+    /// The limit's amount.
+    pub amount: f64,
+    /// What is already committed under it.
+    pub committed: f64,
+    /// What the refused execution would add.
+    pub requested: f64,
 }
 
 impl ApiError {
@@ -147,7 +169,27 @@ impl ApiError {
             mismatches: Vec::new(),
             status: None,
             field: None,
+            item: None,
+            spend: None,
         }
+    }
+
+    /// A 422 about one recommendation of a request (by its index).
+    pub fn unprocessable_item(item: u32, message: impl Into<String>) -> Self {
+        let mut error = Self::new(ErrorCode::Unprocessable, message);
+        error.item = Some(item);
+        error
+    }
+
+    /// A 422 spend-limit refusal.
+    pub fn spend_limit(spend: SpendRefusal) -> Self {
+        let message = format!(
+            "spend limit {} of {:.2} USD would be exceeded: {:.2} committed, {:.2} requested",
+            spend.limit, spend.amount, spend.committed, spend.requested
+        );
+        let mut error = Self::new(ErrorCode::Unprocessable, message);
+        error.spend = Some(spend);
+        error
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -226,6 +268,15 @@ impl ApiError {
         if let Some(field) = &self.field {
             body.insert("field".into(), field.clone().into());
         }
+        if let Some(item) = self.item {
+            body.insert("item".into(), item.into());
+        }
+        if let Some(spend) = &self.spend {
+            body.insert("limit".into(), serde_json::json!(spend.amount));
+            body.insert("limit_name".into(), spend.limit.clone().into());
+            body.insert("committed".into(), serde_json::json!(spend.committed));
+            body.insert("requested".into(), serde_json::json!(spend.requested));
+        }
         serde_json::Value::Object(body)
     }
 
@@ -262,6 +313,13 @@ impl ApiError {
                 .collect(),
             status: detail.status,
             field: detail.field,
+            item: detail.item,
+            spend: detail.spend.map(|spend| SpendRefusal {
+                limit: spend.limit,
+                amount: spend.amount,
+                committed: spend.committed,
+                requested: spend.requested,
+            }),
         }
     }
 
@@ -288,6 +346,13 @@ impl ApiError {
                 .collect(),
             status: self.status.clone(),
             field: self.field.clone(),
+            item: self.item,
+            spend: self.spend.as_ref().map(|spend| pb::SpendRefusal {
+                limit: spend.limit.clone(),
+                amount: spend.amount,
+                committed: spend.committed,
+                requested: spend.requested,
+            }),
         }
     }
 }

@@ -10,4 +10,4 @@ pub mod idempotency;
 pub mod metrics;
 pub mod server;
 
-pub use error::{ApiError, ErrorCode};
+pub use error::{ApiError, ErrorCode, SpendRefusal};

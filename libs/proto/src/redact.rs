@@ -112,6 +112,7 @@ impl fmt::Debug for ApproveExecutionRequest {
             .field("id", &self.id)
             .field("token", &RedactedOption(self.token.is_some()))
             .field("actor", &self.actor)
+            .field("actor_key_id", &self.actor_key_id)
             .finish()
     }
 }
@@ -123,6 +124,7 @@ impl fmt::Debug for CancelExecutionRequest {
             .field("id", &self.id)
             .field("token", &RedactedOption(self.token.is_some()))
             .field("actor", &self.actor)
+            .field("actor_key_id", &self.actor_key_id)
             .finish()
     }
 }
@@ -266,6 +268,7 @@ mod tests {
             target: Some(Target::IdempotencyToken(TOKEN.to_owned())),
             resolution: Some(Resolution::NotBought(Default::default())),
             actor: "key:ops".to_owned(),
+            actor_key_id: None,
         };
         let text = format!("{request:?}");
         assert!(!text.contains(TOKEN), "{text}");

@@ -96,6 +96,8 @@ fn descriptor_set_describes_every_service_and_rpc() {
                 "ListStaleExecutions",
                 "Redrive",
                 "SafeFail",
+                "GetGuardrails",
+                "PutGuardrails",
             ],
         ),
         (

@@ -258,6 +258,24 @@ impl Cluster {
         &self.admin_key
     }
 
+    /// Sets a rolling-window spend limit too high to bind, through the gateway: the
+    /// cluster runs in production mode, where auto-approved plan runs need one.
+    pub async fn allow_auto_purchase(&self) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .put(format!("{}/api/guardrails", self.gateway_url()))
+            .bearer_auth(&self.admin_key)
+            .json(&serde_json::json!({"max_window_commitment": 1e15}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "setting the guardrails: {}",
+            response.status()
+        );
+        Ok(())
+    }
+
     /// Returns the internal token of `caller`.
     pub fn internal_token(&self, caller: Caller) -> SecretString {
         let token = self

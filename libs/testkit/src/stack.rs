@@ -105,6 +105,48 @@ impl TestStack {
             .expect("the stack was started with start_with_sandbox")
     }
 
+    /// Adds an account to the sandbox and registers it through REST with its access
+    /// keys; returns its id. Creations price their items through a target account, so a
+    /// test that creates executions needs one the sandbox knows.
+    pub async fn add_sandbox_account(&self, name: &str) -> anyhow::Result<String> {
+        let digits = uuid::Uuid::new_v4().as_u128().to_string();
+        let external_id = format!("4{}", &digits[..11]);
+        let access_key_id = format!("AKIAT{external_id}");
+        let secret = format!("sandboxSecret{external_id}abcdefghijklmnop");
+        self.sandbox()
+            .add_account(
+                AccountSpec::new(&external_id)
+                    .with_name(name)
+                    .with_access_key(&access_key_id, &secret),
+            )
+            .await;
+        let (status, account) = self
+            .admin_json(
+                Method::POST,
+                "/api/accounts",
+                Some(serde_json::json!({
+                    "name": name,
+                    "provider": "aws",
+                    "external_id": external_id,
+                    "aws_auth_mode": "access_keys",
+                    "credentials": {
+                        "type": "aws_access_keys",
+                        "access_key_id": access_key_id,
+                        "secret_access_key": secret,
+                    },
+                })),
+            )
+            .await?;
+        anyhow::ensure!(
+            status.is_success(),
+            "registering {name}: {status} {account}"
+        );
+        account["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("no id in {account}"))
+    }
+
     /// Waits until `/health/readyz` answers 200.
     pub async fn wait_ready(&self) -> anyhow::Result<()> {
         let url = self.url("/health/readyz");

@@ -65,6 +65,14 @@ impl StackConfig {
         // Tests run sweeps on demand (RunTask), never on a timer behind their back, and
         // share one Redis: each stack locks under its own prefix.
         config.sweeper.tuning.run_loops = false;
+        // Production mode, but the guardrails of dev mode: most tests create and approve
+        // with one key and auto-purchase without limits; the guardrail tests set them.
+        config
+            .executor
+            .runner
+            .guardrail_defaults
+            .require_different_approver = false;
+        config.executor.runner.auto_purchase_needs_window_limit = false;
         config.sweeper.tuning.lock_key_prefix =
             format!("cudly-test:{}:lock:task:", random_suffix());
         config

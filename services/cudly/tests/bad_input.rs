@@ -141,8 +141,9 @@ struct Reply {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_gets_its_exact_4xx_and_changes_nothing() {
-    // No AWS call is reachable from a refused request, so no sandbox is needed.
-    let stack = TestStack::start().await.unwrap();
+    // No AWS call is reachable from a refused request; the sandbox prices the
+    // baseline's execution.
+    let stack = TestStack::start_with_sandbox().await.unwrap();
     let base = baseline(&stack).await;
     let before = snapshot(&stack).await;
     for table in [
@@ -233,10 +234,12 @@ async fn baseline(stack: &TestStack) -> Baseline {
         json!({"name": "bad input viewer", "role": "viewer"}),
     )
     .await;
+    // Creations are priced through the buying account, which the sandbox must know.
+    let buyer = stack.add_sandbox_account("bad input buyer").await.unwrap();
     let execution = create(
         stack,
         "/api/executions",
-        json!({"cloud_account_id": account, "recommendations": [recommendation()]}),
+        json!({"cloud_account_id": buyer, "recommendations": [recommendation()]}),
     )
     .await;
     Baseline {
@@ -1257,7 +1260,8 @@ async fn accepted_reads(stack: &TestStack) -> Vec<String> {
         .unwrap();
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    if status != StatusCode::OK || body["accounts"].as_array().map(Vec::len) != Some(1) {
+    // The baseline's account and the sandbox account that buys its execution.
+    if status != StatusCode::OK || body["accounts"].as_array().map(Vec::len) != Some(2) {
         wrong.push(format!(
             "GET /api/accounts with a garbage traceparent: {status} {}",
             shorten(&body.to_string())

@@ -209,6 +209,7 @@ async fn start_world() -> World {
     })
     .await
     .unwrap();
+    cluster.allow_auto_purchase().await.unwrap();
 
     let http = reqwest::Client::new();
     let mut account_ids = Vec::new();

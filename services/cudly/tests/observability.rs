@@ -215,11 +215,28 @@ async fn a_plan_execution_is_one_trace_from_the_gateway_to_every_aws_call() {
             .any(|span| span.span_context.span_id() == planner.span_context.span_id()),
         "CreateExecution runs under the planner's span"
     );
-    let resolve = spans
+    // Credentials are resolved twice: to price the items at creation, then by the run.
+    let resolves: Vec<&SpanData> = spans
         .iter()
         .filter(grpc_span_of("accounts"))
-        .find(|span| span.name.ends_with("/ResolveCredentials"))
-        .expect("the accounts service's ResolveCredentials span");
+        .filter(|span| span.name.ends_with("/ResolveCredentials"))
+        .collect();
+    let in_run = |span: &&SpanData| {
+        ancestors(span, &by_id)
+            .iter()
+            .any(|ancestor| ancestor.name == "account_run")
+    };
+    assert!(
+        resolves.iter().any(|span| !in_run(span)
+            && ancestors(span, &by_id)
+                .iter()
+                .any(|ancestor| ancestor.span_context.span_id() == create.span_context.span_id())),
+        "pricing resolves credentials under CreateExecution"
+    );
+    let resolve = *resolves
+        .iter()
+        .find(|span| in_run(span))
+        .expect("the run's ResolveCredentials span");
     let resolve_chain: Vec<&str> = ancestors(resolve, &by_id)
         .iter()
         .map(|span| span.name.as_ref())

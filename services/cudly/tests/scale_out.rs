@@ -129,6 +129,7 @@ async fn three_executors_and_two_sweepers_buy_every_token_once_while_one_executo
     })
     .await
     .unwrap();
+    cluster.allow_auto_purchase().await.unwrap();
 
     // The accounts, registered through the gateway.
     let http = reqwest::Client::new();

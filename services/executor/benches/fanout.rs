@@ -167,6 +167,7 @@ async fn run() -> anyhow::Result<()> {
                 id: execution.id.clone(),
                 token: created.approval_token.clone(),
                 actor: "token".to_owned(),
+                actor_key_id: None,
             })
             .await?;
         let status = loop {

@@ -11,6 +11,8 @@ use cudly_common::config::{
 use cudly_common::grpc::{Caller, InternalAuth};
 use secrecy::SecretString;
 
+use crate::domain::limits::GuardrailDefaults;
+
 /// The callers this service accepts (docs/design/ARCHITECTURE.md "Who calls whom").
 pub const ACCEPTED_CALLERS: &[Caller] = &[Caller::Gateway, Caller::Planner, Caller::Sweeper];
 
@@ -91,6 +93,12 @@ pub struct RunnerSettings {
     /// Tests only: how far this process's clock is off the database's (a drifted host
     /// clock). Zero in production; no variable.
     pub process_clock_offset: chrono::TimeDelta,
+    /// What the guardrails are where an admin set nothing (`CUDLY_PRICE_TOLERANCE`,
+    /// and approvers must differ outside dev mode).
+    pub guardrail_defaults: GuardrailDefaults,
+    /// Whether an auto-approved plan run is refused while no window limit is set: on in
+    /// production mode, off in dev mode.
+    pub auto_purchase_needs_window_limit: bool,
 }
 
 impl Default for RunnerSettings {
@@ -106,6 +114,8 @@ impl Default for RunnerSettings {
             settle_margin: Duration::from_secs(30),
             stall_before_first_send: Duration::ZERO,
             process_clock_offset: chrono::TimeDelta::zero(),
+            guardrail_defaults: GuardrailDefaults::default(),
+            auto_purchase_needs_window_limit: false,
         }
     }
 }
@@ -164,6 +174,11 @@ impl RunnerSettings {
             )?,
             poll_interval: env.duration("CUDLY_EXECUTOR_POLL_INTERVAL", defaults.poll_interval)?,
             settle_margin: env.duration("CUDLY_PURCHASE_SETTLE_MARGIN", defaults.settle_margin)?,
+            guardrail_defaults: GuardrailDefaults {
+                require_different_approver: !env.is_dev_mode(),
+                price_tolerance_percent: read_tolerance(env)?,
+            },
+            auto_purchase_needs_window_limit: !env.is_dev_mode(),
             ..defaults
         };
         settings.validate()?;
@@ -200,6 +215,22 @@ impl RunnerSettings {
             ));
         }
         Ok(())
+    }
+}
+
+/// Reads `CUDLY_PRICE_TOLERANCE`, a percentage (`1`, `1%` or `0.5 %`), default 1 %.
+fn read_tolerance(env: &Env) -> ConfigResult<f64> {
+    const NAME: &str = "CUDLY_PRICE_TOLERANCE";
+    let Some(text) = env.var(NAME) else {
+        return Ok(GuardrailDefaults::default().price_tolerance_percent);
+    };
+    let number = text.trim().trim_end_matches('%').trim();
+    match number.parse::<f64>() {
+        Ok(percent) if percent.is_finite() && (0.0..=100.0).contains(&percent) => Ok(percent),
+        _ => Err(ConfigError::new(
+            NAME,
+            "must be a percentage from 0 to 100, e.g. 1 or 1%",
+        )),
     }
 }
 

@@ -20,7 +20,8 @@ use crate::repo::attempts::AttemptRow;
 use crate::repo::executions::RootFilter;
 use crate::repo::history::{HistoryFilter, PurchaseRow};
 use crate::service::{
-    AttemptTarget, CreateRequest, Decision, ExecutionView, Executor, ResolveRequest,
+    AttemptTarget, CreateRequest, Decision, ExecutionView, Executor, GuardrailsUpdate,
+    GuardrailsView, ResolveRequest,
 };
 
 /// Fully qualified name of the service, reported in health.
@@ -52,9 +53,15 @@ impl ExecutorService for ExecutorGrpc {
         let caller = require_caller(&request, GATEWAY_OR_PLANNER)?;
         tracing::Span::current().record("caller", caller.name());
         let create = create_request(request.into_inner(), caller)?;
+        let dry_run = create.dry_run;
         let created = self.executor.create(create).await?;
+        let mut execution = execution_to_proto(&created.view);
+        if dry_run {
+            // A dry run's rows were rolled back: it has no id to name.
+            forget_ids(&mut execution);
+        }
         Ok(Response::new(pb::CreateExecutionResponse {
-            execution: Some(execution_to_proto(&created.view)),
+            execution: Some(execution),
             approval_token: created
                 .approval_token
                 .as_ref()
@@ -117,6 +124,7 @@ impl ExecutorService for ExecutorGrpc {
                 Decision::Approve,
                 request.token.as_deref(),
                 &request.actor,
+                request.actor_key_id.as_deref(),
             )
             .await?;
         Ok(Response::new(execution_to_proto(&view)))
@@ -140,6 +148,7 @@ impl ExecutorService for ExecutorGrpc {
                 Decision::Cancel,
                 request.token.as_deref(),
                 &request.actor,
+                request.actor_key_id.as_deref(),
             )
             .await?;
         Ok(Response::new(execution_to_proto(&view)))
@@ -170,7 +179,10 @@ impl ExecutorService for ExecutorGrpc {
         let request = request.into_inner();
         let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         tracing::Span::current().record("execution_id", tracing::field::display(id));
-        let view = self.executor.retry(id, &request.actor).await?;
+        let view = self
+            .executor
+            .retry(id, &request.actor, request.actor_key_id.as_deref())
+            .await?;
         Ok(Response::new(execution_to_proto(&view)))
     }
 
@@ -223,6 +235,7 @@ impl ExecutorService for ExecutorGrpc {
                 target,
                 bought_commitment_id,
                 actor: request.actor,
+                actor_key_id: request.actor_key_id,
             })
             .await?;
         Ok(Response::new(pb::ResolvePurchaseAttemptResponse {
@@ -353,6 +366,37 @@ impl ExecutorService for ExecutorGrpc {
             race_lost: outcome.race_lost,
         }))
     }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetGuardrails"))]
+    async fn get_guardrails(
+        &self,
+        request: Request<pb::GetGuardrailsRequest>,
+    ) -> Result<Response<pb::Guardrails>, Status> {
+        require_caller(&request, GATEWAY_OR_PLANNER)?;
+        let view = self.executor.get_guardrails().await?;
+        Ok(Response::new(guardrails_to_proto(&view)))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "PutGuardrails"))]
+    async fn put_guardrails(
+        &self,
+        request: Request<pb::PutGuardrailsRequest>,
+    ) -> Result<Response<pb::Guardrails>, Status> {
+        require_caller(&request, GATEWAY)?;
+        let request = request.into_inner();
+        let update = GuardrailsUpdate {
+            max_execution_commitment: request.max_execution_commitment,
+            max_window_commitment: request.max_window_commitment,
+            window_days: request.window_days,
+            require_different_approver: request.require_different_approver,
+            price_tolerance_percent: request.price_tolerance_percent,
+        };
+        let view = self
+            .executor
+            .put_guardrails(&update, &request.actor, request.actor_key_id.as_deref())
+            .await?;
+        Ok(Response::new(guardrails_to_proto(&view)))
+    }
 }
 
 fn fencing(fencing: Option<common_pb::Fencing>) -> Result<common_pb::Fencing, ApiError> {
@@ -382,31 +426,39 @@ pub fn create_request(
         auto_approve: request.auto_approve,
         source: Source::parse_creation(&request.source)?,
         actor: request.actor,
+        actor_key_id: request.actor_key_id,
         caller_is_planner: caller == Caller::Planner,
+        dry_run: request.dry_run,
+        max_commitment_per_run: request.max_commitment_per_run,
     })
 }
 
 /// Returns the proto of an execution view (docs/design/API.md "Execution").
 pub fn execution_to_proto(view: &ExecutionView) -> pb::Execution {
     let row = &view.row;
-    let (total_items, total_upfront_cost) = if row.is_root() {
-        view.children
+    let total_items = if row.is_root() {
+        view.children.iter().map(|child| child.items.len()).sum()
+    } else {
+        view.items.len()
+    };
+    let quote = row.quote.as_ref().map(|quote| pb::ExecutionQuote {
+        currency: quote.0.currency.clone(),
+        upfront: quote.0.upfront,
+        monthly: quote.0.monthly,
+        total_commitment: quote.0.total_commitment,
+    });
+    // The system's price; rows created before quotes show the requesters' estimates.
+    let total_upfront_cost = match &quote {
+        Some(quote) => quote.upfront,
+        None => view
+            .children
             .iter()
             .flat_map(|child| child.items.iter())
-            .fold((0u32, 0f64), |(count, cost), item| {
-                (
-                    count + 1,
-                    cost + item.recommendation.0.upfront_cost.unwrap_or(0.0),
-                )
-            })
-    } else {
-        view.items.iter().fold((0u32, 0f64), |(count, cost), item| {
-            (
-                count + 1,
-                cost + item.recommendation.0.upfront_cost.unwrap_or(0.0),
-            )
-        })
+            .chain(view.items.iter())
+            .map(|item| item.recommendation.0.upfront_cost.unwrap_or(0.0))
+            .sum(),
     };
+    let total_items = u32::try_from(total_items).unwrap_or(u32::MAX);
     pb::Execution {
         id: row.id.to_string(),
         plan_id: row.plan_id.map(|id| id.to_string()),
@@ -445,6 +497,7 @@ pub fn execution_to_proto(view: &ExecutionView) -> pb::Execution {
                 commitment_id: item.commitment_id.clone(),
                 error: item.error.clone(),
                 purchased_at: item.purchased_at.map(timestamp),
+                quote: item.quote.as_ref().map(|quote| item_quote(&quote.0)),
             })
             .collect(),
         children: view.children.iter().map(execution_to_proto).collect(),
@@ -453,6 +506,44 @@ pub fn execution_to_proto(view: &ExecutionView) -> pb::Execution {
         } else {
             None
         },
+        created_by: row.created_by.clone(),
+        quote,
+    }
+}
+
+fn item_quote(quote: &cudly_aws::purchase::Quote) -> pb::ItemQuote {
+    pb::ItemQuote {
+        offering_id: quote.offering_id.clone(),
+        currency: quote.currency.clone(),
+        fixed_price: quote.fixed_price,
+        recurring_hourly: quote.recurring_hourly,
+        count: quote.count,
+        term_months: quote.term_months,
+        upfront: quote.upfront(),
+        monthly: quote.monthly(),
+        total_commitment: quote.total_commitment(),
+    }
+}
+
+/// Blanks the ids of a dry run's execution and its children.
+fn forget_ids(execution: &mut pb::Execution) {
+    execution.id.clear();
+    execution.parent_id = None;
+    for child in &mut execution.children {
+        forget_ids(child);
+    }
+}
+
+fn guardrails_to_proto(view: &GuardrailsView) -> pb::Guardrails {
+    let guardrails = &view.guardrails;
+    pb::Guardrails {
+        max_execution_commitment: guardrails.max_execution_commitment,
+        max_window_commitment: guardrails.max_window_commitment,
+        window_days: guardrails.window_days,
+        require_different_approver: guardrails.require_different_approver,
+        price_tolerance_percent: guardrails.price_tolerance_percent,
+        currency: cudly_aws::purchase::DEFAULT_CURRENCY.to_owned(),
+        committed_in_window: view.committed_in_window,
     }
 }
 

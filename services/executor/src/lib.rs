@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod metrics;
+pub mod pricing;
 pub mod repo;
 pub mod runner;
 pub mod service;

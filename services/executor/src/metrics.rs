@@ -23,6 +23,27 @@ pub const PERMIT_WAIT: &str = "executor_permit_wait_seconds";
 /// Time an account run held its fan-out permit, from its start to its last item.
 pub const ACCOUNT_RUN_DURATION: &str = "executor_account_run_duration_seconds";
 
+/// What the bought items committed (their quotes' total commitment), by currency and
+/// service.
+pub const COMMITTED_TOTAL: &str = "executor_committed_total";
+/// Creations and approvals a spend limit refused, by limit.
+pub const LIMIT_REFUSALS_TOTAL: &str = "executor_limit_refusals_total";
+
+/// Counts what a bought item committed.
+pub fn committed(currency: &str, service: &'static str, amount: f64) {
+    if amount.is_finite() && amount > 0.0 {
+        metrics::counter!(COMMITTED_TOTAL, "currency" => currency.to_owned(), "service" => service)
+            .increment(amount.round() as u64);
+    }
+}
+
+/// Counts a refusal when `error` is a spend-limit refusal.
+pub fn limit_refused(error: &cudly_common::ApiError) {
+    if let Some(spend) = &error.spend {
+        metrics::counter!(LIMIT_REFUSALS_TOTAL, "limit" => spend.limit.clone()).increment(1);
+    }
+}
+
 /// The bounds a run waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permit {

@@ -108,6 +108,15 @@ impl Principal {
         format!("key:{}", self.name)
     }
 
+    /// Returns the identity executions record for this key: its id, or `bootstrap` for
+    /// the bootstrap key (which has no row).
+    pub fn identity(&self) -> String {
+        match self.key_id {
+            Some(id) => id.to_string(),
+            None => BOOTSTRAP_NAME.to_owned(),
+        }
+    }
+
     /// Returns Ok for an admin, else PERMISSION_DENIED.
     pub fn require_admin(&self) -> Result<(), ApiError> {
         match self.role {

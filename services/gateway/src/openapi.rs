@@ -24,6 +24,7 @@ pub const BEARER: &str = "bearer";
     modifiers(&BearerSecurity),
     tags(
         (name = "keys", description = "API keys"),
+        (name = "guardrails", description = "spend limits and approval rules"),
         (name = "health", description = "liveness and readiness"),
     )
 )]

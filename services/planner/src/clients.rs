@@ -198,6 +198,9 @@ pub fn create_execution_request(request: &ExecutionRequest) -> executor_pb::Crea
         auto_approve: request.auto_approve,
         source: request.source.as_str().to_owned(),
         actor: request.actor.clone(),
+        actor_key_id: None,
+        dry_run: false,
+        max_commitment_per_run: None,
     }
 }
 

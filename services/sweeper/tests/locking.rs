@@ -148,11 +148,13 @@ async fn sweepers_racing_across_redis_restarts_act_in_fencing_order_only() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    let stack = TestStack::start_with(|config| {
+    let stack = TestStack::start_with_sandbox_and(|config| {
         config.executor.runner.approval_ttl = Duration::from_millis(150);
     })
     .await
     .unwrap();
+    // Creations are priced through their target, which the sandbox must know.
+    let target = stack.add_sandbox_account("lock-race").await.unwrap();
     let mut redis = PrivateRedis::start().await.unwrap();
     let tuning = test_tuning(Duration::from_millis(300), Duration::from_millis(10));
     let sweepers: Vec<_> = (0..4)
@@ -173,12 +175,13 @@ async fn sweepers_racing_across_redis_restarts_act_in_fencing_order_only() {
     let producer = {
         let stop = stop.clone();
         let mut executor = executor.clone();
+        let target = target.clone();
         tokio::spawn(async move {
             let mut created = 0u32;
             while !stop.load(Ordering::Relaxed) {
                 executor
                     .create_execution(CreateExecutionRequest {
-                        target_account_ids: vec![uuid::Uuid::new_v4().to_string()],
+                        target_account_ids: vec![target.clone()],
                         recommendations: vec![Recommendation {
                             provider: "aws".to_owned(),
                             service: "rds".to_owned(),

@@ -191,6 +191,7 @@ async fn a_killed_executor_leaves_a_running_execution_that_a_sweep_redrives_to_c
             id: root_id.clone(),
             token: Some(token),
             actor: "token".into(),
+            actor_key_id: None,
         })
         .await
         .unwrap();
@@ -452,6 +453,7 @@ async fn an_execution_that_completes_between_listing_and_acting_is_skipped_as_ra
             id: root_id.clone(),
             token: Some(created["approval_token"].as_str().unwrap().to_owned()),
             actor: "token".into(),
+            actor_key_id: None,
         })
         .await
         .unwrap();

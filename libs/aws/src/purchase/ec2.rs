@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use aws_sdk_ec2::types::{
     CurrencyCodeValues, Filter, InstanceType, OfferingClassType, OfferingTypeValues,
-    RecurringChargeFrequency, ReservedInstances, ReservedInstancesOffering, RiProductDescription,
-    Scope, Tag, Tenancy,
+    RecurringChargeFrequency, ReservedInstanceLimitPrice, ReservedInstances,
+    ReservedInstancesOffering, RiProductDescription, Scope, Tag, Tenancy,
 };
 use chrono::{DateTime, Utc};
 use cudly_common::idempotency::TAG_KEY;
@@ -345,6 +345,56 @@ fn priced(
     .quote(spec)
 }
 
+/// Returns the purchase's LimitPrice: the most the whole order may cost upfront.
+fn limit_price(spec: &PurchaseSpec) -> Option<ReservedInstanceLimitPrice> {
+    spec.limit_price.as_ref().map(|limit| {
+        ReservedInstanceLimitPrice::builder()
+            .amount(limit.amount)
+            .currency_code(CurrencyCodeValues::from(
+                limit.currency.to_ascii_uppercase().as_str(),
+            ))
+            .build()
+    })
+}
+
+/// Sends the purchase with DryRun: EC2 answers `DryRunOperation` when it would be
+/// accepted, `UnauthorizedOperation` (or the purchase's own refusal) when not. Nothing
+/// is bought either way.
+pub(super) async fn check_purchase(
+    purchaser: &Purchaser,
+    spec: &PurchaseSpec,
+    offering_id: &str,
+) -> Result<(), PurchaseError> {
+    const OPERATION: &str = "PurchaseReservedInstancesOffering";
+    let count = count_of(spec)?;
+    let answer = logged(
+        SERVICE,
+        OPERATION,
+        Some(&spec.token),
+        purchaser
+            .clients
+            .ec2()
+            .purchase_reserved_instances_offering()
+            .reserved_instances_offering_id(offering_id)
+            .instance_count(count)
+            .set_limit_price(limit_price(spec))
+            .dry_run(true)
+            .send(),
+    )
+    .await;
+    match answer {
+        Err(failure) if failure.has_code("DryRunOperation") => Ok(()),
+        Err(failure) if failure.is_refusal() => Err(PurchaseError::Rejected(failure)),
+        Err(failure) => Err(PurchaseError::LookupFailed(failure)),
+        // A dry run never buys; an answer without the DryRunOperation error is not one
+        // this code understands, so it is no proof of permission.
+        Ok(_) => Err(PurchaseError::LookupFailed(AwsFailure::malformed_reply(
+            OPERATION,
+            "DryRunOperation error for a dry run",
+        ))),
+    }
+}
+
 pub(super) async fn purchase(
     purchaser: &Purchaser,
     spec: &PurchaseSpec,
@@ -369,6 +419,7 @@ pub(super) async fn purchase(
                     .purchase_reserved_instances_offering()
                     .reserved_instances_offering_id(offering_id)
                     .instance_count(count)
+                    .set_limit_price(limit_price(spec))
                     .customize()
                     .config_override(no_sdk_retry(purchaser))
                     .send(),

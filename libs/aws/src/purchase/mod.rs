@@ -72,6 +72,16 @@ pub struct PurchaseSpec {
     pub details: RecommendationDetails,
     /// 64 lowercase hex chars (docs/design/DOMAIN.md "Idempotency"): never logged whole.
     pub token: String,
+    /// The most the whole order may cost upfront, sent where the API takes it (EC2
+    /// LimitPrice): AWS refuses a purchase that would cost more.
+    pub limit_price: Option<LimitPrice>,
+}
+
+/// The most a purchase may cost upfront, in a currency.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitPrice {
+    pub amount: f64,
+    pub currency: String,
 }
 
 impl PurchaseSpec {
@@ -102,6 +112,7 @@ impl PurchaseSpec {
             payment: recommendation.payment.clone(),
             details: recommendation.details.clone(),
             token: token.to_owned(),
+            limit_price: None,
         }
     }
 }
@@ -375,6 +386,22 @@ impl Purchaser {
             AwsService::MemoryDb => memorydb::quote(self, spec).await,
             AwsService::OpenSearch => opensearch::quote(self, spec).await,
             AwsService::Redshift => redshift::quote(self, spec).await,
+        }
+    }
+
+    /// Asks AWS whether the credentials may buy `offering_id` without buying it, where
+    /// the API can say so (EC2 DryRun); `Ok` for services without a dry run. A refusal
+    /// is [`PurchaseError::Rejected`] (for EC2 `UnauthorizedOperation`, or what the
+    /// purchase would be refused for, such as `LimitPriceExceeded`).
+    pub async fn check_purchase(
+        &self,
+        spec: &PurchaseSpec,
+        offering_id: &str,
+    ) -> Result<(), PurchaseError> {
+        self.check_spec(spec)?;
+        match spec.service {
+            AwsService::Ec2 => ec2::check_purchase(self, spec, offering_id).await,
+            _ => Ok(()),
         }
     }
 

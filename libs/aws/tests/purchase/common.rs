@@ -89,6 +89,7 @@ pub fn spec(service: AwsService, lineage: &str) -> PurchaseSpec {
         payment: "all-upfront".to_owned(),
         details: RecommendationDetails::default(),
         token,
+        limit_price: None,
     };
     match service {
         AwsService::Ec2 => PurchaseSpec {

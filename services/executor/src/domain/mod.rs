@@ -3,7 +3,9 @@
 
 pub mod approval;
 pub mod clocks;
+pub mod limits;
 pub mod lineage;
 pub mod outcome;
+pub mod quotes;
 pub mod status;
 pub mod targets;

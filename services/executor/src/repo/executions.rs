@@ -6,9 +6,11 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::domain::quotes::QuoteTotal;
 use crate::domain::status::{ExecutionStatus, Source};
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::repo::{Lease, root_leased};
+use cudly_aws::purchase::Quote;
 use cudly_vocabulary::Recommendation;
 
 /// An `executions` row (root or child).
@@ -39,6 +41,12 @@ pub struct ExecutionRow {
     pub step_reported: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Sums of the items' quotes; null on rows created before quotes.
+    pub quote: Option<Json<QuoteTotal>>,
+    pub total_commitment: f64,
+    pub created_by_key_id: Option<String>,
+    pub approved_by_key_id: Option<String>,
+    pub approved_at: Option<DateTime<Utc>>,
 }
 
 impl ExecutionRow {
@@ -75,6 +83,15 @@ pub struct NewRoot<'a> {
     pub approved_by: Option<&'a str>,
     pub created_by: &'a str,
     pub source: Source,
+    pub identities: Identities<'a>,
+    pub quote: &'a QuoteTotal,
+}
+
+/// The API key ids of a new row's creator and (when created approved) approver.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Identities<'a> {
+    pub created_by_key_id: Option<&'a str>,
+    pub approved_by_key_id: Option<&'a str>,
 }
 
 /// Inserts a root unless a unique rule refuses it (its creation key was used, or its
@@ -83,8 +100,10 @@ pub async fn insert_root(conn: &mut PgConnection, root: &NewRoot<'_>) -> Executo
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO executions (id, parent_id, plan_id, cloud_account_id, status, idempotency_key, \
              creation_key, step_number, scheduled_date, recommendations, target_account_ids, \
-             approval_token_hash, approval_expires_at, approved_by, created_by, source) \
-         VALUES ($1, NULL, $2, NULL, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             approval_token_hash, approval_expires_at, approved_by, created_by, source, \
+             quote, total_commitment, created_by_key_id, approved_by_key_id, approved_at) \
+         VALUES ($1, NULL, $2, NULL, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16, $17, $18, CASE WHEN $3 = 'approved' THEN now() END) \
          ON CONFLICT DO NOTHING \
          RETURNING id",
     )
@@ -102,6 +121,10 @@ pub async fn insert_root(conn: &mut PgConnection, root: &NewRoot<'_>) -> Executo
     .bind(root.approved_by)
     .bind(root.created_by)
     .bind(root.source.as_str())
+    .bind(Json(root.quote))
+    .bind(root.quote.total_commitment)
+    .bind(root.identities.created_by_key_id)
+    .bind(root.identities.approved_by_key_id)
     .fetch_optional(&mut *conn)
     .await
     .map_err(ExecutorError::db("inserting a root execution"))?;
@@ -122,16 +145,29 @@ pub struct NewChild<'a> {
     pub approved_by: Option<&'a str>,
     pub created_by: &'a str,
     pub source: Source,
-    /// (root index, recommendation, idempotency token)
-    pub items: Vec<(u32, &'a Recommendation, String)>,
+    pub identities: Identities<'a>,
+    pub quote: QuoteTotal,
+    pub items: Vec<NewItem<'a>>,
+}
+
+/// An item of a new child.
+#[derive(Debug)]
+pub struct NewItem<'a> {
+    /// The index in the root's list.
+    pub index: u32,
+    pub recommendation: &'a Recommendation,
+    pub token: String,
+    pub quote: &'a Quote,
 }
 
 /// Inserts a child and its items.
 pub async fn insert_child(conn: &mut PgConnection, child: &NewChild<'_>) -> ExecutorResult<()> {
     sqlx::query(
         "INSERT INTO executions (id, parent_id, plan_id, cloud_account_id, status, idempotency_key, \
-             step_number, scheduled_date, approved_by, created_by, source) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             step_number, scheduled_date, approved_by, created_by, source, quote, total_commitment, \
+             created_by_key_id, approved_by_key_id, approved_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             CASE WHEN $5 = 'approved' THEN now() END)",
     )
     .bind(child.id)
     .bind(child.parent_id)
@@ -144,30 +180,40 @@ pub async fn insert_child(conn: &mut PgConnection, child: &NewChild<'_>) -> Exec
     .bind(child.approved_by)
     .bind(child.created_by)
     .bind(child.source.as_str())
+    .bind(Json(&child.quote))
+    .bind(child.quote.total_commitment)
+    .bind(child.identities.created_by_key_id)
+    .bind(child.identities.approved_by_key_id)
     .execute(&mut *conn)
     .await
     .map_err(ExecutorError::db("inserting a child execution"))?;
-    let indices: Vec<i32> = child
+    let indices: Vec<i32> = child.items.iter().map(|item| item.index as i32).collect();
+    let recommendations: Vec<Json<&Recommendation>> = child
         .items
         .iter()
-        .map(|(index, _, _)| *index as i32)
+        .map(|item| Json(item.recommendation))
         .collect();
-    let recommendations: Vec<Json<&Recommendation>> =
-        child.items.iter().map(|(_, rec, _)| Json(*rec)).collect();
-    let tokens: Vec<&str> = child
+    let tokens: Vec<&str> = child.items.iter().map(|item| item.token.as_str()).collect();
+    let offerings: Vec<&str> = child
         .items
         .iter()
-        .map(|(_, _, token)| token.as_str())
+        .map(|item| item.quote.offering_id.as_str())
         .collect();
+    let quotes: Vec<Json<&Quote>> = child.items.iter().map(|item| Json(item.quote)).collect();
     sqlx::query(
-        "INSERT INTO execution_items (execution_id, item_index, recommendation, idempotency_token, status) \
-         SELECT $1, item.item_index, item.recommendation, item.token, 'pending' \
-         FROM UNNEST($2::int4[], $3::jsonb[], $4::text[]) AS item(item_index, recommendation, token)",
+        "INSERT INTO execution_items (execution_id, item_index, recommendation, idempotency_token, \
+             status, offering_id, quote) \
+         SELECT $1, item.item_index, item.recommendation, item.token, 'pending', item.offering_id, \
+             item.quote \
+         FROM UNNEST($2::int4[], $3::jsonb[], $4::text[], $5::text[], $6::jsonb[]) \
+             AS item(item_index, recommendation, token, offering_id, quote)",
     )
     .bind(child.id)
     .bind(&indices)
     .bind(&recommendations)
     .bind(&tokens)
+    .bind(&offerings)
+    .bind(&quotes)
     .execute(&mut *conn)
     .await
     .map_err(ExecutorError::db("inserting execution items"))?;
@@ -361,6 +407,8 @@ pub struct StatusChange<'a> {
     pub set_lease: Option<Option<&'a str>>,
     pub bump_attempt: bool,
     pub approved_by: Option<&'a str>,
+    /// The approving API key's id ("bootstrap" for the bootstrap key).
+    pub approved_by_key_id: Option<&'a str>,
     pub error: Option<&'a str>,
 }
 
@@ -382,6 +430,7 @@ impl<'a> StatusChange<'a> {
             set_lease: None,
             bump_attempt: false,
             approved_by: None,
+            approved_by_key_id: None,
             error: None,
         }
     }
@@ -442,6 +491,8 @@ pub async fn change_status(
                                 ELSE e.heartbeat_at END, \
                  attempt = e.attempt + $13, \
                  approved_by = COALESCE($14::text, e.approved_by), \
+                 approved_by_key_id = COALESCE($18::text, e.approved_by_key_id), \
+                 approved_at = CASE WHEN $5 = 'approved' THEN now() ELSE e.approved_at END, \
                  error = COALESCE($15::text, e.error), \
                  started_at = CASE WHEN $5 = 'running' THEN COALESCE(e.started_at, now()) ELSE e.started_at END, \
                  completed_at = CASE WHEN $5 IN ('completed', 'partially_completed', 'failed', 'canceled', 'expired') \
@@ -471,6 +522,7 @@ pub async fn change_status(
     .bind(change.error)
     .bind(change.actor)
     .bind(change.reason)
+    .bind(change.approved_by_key_id)
     .fetch_optional(&mut *conn)
     .await
     .map_err(ExecutorError::db("changing an execution status"))?;

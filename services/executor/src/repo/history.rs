@@ -20,6 +20,9 @@ pub struct NewPurchase<'a> {
     pub plan_id: Option<Uuid>,
     pub recommendation: &'a Recommendation,
     pub commitment_id: &'a str,
+    /// The quoted upfront price; the requester's estimate only on items created
+    /// before quotes.
+    pub upfront_cost: Option<f64>,
 }
 
 /// Records a purchase; a second record of the same token keeps the first row (the
@@ -48,7 +51,7 @@ pub async fn upsert(conn: &mut PgConnection, purchase: &NewPurchase<'_>) -> Exec
     .bind(rec.term as i32)
     .bind(&rec.payment)
     .bind(purchase.commitment_id)
-    .bind(rec.upfront_cost)
+    .bind(purchase.upfront_cost)
     .execute(&mut *conn)
     .await
     .map_err(ExecutorError::db("recording a purchase"))?;
@@ -81,7 +84,7 @@ fn bind_finished<'q>(
         .bind(rec.count as i32)
         .bind(rec.term as i32)
         .bind(&rec.payment)
-        .bind(rec.upfront_cost)
+        .bind(purchase.upfront_cost)
 }
 
 /// Writes a claimed item as bought and its purchase_history row, in one statement,

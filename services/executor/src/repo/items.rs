@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::domain::status::ItemStatus;
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::repo::{Lease, root_leased};
+use cudly_aws::purchase::{LimitPrice, Quote};
 use cudly_vocabulary::Recommendation;
 
 /// An `execution_items` row.
@@ -26,6 +27,10 @@ pub struct ItemRow {
     pub lease_owner: Option<String>,
     pub claimed_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// The offering priced at creation, which the run buys; null on items created
+    /// before quotes.
+    pub offering_id: Option<String>,
+    pub quote: Option<Json<Quote>>,
 }
 
 impl ItemRow {
@@ -37,6 +42,25 @@ impl ItemRow {
 
     pub fn index(&self) -> u32 {
         u32::try_from(self.item_index).unwrap_or_default()
+    }
+
+    /// Returns the upfront cost to record: the quote's, or for an item created before
+    /// quotes the requester's estimate.
+    pub fn upfront_cost(&self) -> Option<f64> {
+        match &self.quote {
+            Some(quote) => Some(quote.0.upfront()),
+            None => self.recommendation.0.upfront_cost,
+        }
+    }
+
+    /// Returns the most the purchase may cost upfront: the quoted upfront plus the
+    /// price tolerance, so that AWS (EC2 LimitPrice) refuses exactly what the drift
+    /// check would.
+    pub fn limit_price(&self, tolerance: f64) -> Option<LimitPrice> {
+        self.quote.as_ref().map(|quote| LimitPrice {
+            amount: quote.0.upfront() * (1.0 + tolerance.max(0.0)),
+            currency: quote.0.currency.clone(),
+        })
     }
 }
 

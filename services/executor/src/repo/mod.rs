@@ -10,6 +10,7 @@
 
 pub mod attempts;
 pub mod executions;
+pub mod guardrails;
 pub mod history;
 pub mod items;
 

@@ -53,26 +53,41 @@ pub async fn resolve(
 ) -> Result<ResolvedAccount, ResolveFailure> {
     let mut pauses = UNAVAILABLE_BACKOFF.iter();
     loop {
-        let request = ResolveCredentialsRequest {
-            account_id: account_id.to_string(),
-            min_validity_seconds: u32::try_from(valid_for.as_secs()).unwrap_or(u32::MAX),
-        };
-        match client.clone().resolve_credentials(request).await {
-            Ok(response) => return into_resolved(response.into_inner()),
-            Err(status) => {
-                if !is_outage(&status) {
-                    return Err(ResolveFailure::Refused(describe(&status)));
-                }
+        match resolve_once(client, account_id, valid_for).await {
+            Err(ResolveFailure::Unavailable) => {
                 let Some(pause) = pauses.next() else {
                     return Err(ResolveFailure::Unavailable);
                 };
-                tracing::warn!(%account_id, code = ?status.code(), "accounts service unavailable, retrying");
+                tracing::warn!(%account_id, "accounts service unavailable, retrying");
                 tokio::select! {
                     _ = stop.cancelled() => return Err(ResolveFailure::Stopped),
                     _ = tokio::time::sleep(*pause) => {}
                 }
             }
+            resolved => return resolved,
         }
+    }
+}
+
+/// Resolves the credentials of `account_id` with one call: an outage is
+/// [`ResolveFailure::Unavailable`] at once (a creation pricing its items tries another
+/// account rather than waiting).
+pub async fn resolve_once(
+    client: &AccountsServiceClient<AuthChannel>,
+    account_id: Uuid,
+    valid_for: Duration,
+) -> Result<ResolvedAccount, ResolveFailure> {
+    let request = ResolveCredentialsRequest {
+        account_id: account_id.to_string(),
+        min_validity_seconds: u32::try_from(valid_for.as_secs()).unwrap_or(u32::MAX),
+    };
+    match client.clone().resolve_credentials(request).await {
+        Ok(response) => into_resolved(response.into_inner()),
+        Err(status) if is_outage(&status) => {
+            tracing::debug!(%account_id, code = ?status.code(), "accounts service unavailable");
+            Err(ResolveFailure::Unavailable)
+        }
+        Err(status) => Err(ResolveFailure::Refused(describe(&status))),
     }
 }
 
@@ -113,9 +128,11 @@ fn into_resolved(
 /// Returns whether a failed call says nothing about the account, so the run waits and
 /// retries rather than failing its items: the call never reached the accounts
 /// service's logic, whatever the code (a connection reset mid-call is `Unknown`
-/// "transport error"), since the service answers every refusal with error details.
+/// "transport error"), since the service answers every refusal with error details; or
+/// the service answered UNAVAILABLE (its database or STS is down), which says nothing
+/// about the account either.
 fn is_outage(status: &tonic::Status) -> bool {
-    status.details().is_empty()
+    status.details().is_empty() || status.code() == tonic::Code::Unavailable
 }
 
 /// Describes a refusal of the accounts service without any secret.
@@ -145,6 +162,14 @@ mod tests {
                 "{code:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_accounts_service_saying_its_database_is_down_is_an_outage() {
+        // The crash-injection run lost items to this answer during a Postgres restart.
+        let answer = tonic::Status::from(ApiError::unavailable("database unavailable"));
+        assert!(!answer.details().is_empty());
+        assert!(is_outage(&answer));
     }
 
     #[test]

@@ -90,6 +90,8 @@ pub struct ChildContext<'a> {
     pub plan_id: Option<Uuid>,
     pub external_id: String,
     pub stop: &'a CancellationToken,
+    /// The price rise (a fraction of the quote) the items still buy at.
+    pub price_tolerance: f64,
     /// How long the credentials must stay valid for one item.
     budget: Duration,
     /// Replaced (once for all items) before an item they could expire during.
@@ -297,6 +299,10 @@ async fn drive(
             )
         })
         .collect();
+    let price_tolerance = crate::repo::guardrails::get(&mut conn)
+        .await?
+        .effective(inner.settings.guardrail_defaults)
+        .price_tolerance();
     drop(conn);
     if unsettled.is_empty() {
         drop(permit);
@@ -321,6 +327,7 @@ async fn drive(
         plan_id: child.plan_id,
         external_id,
         stop,
+        price_tolerance,
         budget,
         session: Mutex::new(session),
         renewal: tokio::sync::Mutex::new(()),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use cudly_aws::error::{AwsErrorKind, AwsFailure};
-use cudly_aws::purchase::{AwsService, Commitment, PurchaseError, PurchaseSpec, Purchaser};
+use cudly_aws::purchase::{AwsService, Commitment, PurchaseError, PurchaseSpec, Purchaser, Quote};
 use cudly_common::idempotency::mask_token;
 use futures::future::OptionFuture;
 use tracing::Instrument;
@@ -57,7 +57,10 @@ pub async fn run_item(ctx: &ChildContext<'_>, item: &ItemRow) -> ExecutorResult<
 
 async fn run_item_inner(ctx: &ChildContext<'_>, item: &ItemRow) -> ExecutorResult<ItemEnd> {
     let recommendation = &item.recommendation.0;
-    let spec = PurchaseSpec::new(recommendation, &item.idempotency_token);
+    let spec = PurchaseSpec {
+        limit_price: item.limit_price(ctx.price_tolerance),
+        ..PurchaseSpec::new(recommendation, &item.idempotency_token)
+    };
     // Only a pending item can lead to a fresh attempt (see `LookUps`); an in_flight one
     // is reclaimed and looks up after its claim.
     let prefetch = match item.status() {
@@ -124,10 +127,10 @@ fn end(result: ExecutorResult<ItemEnd>) -> ExecutorResult<Next> {
     result.map(ControlFlow::Break)
 }
 
-/// The guard look-up by token and the offering look-up of an item.
+/// The guard look-up by token and the offering look-up (priced) of an item.
 type LookUpResults = (
     Result<Option<Commitment>, PurchaseError>,
-    Result<String, PurchaseError>,
+    Result<Quote, PurchaseError>,
 );
 
 /// The guard and offering look-ups, started before the item and its attempt are
@@ -139,12 +142,8 @@ struct LookUps(tokio::task::JoinHandle<LookUpResults>);
 
 impl LookUps {
     fn start(cloud: Arc<Purchaser>, spec: PurchaseSpec) -> Self {
-        let look_up = async move {
-            tokio::join!(
-                cloud.find_by_token(&spec, &[]),
-                cloud.resolve_offering(&spec)
-            )
-        };
+        let look_up =
+            async move { tokio::join!(cloud.find_by_token(&spec, &[]), cloud.quote(&spec)) };
         Self(tokio::spawn(look_up.in_current_span()))
     }
 
@@ -247,19 +246,17 @@ impl ItemRun<'_, '_> {
         }
     }
 
-    /// Nothing was sent: looks the token up (already bought?) and the offering, both
-    /// before anything is bought; a failed look-up refuses to buy.
+    /// Nothing was sent: looks the token up (already bought?) and prices the offering
+    /// again, both before anything is bought; a failed look-up refuses to buy, and so
+    /// does a price that rose beyond the tolerance since the quote (or another offering
+    /// matching the item now).
     async fn guard(&mut self, prefetched: Option<LookUps>) -> ExecutorResult<Next> {
         let cloud = self.cloud.clone();
-        let (guard, offering_lookup) = match (prefetched, self.offering_id.clone()) {
-            (Some(prefetched), None) => prefetched.results().await,
-            (_, Some(known)) => (
-                cloud.find_by_token(&self.spec, &self.recorded_ids).await,
-                Ok(known),
-            ),
-            (None, None) => tokio::join!(
+        let (guard, offering_lookup) = match prefetched {
+            Some(prefetched) if self.offering_id.is_none() => prefetched.results().await,
+            _ => tokio::join!(
                 cloud.find_by_token(&self.spec, &self.recorded_ids),
-                cloud.resolve_offering(&self.spec)
+                cloud.quote(&self.spec)
             ),
         };
         match guard {
@@ -274,8 +271,8 @@ impl ItemRun<'_, '_> {
                 return end(self.failed_definitely(&problem).await);
             }
         }
-        let offering = match offering_lookup {
-            Ok(offering) => offering,
+        let current = match offering_lookup {
+            Ok(current) => current,
             Err(PurchaseError::Invalid(problem)) => {
                 return end(self.failed_definitely(&problem).await);
             }
@@ -284,6 +281,27 @@ impl ItemRun<'_, '_> {
                 return end(self.failed_definitely(&problem).await);
             }
         };
+        let offering = match self.item.quote.as_ref() {
+            Some(quoted) => {
+                if let Some(problem) = drift(&quoted.0, &current, self.ctx.price_tolerance) {
+                    tracing::warn!(%problem, "not buying: the price moved since the quote");
+                    return end(self.failed_definitely(&problem).await);
+                }
+                quoted.0.offering_id.clone()
+            }
+            // An item created before quotes buys the offering that matches now.
+            None => current.offering_id,
+        };
+        if let Some(known) = &self.offering_id
+            && *known != offering
+        {
+            let problem = format!(
+                "the offering sent earlier ({}) is not the quoted one ({offering}); nothing was \
+                 bought now",
+                cudly_aws::error::scrub(known)
+            );
+            return end(self.failed_definitely(&problem).await);
+        }
         self.offering_id = Some(offering.clone());
         Ok(ControlFlow::Continue(Step::Send {
             offering_id: offering,
@@ -396,7 +414,8 @@ impl ItemRun<'_, '_> {
     /// A purchase was sent (`sent`) with an unknown outcome: waits until it settled,
     /// looks the token up, and buys again only where that cannot buy twice.
     async fn reconcile(&mut self, sent: SentAt) -> ExecutorResult<Next> {
-        let offering = match self.offering_id.clone() {
+        let quoted = self.item.offering_id.clone();
+        let offering = match self.offering_id.clone().or(quoted) {
             Some(offering) => offering,
             None => match self.cloud.resolve_offering(&self.spec).await {
                 Ok(offering) => offering,
@@ -784,6 +803,13 @@ impl ItemRun<'_, '_> {
     fn settled_bought(&self, commitment_id: &str) -> ItemEnd {
         tracing::info!(%commitment_id, "item bought");
         metrics::purchase_settled(self.service().name(), PurchaseOutcome::Bought);
+        if let Some(quote) = &self.item.quote {
+            metrics::committed(
+                &quote.0.currency,
+                self.service().name(),
+                quote.0.total_commitment(),
+            );
+        }
         ItemEnd::Settled
     }
 
@@ -797,6 +823,7 @@ impl ItemRun<'_, '_> {
             plan_id: self.ctx.plan_id,
             recommendation: &self.item.recommendation.0,
             commitment_id,
+            upfront_cost: self.item.upfront_cost(),
         }
     }
 
@@ -955,4 +982,17 @@ impl ItemRun<'_, '_> {
             ItemEnd::Stopped
         })
     }
+}
+
+/// Returns why the item must not be bought at today's price: another offering matches
+/// it now, or a per-unit price rose beyond `tolerance` (a fraction) since `quoted`.
+fn drift(quoted: &Quote, current: &Quote, tolerance: f64) -> Option<String> {
+    if current.offering_id != quoted.offering_id {
+        return Some(format!(
+            "the offering changed since approval: quoted {}, now {}; nothing was bought",
+            cudly_aws::error::scrub(&quoted.offering_id),
+            cudly_aws::error::scrub(&current.offering_id)
+        ));
+    }
+    quoted.price_rise(current, tolerance)
 }

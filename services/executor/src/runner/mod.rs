@@ -12,7 +12,7 @@
 //!   left behind, and re-sends unreported plan steps.
 //! - On shutdown the current step of each run finishes, then its lease is given up.
 
-mod accounts;
+pub(crate) mod accounts;
 mod child;
 pub mod cloud;
 mod item;
@@ -105,6 +105,12 @@ impl Runner {
                 reporting: Mutex::new(HashSet::new()),
             }),
         }
+    }
+
+    /// Returns the pricer of creations, through the same accounts service and AWS
+    /// settings as the runs.
+    pub fn pricer(&self) -> crate::pricing::Pricer {
+        crate::pricing::Pricer::new(self.inner.accounts.clone(), self.inner.cloud.clone())
     }
 
     /// Returns this process's id (the prefix of its lease owners).

@@ -12,9 +12,11 @@ use uuid::Uuid;
 
 use crate::domain::approval::ApprovalToken;
 use crate::domain::lineage::{self, Route};
+use crate::domain::quotes::QuoteTotal;
 use crate::domain::status::{ExecutionStatus, Source};
 use crate::error::{ExecutorError, ExecutorResult};
-use crate::repo::executions::{self, NewChild, NewRoot};
+use crate::pricing::Quotes;
+use crate::repo::executions::{self, Identities, NewChild, NewItem, NewRoot};
 use crate::service::{ExecutionView, Executor, existing_view};
 
 /// Rounds of the creation transaction when a concurrent creation of the same key wins
@@ -36,7 +38,14 @@ pub struct CreateRequest {
     pub auto_approve: bool,
     pub source: Source,
     pub actor: String,
+    /// The creating API key's id ("bootstrap" for the bootstrap key); for a scheduled
+    /// run, the plan's last editor's.
+    pub actor_key_id: Option<String>,
     pub caller_is_planner: bool,
+    /// Price and check everything, store nothing, buy nothing.
+    pub dry_run: bool,
+    /// The plan's own limit on one run's total commitment.
+    pub max_commitment_per_run: Option<f64>,
 }
 
 impl CreateRequest {
@@ -61,6 +70,14 @@ impl CreateRequest {
         if self.actor.trim().is_empty() {
             return Err(ApiError::invalid_field("actor", "is required"));
         }
+        if let Some(limit) = self.max_commitment_per_run
+            && !(limit.is_finite() && limit >= 0.0)
+        {
+            return Err(ApiError::invalid_field(
+                "max_commitment_per_run",
+                "must be a number of at least 0",
+            ));
+        }
         Ok(recommendations)
     }
 }
@@ -79,33 +96,61 @@ enum Round {
     Done(Created),
     /// A concurrent creation won a unique index: try again.
     Raced,
+    /// The list to create is not the one priced (or none was): price it, then try again.
+    Price(Priced),
+}
+
+/// A recommendation list with its targets and, once priced, its quotes.
+#[derive(Debug, Clone, PartialEq)]
+struct Priced {
+    recommendations: Vec<Recommendation>,
+    targets: Vec<Uuid>,
+    quotes: Option<Quotes>,
 }
 
 impl Executor {
-    /// Creates a root with its children and items, or returns the existing one.
+    /// Creates a root with its children and items, priced, or returns the existing one.
+    /// A dry run goes through the same steps in a transaction it rolls back, then asks
+    /// EC2 whether each account may buy (DryRun).
     pub async fn create(&self, request: CreateRequest) -> ExecutorResult<Created> {
         let recommendations = request.checked_recommendations()?;
-        let creation_key = lineage::creation_key(
-            request.creation_key.as_deref(),
-            request.idempotency_key.as_deref(),
-            request.caller_is_planner,
-        )?;
-        let request_hash = match &request.idempotency_key {
-            Some(_) => Some(check_request_hash(request.request_hash.as_deref())?.to_owned()),
-            None => None,
+        let (creation_key, request_hash) = if request.dry_run {
+            // A dry run joins no lineage and replays nothing: it shows a new execution.
+            (None, None)
+        } else {
+            let creation_key = lineage::creation_key(
+                request.creation_key.as_deref(),
+                request.idempotency_key.as_deref(),
+                request.caller_is_planner,
+            )?;
+            let request_hash = match &request.idempotency_key {
+                Some(_) => Some(check_request_hash(request.request_hash.as_deref())?.to_owned()),
+                None => None,
+            };
+            (creation_key, request_hash)
         };
-        for _ in 0..MAX_ROUNDS {
+        let mut priced: Option<Priced> = None;
+        let mut raced = 0;
+        let mut pricings = 0;
+        loop {
             let mut tx = self.begin().await?;
-            match self
+            let round = self
                 .create_round(
                     &mut tx,
                     &request,
                     &recommendations,
                     creation_key.as_deref(),
                     request_hash.as_deref(),
+                    priced.as_ref(),
                 )
-                .await?
-            {
+                .await?;
+            match round {
+                Round::Done(created) if request.dry_run => {
+                    tx.rollback()
+                        .await
+                        .map_err(ExecutorError::db("rolling back a dry run"))?;
+                    return self.dry_run(created).await;
+                }
                 Round::Done(created) => {
                     tx.commit()
                         .await
@@ -116,6 +161,7 @@ impl Executor {
                             status = %created.view.row.status,
                             children = created.view.children.len(),
                             source = %created.view.row.source,
+                            total_commitment = created.view.row.total_commitment,
                             "execution created"
                         );
                         if created.view.row.status == ExecutionStatus::Approved.as_str() {
@@ -128,13 +174,43 @@ impl Executor {
                     tx.rollback()
                         .await
                         .map_err(ExecutorError::db("rolling back a creation"))?;
+                    raced += 1;
+                    if raced >= MAX_ROUNDS {
+                        return Err(ApiError::conflict(
+                            "a concurrent creation of the same execution did not settle, retry",
+                        )
+                        .into());
+                    }
+                }
+                Round::Price(list) => {
+                    tx.rollback()
+                        .await
+                        .map_err(ExecutorError::db("rolling back a creation"))?;
+                    pricings += 1;
+                    if pricings > MAX_ROUNDS {
+                        return Err(ApiError::conflict(
+                            "the list to create kept changing while it was priced, retry",
+                        )
+                        .into());
+                    }
+                    priced = Some(self.price(list).await?);
                 }
             }
         }
-        Err(
-            ApiError::conflict("a concurrent creation of the same execution did not settle, retry")
-                .into(),
-        )
+    }
+
+    /// Prices every line of a list for its targets (docs/design/DOMAIN.md "Quotes").
+    async fn price(&self, list: Priced) -> ExecutorResult<Priced> {
+        let assignment = assign_targets(&list.targets, &list.recommendations)?;
+        let sessions = self.pricer.sessions(&list.targets);
+        let quotes = self
+            .pricer
+            .price(&sessions, &assignment, &list.recommendations)
+            .await?;
+        Ok(Priced {
+            quotes: Some(quotes),
+            ..list
+        })
     }
 
     async fn create_round(
@@ -144,6 +220,7 @@ impl Executor {
         recommendations: &[Recommendation],
         creation_key: Option<&str>,
         request_hash: Option<&str>,
+        priced: Option<&Priced>,
     ) -> ExecutorResult<Round> {
         if let (Some(key), Some(hash)) = (request.idempotency_key.as_deref(), request_hash)
             && let Some(recorded) = executions::find_idempotency_key(tx, key).await?
@@ -188,6 +265,27 @@ impl Executor {
             }
         };
         let assignment = assign_targets(&targets, &recommendations)?;
+        let quotes = match priced {
+            Some(Priced {
+                recommendations: priced_list,
+                targets: priced_targets,
+                quotes: Some(quotes),
+            }) if *priced_list == recommendations && *priced_targets == targets => quotes,
+            _ => {
+                return Ok(Round::Price(Priced {
+                    recommendations,
+                    targets,
+                    quotes: None,
+                }));
+            }
+        };
+        let totals = child_totals(&assignment, quotes)?;
+        let root_total = QuoteTotal::sum(totals.iter())?;
+        let approved_by_key_id = request
+            .auto_approve
+            .then_some(request.actor_key_id.as_deref())
+            .flatten();
+        self.check_creation_limits(tx, request, &root_total).await?;
         let root_id = Uuid::new_v4();
         let (status, token, approved_by) = if request.auto_approve {
             (
@@ -207,6 +305,10 @@ impl Executor {
                 + chrono::Duration::from_std(self.settings().approval_ttl)
                     .unwrap_or(chrono::Duration::days(7))
         });
+        let identities = Identities {
+            created_by_key_id: request.actor_key_id.as_deref(),
+            approved_by_key_id,
+        };
         let step_number = request.step_number.map(|step| step as i32);
         let inserted = executions::insert_root(
             tx,
@@ -225,6 +327,8 @@ impl Executor {
                 approved_by,
                 created_by: &request.actor,
                 source: request.source,
+                identities,
+                quote: &root_total,
             },
         )
         .await?;
@@ -249,9 +353,12 @@ impl Executor {
                 approved_by,
                 actor: &request.actor,
                 source: request.source,
+                identities,
             },
             &assignment,
             &recommendations,
+            quotes,
+            &totals,
         )
         .await?;
         if let (Some(key), Some(hash)) = (request.idempotency_key.as_deref(), request_hash)
@@ -296,28 +403,41 @@ pub(crate) struct ChildrenOf<'a> {
     pub approved_by: Option<&'a str>,
     pub actor: &'a str,
     pub source: Source,
+    pub identities: Identities<'a>,
+}
+
+/// Returns the sums of each target's item quotes, in target order.
+pub(crate) fn child_totals(
+    assignment: &[TargetItems],
+    quotes: &Quotes,
+) -> Result<Vec<QuoteTotal>, ApiError> {
+    assignment
+        .iter()
+        .map(|target| QuoteTotal::of(target.item_indices.iter().map(|index| quotes.of(*index))))
+        .collect()
 }
 
 /// Inserts one child per target with its items (tokens from the child lineage key and
-/// the root index) and their creation transitions.
+/// the root index, each with its quote) and their creation transitions.
 pub(crate) async fn insert_children(
     tx: &mut PgConnection,
     shared: ChildrenOf<'_>,
     assignment: &[TargetItems],
     recommendations: &[Recommendation],
+    quotes: &Quotes,
+    totals: &[QuoteTotal],
 ) -> ExecutorResult<()> {
-    for target in assignment {
+    for (target, total) in assignment.iter().zip(totals) {
         let child_id = Uuid::new_v4();
         let child_key = child_lineage_key(shared.lineage_key, &target.account_id.to_string());
         let items = target
             .item_indices
             .iter()
-            .map(|index| {
-                (
-                    *index,
-                    &recommendations[*index as usize],
-                    derive_token(&child_key, *index),
-                )
+            .map(|index| NewItem {
+                index: *index,
+                recommendation: &recommendations[*index as usize],
+                token: derive_token(&child_key, *index),
+                quote: quotes.of(*index),
             })
             .collect();
         executions::insert_child(
@@ -334,6 +454,8 @@ pub(crate) async fn insert_children(
                 approved_by: shared.approved_by,
                 created_by: shared.actor,
                 source: shared.source,
+                identities: shared.identities,
+                quote: total.clone(),
                 items,
             },
         )

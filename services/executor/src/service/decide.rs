@@ -57,22 +57,40 @@ fn root_or_error(row: Option<ExecutionRow>, id: Uuid) -> ExecutorResult<Executio
 impl Executor {
     /// Approves or cancels a pending root. `token` absent: an admin (`actor`
     /// "key:<name>"). Wrong token 403, expired 410, not pending 409 with its status;
-    /// nothing changes then.
+    /// nothing changes then. An approval also answers to the guardrails: with
+    /// `require_different_approver`, the creator's key is refused (403) and so is a token
+    /// without a key of another identity; the rolling window's limit is checked under
+    /// the guardrails lock, so concurrent approvals cannot pass it together (422).
     pub async fn decide(
         &self,
         id: Uuid,
         decision: Decision,
         token: Option<&str>,
         actor: &str,
+        actor_key_id: Option<&str>,
     ) -> ExecutorResult<ExecutionView> {
-        let actor = if token.is_some() { ACTOR_TOKEN } else { actor };
+        // A token holder who also presents a key acts as that key's identity.
+        let actor = match (token, actor_key_id) {
+            (Some(_), None) => ACTOR_TOKEN,
+            _ => actor,
+        };
         if actor.trim().is_empty() {
             return Err(ApiError::invalid_field("actor", "is required without a token").into());
         }
         let mut tx = self.begin().await?;
+        // Approvals take the guardrails lock before the root's, like every approving path.
+        let limits = match decision {
+            Decision::Approve => Some(self.lock_guardrails(&mut tx).await?),
+            Decision::Cancel => None,
+        };
         let root = root_or_error(executions::get_for_update(&mut tx, id).await?, id)?;
         let now = Utc::now();
         approval::check_decision(&approval_view(&root)?, token, now)?;
+        if let Some(limits) = &limits {
+            limits.check_approver(root.created_by_key_id.as_deref(), actor_key_id)?;
+            self.check_window(&mut tx, limits, root.total_commitment)
+                .await?;
+        }
         let reason = match token {
             Some(_) => format!("{} by approval token", decision.verb()),
             None => format!("{} by {actor}", decision.verb()),
@@ -81,6 +99,9 @@ impl Executor {
             reason: Some(&reason),
             require_approval_open_at: Some(now),
             approved_by: (decision == Decision::Approve).then_some(actor),
+            approved_by_key_id: (decision == Decision::Approve)
+                .then_some(actor_key_id)
+                .flatten(),
             ..StatusChange::new(id, &[ExecutionStatus::Pending], decision.target(), actor)
         };
         match executions::change_status(&mut tx, &change).await? {

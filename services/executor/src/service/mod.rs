@@ -4,6 +4,8 @@
 
 mod create;
 mod decide;
+mod dry_run;
+mod guard;
 mod query;
 mod resolve;
 mod retry;
@@ -16,12 +18,14 @@ use uuid::Uuid;
 
 pub use create::{CreateRequest, Created};
 pub use decide::Decision;
+pub use guard::{GuardrailsUpdate, GuardrailsView};
 pub use query::HistoryQuery;
 pub use resolve::{AttemptTarget, ResolveRequest};
 pub use sweep::{ExpireCounts, RedriveOutcome, SafeFailOutcome};
 
 use crate::config::RunnerSettings;
 use crate::error::{ExecutorError, ExecutorResult};
+use crate::pricing::Pricer;
 use crate::repo::executions::{self, ExecutionRow};
 use crate::repo::items::{self, ItemRow};
 use crate::runner::Runner;
@@ -40,11 +44,16 @@ pub struct ExecutionView {
 pub struct Executor {
     pool: PgPool,
     runner: Runner,
+    pricer: Pricer,
 }
 
 impl Executor {
     pub fn new(pool: PgPool, runner: Runner) -> Self {
-        Self { pool, runner }
+        Self {
+            pool,
+            pricer: runner.pricer(),
+            runner,
+        }
     }
 
     pub fn runner(&self) -> &Runner {

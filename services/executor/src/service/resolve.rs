@@ -29,6 +29,8 @@ pub struct ResolveRequest {
     /// Some: bought with this commitment id; None: not bought.
     pub bought_commitment_id: Option<String>,
     pub actor: String,
+    /// The resolving API key's id ("bootstrap" for the bootstrap key).
+    pub actor_key_id: Option<String>,
 }
 
 impl Executor {
@@ -75,6 +77,10 @@ impl Executor {
                     .idempotency_token
             }
         };
+        if request.bought_commitment_id.is_none() {
+            self.check_not_bought_resolver(&mut tx, &token, request.actor_key_id.as_deref())
+                .await?;
+        }
         let resolution = attempts::resolve_in_doubt(
             &mut tx,
             &token,
@@ -113,6 +119,29 @@ impl Executor {
         Ok(attempt)
     }
 
+    /// "Not bought" lets a retry buy again: with `require_different_approver`, it takes
+    /// an identity other than the execution's creator, like an approval.
+    async fn check_not_bought_resolver(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        token: &str,
+        resolver_key_id: Option<&str>,
+    ) -> ExecutorResult<()> {
+        let limits = self.guardrails(tx).await?;
+        if !limits.require_different_approver {
+            return Ok(());
+        }
+        let Some(attempt) = attempts::get(tx, token).await? else {
+            // Unknown token: the resolution below answers 404.
+            return Ok(());
+        };
+        let creator = executions::get(tx, attempt.root_id)
+            .await?
+            .and_then(|root| root.created_by_key_id);
+        limits.check_approver(creator.as_deref(), resolver_key_id)?;
+        Ok(())
+    }
+
     /// Writes the purchase_history row of a resolved purchase, with the account's
     /// external id as recorded on an earlier purchase of the account (empty if none).
     async fn record_resolved_purchase(
@@ -146,6 +175,7 @@ impl Executor {
                 plan_id: child.plan_id,
                 recommendation: &item.recommendation.0,
                 commitment_id,
+                upfront_cost: item.upfront_cost(),
             },
         )
         .await

@@ -1,25 +1,47 @@
 //! RetryExecution: a new approved root in the same lineage (same recommendations in the
 //! same order, same targets, so the same tokens), from a failed or partially_completed
-//! root only. The retry is the admin's approval.
+//! root only, priced again. The retry is the admin's approval, within the spend limits;
+//! when approvers must differ, the retry waits pending for another identity's approval.
 
 use cudly_common::ApiError;
 use cudly_vocabulary::assign_targets;
 use uuid::Uuid;
 
+use crate::domain::quotes::QuoteTotal;
 use crate::domain::status::{ExecutionStatus, Source};
 use crate::error::{ExecutorError, ExecutorResult};
-use crate::repo::executions::{self, NewRoot};
-use crate::service::create::{ChildrenOf, insert_children};
+use crate::repo::executions::{self, Identities, NewRoot};
+use crate::service::create::{ChildrenOf, child_totals, insert_children};
 use crate::service::{ExecutionView, Executor, existing_view};
 
 impl Executor {
     /// Retries a failed or partially_completed root; 409 otherwise, or when the lineage
     /// has a newer root (two retries at once: exactly one wins).
-    pub async fn retry(&self, id: Uuid, actor: &str) -> ExecutorResult<ExecutionView> {
+    pub async fn retry(
+        &self,
+        id: Uuid,
+        actor: &str,
+        actor_key_id: Option<&str>,
+    ) -> ExecutorResult<ExecutionView> {
         if actor.trim().is_empty() {
             return Err(ApiError::invalid_field("actor", "is required").into());
         }
+        // Priced before the transaction (no call to AWS holds a lock); the list and
+        // targets of a root never change, so the quotes are those of the root read below.
+        let quotes = {
+            let mut conn = self.conn().await?;
+            let root = executions::get(&mut conn, id)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("execution {id} not found")))?;
+            drop(conn);
+            let assignment = assign_targets(&root.target_account_ids, &root.recommendations.0)?;
+            let sessions = self.pricer.sessions(&root.target_account_ids);
+            self.pricer
+                .price(&sessions, &assignment, &root.recommendations.0)
+                .await?
+        };
         let mut tx = self.begin().await?;
+        let limits = self.lock_guardrails(&mut tx).await?;
         let root = executions::get_for_update(&mut tx, id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("execution {id} not found")))?;
@@ -52,13 +74,36 @@ impl Executor {
         let recommendations = root.recommendations.0.clone();
         let targets = root.target_account_ids.clone();
         let assignment = assign_targets(&targets, &recommendations)?;
+        let totals = child_totals(&assignment, &quotes)?;
+        let root_total = QuoteTotal::sum(totals.iter())?;
+        limits
+            .check_execution(root_total.total_commitment)
+            .inspect_err(crate::metrics::limit_refused)?;
+        let status = if limits.require_different_approver {
+            ExecutionStatus::Pending
+        } else {
+            self.check_window(&mut tx, &limits, root_total.total_commitment)
+                .await?;
+            ExecutionStatus::Approved
+        };
+        let approved = status == ExecutionStatus::Approved;
+        let approved_by = approved.then_some(actor);
+        let identities = Identities {
+            created_by_key_id: actor_key_id,
+            approved_by_key_id: approved.then_some(actor_key_id).flatten(),
+        };
+        let expires_at = (!approved).then(|| {
+            chrono::Utc::now()
+                + chrono::Duration::from_std(self.settings().approval_ttl)
+                    .unwrap_or(chrono::Duration::days(7))
+        });
         let new_id = Uuid::new_v4();
         let inserted = executions::insert_root(
             &mut tx,
             &NewRoot {
                 id: new_id,
                 plan_id: root.plan_id,
-                status: ExecutionStatus::Approved,
+                status,
                 lineage_key: &root.idempotency_key,
                 creation_key: None,
                 step_number: root.step_number,
@@ -66,10 +111,12 @@ impl Executor {
                 recommendations: &recommendations,
                 targets: &targets,
                 token_hash: None,
-                approval_expires_at: None,
-                approved_by: Some(actor),
+                approval_expires_at: expires_at,
+                approved_by,
                 created_by: actor,
                 source: Source::Retry,
+                identities,
+                quote: &root_total,
             },
         )
         .await?;
@@ -80,38 +127,40 @@ impl Executor {
                     .into(),
             );
         }
-        let reason = format!("retry of {id}");
-        executions::insert_creation_transition(
-            &mut tx,
-            new_id,
-            ExecutionStatus::Approved,
-            actor,
-            &reason,
-        )
-        .await?;
+        let reason = if approved {
+            format!("retry of {id}")
+        } else {
+            format!("retry of {id}, awaiting another identity's approval")
+        };
+        executions::insert_creation_transition(&mut tx, new_id, status, actor, &reason).await?;
         insert_children(
             &mut tx,
             ChildrenOf {
                 root_id: new_id,
                 plan_id: root.plan_id,
                 lineage_key: &root.idempotency_key,
-                status: ExecutionStatus::Approved,
+                status,
                 step_number: root.step_number,
                 scheduled_date: root.scheduled_date,
-                approved_by: Some(actor),
+                approved_by,
                 actor,
                 source: Source::Retry,
+                identities,
             },
             &assignment,
             &recommendations,
+            &quotes,
+            &totals,
         )
         .await?;
         let view = existing_view(&mut tx, new_id).await?;
         tx.commit()
             .await
             .map_err(ExecutorError::db("committing a retry"))?;
-        tracing::info!(execution_id = %new_id, retry_of = %id, by = %actor, "execution retried");
-        self.runner.start(new_id);
+        tracing::info!(execution_id = %new_id, retry_of = %id, by = %actor, status = %status, "execution retried");
+        if approved {
+            self.runner.start(new_id);
+        }
         Ok(view)
     }
 }

@@ -82,7 +82,17 @@ async fn a_plan_over_two_accounts_runs_one_child_per_account_in_parallel() {
     assert_eq!(execution["status"], "pending");
     assert_eq!(execution["parent_id"], Value::Null);
     assert_eq!(execution["total_items"], 2, "{execution}");
-    assert_eq!(execution["total_upfront_cost"], 2469.0, "{execution}");
+    // The system's price for both accounts, never the requester's 1234.5 a line.
+    let child_upfront: f64 = children(&execution)
+        .iter()
+        .map(|child| child["quote"]["upfront"].as_f64().unwrap())
+        .sum();
+    assert_eq!(
+        execution["total_upfront_cost"],
+        execution["quote"]["upfront"]
+    );
+    assert_eq!(execution["quote"]["upfront"].as_f64(), Some(child_upfront));
+    assert_ne!(execution["total_upfront_cost"], 2469.0, "{execution}");
     assert_eq!(children(&execution).len(), 2, "{execution}");
     child_of(&execution, &prod);
     child_of(&execution, &staging);

@@ -2,9 +2,12 @@
 //! can no longer claim items or write outcomes; the sweeper's fencing tokens only go up.
 
 use chrono::Utc;
+use cudly_executor::domain::quotes::QuoteTotal;
 use cudly_executor::domain::status::{ExecutionStatus, Source};
 use cudly_executor::repo::attempts::{self, NewAttempt};
-use cudly_executor::repo::executions::{self, NewChild, NewRoot, StatusChange};
+use cudly_executor::repo::executions::{
+    self, Identities, NewChild, NewItem, NewRoot, StatusChange,
+};
 use cudly_executor::repo::{Lease, items};
 use cudly_testkit::TestDb;
 use cudly_vocabulary::Recommendation;
@@ -27,6 +30,18 @@ fn line() -> Recommendation {
     .unwrap()
 }
 
+/// A quote of the test line.
+fn quote() -> cudly_aws::purchase::Quote {
+    cudly_aws::purchase::Quote {
+        offering_id: "offering-1".to_owned(),
+        currency: "USD".to_owned(),
+        fixed_price: 100.0,
+        recurring_hourly: 0.0,
+        count: 1,
+        term_months: 12,
+    }
+}
+
 /// Inserts a running root and child under lease owner "A", with one pending item.
 async fn running_root(pool: &sqlx::PgPool) -> (Uuid, Uuid, String) {
     let mut conn = pool.acquire().await.unwrap();
@@ -34,6 +49,8 @@ async fn running_root(pool: &sqlx::PgPool) -> (Uuid, Uuid, String) {
     let child_id = Uuid::new_v4();
     let account = Uuid::new_v4();
     let recommendations = vec![line()];
+    let quote = quote();
+    let total = QuoteTotal::of([&quote]).unwrap();
     assert!(
         executions::insert_root(
             &mut conn,
@@ -52,6 +69,8 @@ async fn running_root(pool: &sqlx::PgPool) -> (Uuid, Uuid, String) {
                 approved_by: Some("test"),
                 created_by: "test",
                 source: Source::Api,
+                identities: Identities::default(),
+                quote: &total,
             },
         )
         .await
@@ -72,7 +91,14 @@ async fn running_root(pool: &sqlx::PgPool) -> (Uuid, Uuid, String) {
             approved_by: Some("test"),
             created_by: "test",
             source: Source::Api,
-            items: vec![(0, &recommendations[0], token.clone())],
+            identities: Identities::default(),
+            quote: total.clone(),
+            items: vec![NewItem {
+                index: 0,
+                recommendation: &recommendations[0],
+                token: token.clone(),
+                quote: &quote,
+            }],
         },
     )
     .await
@@ -338,6 +364,8 @@ async fn a_lineage_holds_at_most_one_live_root() {
         approved_by: Some("test"),
         created_by: "test",
         source: Source::Retry,
+        identities: Identities::default(),
+        quote: &QuoteTotal::of([&quote()]).unwrap(),
     };
     assert!(
         !executions::insert_root(&mut conn, &second).await.unwrap(),

@@ -179,6 +179,7 @@ async fn an_accounts_outage_leaves_the_account_for_a_re_drive_instead_of_failing
             id: root_id.clone(),
             token: execution["approval_token"].as_str().map(str::to_owned),
             actor: "token".to_owned(),
+            actor_key_id: None,
         })
         .await
         .expect("approved");

@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod executions;
+pub mod guardrails;
 pub mod keys;
 pub mod plans;
 pub mod sweeps;
@@ -42,6 +43,7 @@ fn key_routes() -> OpenApiRouter<AppState> {
         .merge(accounts::router())
         .merge(plans::router())
         .merge(executions::router())
+        .merge(guardrails::router())
         .merge(sweeps::router())
 }
 

@@ -10,12 +10,15 @@ use cudly_testkit::{SANDBOX_HOST_ACCOUNT_ID, TestStack, eventually};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{create_aws_account, plan_body, start_stack};
+use crate::support::{create_aws_account, plan_body};
 
 #[tokio::test]
 async fn a_plan_execution_started_over_rest_is_created_by_the_executor_once_per_step() {
-    let stack = start_stack().await;
-    let prod = create_aws_account(&stack, "Prod-US", true).await;
+    // Creations are priced through a target account the sandbox knows.
+    let stack = TestStack::start_with_sandbox()
+        .await
+        .expect("start the stack");
+    let prod = stack.add_sandbox_account("Prod-US").await.unwrap();
     let staging = create_aws_account(&stack, "Staging-US", true).await;
     let mut body = plan_body("RDS ladder", &[("aws/rds", "all-upfront")]);
     body["account_ids"] = json!([prod, staging]);
@@ -148,8 +151,11 @@ async fn a_completed_step_execution_advances_the_plan_ramp() {
 
 #[tokio::test]
 async fn a_due_plan_is_fired_once_by_the_sweeper() {
-    let stack = start_stack().await;
-    let prod = create_aws_account(&stack, "Prod-US", true).await;
+    // Creations are priced through a target account the sandbox knows.
+    let stack = TestStack::start_with_sandbox()
+        .await
+        .expect("start the stack");
+    let prod = stack.add_sandbox_account("Prod-US").await.unwrap();
     let mut body = plan_body("RDS ladder", &[("aws/rds", "all-upfront")]);
     body["account_ids"] = json!([prod]);
     body["ramp_schedule"] = json!({ "type": "weekly-25pct" });

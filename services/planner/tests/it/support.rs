@@ -337,6 +337,20 @@ impl ExecutorService for FakeExecutor {
     ) -> Result<Response<executor_pb::SafeFailResponse>, Status> {
         not_faked()
     }
+
+    async fn get_guardrails(
+        &self,
+        _: Request<executor_pb::GetGuardrailsRequest>,
+    ) -> Result<Response<executor_pb::Guardrails>, Status> {
+        not_faked()
+    }
+
+    async fn put_guardrails(
+        &self,
+        _: Request<executor_pb::PutGuardrailsRequest>,
+    ) -> Result<Response<executor_pb::Guardrails>, Status> {
+        not_faked()
+    }
 }
 
 // ---------------------------------------------------------------------------------------

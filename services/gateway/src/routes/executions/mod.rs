@@ -21,8 +21,8 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 pub use models::{
-    CreateExecutionBody, DecisionBody, ExecutionsQuery, HistoryQuery, ResolveBody, ResolveOutcome,
-    TokenQuery,
+    CreateExecutionBody, DecisionBody, DryRunQuery, ExecutionsQuery, HistoryQuery, ResolveBody,
+    ResolveOutcome, TokenQuery,
 };
 pub use views::{
     ApprovalPreview, CreatedExecutionView, ExecutionItemView, ExecutionList, ExecutionView,
@@ -64,17 +64,31 @@ fn executor_error(status: tonic::Status) -> HttpError {
     grpc_error("executor", status)
 }
 
-/// Who decides: the approval token when one is given (whatever key comes with it),
-/// else an admin key. Returns (token, actor).
-fn decider(
+/// Who decides: the approval token when one is given, with the identity of the key
+/// that comes with it (any role: with a token the key only says who approves), else an
+/// admin key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Decider {
     token: Option<String>,
-    principal: Option<&Principal>,
-) -> Result<(Option<String>, String), ApiError> {
+    actor: String,
+    /// The key's identity, when a key came.
+    key_id: Option<String>,
+}
+
+fn decider(token: Option<String>, principal: Option<&Principal>) -> Result<Decider, ApiError> {
     match (token.map(|token| token.trim().to_owned()), principal) {
-        (Some(token), _) if !token.is_empty() => Ok((Some(token), "token".to_owned())),
+        (Some(token), principal) if !token.is_empty() => Ok(Decider {
+            token: Some(token),
+            actor: principal.map_or_else(|| "token".to_owned(), Principal::actor),
+            key_id: principal.map(Principal::identity),
+        }),
         (_, Some(principal)) => {
             principal.require_admin()?;
-            Ok((None, principal.actor()))
+            Ok(Decider {
+                token: None,
+                actor: principal.actor(),
+                key_id: Some(principal.identity()),
+            })
         }
         (_, None) => Err(ApiError::unauthenticated(
             "an approval token or an admin api key is required",
@@ -89,7 +103,11 @@ async fn decide(
     token: Option<String>,
     principal: Option<&Principal>,
 ) -> HttpResult<ApiJson<ExecutionView>> {
-    let (token, actor) = decider(token, principal)?;
+    let Decider {
+        token,
+        actor,
+        key_id,
+    } = decider(token, principal)?;
     let by_token = token.is_some();
     let mut client = executor(state);
     let reply = if approve {
@@ -98,6 +116,7 @@ async fn decide(
                 id: id.to_string(),
                 token,
                 actor: actor.clone(),
+                actor_key_id: key_id,
             })
             .await
     } else {
@@ -106,6 +125,7 @@ async fn decide(
                 id: id.to_string(),
                 token,
                 actor: actor.clone(),
+                actor_key_id: key_id,
             })
             .await
     };
@@ -117,16 +137,22 @@ async fn decide(
 // ---------------------------------------------------------------------------------------
 // Handlers: key routes
 
-/// Creates a direct execution: one account buys the list, pending approval.
+/// Creates a direct execution: one account buys the list, priced by the system, pending
+/// approval. `?dry_run=true` prices and checks it and stores nothing.
 #[utoipa::path(
     post,
     path = "/api/executions",
     tag = "executions",
     request_body = CreateExecutionBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "same key and body: the original execution; same key, other body: 409")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "same key and body: the original execution; same key, other body: 409"),
+        ("dry_run" = Option<bool>, Query, description = "true: the execution as it would be created (status dry_run, no id), nothing stored or bought"),
+    ),
     responses(
         (status = 201, description = "the execution; `approval_token` only in this reply", body = CreatedExecutionView),
+        (status = 200, description = "dry run: the execution as it would be created", body = CreatedExecutionView),
         (status = 400, description = "invalid input", body = ErrorBody),
+        (status = 422, description = "an item cannot be priced (`item`), or a spend limit refuses it (`limit`, `committed`, `requested`)", body = ErrorBody),
         (status = 401, description = "missing or unknown key", body = ErrorBody),
         (status = 403, description = "not an admin key", body = ErrorBody),
         (status = 409, description = "the Idempotency-Key was used with another body", body = ErrorBody),
@@ -137,10 +163,17 @@ async fn create_execution(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
+    ApiQuery(query): ApiQuery<DryRunQuery>,
     ApiJson(body): ApiJson<CreateExecutionBody>,
 ) -> HttpResult<(StatusCode, ApiJson<CreatedExecutionView>)> {
     principal.require_admin()?;
-    let idempotent = IdempotentRequest::read(&headers, "POST", "/api/executions", &body)?;
+    let dry_run = query.requested();
+    let idempotent = if dry_run {
+        // A dry run stores nothing, so there is nothing to replay.
+        IdempotentRequest::default()
+    } else {
+        IdempotentRequest::read(&headers, "POST", "/api/executions", &body)?
+    };
     let request = pb::CreateExecutionRequest {
         plan_id: None,
         step_number: None,
@@ -153,6 +186,9 @@ async fn create_execution(
         auto_approve: false,
         source: "api".to_owned(),
         actor: principal.actor(),
+        actor_key_id: Some(principal.identity()),
+        dry_run,
+        max_commitment_per_run: None,
     };
     let reply = executor(&state)
         .create_execution(request)
@@ -163,9 +199,13 @@ async fn create_execution(
         tracing::error!("executor created an execution but returned none");
         ApiError::internal()
     })?;
-    tracing::info!(execution_id = %execution.id, created = reply.created, by = %principal.name, "direct execution created");
+    tracing::info!(execution_id = %execution.id, created = reply.created, dry_run, by = %principal.name, "direct execution created");
     Ok((
-        StatusCode::CREATED,
+        if dry_run {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        },
         ApiJson(CreatedExecutionView {
             execution: execution_view(execution)?,
             approval_token: reply.approval_token,
@@ -271,6 +311,7 @@ async fn retry_execution(
         .retry_execution(pb::RetryExecutionRequest {
             id: id.to_string(),
             actor: principal.actor(),
+            actor_key_id: Some(principal.identity()),
         })
         .await
         .map_err(executor_error)?
@@ -378,6 +419,7 @@ async fn resolve_item(
             })),
             resolution: Some(resolution),
             actor: principal.actor(),
+            actor_key_id: Some(principal.identity()),
         })
         .await
         .map_err(executor_error)?
@@ -568,12 +610,15 @@ mod tests {
             name: "reader".to_owned(),
             role: crate::auth::Role::Viewer,
         };
-        let (token, actor) = decider(Some("t".repeat(64)), Some(&viewer)).unwrap();
-        assert!(token.is_some());
-        assert_eq!(actor, "token");
+        let with_key = decider(Some("t".repeat(64)), Some(&viewer)).unwrap();
+        assert!(with_key.token.is_some());
+        assert_eq!(with_key.actor, "key:reader");
+        assert_eq!(with_key.key_id.as_deref(), Some("bootstrap"));
+        let alone = decider(Some("t".repeat(64)), None).unwrap();
+        assert_eq!((alone.actor.as_str(), alone.key_id), ("token", None));
         assert_eq!(decider(None, Some(&viewer)).unwrap_err().http_status(), 403);
         assert_eq!(decider(None, None).unwrap_err().http_status(), 401);
         let admin = Principal::bootstrap();
-        assert_eq!(decider(None, Some(&admin)).unwrap().1, "key:bootstrap");
+        assert_eq!(decider(None, Some(&admin)).unwrap().actor, "key:bootstrap");
     }
 }

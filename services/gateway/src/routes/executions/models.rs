@@ -31,6 +31,20 @@ pub struct DecisionBody {
     pub token: Option<String>,
 }
 
+/// `?dry_run=true` on a creation route: price and check, store and buy nothing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunQuery {
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+}
+
+impl DryRunQuery {
+    pub fn requested(&self) -> bool {
+        self.dry_run.unwrap_or(false)
+    }
+}
+
 /// The token of an approve/cancel link.
 #[derive(Debug, Default, Deserialize)]
 pub struct TokenQuery {

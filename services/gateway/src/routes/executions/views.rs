@@ -14,12 +14,13 @@ use crate::routes::plans::views::recommendations;
 /// items.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExecutionView {
-    pub id: String,
+    /// Null on a dry run (nothing was stored).
+    pub id: Option<String>,
     pub plan_id: Option<String>,
     pub parent_id: Option<String>,
     pub cloud_account_id: Option<String>,
     /// pending | approved | running | completed | partially_completed | failed |
-    /// canceled | expired.
+    /// canceled | expired; dry_run on a dry run's reply.
     pub status: String,
     pub step_number: Option<u32>,
     pub scheduled_date: Option<DateTime<Utc>>,
@@ -30,11 +31,18 @@ pub struct ExecutionView {
     pub error: Option<String>,
     /// Number of re-drives.
     pub attempt: u32,
+    /// `key:<name>`, or the plan's last editor for scheduled runs.
+    pub created_by: String,
+    /// `key:<name>`, or `token` when approved by the approval token alone.
     pub approved_by: Option<String>,
     /// api | schedule | retry.
     pub source: String,
     pub total_items: u32,
+    /// The quote's upfront total (the system's price, not the requester's estimate).
     pub total_upfront_cost: f64,
+    /// What it costs, priced from the AWS offering APIs at creation; null on executions
+    /// created before quotes.
+    pub quote: Option<QuoteView>,
     /// When a pending root's approval token expires.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_expires_at: Option<DateTime<Utc>>,
@@ -54,6 +62,35 @@ pub struct ExecutionItemView {
     pub commitment_id: Option<String>,
     pub error: Option<String>,
     pub purchased_at: Option<DateTime<Utc>>,
+    /// The offering this item buys and its list price, from creation.
+    pub quote: Option<ItemQuoteView>,
+}
+
+/// What an execution (root or child) costs: the sums of its items' quotes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuoteView {
+    pub currency: String,
+    pub upfront: f64,
+    /// Recurring charges per month (730 hours).
+    pub monthly: f64,
+    /// upfront + monthly × term months.
+    pub total_commitment: f64,
+}
+
+/// What one item costs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemQuoteView {
+    pub offering_id: String,
+    pub currency: String,
+    /// Per unit.
+    pub fixed_price: f64,
+    /// Per unit and hour.
+    pub recurring_hourly: f64,
+    pub count: u32,
+    pub term_months: u32,
+    pub upfront: f64,
+    pub monthly: f64,
+    pub total_commitment: f64,
 }
 
 /// A new execution: the only reply that shows its approval token.
@@ -147,11 +184,22 @@ pub fn execution_view(proto: pb::Execution) -> Result<ExecutionView, ApiError> {
                 commitment_id: item.commitment_id,
                 error: item.error,
                 purchased_at: optional_time(item.purchased_at.as_ref()),
+                quote: item.quote.map(|quote| ItemQuoteView {
+                    offering_id: quote.offering_id,
+                    currency: quote.currency,
+                    fixed_price: quote.fixed_price,
+                    recurring_hourly: quote.recurring_hourly,
+                    count: quote.count,
+                    term_months: quote.term_months,
+                    upfront: quote.upfront,
+                    monthly: quote.monthly,
+                    total_commitment: quote.total_commitment,
+                }),
             })
         })
         .collect::<Result<_, ApiError>>()?;
     Ok(ExecutionView {
-        id: proto.id,
+        id: Some(proto.id).filter(|id| !id.is_empty()),
         plan_id: proto.plan_id,
         parent_id: proto.parent_id,
         cloud_account_id: proto.cloud_account_id,
@@ -164,10 +212,17 @@ pub fn execution_view(proto: pb::Execution) -> Result<ExecutionView, ApiError> {
         completed_at: optional_time(proto.completed_at.as_ref()),
         error: proto.error,
         attempt: proto.attempt,
+        created_by: proto.created_by,
         approved_by: proto.approved_by,
         source: proto.source,
         total_items: proto.total_items,
         total_upfront_cost: proto.total_upfront_cost,
+        quote: proto.quote.map(|quote| QuoteView {
+            currency: quote.currency,
+            upfront: quote.upfront,
+            monthly: quote.monthly,
+            total_commitment: quote.total_commitment,
+        }),
         approval_expires_at: optional_time(proto.approval_expires_at.as_ref()),
         recommendations: recommendations(proto.recommendations)?,
         items,
