@@ -8,6 +8,7 @@ mod idempotency;
 mod items;
 mod leases;
 mod lineage;
+mod quotes;
 mod races;
 mod reports;
 mod sessions;

@@ -1,0 +1,283 @@
+//! Priced executions, dry runs, spend limits and separation of duties (docs/design/
+//! DOMAIN.md "Quotes, dry run and spend limits", "Separation of duties"), end to end.
+
+use std::str::FromStr;
+
+use cudly_aws::purchase::AwsService;
+use cudly_aws_sandbox::PriceUpdate;
+use cudly_aws_sandbox::Service;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{World, children, recommendation, world};
+
+/// The items of every child of an execution.
+fn items(execution: &Value) -> Vec<&Value> {
+    children(execution)
+        .iter()
+        .flat_map(|child| child["items"].as_array().unwrap())
+        .collect()
+}
+
+async fn rows(world: &World, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+        .fetch_one(&world.pool)
+        .await
+        .unwrap()
+}
+
+/// Sends `body` with `key` (not the admin key); returns status and JSON.
+async fn call_with(
+    world: &World,
+    key: &str,
+    method: Method,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .request(method, world.stack.url(path))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn every_service_is_priced_by_the_system_and_never_by_the_requester() {
+    let world = world().await;
+    let account = world.add_account("priced", true).await;
+    for service in AwsService::ALL {
+        let mut line = recommendation(service);
+        line["upfront_cost"] = json!(1.0);
+        let execution = world.create_direct(&account, vec![line]).await;
+        let item = items(&execution)[0];
+        let quote = &item["quote"];
+        let count = quote["count"].as_f64().unwrap();
+        let fixed = quote["fixed_price"].as_f64().unwrap();
+        let hourly = quote["recurring_hourly"].as_f64().unwrap();
+        let months = quote["term_months"].as_f64().unwrap();
+        assert!(
+            fixed > 0.0 || hourly > 0.0,
+            "{service:?} is priced: {quote}"
+        );
+        assert_eq!(quote["upfront"].as_f64(), Some(fixed * count), "{quote}");
+        let total = fixed * count + hourly * count * 730.0 * months;
+        assert!(
+            (quote["total_commitment"].as_f64().unwrap() - total).abs() < 1e-6,
+            "{quote}"
+        );
+        assert_eq!(
+            execution["total_upfront_cost"],
+            execution["quote"]["upfront"]
+        );
+        assert_ne!(
+            execution["total_upfront_cost"], 1.0,
+            "{service:?}: the requester's estimate is not the price"
+        );
+        assert!(!quote["offering_id"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(world.purchase_calls().await, 0, "pricing buys nothing");
+    world.stack.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_price_raised_after_approval_refuses_the_item_and_buys_nothing() {
+    let world = world().await;
+    let account = world.add_account("repriced", true).await;
+    let execution = world
+        .create_direct(&account, vec![recommendation(AwsService::Rds)])
+        .await;
+    let quote = items(&execution)[0]["quote"].clone();
+    let fixed = quote["fixed_price"].as_f64().unwrap();
+    world
+        .stack
+        .sandbox()
+        .set_price(
+            PriceUpdate::new(
+                Service::from_str("rds").unwrap(),
+                quote["offering_id"].as_str().unwrap(),
+            )
+            .with_fixed_price(fixed * 1.5),
+        )
+        .await
+        .unwrap();
+    world.approve(&execution).await;
+    let ended = world.wait_terminal(execution["id"].as_str().unwrap()).await;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    let error = items(&ended)[0]["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("price moved since approval"), "{error}");
+    assert_eq!(world.purchase_calls().await, 0, "nothing was sent");
+    world.stack.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dry_run_prices_and_checks_everything_and_stores_and_buys_nothing() {
+    let world = world().await;
+    let account = world.add_account("dry", true).await;
+    let body = json!({"cloud_account_id": account.id, "recommendations": [
+        recommendation(AwsService::Ec2), recommendation(AwsService::Rds)]});
+    let (status, dry) = world
+        .call(Method::POST, "/api/executions?dry_run=true", Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!(dry["status"], "dry_run");
+    assert_eq!(dry["id"], Value::Null);
+    assert!(dry.get("approval_token").is_none(), "{dry}");
+    assert!(dry["quote"]["total_commitment"].as_f64().unwrap() > 0.0);
+    for item in items(&dry) {
+        assert!(item["quote"].is_object(), "{item}");
+        assert_eq!(item["error"], Value::Null, "permitted: {item}");
+    }
+    assert_eq!(rows(&world, "executions").await, 0);
+    assert_eq!(rows(&world, "execution_items").await, 0);
+    let ledger = world.ledger().await;
+    assert!(ledger.commitments.is_empty(), "nothing bought");
+    let ec2_checks: Vec<_> = ledger
+        .calls
+        .iter()
+        .filter(|call| call.operation == "PurchaseReservedInstancesOffering")
+        .collect();
+    assert_eq!(ec2_checks.len(), 1, "one EC2 permission check");
+    assert_eq!(ec2_checks[0].error_code.as_deref(), Some("DryRunOperation"));
+    world.stack.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn limits_refuse_before_anything_is_stored_and_approvers_must_differ_when_asked() {
+    let world = world().await;
+    let account = world.add_account("limited", true).await;
+    let (status, _) = world
+        .call(
+            Method::PUT,
+            "/api/guardrails",
+            Some(json!({"max_execution_commitment": 1.0})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let body = json!({"cloud_account_id": account.id,
+        "recommendations": [recommendation(AwsService::Rds)]});
+    let (status, refused) = world
+        .call(Method::POST, "/api/executions", Some(body))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["limit"], 1.0);
+    assert_eq!(refused["committed"], 0.0);
+    assert!(refused["requested"].as_f64().unwrap() > 1.0, "{refused}");
+    assert_eq!(rows(&world, "executions").await, 0, "nothing stored");
+
+    let (status, guardrails) = world
+        .call(
+            Method::PUT,
+            "/api/guardrails",
+            Some(json!({"require_different_approver": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(guardrails["require_different_approver"], true);
+    let execution = world
+        .create_direct(&account, vec![recommendation(AwsService::Rds)])
+        .await;
+    let id = execution["id"].as_str().unwrap();
+    let token = execution["approval_token"].as_str().unwrap();
+    let approve = format!("/api/executions/{id}/approve");
+    let (status, alone) = world
+        .call_anonymous(Method::POST, &approve, Some(json!({ "token": token })))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a token alone: {alone}");
+    let (status, own) = world
+        .call(Method::POST, &approve, Some(json!({ "token": token })))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the creator's key: {own}");
+    assert!(
+        own["error"]
+            .as_str()
+            .unwrap()
+            .contains("approver must differ")
+    );
+    assert_eq!(world.execution(id).await["status"], "pending");
+
+    let (status, key) = world
+        .call(
+            Method::POST,
+            "/api/keys",
+            Some(json!({"name": "second approver", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let (status, approved) = call_with(
+        &world,
+        key["key"].as_str().unwrap(),
+        Method::POST,
+        &approve,
+        json!({ "token": token }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(approved["approved_by"], "key:second approver");
+    assert_eq!(approved["created_by"], "key:bootstrap");
+    world.stack.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_approvals_that_together_pass_the_window_limit_let_exactly_one_through() {
+    let world = world().await;
+    let account = world.add_account("window", true).await;
+    let first = world
+        .create_direct(&account, vec![recommendation(AwsService::Rds)])
+        .await;
+    let second = world
+        .create_direct(&account, vec![recommendation(AwsService::Rds)])
+        .await;
+    let each = first["quote"]["total_commitment"].as_f64().unwrap();
+    let (status, _) = world
+        .call(
+            Method::PUT,
+            "/api/guardrails",
+            Some(json!({"max_window_commitment": each * 1.5})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let approve = |execution: &Value| {
+        let path = format!(
+            "/api/executions/{}/approve",
+            execution["id"].as_str().unwrap()
+        );
+        let token = execution["approval_token"].as_str().unwrap().to_owned();
+        let world = &world;
+        async move {
+            world
+                .call_anonymous(Method::POST, &path, Some(json!({ "token": token })))
+                .await
+        }
+    };
+    let (a, b) = tokio::join!(approve(&first), approve(&second));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::UNPROCESSABLE_ENTITY],
+        "{} / {}",
+        a.1,
+        b.1
+    );
+    let refused = if a.0 == StatusCode::OK { &b.1 } else { &a.1 };
+    assert!(
+        (refused["committed"].as_f64().unwrap() - each).abs() < 1e-6,
+        "{refused}"
+    );
+    let approved = if a.0 == StatusCode::OK {
+        &first
+    } else {
+        &second
+    };
+    world.wait_terminal(approved["id"].as_str().unwrap()).await;
+    assert_eq!(
+        world.ledger().await.commitments.len(),
+        1,
+        "exactly one set of commitments"
+    );
+    world.stack.stop().await.unwrap();
+}
