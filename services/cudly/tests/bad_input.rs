@@ -434,6 +434,7 @@ fn all_cases(base: &Baseline, admin_key: &str) -> Vec<Case> {
         account_cases(base),
         plan_cases(base),
         execution_cases(base),
+        guardrail_cases(base),
         decision_cases(base),
         authorization_cases(base, admin_key),
         other_header_cases(base),
@@ -569,6 +570,7 @@ fn body_routes(base: &Baseline) -> Vec<BodyRoute> {
         route(Method::POST, format!("/api/plans/{plan}/executions"), json!({"recommendations": [plan_line()]})),
         route(Method::POST, "/api/executions".to_owned(), direct_execution_body(base)),
         route(Method::POST, format!("/api/executions/{execution}/items/0/resolve"), json!({"outcome": "not_bought"})),
+        route(Method::PUT, "/api/guardrails".to_owned(), guardrails_body()),
     ];
     // Approve and cancel take the approval token itself, without a key.
     for decision in ["approve", "cancel"] {
@@ -813,31 +815,119 @@ fn plan_cases(base: &Baseline) -> Vec<Case> {
 /// 400s; recommendation values the executor's (executor/src/domain/recommendation.rs),
 /// checked before any write.
 #[rustfmt::skip]
+/// A valid guardrails body (never sent as is: every case breaks it).
+fn guardrails_body() -> Value {
+    json!({"max_execution_commitment": 1000.0, "max_window_commitment": 5000.0,
+        "window_days": 30, "require_different_approver": true, "price_tolerance_percent": 1.0})
+}
+
+/// The guardrails (limits refused when negative, not numbers or out of range; unknown
+/// fields refused) and the dry-run switch of the creation routes.
+#[rustfmt::skip]
+fn guardrail_cases(base: &Baseline) -> Vec<Case> {
+    let direct = direct_execution_body(base);
+    let plan_run = format!("/api/plans/{}/executions", base.plan);
+    [
+        changed(Method::PUT, "/api/guardrails", guardrails_body, [
+            (400, "a negative execution limit", "/max_execution_commitment", json!(-1)),
+            (400, "text as the execution limit", "/max_execution_commitment", json!("lots")),
+            (400, "a negative window limit", "/max_window_commitment", json!(-0.01)),
+            (400, "text as the window limit", "/max_window_commitment", json!("1000")),
+            (400, "window_days 0", "/window_days", json!(0)),
+            (400, "window_days over a year", "/window_days", json!(367)),
+            (400, "negative window_days", "/window_days", json!(-30)),
+            (400, "text as window_days", "/window_days", json!("30")),
+            (400, "a negative tolerance", "/price_tolerance_percent", json!(-1)),
+            (400, "a tolerance over 100", "/price_tolerance_percent", json!(100.5)),
+            (400, "text as the flag", "/require_different_approver", json!("yes")),
+            (400, "unknown field", "/committed_in_window", json!(0)),
+            (400, "unknown field", "/currency", json!("EUR")),
+        ]),
+        vec![
+            Case::new(400, Method::POST, "/api/executions?dry_run=maybe", "text as dry_run").json(direct.clone()),
+            Case::new(400, Method::POST, "/api/executions?dry_run=true&force=1", "an unknown query field").json(direct),
+            Case::new(400, Method::POST, format!("{plan_run}?dry_run=1"), "a number as dry_run").json(json!({})),
+        ],
+        changed(Method::POST, "/api/plans", new_plan_body, [
+            (400, "a negative per-run limit", "/max_commitment_per_run", json!(-1)),
+            (400, "text as the per-run limit", "/max_commitment_per_run", json!("lots")),
+        ]),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 fn execution_cases(base: &Baseline) -> Vec<Case> {
     let resolve = format!("/api/executions/{}/items/0/resolve", base.execution);
     let direct = || direct_execution_body(base);
     [
-        changed(Method::POST, "/api/executions", direct, [
-            (400, "unknown field", "/auto_approve", json!(true)),
-            (400, "a status", "/status", json!("approved")),
-            (400, "sql as the account", "/cloud_account_id", json!("' OR 1=1 --")),
-            (400, "number as the account", "/cloud_account_id", json!(12)),
-            (400, "null account", "/cloud_account_id", Value::Null),
-            (400, "an object as the list", "/recommendations", json!({})),
-            (400, "an empty list", "/recommendations", json!([])),
-            (400, "zero count", "/recommendations/0/count", json!(0)),
-            (400, "count over u32", "/recommendations/0/count", json!(4_294_967_296_u64)),
-            (400, "sql in the region", "/recommendations/0/region", json!("us-east-1'; DROP TABLE executions; --")),
-            (400, "text as a cost", "/recommendations/0/upfront_cost", json!("free")),
-        ]),
-        wholes(Method::POST, &resolve, [
-            (400, "sql as the outcome", json!({"outcome": "bought' OR 1=1 --"})),
-            (400, "bought without a commitment", json!({"outcome": "bought"})),
-            (400, "not bought with a commitment", json!({"outcome": "not_bought", "commitment_id": "inj3ct"})),
-            (400, "bool as the outcome", json!({"outcome": true})),
-            (400, "unknown field", json!({"outcome": "not_bought", "force": true})),
-            (400, "no outcome", json!({})),
-        ]),
+        changed(
+            Method::POST,
+            "/api/executions",
+            direct,
+            [
+                (400, "unknown field", "/auto_approve", json!(true)),
+                (400, "a status", "/status", json!("approved")),
+                (
+                    400,
+                    "sql as the account",
+                    "/cloud_account_id",
+                    json!("' OR 1=1 --"),
+                ),
+                (400, "number as the account", "/cloud_account_id", json!(12)),
+                (400, "null account", "/cloud_account_id", Value::Null),
+                (400, "an object as the list", "/recommendations", json!({})),
+                (400, "an empty list", "/recommendations", json!([])),
+                (400, "zero count", "/recommendations/0/count", json!(0)),
+                (
+                    400,
+                    "count over u32",
+                    "/recommendations/0/count",
+                    json!(4_294_967_296_u64),
+                ),
+                (
+                    400,
+                    "sql in the region",
+                    "/recommendations/0/region",
+                    json!("us-east-1'; DROP TABLE executions; --"),
+                ),
+                (
+                    400,
+                    "text as a cost",
+                    "/recommendations/0/upfront_cost",
+                    json!("free"),
+                ),
+            ],
+        ),
+        wholes(
+            Method::POST,
+            &resolve,
+            [
+                (
+                    400,
+                    "sql as the outcome",
+                    json!({"outcome": "bought' OR 1=1 --"}),
+                ),
+                (
+                    400,
+                    "bought without a commitment",
+                    json!({"outcome": "bought"}),
+                ),
+                (
+                    400,
+                    "not bought with a commitment",
+                    json!({"outcome": "not_bought", "commitment_id": "inj3ct"}),
+                ),
+                (400, "bool as the outcome", json!({"outcome": true})),
+                (
+                    400,
+                    "unknown field",
+                    json!({"outcome": "not_bought", "force": true}),
+                ),
+                (400, "no outcome", json!({})),
+            ],
+        ),
     ]
     .into_iter()
     .flatten()

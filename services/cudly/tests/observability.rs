@@ -36,6 +36,12 @@ async fn add_account(stack: &TestStack, external_id: &str) -> String {
 
 /// An auto-purchase plan over `account_id`: executing it runs at once.
 async fn add_plan(stack: &TestStack, account_id: &str) -> String {
+    let limit = json!({"max_window_commitment": 1e12});
+    let (status, _) = stack
+        .admin_json(Method::PUT, "/api/guardrails", Some(limit))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "auto_purchase needs a window limit");
     let (status, plan) = stack
         .admin_json(
             Method::POST,

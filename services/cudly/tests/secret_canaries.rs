@@ -210,7 +210,15 @@ async fn no_secret_appears_in_any_response_stored_row_or_log_line() {
         approval_tokens.push(token);
         executions.push(id);
     }
-    // A plan over both accounts, executed now (auto purchase).
+    // A plan over both accounts, executed now (auto purchase, which needs a window limit).
+    let (status, _) = client
+        .call(
+            Method::PUT,
+            "/api/guardrails",
+            Some(json!({"max_window_commitment": 1e12})),
+        )
+        .await;
+    assert_eq!(status, 200);
     let (status, plan) = client
         .call(Method::POST, "/api/plans", Some(json!({"name": "canary plan", "auto_purchase": true,
             "services": {"aws/rds": {"provider": "aws", "service": "rds", "term": 1, "payment": "all-upfront", "coverage": 100}},

@@ -70,6 +70,8 @@ prop_compose! {
             name: "property".to_owned(),
             enabled: true,
             auto_purchase,
+            max_commitment_per_run: None,
+            editor: None,
             notification_days_before: 7,
             services: AWS_SERVICE_NAMES
                 .iter()
@@ -118,6 +120,8 @@ fn options(source: RunSource) -> RunOptions {
     RunOptions {
         source,
         actor: "planner".to_owned(),
+        actor_key_id: None,
+        dry_run: false,
         scheduled_date: None,
         idempotency_key: None,
         request_hash: None,

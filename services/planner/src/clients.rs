@@ -148,6 +148,22 @@ impl Clients {
         })
     }
 
+    /// Returns the guardrails' rolling-window limit, `None` when there is none. A failure
+    /// is "executor service unavailable": a guard that could not be checked never passes.
+    pub async fn window_limit(&self) -> PlannerResult<Option<f64>> {
+        let guardrails = self
+            .executor
+            .clone()
+            .get_guardrails(executor_pb::GetGuardrailsRequest {})
+            .await
+            .map_err(|status| {
+                tracing::warn!(code = ?status.code(), detail = %status.message(), "executor could not read the guardrails");
+                PlannerError::ExecutorUnavailable
+            })?
+            .into_inner();
+        Ok(guardrails.max_window_commitment)
+    }
+
     /// Asks the executor whether the plan has a non-terminal execution. Any failure is
     /// "executor service unavailable": a guard that could not be checked never passes.
     pub async fn has_live_execution(&self, plan_id: Uuid) -> PlannerResult<Vec<String>> {
@@ -198,9 +214,9 @@ pub fn create_execution_request(request: &ExecutionRequest) -> executor_pb::Crea
         auto_approve: request.auto_approve,
         source: request.source.as_str().to_owned(),
         actor: request.actor.clone(),
-        actor_key_id: None,
-        dry_run: false,
-        max_commitment_per_run: None,
+        actor_key_id: request.actor_key_id.clone(),
+        dry_run: request.dry_run,
+        max_commitment_per_run: request.max_commitment_per_run,
     }
 }
 
@@ -282,7 +298,10 @@ mod tests {
             request_hash: None,
             auto_approve: true,
             source: RunSource::Schedule,
-            actor: "planner".into(),
+            actor: "key:ops".into(),
+            actor_key_id: Some("6f1c1c6e-0000-4000-8000-0000000000ee".into()),
+            dry_run: false,
+            max_commitment_per_run: Some(5000.0),
         }
     }
 
@@ -307,7 +326,13 @@ mod tests {
         );
         assert!(proto.auto_approve);
         assert_eq!(proto.source, "schedule");
-        assert_eq!(proto.actor, "planner");
+        assert_eq!(proto.actor, "key:ops");
+        assert_eq!(
+            proto.actor_key_id.as_deref(),
+            Some("6f1c1c6e-0000-4000-8000-0000000000ee")
+        );
+        assert_eq!(proto.max_commitment_per_run, Some(5000.0));
+        assert!(!proto.dry_run);
         assert_eq!(proto.scheduled_date.unwrap().seconds, 1_795_478_400);
         assert_eq!(proto.recommendations.len(), 1);
         assert_eq!(proto.recommendations[0].count, 2);

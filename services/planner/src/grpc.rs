@@ -14,7 +14,9 @@ use tonic::{Request, Response, Status};
 
 use crate::clients::Clients;
 use crate::config::Config;
-use crate::domain::plan::{AccountRef, Plan, PlanInput, RampInput, ServiceConfig, ServiceInput};
+use crate::domain::plan::{
+    AccountRef, Editor, Plan, PlanInput, RampInput, ServiceConfig, ServiceInput,
+};
 use crate::domain::run::{RunOptions, RunSource};
 use crate::service::{FireReport, PlanAccounts, Planner};
 
@@ -57,6 +59,7 @@ fn plan_input(proto: Option<pb::PlanInput>) -> Result<PlanInput, ApiError> {
         name: proto.name,
         enabled: proto.enabled,
         auto_purchase: proto.auto_purchase,
+        max_commitment_per_run: proto.max_commitment_per_run,
         notification_days_before: proto.notification_days_before,
         services: proto
             .services
@@ -96,6 +99,14 @@ fn service_proto(service: &ServiceConfig) -> pb::ServiceConfig {
     }
 }
 
+/// Returns who creates or changes a plan; the actor is required.
+fn editor(actor: String, key_id: Option<String>) -> Result<Editor, ApiError> {
+    if actor.trim().is_empty() {
+        return Err(ApiError::invalid_field("actor", "is required"));
+    }
+    Ok(Editor { actor, key_id })
+}
+
 fn plan_proto(plan: &Plan) -> pb::Plan {
     pb::Plan {
         id: plan.id.to_string(),
@@ -120,6 +131,8 @@ fn plan_proto(plan: &Plan) -> pb::Plan {
         last_execution_date: plan.last_execution_date.map(timestamp),
         step_fires: plan.step_fires,
         paused_reason: plan.paused_reason.clone(),
+        max_commitment_per_run: plan.max_commitment_per_run,
+        updated_by: plan.editor.as_ref().map(|editor| editor.actor.clone()),
         created_at: Some(timestamp(plan.created_at)),
         updated_at: Some(timestamp(plan.updated_at)),
     }
@@ -195,9 +208,10 @@ impl PlannerService for PlannerGrpc {
         let request = request.into_inner();
         let input = plan_input(request.plan)?;
         let account_ids = request.account_ids.map(|list| list.ids);
+        let editor = editor(request.actor, request.actor_key_id)?;
         let plan = self
             .planner
-            .create_plan(input, account_ids, Utc::now())
+            .create_plan(input, account_ids, &editor, Utc::now())
             .await?;
         Ok(Response::new(plan_proto(&plan)))
     }
@@ -234,7 +248,11 @@ impl PlannerService for PlannerGrpc {
         let request = request.into_inner();
         let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         let input = plan_input(request.plan)?;
-        let plan = self.planner.update_plan(id, input, Utc::now()).await?;
+        let editor = editor(request.actor, request.actor_key_id)?;
+        let plan = self
+            .planner
+            .update_plan(id, input, &editor, Utc::now())
+            .await?;
         Ok(Response::new(plan_proto(&plan)))
     }
 
@@ -319,6 +337,8 @@ impl PlannerService for PlannerGrpc {
                 .map_err(ApiError::from)?,
             idempotency_key: request.idempotency_key,
             request_hash: request.request_hash,
+            actor_key_id: request.actor_key_id,
+            dry_run: request.dry_run,
         };
         let created = self
             .planner

@@ -8,7 +8,7 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
-use crate::domain::plan::{Plan, PlanSpec, RampSchedule, RampType, ServiceConfig};
+use crate::domain::plan::{Editor, Plan, PlanSpec, RampSchedule, RampType, ServiceConfig};
 use crate::error::{PlannerError, PlannerResult, db};
 use cudly_vocabulary::Recommendation;
 
@@ -16,7 +16,7 @@ use cudly_vocabulary::Recommendation;
 const PLAN_COLUMNS: &str = "id, name, enabled, auto_purchase, notification_days_before, services, \
      ramp_type, ramp_percent_per_step, ramp_step_interval_days, ramp_total_steps, ramp_current_step, \
      ramp_start_date, all_enabled_accounts, next_execution_date, last_execution_date, step_fires, \
-     paused_reason, created_at, updated_at";
+     paused_reason, max_commitment_per_run, updated_by, updated_by_key_id, created_at, updated_at";
 
 #[derive(Debug, FromRow)]
 struct PlanRow {
@@ -37,6 +37,9 @@ struct PlanRow {
     last_execution_date: Option<DateTime<Utc>>,
     step_fires: i32,
     paused_reason: Option<String>,
+    max_commitment_per_run: Option<f64>,
+    updated_by: Option<String>,
+    updated_by_key_id: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -78,6 +81,11 @@ impl TryFrom<PlanRow> for Plan {
             last_execution_date: row.last_execution_date,
             step_fires: unsigned(row.step_fires),
             paused_reason: row.paused_reason,
+            max_commitment_per_run: row.max_commitment_per_run,
+            editor: row.updated_by.map(|actor| Editor {
+                actor,
+                key_id: row.updated_by_key_id,
+            }),
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -103,12 +111,14 @@ pub async fn insert_plan(
     start_date: DateTime<Utc>,
     next_execution_date: Option<DateTime<Utc>>,
     all_enabled_accounts: bool,
+    editor: &Editor,
 ) -> PlannerResult<Plan> {
     let sql = format!(
         "INSERT INTO plans (id, name, enabled, auto_purchase, notification_days_before, services,
              ramp_type, ramp_percent_per_step, ramp_step_interval_days, ramp_total_steps,
-             ramp_current_step, ramp_start_date, all_enabled_accounts, next_execution_date)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13)
+             ramp_current_step, ramp_start_date, all_enabled_accounts, next_execution_date,
+             max_commitment_per_run, updated_by, updated_by_key_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14, $15, $16)
          RETURNING {PLAN_COLUMNS}"
     );
     let row: PlanRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -125,6 +135,9 @@ pub async fn insert_plan(
         .bind(start_date)
         .bind(all_enabled_accounts)
         .bind(next_execution_date)
+        .bind(spec.max_commitment_per_run)
+        .bind(&editor.actor)
+        .bind(editor.key_id.as_deref())
         .fetch_one(conn)
         .await
         .map_err(db("insert plan"))?;
@@ -139,6 +152,7 @@ pub async fn update_plan(
     spec: &PlanSpec,
     ramp: &RampSchedule,
     next_execution_date: Option<DateTime<Utc>>,
+    editor: &Editor,
 ) -> PlannerResult<Option<Plan>> {
     let sql = format!(
         "UPDATE plans SET name = $2, enabled = $3, auto_purchase = $4, notification_days_before = $5,
@@ -146,6 +160,7 @@ pub async fn update_plan(
              ramp_total_steps = $10, ramp_start_date = $11, next_execution_date = $12,
              step_fires = CASE WHEN $3 AND NOT enabled THEN 0 ELSE step_fires END,
              paused_reason = CASE WHEN $3 THEN NULL ELSE paused_reason END,
+             max_commitment_per_run = $13, updated_by = $14, updated_by_key_id = $15,
              updated_at = now()
          WHERE id = $1
          RETURNING {PLAN_COLUMNS}"
@@ -163,6 +178,9 @@ pub async fn update_plan(
         .bind(signed(ramp.total_steps))
         .bind(ramp.start_date)
         .bind(next_execution_date)
+        .bind(spec.max_commitment_per_run)
+        .bind(&editor.actor)
+        .bind(editor.key_id.as_deref())
         .fetch_optional(conn)
         .await
         .map_err(db("update plan"))?;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::clients::{Clients, CreatedExecution};
 use crate::domain::binding::{check_binding, check_orphans, parse_account_ids, select_targets};
-use crate::domain::plan::{AccountRef, Plan, PlanInput, RampSchedule};
+use crate::domain::plan::{AccountRef, Editor, Plan, PlanInput, RampSchedule};
 use crate::domain::ramp;
 use crate::domain::run::{
     NothingToRun, RunList, RunOptions, RunRefusal, RunSource, build_execution_request,
@@ -118,10 +118,14 @@ impl Planner {
         &self,
         input: PlanInput,
         account_ids: Option<Vec<String>>,
+        editor: &Editor,
         now: DateTime<Utc>,
     ) -> PlannerResult<Plan> {
         let spec = validate_plan(input)?;
         let ids = parse_account_ids(&account_ids.unwrap_or_default())?;
+        if spec.auto_purchase {
+            self.check_auto_purchase_allowed().await?;
+        }
         if !ids.is_empty() {
             let looked_up = self.clients.accounts_by_ids(&ids).await?;
             check_binding(
@@ -141,6 +145,7 @@ impl Planner {
             start_date,
             next_execution_date,
             ids.is_empty(),
+            editor,
         )
         .await?;
         repo::replace_plan_accounts(&mut tx, plan.id, &ids).await?;
@@ -168,6 +173,7 @@ impl Planner {
         &self,
         id: Uuid,
         input: PlanInput,
+        editor: &Editor,
         now: DateTime<Utc>,
     ) -> PlannerResult<Plan> {
         let spec = validate_plan(input)?;
@@ -175,6 +181,9 @@ impl Planner {
         let old = repo::get_plan(&mut tx, id, Lock::Update)
             .await?
             .ok_or_else(|| plan_not_found(id))?;
+        if spec.auto_purchase && !old.auto_purchase {
+            self.check_auto_purchase_allowed().await?;
+        }
         let new_providers = spec.providers();
         let removes_a_provider = old
             .providers()
@@ -210,7 +219,7 @@ impl Planner {
             old.last_execution_date,
             now,
         );
-        let plan = repo::update_plan(&mut tx, id, &spec, &ramp, next)
+        let plan = repo::update_plan(&mut tx, id, &spec, &ramp, next, editor)
             .await?
             .ok_or_else(|| plan_not_found(id))?;
         tx.commit().await.map_err(db("commit update plan"))?;
@@ -357,6 +366,20 @@ impl Planner {
         Ok(select_targets(&candidates, &providers))
     }
 
+    /// Refuses to turn auto_purchase on while the guardrails set no rolling-window
+    /// limit: nothing would bound what the plan's schedule buys unapproved.
+    async fn check_auto_purchase_allowed(&self) -> PlannerResult<()> {
+        if self.clients.window_limit().await?.is_none() {
+            return Err(ApiError::new(
+                cudly_common::ErrorCode::Unprocessable,
+                "auto_purchase needs a window limit: set max_window_commitment in \
+                 /api/guardrails first",
+            )
+            .into());
+        }
+        Ok(())
+    }
+
     /// Starts an execution of a plan by hand: `given` verbatim, or (absent) the standing
     /// list for step `current_step + 1`. The plan stays share-locked until the executor
     /// answered, so it cannot be deleted meanwhile.
@@ -470,9 +493,17 @@ impl Planner {
         let standing = repo::get_recommendations(&mut tx, plan_id)
             .await?
             .unwrap_or_default();
+        // A scheduled run is created in the name of the plan's last editor, who then
+        // cannot approve it when approvers must differ.
+        let (actor, actor_key_id) = match &plan.editor {
+            Some(editor) => (editor.actor.clone(), editor.key_id.clone()),
+            None => (SCHEDULE_ACTOR.to_owned(), None),
+        };
         let options = RunOptions {
             source: RunSource::Schedule,
-            actor: SCHEDULE_ACTOR.to_owned(),
+            actor,
+            actor_key_id,
+            dry_run: false,
             scheduled_date: plan.next_execution_date,
             idempotency_key: None,
             request_hash: None,

@@ -149,6 +149,11 @@ async fn a_creation_key_returns_its_live_or_completed_root_and_a_rerun_keeps_the
 async fn a_completed_plan_step_is_reported_to_the_planner_and_reported_again_after_a_restart() {
     let world = world().await;
     let account = world.add_account("stepper", true).await;
+    let limit = json!({"max_window_commitment": 1e12});
+    let (status, _) = world
+        .call(Method::PUT, "/api/guardrails", Some(limit))
+        .await;
+    assert_eq!(status, StatusCode::OK, "auto_purchase needs a window limit");
     let plan = json!({
         "name": "auto ladder",
         "auto_purchase": true,

@@ -281,3 +281,96 @@ async fn two_approvals_that_together_pass_the_window_limit_let_exactly_one_throu
     );
     world.stack.stop().await.unwrap();
 }
+
+/// A plan of RDS lines over `account_id` with `extra` fields; returns its id.
+async fn rds_plan(world: &World, account_id: &str, extra: Value) -> String {
+    let mut plan = json!({
+        "name": "priced plan",
+        "services": {"aws/rds": {"provider": "aws", "service": "rds", "term": 1,
+            "payment": "all-upfront", "coverage": 100}},
+        "account_ids": [account_id],
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        plan[key] = value.clone();
+    }
+    let (status, plan) = world.call(Method::POST, "/api/plans", Some(plan)).await;
+    assert_eq!(status, StatusCode::CREATED, "{plan}");
+    let id = plan["id"].as_str().unwrap().to_owned();
+    let (status, _) = world
+        .call(
+            Method::PUT,
+            &format!("/api/plans/{id}/recommendations"),
+            Some(json!({"recommendations": [recommendation(AwsService::Rds)]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    id
+}
+
+#[tokio::test]
+async fn a_plan_run_is_dry_run_limited_by_its_plan_and_created_in_its_editors_name() {
+    let world = world().await;
+    let account = world.add_account("planned", true).await;
+    let plan = rds_plan(&world, &account.id, json!({})).await;
+    let path = format!("/api/plans/{plan}/executions");
+    let (status, dry) = world
+        .call(
+            Method::POST,
+            &format!("{path}?dry_run=true"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!(dry["status"], "dry_run");
+    assert_eq!(dry["id"], Value::Null);
+    assert!(dry["quote"]["upfront"].as_f64().unwrap() > 0.0, "{dry}");
+    assert_eq!(
+        rows(&world, "executions").await,
+        0,
+        "a dry run stores nothing"
+    );
+
+    let limited = rds_plan(&world, &account.id, json!({"max_commitment_per_run": 1.0})).await;
+    let (status, refused) = world
+        .call(
+            Method::POST,
+            &format!("/api/plans/{limited}/executions"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["limit_name"], "max_commitment_per_run");
+    assert_eq!(refused["limit"], 1.0);
+    assert_eq!(rows(&world, "executions").await, 0, "nothing stored");
+
+    // A scheduled run is created in the name of the plan's last editor (here the
+    // bootstrap key), who cannot approve it when approvers must differ.
+    let (status, _) = world
+        .call(
+            Method::PUT,
+            "/api/guardrails",
+            Some(json!({"require_different_approver": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, fired) = world
+        .call(Method::POST, "/api/admin/sweeps/fire_due_plans/run", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{fired}");
+    let (_, listed) = world
+        .call(
+            Method::GET,
+            &format!("/api/executions?plan_id={plan}"),
+            None,
+        )
+        .await;
+    let scheduled = &listed["executions"][0];
+    assert_eq!(scheduled["source"], "schedule", "{listed}");
+    assert_eq!(scheduled["created_by"], "key:bootstrap");
+    let id = scheduled["id"].as_str().unwrap();
+    let (status, own) = world
+        .call(Method::POST, &format!("/api/executions/{id}/approve"), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{own}");
+    world.stack.stop().await.unwrap();
+}

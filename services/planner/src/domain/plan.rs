@@ -121,6 +121,10 @@ pub struct Plan {
     pub step_fires: u32,
     /// Why the planner paused (disabled) the plan; cleared when it is enabled again.
     pub paused_reason: Option<String>,
+    /// The most one run may commit (USD); `None`: only the guardrails limit it.
+    pub max_commitment_per_run: Option<f64>,
+    /// Who last created or changed the plan: scheduled runs are created in their name.
+    pub editor: Option<Editor>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -130,6 +134,13 @@ impl Plan {
     pub fn providers(&self) -> BTreeSet<Provider> {
         providers_of(&self.services)
     }
+}
+
+/// Who creates or changes a plan: `key:<name>` and the key's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Editor {
+    pub actor: String,
+    pub key_id: Option<String>,
 }
 
 /// Returns the distinct providers of a services map.
@@ -147,6 +158,7 @@ pub struct PlanInput {
     pub notification_days_before: Option<u32>,
     pub services: BTreeMap<String, ServiceInput>,
     pub ramp_schedule: Option<RampInput>,
+    pub max_commitment_per_run: Option<f64>,
 }
 
 /// One service of a plan as received.
@@ -183,6 +195,7 @@ pub struct PlanSpec {
     pub notification_days_before: u32,
     pub services: BTreeMap<String, ServiceConfig>,
     pub ramp: RampSpec,
+    pub max_commitment_per_run: Option<f64>,
 }
 
 impl PlanSpec {

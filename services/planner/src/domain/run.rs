@@ -51,6 +51,10 @@ pub struct RunOptions {
     pub idempotency_key: Option<String>,
     /// SHA-256 (lowercase hex) of the canonical request; required with the key.
     pub request_hash: Option<String>,
+    /// The creating key's id; for scheduled runs the plan's last editor's.
+    pub actor_key_id: Option<String>,
+    /// Price and check, store nothing, buy nothing.
+    pub dry_run: bool,
 }
 
 /// The CreateExecution request the planner sends, in domain terms.
@@ -68,6 +72,10 @@ pub struct ExecutionRequest {
     pub auto_approve: bool,
     pub source: RunSource,
     pub actor: String,
+    pub actor_key_id: Option<String>,
+    pub dry_run: bool,
+    /// The plan's own limit on the run's total commitment.
+    pub max_commitment_per_run: Option<f64>,
 }
 
 /// Why a run has nothing to do.
@@ -216,6 +224,9 @@ pub fn build_execution_request(
         auto_approve: plan.auto_purchase,
         source: options.source,
         actor: options.actor,
+        actor_key_id: options.actor_key_id,
+        dry_run: options.dry_run,
+        max_commitment_per_run: plan.max_commitment_per_run,
     })
 }
 
@@ -237,6 +248,8 @@ mod tests {
             name: "RDS ladder".into(),
             enabled: true,
             auto_purchase: false,
+            max_commitment_per_run: None,
+            editor: None,
             notification_days_before: 7,
             services: BTreeMap::from([(
                 "aws/rds".to_owned(),
@@ -308,6 +321,8 @@ mod tests {
         RunOptions {
             source,
             actor: "key:ops".into(),
+            actor_key_id: None,
+            dry_run: false,
             scheduled_date: None,
             idempotency_key: None,
             request_hash: None,

@@ -46,6 +46,14 @@ pub fn validate_plan(input: PlanInput) -> Result<PlanSpec, ApiError> {
     }
     let services = validate_services(input.services)?;
     let ramp = validate_ramp(input.ramp_schedule.unwrap_or_default())?;
+    if let Some(limit) = input.max_commitment_per_run
+        && !(limit.is_finite() && limit >= 0.0)
+    {
+        return Err(ApiError::invalid_field(
+            "max_commitment_per_run",
+            "must be a number of at least 0",
+        ));
+    }
     Ok(PlanSpec {
         name,
         enabled: input.enabled.unwrap_or(true),
@@ -53,6 +61,7 @@ pub fn validate_plan(input: PlanInput) -> Result<PlanSpec, ApiError> {
         notification_days_before,
         services,
         ramp,
+        max_commitment_per_run: input.max_commitment_per_run,
     })
 }
 

@@ -94,6 +94,14 @@ async fn a_completed_step_execution_advances_the_plan_ramp() {
     body["account_ids"] = json!([account["id"]]);
     body["auto_purchase"] = json!(true);
     body["ramp_schedule"] = json!({ "type": "weekly-25pct" });
+    let (status, _) = call(
+        &stack,
+        Method::PUT,
+        "/api/guardrails",
+        Some(json!({"max_window_commitment": 1e12})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "auto_purchase needs a window limit");
     body["services"]["aws/rds"]["coverage"] = json!(100);
     let (status, plan) = call(&stack, Method::POST, "/api/plans", Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{plan}");

@@ -12,7 +12,7 @@ use cudly_proto::planner::v1 as pb;
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::support::PlannerUnderTest;
+use crate::support::{NO_WINDOW_LIMIT, PlannerUnderTest};
 
 /// A fixed past instant (whole seconds, so Postgres keeps it exactly).
 fn t0() -> DateTime<Utc> {
@@ -30,6 +30,9 @@ fn rds_service(coverage: f64) -> pb::ServiceConfigInput {
         ..pb::ServiceConfigInput::default()
     }
 }
+
+/// The key id the tests' plans are created with.
+const OPS_KEY_ID: &str = "6f1c1c6e-0000-4000-8000-0000000000ee";
 
 fn plan_input(ramp_type: &str, start: DateTime<Utc>, auto_purchase: bool) -> pb::PlanInput {
     pb::PlanInput {
@@ -76,6 +79,8 @@ impl PlannerUnderTest {
                 account_ids: Some(common_pb::IdList {
                     ids: accounts.iter().map(Uuid::to_string).collect(),
                 }),
+                actor: "key:ops".into(),
+                actor_key_id: Some(OPS_KEY_ID.into()),
             })
             .await
             .expect("create plan")
@@ -187,7 +192,11 @@ async fn a_due_plan_fires_once_for_its_next_step_in_the_step_lineage() {
     assert_eq!(request.recommendations[0].count, 2, "25% of 8");
     assert!(request.auto_approve, "the plan auto-purchases");
     assert_eq!(request.source, "schedule");
-    assert_eq!(request.actor, "planner");
+    assert_eq!(
+        request.actor, "key:ops",
+        "created in the plan's last editor's name"
+    );
+    assert_eq!(request.actor_key_id.as_deref(), Some(OPS_KEY_ID));
     assert_eq!(optional_time(request.scheduled_date.as_ref()), Some(t0()));
     assert_eq!(report.executions[0].status, "approved");
     assert!(report.executions[0].created);
@@ -580,6 +589,8 @@ async fn a_hand_started_list_is_sent_verbatim_in_its_own_lineage() {
             idempotency_key: Some("order-17".into()),
             request_hash: Some(hash.into()),
             actor: "key:ops".into(),
+            actor_key_id: Some("key-ops-id".into()),
+            dry_run: false,
         })
         .await
         .unwrap()
@@ -832,6 +843,8 @@ async fn an_update_that_orphans_bound_accounts_is_refused_naming_them() {
         .update_plan(pb::UpdatePlanRequest {
             id: plan.id.clone(),
             plan: Some(plan_input("immediate", t0(), false)),
+            actor: "key:ops".into(),
+            actor_key_id: None,
         })
         .await
         .unwrap_err();
@@ -873,6 +886,8 @@ async fn an_update_keeps_the_ramp_progress() {
         .update_plan(pb::UpdatePlanRequest {
             id: plan.id.clone(),
             plan: Some(renamed),
+            actor: "key:ops".into(),
+            actor_key_id: None,
         })
         .await
         .unwrap()
@@ -896,6 +911,8 @@ async fn an_update_keeps_the_ramp_progress() {
         .update_plan(pb::UpdatePlanRequest {
             id: plan.id.clone(),
             plan: Some(custom),
+            actor: "key:ops".into(),
+            actor_key_id: None,
         })
         .await
         .unwrap()
@@ -913,6 +930,46 @@ async fn an_update_keeps_the_ramp_progress() {
 }
 
 #[tokio::test]
+async fn auto_purchase_needs_a_window_limit_and_a_plan_run_carries_its_limit_and_editor() {
+    let planner = PlannerUnderTest::start().await;
+    let account = planner.accounts.add("Prod", "aws", true);
+    *planner.executor.window_limit.lock().unwrap() = Some(NO_WINDOW_LIMIT);
+    let mut input = plan_input("immediate", t0(), true);
+    input.services.insert("aws/rds".into(), rds_service(100.0));
+    input.max_commitment_per_run = Some(2_500.0);
+    let refused = planner
+        .client(Caller::Gateway)
+        .create_plan(pb::CreatePlanRequest {
+            plan: Some(input.clone()),
+            account_ids: None,
+            actor: "key:ops".into(),
+            actor_key_id: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("window limit"), "{refused:?}");
+    let listed = planner
+        .client(Caller::Gateway)
+        .list_plans(pb::ListPlansRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.plans.is_empty(), "nothing stored");
+
+    *planner.executor.window_limit.lock().unwrap() = None;
+    let plan = planner.plan(input, &[account], vec![rds(4, false)]).await;
+    assert_eq!(plan.max_commitment_per_run, Some(2_500.0));
+    assert_eq!(plan.updated_by.as_deref(), Some("key:ops"));
+    planner.fire(1, t0()).await.unwrap();
+    let request = planner.executor.requests().pop().unwrap();
+    assert_eq!(request.max_commitment_per_run, Some(2_500.0));
+    assert_eq!(request.actor, "key:ops");
+    assert_eq!(request.actor_key_id.as_deref(), Some(OPS_KEY_ID));
+    assert!(!request.dry_run);
+}
+
+#[tokio::test]
 async fn each_rpc_accepts_only_its_callers() {
     let planner = PlannerUnderTest::start().await;
     let denied = planner
@@ -920,6 +977,8 @@ async fn each_rpc_accepts_only_its_callers() {
         .create_plan(pb::CreatePlanRequest {
             plan: Some(plan_input("immediate", t0(), false)),
             account_ids: None,
+            actor: "key:ops".into(),
+            actor_key_id: None,
         })
         .await
         .unwrap_err();
@@ -973,6 +1032,8 @@ async fn a_step_fired_its_most_times_without_completing_pauses_the_plan_until_it
         .update_plan(pb::UpdatePlanRequest {
             id: plan.id.clone(),
             plan: Some(plan_input("weekly-25pct", t0(), false)),
+            actor: "key:ops".into(),
+            actor_key_id: None,
         })
         .await
         .unwrap()

@@ -196,7 +196,13 @@ pub struct FakeExecutor {
     pub created: Arc<Mutex<Vec<executor_pb::CreateExecutionRequest>>>,
     by_key: Arc<Mutex<HashMap<String, String>>>,
     pub live_plans: Arc<Mutex<Vec<String>>>,
+    /// The guardrails' window limit it answers; `None` (the default): a limit too high
+    /// to bind, so auto_purchase plans may be created. [`NO_WINDOW_LIMIT`]: no limit.
+    pub window_limit: Arc<Mutex<Option<f64>>>,
 }
+
+/// A [`FakeExecutor::window_limit`] meaning "the guardrails set no window limit".
+pub const NO_WINDOW_LIMIT: f64 = -1.0;
 
 impl FakeExecutor {
     pub fn requests(&self) -> Vec<executor_pb::CreateExecutionRequest> {
@@ -342,7 +348,16 @@ impl ExecutorService for FakeExecutor {
         &self,
         _: Request<executor_pb::GetGuardrailsRequest>,
     ) -> Result<Response<executor_pb::Guardrails>, Status> {
-        not_faked()
+        let limit = match *self.window_limit.lock().unwrap() {
+            None => Some(1e12),
+            Some(limit) if limit == NO_WINDOW_LIMIT => None,
+            Some(limit) => Some(limit),
+        };
+        Ok(Response::new(executor_pb::Guardrails {
+            max_window_commitment: limit,
+            window_days: 30,
+            ..Default::default()
+        }))
     }
 
     async fn put_guardrails(

@@ -28,9 +28,9 @@ pub use views::{
 
 use crate::auth::Principal;
 use crate::error::{ErrorBody, HttpResult, grpc_error};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::idempotency::IdempotentRequest;
-use crate::routes::executions::{CreatedExecutionView, execution_view};
+use crate::routes::executions::{CreatedExecutionView, DryRunQuery, execution_view};
 use crate::state::AppState;
 use models::plan_input;
 use views::{plan_accounts_view, plan_view};
@@ -102,6 +102,8 @@ async fn create_plan(
     let request = pb::CreatePlanRequest {
         plan: Some(plan_input(body)),
         account_ids,
+        actor: principal.actor(),
+        actor_key_id: Some(principal.identity()),
     };
     let plan = planner(&state)
         .create_plan(request)
@@ -170,6 +172,8 @@ async fn update_plan(
     let request = pb::UpdatePlanRequest {
         id: id.to_string(),
         plan: Some(plan_input(body)),
+        actor: principal.actor(),
+        actor_key_id: Some(principal.identity()),
     };
     let plan = planner(&state)
         .update_plan(request)
@@ -348,10 +352,13 @@ async fn set_plan_recommendations(
     params(
         ("id" = Uuid, Path, description = "the plan's id"),
         ("Idempotency-Key" = Option<String>, Header, description = "makes the creation idempotent"),
+        ("dry_run" = Option<bool>, Query, description = "true: the execution as it would be created (status dry_run, no id), nothing stored or bought"),
     ),
     request_body = StartExecutionBody,
     responses(
         (status = 201, description = "the execution; approval_token only in this reply", body = CreatedExecutionView),
+        (status = 200, description = "dry run: the execution as it would be created", body = CreatedExecutionView),
+        (status = 422, description = "an item cannot be priced (`item`), or a spend limit refuses it (`limit`, `committed`, `requested`)", body = ErrorBody),
         (status = 400, description = "invalid recommendation, or an account that is not a target", body = ErrorBody),
         (status = 401, description = "missing or unknown key", body = ErrorBody),
         (status = 403, description = "not an admin key", body = ErrorBody),
@@ -365,15 +372,22 @@ async fn start_plan_execution(
     principal: Principal,
     ApiPath(id): ApiPath<Uuid>,
     headers: HeaderMap,
+    ApiQuery(query): ApiQuery<DryRunQuery>,
     ApiJson(body): ApiJson<StartExecutionBody>,
 ) -> HttpResult<(StatusCode, ApiJson<CreatedExecutionView>)> {
     principal.require_admin()?;
-    let idempotent = IdempotentRequest::read(
-        &headers,
-        "POST",
-        &format!("/api/plans/{id}/executions"),
-        &body,
-    )?;
+    let dry_run = query.requested();
+    let idempotent = if dry_run {
+        // A dry run stores nothing, so there is nothing to replay.
+        IdempotentRequest::default()
+    } else {
+        IdempotentRequest::read(
+            &headers,
+            "POST",
+            &format!("/api/plans/{id}/executions"),
+            &body,
+        )?
+    };
     let request = pb::StartExecutionRequest {
         plan_id: id.to_string(),
         recommendations: body
@@ -385,6 +399,8 @@ async fn start_plan_execution(
         idempotency_key: idempotent.key,
         request_hash: idempotent.request_hash,
         actor: principal.actor(),
+        actor_key_id: Some(principal.identity()),
+        dry_run,
     };
     let reply = planner(&state)
         .start_execution(request)
@@ -395,9 +411,13 @@ async fn start_plan_execution(
         tracing::error!(plan_id = %id, "planner started an execution but returned none");
         ApiError::internal()
     })?;
-    tracing::info!(plan_id = %id, execution_id = %execution.id, created = reply.created, by = %principal.name, "plan execution started");
+    tracing::info!(plan_id = %id, execution_id = %execution.id, created = reply.created, dry_run, by = %principal.name, "plan execution started");
     Ok((
-        StatusCode::CREATED,
+        if dry_run {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        },
         ApiJson(CreatedExecutionView {
             execution: execution_view(execution)?,
             approval_token: reply.approval_token,

@@ -21,9 +21,14 @@ pub struct PlanBody {
     /// Default true.
     #[serde(default)]
     pub enabled: Option<bool>,
-    /// Default false: executions wait for approval.
+    /// Default false: executions wait for approval. Turning it on needs a rolling-window
+    /// limit in `/api/guardrails` (422 otherwise).
     #[serde(default)]
     pub auto_purchase: Option<bool>,
+    /// The most one run of the plan may commit, in USD (upfront + monthly × term);
+    /// absent: only the guardrails limit it.
+    #[serde(default)]
+    pub max_commitment_per_run: Option<f64>,
     /// 0-30, default 7.
     #[serde(default)]
     pub notification_days_before: Option<u32>,
@@ -64,6 +69,10 @@ pub struct PlanBody {
     #[serde(default)]
     #[schema(read_only)]
     pub updated_at: Option<String>,
+    /// Read-only, ignored.
+    #[serde(default)]
+    #[schema(read_only)]
+    pub updated_by: Option<String>,
 }
 
 /// One service of a plan as written.
@@ -151,6 +160,7 @@ pub fn plan_input(body: PlanBody) -> pb::PlanInput {
         name: body.name,
         enabled: body.enabled,
         auto_purchase: body.auto_purchase,
+        max_commitment_per_run: body.max_commitment_per_run,
         notification_days_before: body.notification_days_before,
         services: body
             .services

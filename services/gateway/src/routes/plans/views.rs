@@ -29,6 +29,10 @@ pub struct PlanView {
     /// Why the planner paused (disabled) the plan; null unless it did. Enabling the plan
     /// clears it.
     pub paused_reason: Option<String>,
+    /// The most one run may commit (USD); null: only the guardrails limit it.
+    pub max_commitment_per_run: Option<f64>,
+    /// Who last created or changed the plan; scheduled runs are created in their name.
+    pub updated_by: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -135,6 +139,8 @@ pub fn plan_view(plan: pb::Plan) -> PlanView {
         last_execution_date: optional_time(plan.last_execution_date.as_ref()),
         step_fires: plan.step_fires,
         paused_reason: plan.paused_reason,
+        max_commitment_per_run: plan.max_commitment_per_run,
+        updated_by: plan.updated_by,
         created_at: optional_time(plan.created_at.as_ref()),
         updated_at: optional_time(plan.updated_at.as_ref()),
     }
