@@ -354,7 +354,23 @@ async fn metrics_after_a_plan_execution_show_executions_purchases_requests_and_s
     let stack = TestStack::start_with_sandbox().await.unwrap();
     let account_id = add_account(&stack, "534567890123").await;
     let plan_id = add_plan(&stack, &account_id).await;
-    execute_plan(&stack, &plan_id, None).await;
+    let bought = execute_plan(&stack, &plan_id, None).await;
+    // A run over a per-execution limit, refused before anything is stored.
+    let limits = json!({"max_window_commitment": 1e12, "max_execution_commitment": 0.01});
+    let (status, _) = stack
+        .admin_json(Method::PUT, "/api/guardrails", Some(limits))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let (status, refused) = stack
+        .admin_json(
+            Method::POST,
+            &format!("/api/plans/{plan_id}/executions"),
+            Some(json!({"recommendations": recommendations()})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 422, "{refused}");
     let response = stack
         .admin(Method::POST, "/api/admin/sweeps/recover_stranded/run")
         .send()
@@ -404,6 +420,28 @@ async fn metrics_after_a_plan_execution_show_executions_purchases_requests_and_s
             1.0
         );
     }
+    // What was committed, by service (whole dollars per item), and the refusal.
+    for child in bought["children"].as_array().unwrap() {
+        for item in child["items"].as_array().unwrap() {
+            let service = item["recommendation"]["service"].as_str().unwrap();
+            let total = item["quote"]["total_commitment"].as_f64().unwrap();
+            assert_eq!(
+                expect(
+                    "executor_committed_total",
+                    &[("currency", "USD"), ("service", service)]
+                ),
+                total.round(),
+                "{item}"
+            );
+        }
+    }
+    assert_eq!(
+        expect(
+            "executor_limit_refusals_total",
+            &[("limit", "max_execution_commitment")]
+        ),
+        1.0
+    );
     // The fan-out's bounds: every purchase call permit given back, one wait per
     // purchase and per item, one account run.
     assert_eq!(expect("executor_purchase_calls_in_flight", &[]), 0.0);

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use cudly_aws::purchase::AwsService;
 use cudly_aws_sandbox::PriceUpdate;
 use cudly_aws_sandbox::Service;
+use cudly_aws_sandbox::catalogue::{self, Offering, OfferingQuery};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -17,6 +18,24 @@ fn items(execution: &Value) -> Vec<&Value> {
         .iter()
         .flat_map(|child| child["items"].as_array().unwrap())
         .collect()
+}
+
+/// Returns the sandbox catalogue's offering a quote names.
+fn listed_offering(line: &Value, quote: &Value) -> Offering {
+    let service = Service::from_str(line["service"].as_str().unwrap()).unwrap();
+    let query = OfferingQuery {
+        instance_type: line["resource_type"].as_str().map(str::to_owned),
+        ..OfferingQuery::default()
+    };
+    catalogue::generate(service, line["region"].as_str().unwrap(), &query)
+        .into_iter()
+        .find(|offering| offering.offering_id == quote["offering_id"].as_str().unwrap())
+        .unwrap_or_else(|| panic!("the catalogue lists the quoted offering: {quote}"))
+}
+
+/// Equal up to the last digits of a decimal price read as `f32` (EC2) or `f64`.
+fn same(listed: f64, quoted: f64) -> bool {
+    (listed - quoted).abs() <= listed.abs().max(1.0) * 1e-6
 }
 
 async fn rows(world: &World, table: &str) -> i64 {
@@ -78,6 +97,23 @@ async fn every_service_is_priced_by_the_system_and_never_by_the_requester() {
             "{service:?}: the requester's estimate is not the price"
         );
         assert!(!quote["offering_id"].as_str().unwrap().is_empty());
+        if service != AwsService::SavingsPlans {
+            // The sandbox's own catalogue, read without the SDK, lists the same price.
+            let listed = listed_offering(&items(&execution)[0]["recommendation"], quote);
+            assert!(
+                same(listed.fixed_price, fixed),
+                "{service:?}: {listed:?} vs {quote}"
+            );
+            let listed_hourly = if listed.recurring_hourly > 0.0 {
+                listed.recurring_hourly
+            } else {
+                listed.usage_price
+            };
+            assert!(
+                same(listed_hourly, hourly),
+                "{service:?}: {listed:?} vs {quote}"
+            );
+        }
     }
     assert_eq!(world.purchase_calls().await, 0, "pricing buys nothing");
     world.stack.stop().await.unwrap();
@@ -183,6 +219,22 @@ async fn limits_refuse_before_anything_is_stored_and_approvers_must_differ_when_
     let id = execution["id"].as_str().unwrap();
     let token = execution["approval_token"].as_str().unwrap();
     let approve = format!("/api/executions/{id}/approve");
+    // The approve link's preview shows the quote.
+    let (status, preview) = world
+        .call_anonymous(
+            Method::GET,
+            &format!("/api/purchases/approve/{id}?token={token}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["execution"]["quote"], execution["quote"]);
+    assert!(
+        preview["execution"]["quote"]["total_commitment"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     let (status, alone) = world
         .call_anonymous(Method::POST, &approve, Some(json!({ "token": token })))
         .await;
