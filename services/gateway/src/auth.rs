@@ -185,6 +185,9 @@ pub async fn authenticate(
     let Some(row) = repo::find_key_by_hash(&mut conn, &hash).await? else {
         return Err(ApiError::unauthenticated("unknown api key"));
     };
+    if row.expired(chrono::Utc::now()) {
+        return Err(ApiError::unauthenticated("api key expired"));
+    }
     let recently_used = row.last_used_at.is_some_and(|at| {
         chrono::Utc::now() - at < chrono::TimeDelta::seconds(LAST_USED_RESOLUTION_SECS)
     });

@@ -17,11 +17,29 @@ pub struct ApiKeyRow {
     pub role: Role,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// Past it the key is refused; `None`: never.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
-type RawRow = (Uuid, String, String, DateTime<Utc>, Option<DateTime<Utc>>);
+impl ApiKeyRow {
+    /// Returns whether the key has expired at `now`.
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|expires_at| expires_at <= now)
+    }
+}
 
-fn from_raw((id, name, role, created_at, last_used_at): RawRow) -> Result<ApiKeyRow, GatewayError> {
+type RawRow = (
+    Uuid,
+    String,
+    String,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
+fn from_raw(
+    (id, name, role, created_at, last_used_at, expires_at): RawRow,
+) -> Result<ApiKeyRow, GatewayError> {
     let role = Role::parse(&role).ok_or_else(|| {
         GatewayError::Internal(format!("stored api key {id} has an unknown role"))
     })?;
@@ -31,6 +49,7 @@ fn from_raw((id, name, role, created_at, last_used_at): RawRow) -> Result<ApiKey
         role,
         created_at,
         last_used_at,
+        expires_at,
     })
 }
 
@@ -41,15 +60,17 @@ pub async fn insert_key(
     name: &str,
     role: Role,
     hash: &KeyHash,
+    expires_at: Option<DateTime<Utc>>,
 ) -> Result<ApiKeyRow, GatewayError> {
     let raw: RawRow = sqlx::query_as(
-        "INSERT INTO api_keys (id, name, role, key_hash) VALUES ($1, $2, $3, $4)
-         RETURNING id, name, role, created_at, last_used_at",
+        "INSERT INTO api_keys (id, name, role, key_hash, expires_at) VALUES ($1, $2, $3, $4, $5)
+         RETURNING id, name, role, created_at, last_used_at, expires_at",
     )
     .bind(id)
     .bind(name)
     .bind(role.as_str())
     .bind(&hash[..])
+    .bind(expires_at)
     .fetch_one(conn)
     .await
     .map_err(|error| match violated_constraint(&error) {
@@ -64,7 +85,8 @@ pub async fn insert_key(
 /// Returns every key, oldest first.
 pub async fn list_keys(conn: &mut PgConnection) -> Result<Vec<ApiKeyRow>, GatewayError> {
     let raws: Vec<RawRow> = sqlx::query_as(
-        "SELECT id, name, role, created_at, last_used_at FROM api_keys ORDER BY created_at, id",
+        "SELECT id, name, role, created_at, last_used_at, expires_at FROM api_keys \
+         ORDER BY created_at, id",
     )
     .fetch_all(conn)
     .await
@@ -88,7 +110,8 @@ pub async fn find_key_by_hash(
     hash: &KeyHash,
 ) -> Result<Option<ApiKeyRow>, GatewayError> {
     let raw: Option<RawRow> = sqlx::query_as(
-        "SELECT id, name, role, created_at, last_used_at FROM api_keys WHERE key_hash = $1",
+        "SELECT id, name, role, created_at, last_used_at, expires_at FROM api_keys \
+         WHERE key_hash = $1",
     )
     .bind(&hash[..])
     .fetch_optional(conn)

@@ -366,6 +366,38 @@ async fn a_deleted_key_is_unauthorized() {
 }
 
 #[tokio::test]
+async fn an_expired_key_is_unauthorized_and_a_past_expiry_is_refused() {
+    let gateway = TestGateway::spawn().await;
+    let past = (chrono::Utc::now() - chrono::TimeDelta::seconds(1)).to_rfc3339();
+    let refused = gateway
+        .post("/api/keys", Some(ADMIN_KEY))
+        .json(&json!({"name": "stale", "role": "viewer", "expires_at": past}))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_json_error(refused, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["field"], "expires_at");
+
+    let soon = (chrono::Utc::now() + chrono::TimeDelta::milliseconds(1500)).to_rfc3339();
+    let created = gateway
+        .post("/api/keys", Some(ADMIN_KEY))
+        .json(&json!({"name": "short-lived", "role": "viewer", "expires_at": soon}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    assert!(created["expires_at"].is_string(), "{created}");
+    let key = created["key"].as_str().unwrap();
+    let before = gateway.get("/api/keys", Some(key)).send().await.unwrap();
+    assert_eq!(before.status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let after = gateway.get("/api/keys", Some(key)).send().await.unwrap();
+    let body = expect_json_error(after, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(body["error"], "api key expired");
+}
+
+#[tokio::test]
 async fn every_response_carries_a_request_id() {
     let gateway = TestGateway::spawn().await;
     let responses = [

@@ -426,3 +426,63 @@ async fn a_plan_run_is_dry_run_limited_by_its_plan_and_created_in_its_editors_na
     assert_eq!(status, StatusCode::FORBIDDEN, "{own}");
     world.stack.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn releasing_an_in_doubt_purchase_and_its_retry_take_a_second_identity() {
+    let world = world().await;
+    let account = world.add_account("in doubt", true).await;
+    // An untagged commitment of the shape that no attempt records stops the first send:
+    // the item fails, and an operator must say whether it is ours.
+    world.buy_by_hand(&account, AwsService::Ec2).await;
+    let done = world
+        .buy(&account, vec![recommendation(AwsService::Ec2)])
+        .await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let (status, _) = world
+        .call(
+            Method::PUT,
+            "/api/guardrails",
+            Some(json!({"require_different_approver": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let resolve = format!(
+        "/api/executions/{}/items/0/resolve",
+        children(&done)[0]["id"].as_str().unwrap()
+    );
+    let not_bought = json!({"outcome": "not_bought"});
+    let (status, own) = world
+        .call(Method::POST, &resolve, Some(not_bought.clone()))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the creator alone: {own}");
+    let (status, key) = world
+        .call(
+            Method::POST,
+            "/api/keys",
+            Some(json!({"name": "second admin", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let second = key["key"].as_str().unwrap();
+    let (status, resolved) = call_with(&world, second, Method::POST, &resolve, not_bought).await;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+
+    // The second admin's retry waits for an approval that is not theirs.
+    let retry = format!("/api/executions/{}/retry", done["id"].as_str().unwrap());
+    let (status, retried) = call_with(&world, second, Method::POST, &retry, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{retried}");
+    assert_eq!(retried["status"], "pending", "{retried}");
+    let approve = format!(
+        "/api/executions/{}/approve",
+        retried["id"].as_str().unwrap()
+    );
+    let (status, refused) = call_with(&world, second, Method::POST, &approve, json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let (status, approved) = world.call(Method::POST, &approve, None).await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(approved["approved_by"], "key:bootstrap");
+    let ended = world.wait_terminal(retried["id"].as_str().unwrap()).await;
+    assert_eq!(ended["status"], "completed", "{ended}");
+    world.stack.stop().await.unwrap();
+}

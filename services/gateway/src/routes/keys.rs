@@ -34,6 +34,9 @@ pub struct CreateKeyRequest {
     /// A unique name, recorded as the actor of what the key does (`key:<name>`).
     pub name: String,
     pub role: Role,
+    /// When the key stops working; absent: never. Must be in the future.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A key just created: the only reply that shows the key itself.
@@ -46,6 +49,7 @@ pub struct CreatedKey {
     /// stored.
     pub key: String,
     pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A stored key, without the key.
@@ -56,6 +60,7 @@ pub struct KeyInfo {
     pub role: Role,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl From<ApiKeyRow> for KeyInfo {
@@ -66,6 +71,7 @@ impl From<ApiKeyRow> for KeyInfo {
             role: row.role,
             created_at: row.created_at,
             last_used_at: row.last_used_at,
+            expires_at: row.expires_at,
         }
     }
 }
@@ -115,10 +121,24 @@ async fn create_key(
 ) -> HttpResult<(StatusCode, ApiJson<CreatedKey>)> {
     principal.require_admin()?;
     let name = validate_name(&request.name)?;
+    if request
+        .expires_at
+        .is_some_and(|expires_at| expires_at <= Utc::now())
+    {
+        return Err(ApiError::invalid_field("expires_at", "must be in the future").into());
+    }
     let key = auth::generate_key();
     let hash = auth::hash_key(&key);
     let mut conn = state.db().await?;
-    let row = repo::insert_key(&mut conn, Uuid::new_v4(), &name, request.role, &hash).await?;
+    let row = repo::insert_key(
+        &mut conn,
+        Uuid::new_v4(),
+        &name,
+        request.role,
+        &hash,
+        request.expires_at,
+    )
+    .await?;
     tracing::info!(key_id = %row.id, key_name = %row.name, role = row.role.as_str(), by = %principal.name, "api key created");
     let created = CreatedKey {
         id: row.id,
@@ -126,6 +146,7 @@ async fn create_key(
         role: row.role,
         key,
         created_at: row.created_at,
+        expires_at: row.expires_at,
     };
     Ok((StatusCode::CREATED, ApiJson(created)))
 }
