@@ -72,6 +72,7 @@ prop_compose! {
             auto_purchase,
             max_commitment_per_run: None,
             editor: None,
+            auto_purchase_requested_by: None,
             notification_days_before: 7,
             services: AWS_SERVICE_NAMES
                 .iter()

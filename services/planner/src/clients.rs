@@ -16,6 +16,7 @@ use tonic::Code;
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::domain::auto_purchase::AutoPurchaseRules;
 use crate::domain::plan::AccountRef;
 use crate::domain::run::ExecutionRequest;
 use crate::error::{PlannerError, PlannerResult};
@@ -148,9 +149,9 @@ impl Clients {
         })
     }
 
-    /// Returns the guardrails' rolling-window limit, `None` when there is none. A failure
-    /// is "executor service unavailable": a guard that could not be checked never passes.
-    pub async fn window_limit(&self) -> PlannerResult<Option<f64>> {
+    /// Returns what the guardrails say about auto_purchase. A failure is "executor
+    /// service unavailable": a guard that could not be checked never passes.
+    pub async fn auto_purchase_rules(&self) -> PlannerResult<AutoPurchaseRules> {
         let guardrails = self
             .executor
             .clone()
@@ -161,7 +162,10 @@ impl Clients {
                 PlannerError::ExecutorUnavailable
             })?
             .into_inner();
-        Ok(guardrails.max_window_commitment)
+        Ok(AutoPurchaseRules {
+            window_limit: guardrails.max_window_commitment,
+            require_different_approver: guardrails.require_different_approver,
+        })
     }
 
     /// Asks the executor whether the plan has a non-terminal execution. Any failure is

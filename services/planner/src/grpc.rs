@@ -133,6 +133,10 @@ fn plan_proto(plan: &Plan) -> pb::Plan {
         paused_reason: plan.paused_reason.clone(),
         max_commitment_per_run: plan.max_commitment_per_run,
         updated_by: plan.editor.as_ref().map(|editor| editor.actor.clone()),
+        auto_purchase_requested_by: plan
+            .auto_purchase_requested_by
+            .as_ref()
+            .map(|editor| editor.actor.clone()),
         created_at: Some(timestamp(plan.created_at)),
         updated_at: Some(timestamp(plan.updated_at)),
     }

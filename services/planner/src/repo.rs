@@ -16,7 +16,8 @@ use cudly_vocabulary::Recommendation;
 const PLAN_COLUMNS: &str = "id, name, enabled, auto_purchase, notification_days_before, services, \
      ramp_type, ramp_percent_per_step, ramp_step_interval_days, ramp_total_steps, ramp_current_step, \
      ramp_start_date, all_enabled_accounts, next_execution_date, last_execution_date, step_fires, \
-     paused_reason, max_commitment_per_run, updated_by, updated_by_key_id, created_at, updated_at";
+     paused_reason, max_commitment_per_run, updated_by, updated_by_key_id, \
+     auto_purchase_requested_by, auto_purchase_requested_by_key_id, created_at, updated_at";
 
 #[derive(Debug, FromRow)]
 struct PlanRow {
@@ -40,6 +41,8 @@ struct PlanRow {
     max_commitment_per_run: Option<f64>,
     updated_by: Option<String>,
     updated_by_key_id: Option<String>,
+    auto_purchase_requested_by: Option<String>,
+    auto_purchase_requested_by_key_id: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -86,10 +89,22 @@ impl TryFrom<PlanRow> for Plan {
                 actor,
                 key_id: row.updated_by_key_id,
             }),
+            auto_purchase_requested_by: row.auto_purchase_requested_by.map(|actor| Editor {
+                actor,
+                key_id: row.auto_purchase_requested_by_key_id,
+            }),
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
     }
+}
+
+/// Who a plan write records: its editor, and an admin waiting for a second identity
+/// to enable auto_purchase.
+#[derive(Debug, Clone, Copy)]
+pub struct Authors<'a> {
+    pub editor: &'a Editor,
+    pub auto_purchase_requested_by: Option<&'a Editor>,
 }
 
 /// Row locks a reading transaction takes on a plan.
@@ -111,14 +126,16 @@ pub async fn insert_plan(
     start_date: DateTime<Utc>,
     next_execution_date: Option<DateTime<Utc>>,
     all_enabled_accounts: bool,
-    editor: &Editor,
+    authors: Authors<'_>,
 ) -> PlannerResult<Plan> {
     let sql = format!(
         "INSERT INTO plans (id, name, enabled, auto_purchase, notification_days_before, services,
              ramp_type, ramp_percent_per_step, ramp_step_interval_days, ramp_total_steps,
              ramp_current_step, ramp_start_date, all_enabled_accounts, next_execution_date,
-             max_commitment_per_run, updated_by, updated_by_key_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14, $15, $16)
+             max_commitment_per_run, updated_by, updated_by_key_id, auto_purchase_requested_by,
+             auto_purchase_requested_by_key_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14, $15, $16, $17,
+             $18)
          RETURNING {PLAN_COLUMNS}"
     );
     let row: PlanRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -136,8 +153,18 @@ pub async fn insert_plan(
         .bind(all_enabled_accounts)
         .bind(next_execution_date)
         .bind(spec.max_commitment_per_run)
-        .bind(&editor.actor)
-        .bind(editor.key_id.as_deref())
+        .bind(&authors.editor.actor)
+        .bind(authors.editor.key_id.as_deref())
+        .bind(
+            authors
+                .auto_purchase_requested_by
+                .map(|request| request.actor.as_str()),
+        )
+        .bind(
+            authors
+                .auto_purchase_requested_by
+                .and_then(|request| request.key_id.as_deref()),
+        )
         .fetch_one(conn)
         .await
         .map_err(db("insert plan"))?;
@@ -152,7 +179,7 @@ pub async fn update_plan(
     spec: &PlanSpec,
     ramp: &RampSchedule,
     next_execution_date: Option<DateTime<Utc>>,
-    editor: &Editor,
+    authors: Authors<'_>,
 ) -> PlannerResult<Option<Plan>> {
     let sql = format!(
         "UPDATE plans SET name = $2, enabled = $3, auto_purchase = $4, notification_days_before = $5,
@@ -161,6 +188,7 @@ pub async fn update_plan(
              step_fires = CASE WHEN $3 AND NOT enabled THEN 0 ELSE step_fires END,
              paused_reason = CASE WHEN $3 THEN NULL ELSE paused_reason END,
              max_commitment_per_run = $13, updated_by = $14, updated_by_key_id = $15,
+             auto_purchase_requested_by = $16, auto_purchase_requested_by_key_id = $17,
              updated_at = now()
          WHERE id = $1
          RETURNING {PLAN_COLUMNS}"
@@ -179,8 +207,18 @@ pub async fn update_plan(
         .bind(ramp.start_date)
         .bind(next_execution_date)
         .bind(spec.max_commitment_per_run)
-        .bind(&editor.actor)
-        .bind(editor.key_id.as_deref())
+        .bind(&authors.editor.actor)
+        .bind(authors.editor.key_id.as_deref())
+        .bind(
+            authors
+                .auto_purchase_requested_by
+                .map(|request| request.actor.as_str()),
+        )
+        .bind(
+            authors
+                .auto_purchase_requested_by
+                .and_then(|request| request.key_id.as_deref()),
+        )
         .fetch_optional(conn)
         .await
         .map_err(db("update plan"))?;

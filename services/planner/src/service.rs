@@ -8,8 +8,9 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::clients::{Clients, CreatedExecution};
+use crate::domain::auto_purchase::{self, AutoPurchaseState};
 use crate::domain::binding::{check_binding, check_orphans, parse_account_ids, select_targets};
-use crate::domain::plan::{AccountRef, Editor, Plan, PlanInput, RampSchedule};
+use crate::domain::plan::{AccountRef, Editor, Plan, PlanInput, PlanSpec, RampSchedule};
 use crate::domain::ramp;
 use crate::domain::run::{
     NothingToRun, RunList, RunOptions, RunRefusal, RunSource, build_execution_request,
@@ -17,7 +18,7 @@ use crate::domain::run::{
 use crate::domain::validation::validate_plan;
 use crate::error::{PlannerError, PlannerResult, db};
 use crate::metrics;
-use crate::repo::{self, Lock};
+use crate::repo::{self, Authors, Lock};
 use cudly_vocabulary::{Recommendation, RecommendationInput, validate_recommendations};
 
 /// Most due plans one FireDuePlans call looks at; the rest wait for the next sweep.
@@ -121,11 +122,14 @@ impl Planner {
         editor: &Editor,
         now: DateTime<Utc>,
     ) -> PlannerResult<Plan> {
-        let spec = validate_plan(input)?;
+        let mut spec = validate_plan(input)?;
         let ids = parse_account_ids(&account_ids.unwrap_or_default())?;
-        if spec.auto_purchase {
-            self.check_auto_purchase_allowed().await?;
-        }
+        let nothing_yet = AutoPurchaseState {
+            enabled: false,
+            requested_by: None,
+        };
+        let auto_purchase = self.auto_purchase(&spec, &nothing_yet, editor).await?;
+        spec.auto_purchase = auto_purchase.enabled;
         if !ids.is_empty() {
             let looked_up = self.clients.accounts_by_ids(&ids).await?;
             check_binding(
@@ -145,7 +149,10 @@ impl Planner {
             start_date,
             next_execution_date,
             ids.is_empty(),
-            editor,
+            Authors {
+                editor,
+                auto_purchase_requested_by: auto_purchase.requested_by.as_ref(),
+            },
         )
         .await?;
         repo::replace_plan_accounts(&mut tx, plan.id, &ids).await?;
@@ -176,14 +183,17 @@ impl Planner {
         editor: &Editor,
         now: DateTime<Utc>,
     ) -> PlannerResult<Plan> {
-        let spec = validate_plan(input)?;
+        let mut spec = validate_plan(input)?;
         let mut tx = self.begin().await?;
         let old = repo::get_plan(&mut tx, id, Lock::Update)
             .await?
             .ok_or_else(|| plan_not_found(id))?;
-        if spec.auto_purchase && !old.auto_purchase {
-            self.check_auto_purchase_allowed().await?;
-        }
+        let stored = AutoPurchaseState {
+            enabled: old.auto_purchase,
+            requested_by: old.auto_purchase_requested_by.clone(),
+        };
+        let auto_purchase = self.auto_purchase(&spec, &stored, editor).await?;
+        spec.auto_purchase = auto_purchase.enabled;
         let new_providers = spec.providers();
         let removes_a_provider = old
             .providers()
@@ -219,9 +229,19 @@ impl Planner {
             old.last_execution_date,
             now,
         );
-        let plan = repo::update_plan(&mut tx, id, &spec, &ramp, next, editor)
-            .await?
-            .ok_or_else(|| plan_not_found(id))?;
+        let plan = repo::update_plan(
+            &mut tx,
+            id,
+            &spec,
+            &ramp,
+            next,
+            Authors {
+                editor,
+                auto_purchase_requested_by: auto_purchase.requested_by.as_ref(),
+            },
+        )
+        .await?
+        .ok_or_else(|| plan_not_found(id))?;
         tx.commit().await.map_err(db("commit update plan"))?;
         tracing::info!(plan_id = %id, "plan updated");
         Ok(plan)
@@ -366,10 +386,26 @@ impl Planner {
         Ok(select_targets(&candidates, &providers))
     }
 
-    /// Refuses to turn auto_purchase on while the guardrails set no rolling-window
-    /// limit: nothing would bound what the plan's schedule buys unapproved.
-    async fn check_auto_purchase_allowed(&self) -> PlannerResult<()> {
-        if self.clients.window_limit().await?.is_none() {
+    /// Returns what a write of `spec` by `editor` stores for auto_purchase. Turning it
+    /// on is refused while the guardrails set no rolling-window limit (nothing would
+    /// bound what the schedule buys unapproved), and takes a second identity when
+    /// approvers must differ.
+    async fn auto_purchase(
+        &self,
+        spec: &PlanSpec,
+        stored: &AutoPurchaseState,
+        editor: &Editor,
+    ) -> PlannerResult<AutoPurchaseState> {
+        if !spec.auto_purchase || stored.enabled {
+            return Ok(auto_purchase::decide(
+                spec.auto_purchase,
+                stored,
+                editor,
+                false,
+            ));
+        }
+        let rules = self.clients.auto_purchase_rules().await?;
+        if rules.window_limit.is_none() {
             return Err(ApiError::new(
                 cudly_common::ErrorCode::Unprocessable,
                 "auto_purchase needs a window limit: set max_window_commitment in \
@@ -377,7 +413,12 @@ impl Planner {
             )
             .into());
         }
-        Ok(())
+        Ok(auto_purchase::decide(
+            true,
+            stored,
+            editor,
+            rules.require_different_approver,
+        ))
     }
 
     /// Starts an execution of a plan by hand: `given` verbatim, or (absent) the standing

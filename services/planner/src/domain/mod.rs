@@ -2,6 +2,7 @@
 //! and its validation, ramp arithmetic, the standing recommendations filtered and scaled
 //! per step, account binding, and the execution request a run sends.
 
+pub mod auto_purchase;
 pub mod binding;
 pub mod plan;
 pub mod ramp;

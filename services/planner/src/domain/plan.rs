@@ -125,6 +125,8 @@ pub struct Plan {
     pub max_commitment_per_run: Option<f64>,
     /// Who last created or changed the plan: scheduled runs are created in their name.
     pub editor: Option<Editor>,
+    /// An admin asked to turn auto_purchase on and waits for another identity.
+    pub auto_purchase_requested_by: Option<Editor>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -250,6 +250,7 @@ mod tests {
             auto_purchase: false,
             max_commitment_per_run: None,
             editor: None,
+            auto_purchase_requested_by: None,
             notification_days_before: 7,
             services: BTreeMap::from([(
                 "aws/rds".to_owned(),

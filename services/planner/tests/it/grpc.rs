@@ -970,6 +970,60 @@ async fn auto_purchase_needs_a_window_limit_and_a_plan_run_carries_its_limit_and
 }
 
 #[tokio::test]
+async fn when_approvers_must_differ_auto_purchase_takes_a_second_admin() {
+    let planner = PlannerUnderTest::start().await;
+    *planner.executor.require_different_approver.lock().unwrap() = true;
+    let mut input = plan_input("immediate", t0(), true);
+    input.services.insert("aws/rds".into(), rds_service(100.0));
+    let mut gateway = planner.client(Caller::Gateway);
+    let requested = gateway
+        .create_plan(pb::CreatePlanRequest {
+            plan: Some(input.clone()),
+            account_ids: None,
+            actor: "key:first".into(),
+            actor_key_id: Some("first".into()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!requested.auto_purchase, "one admin only asks");
+    assert_eq!(
+        requested.auto_purchase_requested_by.as_deref(),
+        Some("key:first")
+    );
+    let update = |key: &str| pb::UpdatePlanRequest {
+        id: requested.id.clone(),
+        plan: Some(input.clone()),
+        actor: format!("key:{key}"),
+        actor_key_id: Some(key.to_owned()),
+    };
+    let again = gateway
+        .update_plan(update("first"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!again.auto_purchase, "the same admin cannot confirm");
+    let confirmed = gateway
+        .update_plan(update("second"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(confirmed.auto_purchase, "a second admin enables it");
+    assert_eq!(confirmed.auto_purchase_requested_by, None);
+    let mut off = input.clone();
+    off.auto_purchase = Some(false);
+    let turned_off = gateway
+        .update_plan(pb::UpdatePlanRequest {
+            plan: Some(off),
+            ..update("first")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!turned_off.auto_purchase, "one admin turns it off");
+}
+
+#[tokio::test]
 async fn each_rpc_accepts_only_its_callers() {
     let planner = PlannerUnderTest::start().await;
     let denied = planner

@@ -199,6 +199,8 @@ pub struct FakeExecutor {
     /// The guardrails' window limit it answers; `None` (the default): a limit too high
     /// to bind, so auto_purchase plans may be created. [`NO_WINDOW_LIMIT`]: no limit.
     pub window_limit: Arc<Mutex<Option<f64>>>,
+    /// The guardrails' require_different_approver it answers (default false).
+    pub require_different_approver: Arc<Mutex<bool>>,
 }
 
 /// A [`FakeExecutor::window_limit`] meaning "the guardrails set no window limit".
@@ -355,6 +357,7 @@ impl ExecutorService for FakeExecutor {
         };
         Ok(Response::new(executor_pb::Guardrails {
             max_window_commitment: limit,
+            require_different_approver: *self.require_different_approver.lock().unwrap(),
             window_days: 30,
             ..Default::default()
         }))
@@ -482,17 +485,22 @@ impl PlannerUnderTest {
         this
     }
 
-    /// Waits until the planner answers (its migrations are applied before it acts).
+    /// Waits until every migration of the planner is applied (a request meeting a
+    /// half-migrated schema fails on the missing columns).
     async fn wait_migrated(&self) {
         let pool = self.db.pool("planner").await.unwrap();
+        let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+            .unwrap()
+            .count() as i64;
         eventually("planner migrations", Duration::from_secs(30), || {
             let pool = pool.clone();
             async move {
-                sqlx::query("SELECT 1 FROM plans LIMIT 1")
-                    .execute(&pool)
-                    .await
-                    .ok()
-                    .map(|_| ())
+                let applied: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                        .fetch_one(&pool)
+                        .await
+                        .ok()?;
+                (applied == migrations).then_some(())
             }
         })
         .await

@@ -73,6 +73,10 @@ pub struct PlanBody {
     #[serde(default)]
     #[schema(read_only)]
     pub updated_by: Option<String>,
+    /// Read-only, ignored.
+    #[serde(default)]
+    #[schema(read_only)]
+    pub auto_purchase_requested_by: Option<String>,
 }
 
 /// One service of a plan as written.

@@ -33,6 +33,9 @@ pub struct PlanView {
     pub max_commitment_per_run: Option<f64>,
     /// Who last created or changed the plan; scheduled runs are created in their name.
     pub updated_by: Option<String>,
+    /// When approvers must differ: who asked to turn auto_purchase on; a write with
+    /// `auto_purchase: true` by another admin enables it.
+    pub auto_purchase_requested_by: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -141,6 +144,7 @@ pub fn plan_view(plan: pb::Plan) -> PlanView {
         paused_reason: plan.paused_reason,
         max_commitment_per_run: plan.max_commitment_per_run,
         updated_by: plan.updated_by,
+        auto_purchase_requested_by: plan.auto_purchase_requested_by,
         created_at: optional_time(plan.created_at.as_ref()),
         updated_at: optional_time(plan.updated_at.as_ref()),
     }
