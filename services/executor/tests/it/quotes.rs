@@ -7,6 +7,12 @@ use cudly_aws::purchase::AwsService;
 use cudly_aws_sandbox::PriceUpdate;
 use cudly_aws_sandbox::Service;
 use cudly_aws_sandbox::catalogue::{self, Offering, OfferingQuery};
+use cudly_common::config::{Env, Layout};
+use cudly_common::grpc::{AuthChannel, Caller, client_channel};
+use cudly_executor::app::App;
+use cudly_executor::config::Config;
+use cudly_proto::executor::v1::ApproveExecutionRequest;
+use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -484,5 +490,89 @@ async fn releasing_an_in_doubt_purchase_and_its_retry_take_a_second_identity() {
     assert_eq!(approved["approved_by"], "key:bootstrap");
     let ended = world.wait_terminal(retried["id"].as_str().unwrap()).await;
     assert_eq!(ended["status"], "completed", "{ended}");
+    world.stack.stop().await.unwrap();
+}
+
+/// Starts a second executor replica on the stack's database, with the stack's peers and
+/// sandbox; returns a gateway client of it and what stops it.
+async fn second_replica(
+    world: &World,
+) -> (
+    ExecutorServiceClient<AuthChannel>,
+    tokio_util::sync::CancellationToken,
+) {
+    use secrecy::ExposeSecret;
+    let stack = world.stack.stack();
+    let env = Env::from_pairs([(
+        "DATABASE_URL",
+        world.stack.db.secret_url().expose_secret().to_owned(),
+    )]);
+    let mut config = Config::read(&env, world.stack.secrets(), Layout::AllInOne).unwrap();
+    config.accounts_url = format!("http://{}", stack.accounts_addr());
+    config.planner_url = format!("http://{}", stack.planner_addr());
+    config.aws = config.aws.with_endpoint(world.stack.sandbox().endpoint());
+    config.runner.poll_interval = std::time::Duration::from_millis(200);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = App::from_listener(config, listener).unwrap();
+    let addr = app.local_addr();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(stop.clone().cancelled_owned()));
+    let channel = client_channel(
+        &format!("http://{addr}"),
+        &world.stack.secrets().internal_token(Caller::Gateway),
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    (ExecutorServiceClient::new(channel), stop)
+}
+
+#[tokio::test]
+async fn approvals_on_two_executor_replicas_cannot_pass_the_window_limit_together() {
+    let world = world().await;
+    let account = world.add_account("replicas", true).await;
+    let (mut other, stop_other) = second_replica(&world).await;
+    let first = world
+        .create_direct(&account, vec![recommendation(AwsService::Rds)])
+        .await;
+    let second = world
+        .create_direct(&account, vec![recommendation(AwsService::Rds)])
+        .await;
+    let each = first["quote"]["total_commitment"].as_f64().unwrap();
+    let (status, _) = world
+        .call(
+            Method::PUT,
+            "/api/guardrails",
+            Some(json!({"max_window_commitment": each * 1.5})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let request = |execution: &Value| ApproveExecutionRequest {
+        id: execution["id"].as_str().unwrap().to_owned(),
+        token: execution["approval_token"].as_str().map(str::to_owned),
+        actor: "token".to_owned(),
+        actor_key_id: None,
+    };
+    let mut this = world.executor_client(Caller::Gateway);
+    let (a, b) = tokio::join!(
+        this.approve_execution(request(&first)),
+        other.approve_execution(request(&second))
+    );
+    let outcomes = [a.is_ok(), b.is_ok()];
+    assert_eq!(
+        outcomes.iter().filter(|ok| **ok).count(),
+        1,
+        "exactly one replica approves: {a:?} / {b:?}"
+    );
+    let refused = a.err().or(b.err()).unwrap();
+    let refusal = cudly_common::ApiError::from_status(&refused);
+    assert_eq!(refusal.code, cudly_common::ErrorCode::Unprocessable);
+    assert_eq!(
+        refusal.spend.map(|spend| spend.limit).as_deref(),
+        Some("max_window_commitment")
+    );
+    let approved = if outcomes[0] { &first } else { &second };
+    world.wait_terminal(approved["id"].as_str().unwrap()).await;
+    assert_eq!(world.ledger().await.commitments.len(), 1);
+    stop_other.cancel();
     world.stack.stop().await.unwrap();
 }
