@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use cudly_aws::purchase::{AwsService, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser};
+use cudly_aws::purchase::{
+    AwsService, LimitPrice, PurchaseError, PurchaseOutcome, PurchaseSpec, Purchaser,
+};
 use cudly_aws::sdk::{AwsSettings, SessionCredentials};
 use cudly_aws_sandbox::operations::{purchase_operation, sandbox_service};
 use cudly_aws_sandbox::{FaultError, FaultSpec, Service};
@@ -476,4 +478,66 @@ async fn the_purchaser_and_its_futures_can_cross_tasks() {
         .await
         .unwrap();
     assert_eq!(account.unwrap(), ACCOUNT);
+}
+
+#[tokio::test]
+async fn an_ec2_purchase_over_its_limit_price_is_refused_and_buys_nothing() {
+    let fixture = start().await;
+    let spec = spec(AwsService::Ec2, "limit-price");
+    let quote = fixture.purchaser.quote(&spec).await.unwrap();
+    assert!(quote.upfront() > 1.0, "an all-upfront offering: {quote:?}");
+    let limited = |amount: f64| PurchaseSpec {
+        limit_price: Some(LimitPrice {
+            amount,
+            currency: "USD".to_owned(),
+        }),
+        ..spec.clone()
+    };
+    let refused = fixture
+        .purchaser
+        .purchase(&limited(quote.upfront() - 1.0), &quote.offering_id)
+        .await;
+    assert!(
+        matches!(&refused, Err(PurchaseError::Rejected(failure)) if failure.has_code("LimitPriceExceeded")),
+        "{refused:?}"
+    );
+    assert!(fixture.ledger(AwsService::Ec2).await.commitments.is_empty());
+    fixture
+        .purchaser
+        .purchase(&limited(quote.upfront()), &quote.offering_id)
+        .await
+        .expect("a limit of the quoted upfront buys");
+    assert_eq!(fixture.ledger(AwsService::Ec2).await.commitments.len(), 1);
+}
+
+#[tokio::test]
+async fn an_ec2_dry_run_says_whether_the_purchase_would_be_accepted_and_buys_nothing() {
+    let fixture = start().await;
+    let ec2 = spec(AwsService::Ec2, "dry-run");
+    let offering = fixture.purchaser.resolve_offering(&ec2).await.unwrap();
+    fixture
+        .purchaser
+        .check_purchase(&ec2, &offering)
+        .await
+        .expect("permitted");
+    fixture
+        .handle
+        .add_fault(
+            FaultSpec::on(Service::Ec2, "PurchaseReservedInstancesOffering")
+                .error(FaultError::AccessDenied),
+        )
+        .await;
+    let refused = fixture.purchaser.check_purchase(&ec2, &offering).await;
+    assert!(
+        matches!(&refused, Err(PurchaseError::Rejected(failure)) if failure.has_code("UnauthorizedOperation")),
+        "{refused:?}"
+    );
+    assert!(fixture.ledger(AwsService::Ec2).await.commitments.is_empty());
+    // Other services have no dry run: nothing to ask, nothing sent.
+    let rds = spec(AwsService::Rds, "dry-run-other");
+    fixture
+        .purchaser
+        .check_purchase(&rds, "any-offering")
+        .await
+        .unwrap();
 }
