@@ -18,63 +18,25 @@ use std::time::{Duration, Instant};
 use cudly_aws_sandbox::FaultSpec;
 use cudly_aws_sandbox::operations::sandbox_service;
 use cudly_common::grpc::{Caller, client_channel};
-use cudly_proto::common::v1::{Recommendation, RecommendationDetails};
 use cudly_proto::executor::v1::CreateExecutionRequest;
 use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
 use cudly_testkit::{TestStack, bench};
 use futures::StreamExt;
 
+mod common;
+
 fn main() -> anyhow::Result<()> {
     bench::block_on(run())
 }
 
-/// The three lines every account buys, with their describe-offerings operation.
-fn lines() -> Vec<(Recommendation, &'static str)> {
-    let base = Recommendation {
-        provider: "aws".to_owned(),
-        region: "us-east-1".to_owned(),
-        count: 1,
-        term: 1,
-        all_accounts: true,
-        ..Recommendation::default()
-    };
-    vec![
-        (
-            Recommendation {
-                service: "rds".to_owned(),
-                resource_type: "db.r5.large".to_owned(),
-                engine: Some("postgresql".to_owned()),
-                payment: "all-upfront".to_owned(),
-                ..base.clone()
-            },
-            "DescribeReservedDBInstancesOfferings",
-        ),
-        (
-            Recommendation {
-                service: "ec2".to_owned(),
-                resource_type: "m5.large".to_owned(),
-                platform: Some("Linux/UNIX".to_owned()),
-                payment: "no-upfront".to_owned(),
-                details: Some(RecommendationDetails {
-                    tenancy: Some("default".to_owned()),
-                    offering_class: Some("standard".to_owned()),
-                    ..RecommendationDetails::default()
-                }),
-                ..base.clone()
-            },
-            "DescribeReservedInstancesOfferings",
-        ),
-        (
-            Recommendation {
-                service: "elasticache".to_owned(),
-                resource_type: "cache.m5.large".to_owned(),
-                engine: Some("redis".to_owned()),
-                payment: "partial-upfront".to_owned(),
-                ..base
-            },
-            "DescribeReservedCacheNodesOfferings",
-        ),
-    ]
+/// The describe-offerings operation that prices a line of `service`.
+fn describe_operation(service: &str) -> &'static str {
+    match service {
+        "rds" => "DescribeReservedDBInstancesOfferings",
+        "ec2" => "DescribeReservedInstancesOfferings",
+        "elasticache" => "DescribeReservedCacheNodesOfferings",
+        other => panic!("no benchmark line of {other}"),
+    }
 }
 
 /// Returns the `quantile` (0-1) of sorted `values`.
@@ -88,9 +50,13 @@ async fn run() -> anyhow::Result<()> {
     let runs = bench::knob("CREATION_RUNS", 30).max(1) as usize;
     let latency_ms = bench::knob("CREATION_LATENCY_MS", 0);
     let stack = TestStack::start_with_sandbox().await?;
-    let lines = lines();
+    let recommendations = common::lines();
+    let describes: Vec<&str> = recommendations
+        .iter()
+        .map(|line| describe_operation(&line.service))
+        .collect();
     if latency_ms > 0 {
-        for (line, describe) in &lines {
+        for (line, describe) in recommendations.iter().zip(&describes) {
             let fault = FaultSpec::on(sandbox_service(&line.service), *describe);
             stack
                 .sandbox()
@@ -114,8 +80,6 @@ async fn run() -> anyhow::Result<()> {
         &stack.secrets().internal_token(Caller::Gateway),
         Duration::from_secs(60),
     )?);
-    let recommendations: Vec<Recommendation> = lines.iter().map(|(line, _)| line.clone()).collect();
-    let describes: Vec<&str> = lines.iter().map(|(_, describe)| *describe).collect();
     let mut sizes = vec![1, 10, largest];
     sizes.retain(|size| *size <= largest);
     sizes.dedup();

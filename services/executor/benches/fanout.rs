@@ -17,7 +17,6 @@ use chrono::{DateTime, Utc};
 use cudly_aws_sandbox::operations::{purchase_operation, sandbox_service};
 use cudly_aws_sandbox::{AccountSpec, FaultSpec};
 use cudly_common::grpc::{Caller, client_channel};
-use cudly_proto::common::v1::{Recommendation, RecommendationDetails};
 use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
 use cudly_proto::executor::v1::{ApproveExecutionRequest, CreateExecutionRequest};
 use cudly_testkit::{TestStack, bench};
@@ -26,48 +25,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
 
+mod common;
+
+use common::lines;
+
 fn main() -> anyhow::Result<()> {
     bench::block_on(run())
-}
-
-/// The three lines every account buys.
-fn lines() -> Vec<Recommendation> {
-    let base = Recommendation {
-        provider: "aws".to_owned(),
-        region: "us-east-1".to_owned(),
-        count: 1,
-        term: 1,
-        all_accounts: true,
-        ..Recommendation::default()
-    };
-    vec![
-        Recommendation {
-            service: "rds".to_owned(),
-            resource_type: "db.r5.large".to_owned(),
-            engine: Some("postgresql".to_owned()),
-            payment: "all-upfront".to_owned(),
-            ..base.clone()
-        },
-        Recommendation {
-            service: "ec2".to_owned(),
-            resource_type: "m5.large".to_owned(),
-            platform: Some("Linux/UNIX".to_owned()),
-            payment: "no-upfront".to_owned(),
-            details: Some(RecommendationDetails {
-                tenancy: Some("default".to_owned()),
-                offering_class: Some("standard".to_owned()),
-                ..RecommendationDetails::default()
-            }),
-            ..base.clone()
-        },
-        Recommendation {
-            service: "elasticache".to_owned(),
-            resource_type: "cache.m5.large".to_owned(),
-            engine: Some("redis".to_owned()),
-            payment: "partial-upfront".to_owned(),
-            ..base
-        },
-    ]
 }
 
 async fn run() -> anyhow::Result<()> {

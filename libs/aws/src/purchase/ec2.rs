@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use aws_sdk_ec2::operation::purchase_reserved_instances_offering::builders::PurchaseReservedInstancesOfferingFluentBuilder;
 use aws_sdk_ec2::types::{
     CurrencyCodeValues, Filter, InstanceType, OfferingClassType, OfferingTypeValues,
     RecurringChargeFrequency, ReservedInstanceLimitPrice, ReservedInstances,
@@ -357,6 +358,23 @@ fn limit_price(spec: &PurchaseSpec) -> Option<ReservedInstanceLimitPrice> {
     })
 }
 
+/// Returns the purchase request of `count` units of `offering_id`, with the spec's
+/// LimitPrice: the one shape of the request, real or dry run.
+fn purchase_request(
+    purchaser: &Purchaser,
+    spec: &PurchaseSpec,
+    offering_id: &str,
+    count: i32,
+) -> PurchaseReservedInstancesOfferingFluentBuilder {
+    purchaser
+        .clients
+        .ec2()
+        .purchase_reserved_instances_offering()
+        .reserved_instances_offering_id(offering_id)
+        .instance_count(count)
+        .set_limit_price(limit_price(spec))
+}
+
 /// Sends the purchase with DryRun: EC2 answers `DryRunOperation` when it would be
 /// accepted, `UnauthorizedOperation` (or the purchase's own refusal) when not. Nothing
 /// is bought either way.
@@ -371,13 +389,7 @@ pub(super) async fn check_purchase(
         SERVICE,
         OPERATION,
         Some(&spec.token),
-        purchaser
-            .clients
-            .ec2()
-            .purchase_reserved_instances_offering()
-            .reserved_instances_offering_id(offering_id)
-            .instance_count(count)
-            .set_limit_price(limit_price(spec))
+        purchase_request(purchaser, spec, offering_id, count)
             .dry_run(true)
             .send(),
     )
@@ -403,7 +415,6 @@ pub(super) async fn purchase(
 ) -> Result<PurchaseOutcome, PurchaseError> {
     const OPERATION: &str = "PurchaseReservedInstancesOffering";
     let count = count_of(spec)?;
-    let client = purchaser.clients.ec2();
     let token = spec.token.as_str();
     let output = send_mutation(
         &purchaser.retry,
@@ -415,11 +426,7 @@ pub(super) async fn purchase(
                 SERVICE,
                 OPERATION,
                 Some(token),
-                client
-                    .purchase_reserved_instances_offering()
-                    .reserved_instances_offering_id(offering_id)
-                    .instance_count(count)
-                    .set_limit_price(limit_price(spec))
+                purchase_request(purchaser, spec, offering_id, count)
                     .customize()
                     .config_override(no_sdk_retry(purchaser))
                     .send(),

@@ -279,25 +279,26 @@ async fn limits_refuse_before_anything_is_stored_and_approvers_must_differ_when_
     world.stack.stop().await.unwrap();
 }
 
+/// Creates two pending executions of one RDS line and a window limit with room for one
+/// of them; returns both and what each commits.
+async fn two_pending_with_room_for_one(world: &World, name: &str) -> (Value, Value, f64) {
+    let account = world.add_account(name, true).await;
+    let line = || vec![recommendation(AwsService::Rds)];
+    let first = world.create_direct(&account, line()).await;
+    let second = world.create_direct(&account, line()).await;
+    let each = first["quote"]["total_commitment"].as_f64().unwrap();
+    let limit = json!({"max_window_commitment": each * 1.5});
+    let (status, _) = world
+        .call(Method::PUT, "/api/guardrails", Some(limit))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    (first, second, each)
+}
+
 #[tokio::test]
 async fn two_approvals_that_together_pass_the_window_limit_let_exactly_one_through() {
     let world = world().await;
-    let account = world.add_account("window", true).await;
-    let first = world
-        .create_direct(&account, vec![recommendation(AwsService::Rds)])
-        .await;
-    let second = world
-        .create_direct(&account, vec![recommendation(AwsService::Rds)])
-        .await;
-    let each = first["quote"]["total_commitment"].as_f64().unwrap();
-    let (status, _) = world
-        .call(
-            Method::PUT,
-            "/api/guardrails",
-            Some(json!({"max_window_commitment": each * 1.5})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let (first, second, each) = two_pending_with_room_for_one(&world, "window").await;
     let approve = |execution: &Value| {
         let path = format!(
             "/api/executions/{}/approve",
@@ -529,23 +530,8 @@ async fn second_replica(
 #[tokio::test]
 async fn approvals_on_two_executor_replicas_cannot_pass_the_window_limit_together() {
     let world = world().await;
-    let account = world.add_account("replicas", true).await;
     let (mut other, stop_other) = second_replica(&world).await;
-    let first = world
-        .create_direct(&account, vec![recommendation(AwsService::Rds)])
-        .await;
-    let second = world
-        .create_direct(&account, vec![recommendation(AwsService::Rds)])
-        .await;
-    let each = first["quote"]["total_commitment"].as_f64().unwrap();
-    let (status, _) = world
-        .call(
-            Method::PUT,
-            "/api/guardrails",
-            Some(json!({"max_window_commitment": each * 1.5})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let (first, second, _) = two_pending_with_room_for_one(&world, "replicas").await;
     let request = |execution: &Value| ApproveExecutionRequest {
         id: execution["id"].as_str().unwrap().to_owned(),
         token: execution["approval_token"].as_str().map(str::to_owned),
