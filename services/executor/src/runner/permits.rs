@@ -42,13 +42,16 @@ impl PurchaseCalls {
     pub async fn acquire(&self, stop: &CancellationToken) -> Option<CallPermit> {
         let permit = wait(Permit::PurchaseCall, stop, self.0.clone().acquire_owned()).await?;
         metrics::purchase_calls_in_flight(1.0);
-        Some(CallPermit(permit))
+        Some(CallPermit { _permit: permit })
     }
 }
 
 /// One purchase in flight: held from before its purchase lock until its outcome is
 /// recorded (or the item's turn ends).
-pub struct CallPermit(#[allow(dead_code)] OwnedSemaphorePermit);
+pub struct CallPermit {
+    /// Given back to the process-wide bound when dropped.
+    _permit: OwnedSemaphorePermit,
+}
 
 impl Drop for CallPermit {
     fn drop(&mut self) {
