@@ -184,6 +184,12 @@ async fn a_dry_run_prices_and_checks_everything_and_stores_and_buys_nothing() {
         .collect();
     assert_eq!(ec2_checks.len(), 1, "one EC2 permission check");
     assert_eq!(ec2_checks[0].error_code.as_deref(), Some("DryRunOperation"));
+    // No purchase call but EC2's DryRun, which AWS answers without buying.
+    assert_eq!(
+        world.purchase_calls().await,
+        1,
+        "only the dry run reached a purchase API"
+    );
     world.stack.stop().await.unwrap();
 }
 
