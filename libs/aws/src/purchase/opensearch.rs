@@ -10,7 +10,7 @@ use std::time::Instant;
 use aws_sdk_opensearch::types::{ReservedInstance, ReservedInstanceOffering};
 use cudly_common::idempotency::reservation_id;
 
-use super::quote::{Charge, Listed};
+use super::quote::listed_charges;
 use super::support::{
     MAX_PAGES, Payment, Resend, SendFailure, count_of, logged, only_offering, resource_type,
     send_mutation, term_seconds, to_utc,
@@ -152,22 +152,12 @@ fn priced(
     offering_id: String,
     offering: &ReservedInstanceOffering,
 ) -> Result<Quote, PurchaseError> {
-    Listed {
+    listed_charges!(
         operation,
         offering_id,
-        currency: offering.currency_code(),
-        fixed_price: offering.fixed_price(),
-        usage_price: offering.usage_price(),
-        charges: offering
-            .recurring_charges()
-            .iter()
-            .map(|charge| Charge {
-                amount: charge.recurring_charge_amount(),
-                frequency: charge.recurring_charge_frequency(),
-            })
-            .collect(),
-        duration_seconds: i64::from(offering.duration()),
-    }
+        offering,
+        i64::from(offering.duration())
+    )
     .quote(spec)
 }
 

@@ -201,6 +201,32 @@ impl Listed<'_> {
     }
 }
 
+/// Returns the [`Listed`] prices of a reservation offering whose SDK type names them as
+/// RDS, OpenSearch and Redshift do (`currency_code`, `fixed_price`, `usage_price`,
+/// `recurring_charges` of `recurring_charge_amount` and `_frequency`): one reading of
+/// those fields for types that share no trait.
+macro_rules! listed_charges {
+    ($operation:expr, $offering_id:expr, $offering:expr, $duration_seconds:expr) => {
+        $crate::purchase::quote::Listed {
+            operation: $operation,
+            offering_id: $offering_id,
+            currency: $offering.currency_code(),
+            fixed_price: $offering.fixed_price(),
+            usage_price: $offering.usage_price(),
+            charges: $offering
+                .recurring_charges()
+                .iter()
+                .map(|charge| $crate::purchase::quote::Charge {
+                    amount: charge.recurring_charge_amount(),
+                    frequency: charge.recurring_charge_frequency(),
+                })
+                .collect(),
+            duration_seconds: $duration_seconds,
+        }
+    };
+}
+pub(super) use listed_charges;
+
 /// Returns the quote of a Savings Plan of `spec` on the offering `offering_id` of
 /// `duration_seconds`: the buyer chooses the commitment (`details.hourly_commitment`
 /// per unit), so its price is that commitment over the term's hours, paid all upfront,

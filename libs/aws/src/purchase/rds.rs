@@ -7,7 +7,7 @@ use std::time::Instant;
 use aws_sdk_rds::types::{ReservedDbInstance, ReservedDbInstancesOffering, Tag};
 use cudly_common::idempotency::{TAG_KEY, reservation_id};
 
-use super::quote::{Charge, Listed};
+use super::quote::listed_charges;
 use super::support::{
     MAX_PAGES, Payment, Resend, SendFailure, count_of, logged, only_offering, required_engine,
     resource_type, same_text, send_mutation, term_seconds, to_utc,
@@ -171,22 +171,12 @@ fn priced(
     offering_id: String,
     offering: &ReservedDbInstancesOffering,
 ) -> Result<Quote, PurchaseError> {
-    Listed {
+    listed_charges!(
         operation,
         offering_id,
-        currency: offering.currency_code(),
-        fixed_price: offering.fixed_price(),
-        usage_price: offering.usage_price(),
-        charges: offering
-            .recurring_charges()
-            .iter()
-            .map(|charge| Charge {
-                amount: charge.recurring_charge_amount(),
-                frequency: charge.recurring_charge_frequency(),
-            })
-            .collect(),
-        duration_seconds: offering.duration().map(i64::from).unwrap_or_default(),
-    }
+        offering,
+        offering.duration().map(i64::from).unwrap_or_default()
+    )
     .quote(spec)
 }
 

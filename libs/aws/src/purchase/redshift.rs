@@ -11,7 +11,7 @@ use aws_sdk_redshift::types::{ReservedNode, ReservedNodeOffering, ReservedNodeOf
 use chrono::{DateTime, Utc};
 use cudly_common::idempotency::{TAG_KEY, mask_token};
 
-use super::quote::{Charge, Listed};
+use super::quote::listed_charges;
 use super::support::{
     MAX_PAGES, Payment, Resend, SendFailure, count_of, logged, only_offering, resource_type,
     same_text, send_mutation, term_seconds, to_utc,
@@ -271,22 +271,12 @@ fn priced(
     offering_id: String,
     offering: &ReservedNodeOffering,
 ) -> Result<Quote, PurchaseError> {
-    Listed {
+    listed_charges!(
         operation,
         offering_id,
-        currency: offering.currency_code(),
-        fixed_price: offering.fixed_price(),
-        usage_price: offering.usage_price(),
-        charges: offering
-            .recurring_charges()
-            .iter()
-            .map(|charge| Charge {
-                amount: charge.recurring_charge_amount(),
-                frequency: charge.recurring_charge_frequency(),
-            })
-            .collect(),
-        duration_seconds: offering.duration().map(i64::from).unwrap_or_default(),
-    }
+        offering,
+        offering.duration().map(i64::from).unwrap_or_default()
+    )
     .quote(spec)
 }
 

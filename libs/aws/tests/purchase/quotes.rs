@@ -24,6 +24,24 @@ fn hourly(charges: Vec<f64>, usage_price: Option<f64>) -> f64 {
     }
 }
 
+/// The listed prices of a reservation offering whose SDK type names them as RDS,
+/// ElastiCache, OpenSearch and Redshift do.
+macro_rules! listed_reservation {
+    ($offering:expr) => {
+        Listed {
+            fixed_price: $offering.fixed_price().unwrap(),
+            recurring_hourly: hourly(
+                $offering
+                    .recurring_charges()
+                    .iter()
+                    .filter_map(|charge| charge.recurring_charge_amount())
+                    .collect(),
+                $offering.usage_price(),
+            ),
+        }
+    };
+}
+
 /// Asserts two amounts are equal but for float noise (EC2 reports prices as `f32`).
 fn assert_close(actual: f64, expected: f64, what: &str) {
     assert!(
@@ -73,17 +91,7 @@ async fn listed(config: &aws_types::SdkConfig, spec: &PurchaseSpec, offering_id:
                 offering.reserved_db_instances_offering_id(),
                 Some(offering_id)
             );
-            Listed {
-                fixed_price: offering.fixed_price().unwrap(),
-                recurring_hourly: hourly(
-                    offering
-                        .recurring_charges()
-                        .iter()
-                        .filter_map(|charge| charge.recurring_charge_amount())
-                        .collect(),
-                    offering.usage_price(),
-                ),
-            }
+            listed_reservation!(offering)
         }
         AwsService::ElastiCache => {
             let output = aws_sdk_elasticache::Client::new(config)
@@ -97,17 +105,7 @@ async fn listed(config: &aws_types::SdkConfig, spec: &PurchaseSpec, offering_id:
                 offering.reserved_cache_nodes_offering_id(),
                 Some(offering_id)
             );
-            Listed {
-                fixed_price: offering.fixed_price().unwrap(),
-                recurring_hourly: hourly(
-                    offering
-                        .recurring_charges()
-                        .iter()
-                        .filter_map(|charge| charge.recurring_charge_amount())
-                        .collect(),
-                    offering.usage_price(),
-                ),
-            }
+            listed_reservation!(offering)
         }
         AwsService::MemoryDb => {
             let output = aws_sdk_memorydb::Client::new(config)
@@ -139,17 +137,7 @@ async fn listed(config: &aws_types::SdkConfig, spec: &PurchaseSpec, offering_id:
                 .unwrap();
             let offering = &output.reserved_instance_offerings()[0];
             assert_eq!(offering.reserved_instance_offering_id(), Some(offering_id));
-            Listed {
-                fixed_price: offering.fixed_price().unwrap(),
-                recurring_hourly: hourly(
-                    offering
-                        .recurring_charges()
-                        .iter()
-                        .filter_map(|charge| charge.recurring_charge_amount())
-                        .collect(),
-                    offering.usage_price(),
-                ),
-            }
+            listed_reservation!(offering)
         }
         AwsService::Redshift => {
             let output = aws_sdk_redshift::Client::new(config)
@@ -160,17 +148,7 @@ async fn listed(config: &aws_types::SdkConfig, spec: &PurchaseSpec, offering_id:
                 .unwrap();
             let offering = &output.reserved_node_offerings()[0];
             assert_eq!(offering.reserved_node_offering_id(), Some(offering_id));
-            Listed {
-                fixed_price: offering.fixed_price().unwrap(),
-                recurring_hourly: hourly(
-                    offering
-                        .recurring_charges()
-                        .iter()
-                        .filter_map(|charge| charge.recurring_charge_amount())
-                        .collect(),
-                    offering.usage_price(),
-                ),
-            }
+            listed_reservation!(offering)
         }
         AwsService::SavingsPlans => {
             let output = aws_sdk_savingsplans::Client::new(config)

@@ -44,6 +44,15 @@ fn same(listed: f64, quoted: f64) -> bool {
     (listed - quoted).abs() <= listed.abs().max(1.0) * 1e-6
 }
 
+/// Replaces the guardrails through REST; returns them as stored.
+async fn set_guardrails(world: &World, guardrails: Value) -> Value {
+    let (status, stored) = world
+        .call(Method::PUT, "/api/guardrails", Some(guardrails))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    stored
+}
+
 async fn rows(world: &World, table: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
         .fetch_one(&world.pool)
@@ -197,14 +206,7 @@ async fn a_dry_run_prices_and_checks_everything_and_stores_and_buys_nothing() {
 async fn limits_refuse_before_anything_is_stored_and_approvers_must_differ_when_asked() {
     let world = world().await;
     let account = world.add_account("limited", true).await;
-    let (status, _) = world
-        .call(
-            Method::PUT,
-            "/api/guardrails",
-            Some(json!({"max_execution_commitment": 1.0})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    set_guardrails(&world, json!({"max_execution_commitment": 1.0})).await;
     let body = json!({"cloud_account_id": account.id,
         "recommendations": [recommendation(AwsService::Rds)]});
     let (status, refused) = world
@@ -216,14 +218,7 @@ async fn limits_refuse_before_anything_is_stored_and_approvers_must_differ_when_
     assert!(refused["requested"].as_f64().unwrap() > 1.0, "{refused}");
     assert_eq!(rows(&world, "executions").await, 0, "nothing stored");
 
-    let (status, guardrails) = world
-        .call(
-            Method::PUT,
-            "/api/guardrails",
-            Some(json!({"require_different_approver": true})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let guardrails = set_guardrails(&world, json!({"require_different_approver": true})).await;
     assert_eq!(guardrails["require_different_approver"], true);
     let execution = world
         .create_direct(&account, vec![recommendation(AwsService::Rds)])
@@ -293,11 +288,7 @@ async fn two_pending_with_room_for_one(world: &World, name: &str) -> (Value, Val
     let first = world.create_direct(&account, line()).await;
     let second = world.create_direct(&account, line()).await;
     let each = first["quote"]["total_commitment"].as_f64().unwrap();
-    let limit = json!({"max_window_commitment": each * 1.5});
-    let (status, _) = world
-        .call(Method::PUT, "/api/guardrails", Some(limit))
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    set_guardrails(world, json!({"max_window_commitment": each * 1.5})).await;
     (first, second, each)
 }
 
@@ -410,14 +401,7 @@ async fn a_plan_run_is_dry_run_limited_by_its_plan_and_created_in_its_editors_na
 
     // A scheduled run is created in the name of the plan's last editor (here the
     // bootstrap key), who cannot approve it when approvers must differ.
-    let (status, _) = world
-        .call(
-            Method::PUT,
-            "/api/guardrails",
-            Some(json!({"require_different_approver": true})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    set_guardrails(&world, json!({"require_different_approver": true})).await;
     let (status, fired) = world
         .call(Method::POST, "/api/admin/sweeps/fire_due_plans/run", None)
         .await;
@@ -451,14 +435,7 @@ async fn releasing_an_in_doubt_purchase_and_its_retry_take_a_second_identity() {
         .buy(&account, vec![recommendation(AwsService::Ec2)])
         .await;
     assert_eq!(done["status"], "failed", "{done}");
-    let (status, _) = world
-        .call(
-            Method::PUT,
-            "/api/guardrails",
-            Some(json!({"require_different_approver": true})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    set_guardrails(&world, json!({"require_different_approver": true})).await;
 
     let resolve = format!(
         "/api/executions/{}/items/0/resolve",
