@@ -14,6 +14,7 @@ use crate::ledger::{Commitment, Ledger};
 use crate::persistence::Store;
 use crate::prices::PriceUpdate;
 use crate::purchase_concurrency::{OpenPurchase, PurchaseConcurrency, PurchaseGauge};
+use crate::recommendations::Recommendation;
 use crate::service::Service;
 use crate::state::SandboxState;
 
@@ -168,6 +169,11 @@ impl App {
     pub fn set_price(&self, update: PriceUpdate) -> SandboxResult<()> {
         update.validate()?;
         self.mutate(|state| state.set_price(&update))
+    }
+
+    /// Seeds Cost Explorer recommendations (validated by the caller); returns how many.
+    pub fn add_recommendations(&self, recommendations: Vec<Recommendation>) -> usize {
+        self.mutate(|state| state.add_recommendations(recommendations))
     }
 
     pub fn ledger(&self, account_id: Option<&str>, service: Option<Service>) -> Ledger {

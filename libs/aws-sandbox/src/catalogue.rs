@@ -375,7 +375,7 @@ impl Dimensions {
                 payments: &PAYMENTS_SPACED,
                 classes: &[""],
             },
-            Service::Sts | Service::Organizations => Dimensions {
+            Service::Sts | Service::Organizations | Service::Costexplorer => Dimensions {
                 types: &[],
                 products: &[],
                 payments: &[],

@@ -1,11 +1,11 @@
 //! The control API under `/_sandbox/`: accounts, faults, behaviour switches, prices,
-//! ledger, state, purchase concurrency and reset, in JSON, for tests and demos that
-//! drive the sandbox over HTTP.
+//! Cost Explorer recommendations, ledger, state, purchase concurrency and reset, in
+//! JSON, for tests and demos that drive the sandbox over HTTP.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -19,7 +19,12 @@ use crate::config::AccountSpec;
 use crate::error::SandboxError;
 use crate::faults::{FaultId, FaultSpec};
 use crate::prices::{PriceUpdate, validate_prices};
+use crate::recommendations::parse_seeds;
 use crate::service::Service;
+
+/// The largest body `POST /_sandbox/recommendations` takes: bulk seeding sends thousands
+/// of seeds in one call, beyond axum's default of 2 MB.
+const RECOMMENDATIONS_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Builds the control API router.
 pub(crate) fn router(app: Arc<App>) -> Router {
@@ -42,6 +47,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             get(purchase_concurrency).delete(reset_purchase_peak),
         )
         .route("/_sandbox/prices", put(set_price))
+        .route(
+            "/_sandbox/recommendations",
+            post(add_recommendations).layer(DefaultBodyLimit::max(RECOMMENDATIONS_BODY_LIMIT)),
+        )
         .route("/_sandbox/reset", post(reset))
         .with_state(app)
 }
@@ -55,7 +64,8 @@ impl IntoResponse for ControlError {
             SandboxError::InvalidAccount(_)
             | SandboxError::InvalidFault(_)
             | SandboxError::InvalidBehaviour(_)
-            | SandboxError::InvalidPrice(_) => (
+            | SandboxError::InvalidPrice(_)
+            | SandboxError::InvalidRecommendation(_) => (
                 StatusCode::BAD_REQUEST,
                 Json(json!({"error": self.0.to_string()})),
             )
@@ -213,6 +223,16 @@ async fn set_price(State(app): State<Arc<App>>, body: Bytes) -> Result<StatusCod
     };
     app.set_price(update)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Seeds Cost Explorer recommendations: one object, or an array of them so a benchmark
+/// seeds thousands in one call. Any bad seed is a 400 and none of the body is taken.
+async fn add_recommendations(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ControlError> {
+    let added = app.add_recommendations(parse_seeds(&body)?);
+    Ok((StatusCode::CREATED, Json(json!({"added": added}))))
 }
 
 async fn reset(State(app): State<Arc<App>>) -> Result<StatusCode, ControlError> {

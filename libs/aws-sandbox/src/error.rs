@@ -36,6 +36,9 @@ pub enum SandboxError {
     InvalidBehaviour(String),
     #[error("invalid price: {0}")]
     InvalidPrice(String),
+    /// A Cost Explorer recommendation seed the sandbox cannot answer with.
+    #[error("invalid recommendation: {0}")]
+    InvalidRecommendation(String),
     /// A price update naming a service or offering the sandbox does not know.
     #[error("unknown offering: {0}")]
     UnknownOffering(String),

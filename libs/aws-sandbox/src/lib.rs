@@ -1,8 +1,9 @@
 //! cudly-aws-sandbox: a stateful emulator of the AWS APIs CUDly calls (STS,
 //! Organizations, EC2, Savings Plans, RDS, ElastiCache, MemoryDB, OpenSearch,
-//! Redshift), speaking each service's real wire protocol so unmodified aws-sdk clients
-//! can be pointed at it, with a ledger that proves what was bought and how often,
-//! injectable faults and adjustable list prices. The contract is `docs/design/SANDBOX.md`.
+//! Redshift, Cost Explorer's purchase recommendations), speaking each service's real
+//! wire protocol so unmodified aws-sdk clients can be pointed at it, with a ledger that
+//! proves what was bought and how often, injectable faults, adjustable list prices and
+//! seeded recommendations. The contract is `docs/design/SANDBOX.md`.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -34,6 +35,7 @@ mod persistence;
 mod prices;
 mod protocol;
 mod purchase_concurrency;
+mod recommendations;
 mod server;
 mod service;
 mod services;

@@ -98,6 +98,12 @@ pub fn is_purchase(service: Service, operation: &str) -> bool {
     lookup(service.as_str()).is_some_and(|operations| operations.purchase == operation)
 }
 
+/// Returns whether `service` sells commitments (STS, Organizations and Cost Explorer do
+/// not): only those can be named by a seeded Cost Explorer recommendation.
+pub(crate) fn sells_commitments(service: Service) -> bool {
+    lookup(service.as_str()).is_some()
+}
+
 /// Returns the look-up the guard of the AWS service named `name` starts with: nothing is
 /// bought before it answered that the item's token holds no commitment.
 ///
@@ -134,6 +140,16 @@ mod tests {
         ));
         assert!(!is_purchase(Service::Sts, "AssumeRole"));
         assert!(!is_purchase(Service::Organizations, "ListAccounts"));
+    }
+
+    #[test]
+    fn only_the_services_of_the_table_sell_commitments() {
+        for name in cudly_vocabulary::AWS_SERVICE_NAMES {
+            assert!(sells_commitments(sandbox_service(name)));
+        }
+        for service in [Service::Sts, Service::Organizations, Service::Costexplorer] {
+            assert!(!sells_commitments(service));
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::error::{SandboxError, SandboxResult};
 use crate::identity::Session;
 use crate::ledger::{Commitment, LedgerCall};
 use crate::prices::PriceOverride;
+use crate::recommendations::Recommendation;
 use crate::state::{Change, PersistedState, SandboxState};
 
 /// Journal length after which the state is compacted into a new snapshot.
@@ -37,6 +38,7 @@ struct PersistedView<'a> {
     calls: &'a [LedgerCall],
     offerings: &'a BTreeMap<String, Offering>,
     price_overrides: &'a BTreeMap<String, PriceOverride>,
+    recommendations: &'a [Recommendation],
 }
 
 #[derive(Serialize)]
@@ -206,6 +208,7 @@ fn write_snapshot(path: &Path, state: &SandboxState, last_sequence: u64) -> Sand
         calls: &state.calls,
         offerings: &state.offerings,
         price_overrides: &state.price_overrides,
+        recommendations: &state.recommendations,
     };
     write_atomically(path, &serde_json::to_vec(&view)?)
 }
@@ -310,6 +313,32 @@ mod tests {
         assert_eq!(price(&mut snapshotted), 42.0);
         snapshotted.reset(Vec::new());
         assert_ne!(price(&mut snapshotted), 42.0);
+    }
+
+    #[test]
+    fn seeded_recommendations_survive_the_journal_and_the_snapshot() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("state.json");
+        let mut state = SandboxState::default();
+        let mut store = Store::create(&path, &state, 0).unwrap();
+        let seeds = crate::recommendations::parse_seeds(
+            br#"{"account_id": "1", "service": "redshift", "region": "us-east-1",
+                 "resource_type": "ra3.xlplus", "term": 3, "payment": "all-upfront",
+                 "recommended_count": 2}"#,
+        )
+        .unwrap();
+        state.add_recommendations(seeds.clone());
+        let changes = state.take_changes();
+        store.append(&state, &changes).unwrap();
+        assert_eq!(
+            Store::load(&path).unwrap().unwrap().0.recommendations,
+            seeds
+        );
+        store.compact(&state).unwrap();
+        assert_eq!(
+            Store::load(&path).unwrap().unwrap().0.recommendations,
+            seeds
+        );
     }
 
     #[test]

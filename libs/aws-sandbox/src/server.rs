@@ -196,8 +196,9 @@ impl SandboxHandle {
         self.app.snapshot()
     }
 
-    /// Empties the state (commitments, ledger, sessions, faults, price overrides),
-    /// restores the default behaviour switches and reloads the configured accounts.
+    /// Empties the state (commitments, ledger, sessions, faults, price overrides, seeded
+    /// Cost Explorer recommendations), restores the default behaviour switches and
+    /// reloads the configured accounts.
     pub async fn reset(&self) {
         if let Err(error) = self.app.reset() {
             tracing::error!(%error, "sandbox reset failed");

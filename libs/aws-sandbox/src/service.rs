@@ -18,6 +18,9 @@ pub enum Service {
     Memorydb,
     Opensearch,
     Redshift,
+    /// Cost Explorer: sells nothing, answers purchase recommendations seeded with
+    /// `POST /_sandbox/recommendations`.
+    Costexplorer,
 }
 
 /// How a service puts requests and errors on the wire.
@@ -35,7 +38,7 @@ pub(crate) enum Protocol {
 
 impl Service {
     /// Every service, in a stable order.
-    pub const ALL: [Service; 9] = [
+    pub const ALL: [Service; 10] = [
         Service::Sts,
         Service::Organizations,
         Service::Ec2,
@@ -45,6 +48,7 @@ impl Service {
         Service::Memorydb,
         Service::Opensearch,
         Service::Redshift,
+        Service::Costexplorer,
     ];
 
     /// Returns the lowercase name used by the control API and the ledger.
@@ -59,10 +63,12 @@ impl Service {
             Service::Memorydb => "memorydb",
             Service::Opensearch => "opensearch",
             Service::Redshift => "redshift",
+            Service::Costexplorer => "costexplorer",
         }
     }
 
-    /// Returns the service a SigV4 signing name belongs to (OpenSearch signs as `es`).
+    /// Returns the service a SigV4 signing name belongs to (OpenSearch signs as `es`,
+    /// Cost Explorer as `ce`).
     pub fn from_signing_name(name: &str) -> Option<Service> {
         match name {
             "sts" => Some(Service::Sts),
@@ -74,6 +80,7 @@ impl Service {
             "memorydb" => Some(Service::Memorydb),
             "es" | "opensearch" => Some(Service::Opensearch),
             "redshift" => Some(Service::Redshift),
+            "ce" => Some(Service::Costexplorer),
             _ => None,
         }
     }
@@ -96,7 +103,7 @@ impl Service {
             Service::Sts | Service::Rds | Service::Elasticache | Service::Redshift => {
                 Protocol::AwsQuery
             }
-            Service::Organizations | Service::Memorydb => Protocol::AwsJson,
+            Service::Organizations | Service::Memorydb | Service::Costexplorer => Protocol::AwsJson,
             Service::Opensearch | Service::Savingsplans => Protocol::RestJson,
         }
     }

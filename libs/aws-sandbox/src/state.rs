@@ -1,6 +1,6 @@
 //! The sandbox's state: accounts, sessions, commitments per (account, region), the
-//! ledger of calls, the offerings described so far, their price overrides, and the
-//! installed faults.
+//! ledger of calls, the offerings described so far, their price overrides, the seeded
+//! Cost Explorer recommendations, and the installed faults.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,6 +14,7 @@ use crate::faults::FaultSet;
 use crate::identity::Session;
 use crate::ledger::{Commitment, Ledger, LedgerCall};
 use crate::prices::{PriceOverride, PriceUpdate};
+use crate::recommendations::Recommendation;
 use crate::service::Service;
 
 /// One change to the persisted state, as the journal records it. Replaying the changes
@@ -47,6 +48,10 @@ pub(crate) enum Change {
         offering_id: String,
         price: PriceOverride,
     },
+    /// One `POST /_sandbox/recommendations`, every seed it added.
+    Recommendations {
+        recommendations: Vec<Recommendation>,
+    },
 }
 
 /// What survives a restart.
@@ -67,6 +72,8 @@ pub(crate) struct PersistedState {
     pub offerings: BTreeMap<String, Offering>,
     #[serde(default)]
     pub price_overrides: BTreeMap<String, PriceOverride>,
+    #[serde(default)]
+    pub recommendations: Vec<Recommendation>,
 }
 
 /// The whole mutable state, behind one lock.
@@ -83,6 +90,8 @@ pub(crate) struct SandboxState {
     /// Prices set with `PUT /_sandbox/prices`, by offering id, laid over the catalogue's
     /// wherever an offering leaves the state.
     pub price_overrides: BTreeMap<String, PriceOverride>,
+    /// What Cost Explorer answers with, in seeding order.
+    pub recommendations: Vec<Recommendation>,
     pub faults: FaultSet,
     /// The behaviour switches; not persisted, like the faults.
     pub behaviour: Behaviour,
@@ -105,6 +114,7 @@ impl SandboxState {
             calls: persisted.calls,
             offerings: persisted.offerings,
             price_overrides: persisted.price_overrides,
+            recommendations: persisted.recommendations,
             ..SandboxState::default()
         };
         state.rebuild_accounts();
@@ -140,12 +150,15 @@ impl SandboxState {
             Change::Price { offering_id, price } => {
                 self.price_overrides.insert(offering_id, price);
             }
+            Change::Recommendations { recommendations } => {
+                self.add_recommendations(recommendations);
+            }
         }
         self.pending.clear();
     }
 
-    /// Empties the state, restores the default behaviour and list prices and installs
-    /// `accounts`; the offering registry stays, since the catalogue is the same before
+    /// Empties the state (seeded recommendations included), restores the default
+    /// behaviour and list prices and installs `accounts`; the offering registry stays, since the catalogue is the same before
     /// and after.
     pub fn reset(&mut self, accounts: Vec<AccountSpec>) {
         self.pending.push(Change::Reset {
@@ -160,6 +173,7 @@ impl SandboxState {
         self.calls.clear();
         self.faults.clear();
         self.price_overrides.clear();
+        self.recommendations.clear();
         self.behaviour = Behaviour::default();
         self.rebuild_accounts();
         self.rebuild_commitment_index();
@@ -180,6 +194,16 @@ impl SandboxState {
             session: session.clone(),
         });
         self.sessions.insert(session.access_key_id.clone(), session);
+    }
+
+    /// Appends seeded recommendations after those there are; returns how many.
+    pub fn add_recommendations(&mut self, recommendations: Vec<Recommendation>) -> usize {
+        let added = recommendations.len();
+        self.pending.push(Change::Recommendations {
+            recommendations: recommendations.clone(),
+        });
+        self.recommendations.extend(recommendations);
+        added
     }
 
     /// Appends a call to the ledger.

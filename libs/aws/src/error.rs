@@ -34,6 +34,20 @@ const THROTTLING_CODES: &[&str] = &[
     "PriorRequestNotComplete",
     "BandwidthLimitExceeded",
 ];
+/// Error codes that mean throttling only for some operations: Cost Explorer rejects a
+/// call for its rate with `LimitExceededException` (the SDK's classifier retries it as
+/// throttling), while OpenSearch uses the same code for a resource quota, which asking
+/// again does not lift.
+const OPERATION_THROTTLING_CODES: &[(&str, &str)] = &[
+    (
+        "GetReservationPurchaseRecommendation",
+        "LimitExceededException",
+    ),
+    (
+        "GetSavingsPlansPurchaseRecommendation",
+        "LimitExceededException",
+    ),
+];
 /// Prefixes of AWS access key ids (long-lived, temporary).
 const KEY_ID_PREFIXES: &[&str] = &["AKIA", "ASIA"];
 
@@ -106,13 +120,25 @@ impl AwsFailure {
         }
     }
 
+    /// Returns an error for a call that was never sent because a limit of the caller
+    /// refused it (e.g. a budget of billed calls), so AWS processed nothing.
+    pub fn not_sent(operation: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            operation,
+            kind: AwsErrorKind::Construction,
+            code: None,
+            detail: detail.into(),
+            http_status: None,
+        }
+    }
+
     /// Returns true when AWS rejected the call for its rate (nothing was processed).
     pub fn is_throttling(&self) -> bool {
         self.kind == AwsErrorKind::Service
-            && self
-                .code
-                .as_deref()
-                .is_some_and(|code| THROTTLING_CODES.contains(&code))
+            && self.code.as_deref().is_some_and(|code| {
+                THROTTLING_CODES.contains(&code)
+                    || OPERATION_THROTTLING_CODES.contains(&(self.operation, code))
+            })
     }
 
     /// Returns true when AWS answered with a 5xx: the call may have been processed.
@@ -296,6 +322,21 @@ mod tests {
                 && !text.contains("EXAMPLEKEY")
                 && !text.contains("raw body")
         );
+    }
+
+    #[test]
+    fn limit_exceeded_is_throttling_for_cost_explorer_only() {
+        let failure = |operation| AwsFailure {
+            operation,
+            kind: AwsErrorKind::Service,
+            code: Some("LimitExceededException".to_owned()),
+            detail: String::new(),
+            http_status: Some(400),
+        };
+        assert!(failure("GetSavingsPlansPurchaseRecommendation").is_throttling());
+        assert!(failure("GetReservationPurchaseRecommendation").is_throttling());
+        let quota = failure("PurchaseReservedInstanceOffering");
+        assert!(!quota.is_throttling() && quota.is_refusal());
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! - [`sts`]: session credentials (GetSessionToken, AssumeRole,
 //!   AssumeRoleWithWebIdentity) and GetCallerIdentity, as plain Rust types.
 //! - [`organizations`]: the member accounts of an organization, all pages.
+//! - [`costexplorer`]: the reservation and Savings Plans purchases Cost Explorer
+//!   recommends, for one account or every member of an organization, within a budget
+//!   of billed calls.
 //! - [`purchase`]: the purchase adapters, one module per AWS service, and the quote
 //!   (list price) of the offering each buys.
 //! - [`error`]: [`AwsFailure`] and the one function that turns an SDK error into text
@@ -14,6 +17,7 @@
 //!
 //! Public types never expose an SDK type, and secrets stay in [`secrecy::SecretString`].
 
+pub mod costexplorer;
 pub mod error;
 pub mod organizations;
 pub mod purchase;

@@ -32,6 +32,10 @@ pub mod defaults {
     pub const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
     /// Deadline of one internal gRPC call (`CUDLY_INTERNAL_CALL_TIMEOUT`).
     pub const INTERNAL_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Deadline of a recommendations refresh and of the Cost Explorer collections it
+    /// makes (gateway, sweeper and planner): an organization's answer may take many
+    /// pages, each a billed, throttled call.
+    pub const RECOMMENDATION_REFRESH_TIMEOUT: Duration = Duration::from_secs(15 * 60);
     /// An approved root untouched this long is stranded (`CUDLY_STRANDED_APPROVED_AFTER`,
     /// executor and sweeper).
     pub const STRANDED_APPROVED_AFTER: Duration = Duration::from_secs(15 * 60);

@@ -76,7 +76,7 @@ pub fn parse_ids(texts: &[String], field: &str) -> Result<Vec<Uuid>, FieldError>
         .collect()
 }
 
-fn details_to_wire(details: RecommendationDetails) -> pb::RecommendationDetails {
+pub fn details_to_wire(details: RecommendationDetails) -> pb::RecommendationDetails {
     pb::RecommendationDetails {
         tenancy: details.tenancy,
         offering_class: details.offering_class,
@@ -88,7 +88,7 @@ fn details_to_wire(details: RecommendationDetails) -> pb::RecommendationDetails 
     }
 }
 
-fn details_from_wire(details: pb::RecommendationDetails) -> RecommendationDetails {
+pub fn details_from_wire(details: pb::RecommendationDetails) -> RecommendationDetails {
     RecommendationDetails {
         tenancy: details.tenancy,
         offering_class: details.offering_class,

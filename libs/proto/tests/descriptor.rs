@@ -58,6 +58,7 @@ fn descriptor_set_describes_every_service_and_rpc() {
                 "GetAccountsByIds",
                 "ListEnabledAccounts",
                 "ResolveCredentials",
+                "CollectRecommendations",
             ],
         ),
         (
@@ -76,6 +77,8 @@ fn descriptor_set_describes_every_service_and_rpc() {
                 "StartExecution",
                 "FireDuePlans",
                 "CompletePlanStep",
+                "RefreshRecommendations",
+                "ListRecommendations",
             ],
         ),
         (

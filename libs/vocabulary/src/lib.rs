@@ -26,7 +26,9 @@ pub mod testing;
 
 pub use error::FieldError;
 pub use provider::{AWS_PAYMENT_OPTIONS, Provider, TERMS_YEARS};
-pub use recommendation::{Recommendation, RecommendationDetails, RecommendationInput};
+pub use recommendation::{
+    CollectedRecommendation, Recommendation, RecommendationDetails, RecommendationInput,
+};
 pub use savings_plan::{HourlyCommitment, SAVINGS_PLAN_TYPES};
 pub use service::{AWS_SERVICE_NAMES, AwsService};
 pub use targets::{TargetItems, assign_targets};

@@ -139,3 +139,34 @@ impl From<Recommendation> for RecommendationInput {
         }
     }
 }
+
+/// A purchase recommendation AWS Cost Explorer made for one account, in the shared
+/// vocabulary: what `libs/aws` collects, the accounts service hands over, and the
+/// planner stores and sizes plans from (docs/design/DOMAIN.md "Recommendations and
+/// sizing").
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectedRecommendation {
+    /// The 12-digit account the recommendation is for: the detail's AccountId, else the
+    /// caller's own.
+    pub account_id: String,
+    pub service: AwsService,
+    /// A region code; Compute Savings Plans, which have none, are `us-east-1`.
+    pub region: String,
+    /// Instance or node type; savingsplans: the plan type (`Compute`, `EC2Instance`).
+    pub resource_type: String,
+    /// rds: the product description the purchase asks for (`postgresql`,
+    /// `oracle-se2(byol)`); elasticache: the cache engine (`redis`).
+    pub engine: Option<String>,
+    /// ec2: the platform (product description), e.g. `Linux/UNIX`.
+    pub platform: Option<String>,
+    pub term: u32,
+    pub payment: String,
+    /// Instances or nodes to buy (Cost Explorer may recommend fractions of a size-flexible
+    /// family); savingsplans: 1.
+    pub recommended_count: f64,
+    /// Upfront cost of the whole recommendation, 0 when AWS gives none.
+    pub upfront_cost: f64,
+    /// Estimated monthly savings, 0 when AWS gives none.
+    pub monthly_savings: f64,
+    pub details: RecommendationDetails,
+}

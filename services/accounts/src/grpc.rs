@@ -1,18 +1,19 @@
 //! The gRPC edge of the accounts service: proto types are converted to domain types here
 //! and nowhere else, and each RPC checks its caller: only the executor may resolve
-//! credentials, the planner may read accounts by id and list enabled ones, the gateway
-//! may do everything else.
+//! credentials, the planner may read accounts by id, list enabled ones and collect Cost
+//! Explorer recommendations, the gateway may do everything else.
 
 use std::sync::Arc;
 
 use cudly_common::grpc::{Caller, require_caller};
 use cudly_proto::accounts::v1 as pb;
 use cudly_proto::accounts::v1::accounts_service_server::{AccountsService, AccountsServiceServer};
-use cudly_proto::convert::timestamp;
+use cudly_proto::convert::{details_to_wire, timestamp};
 use secrecy::{ExposeSecret, SecretString};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
+use crate::collect::QueryInput;
 use crate::config::Config;
 use crate::domain::{Account, AccountDraft, AccountFilter, CredentialDraft, Provider};
 use crate::error::AccountsError;
@@ -24,6 +25,7 @@ pub const SERVICE_NAME: &str = cudly_proto::accounts::v1::accounts_service_serve
 const GATEWAY: &[Caller] = &[Caller::Gateway];
 const PLANNER_READS: &[Caller] = &[Caller::Planner, Caller::Gateway];
 const EXECUTOR: &[Caller] = &[Caller::Executor];
+const PLANNER: &[Caller] = &[Caller::Planner];
 
 /// The service implementation.
 pub struct AccountsGrpc {
@@ -311,6 +313,52 @@ impl AccountsService for AccountsGrpc {
             external_id: resolved.account.input.external_id,
             provider: resolved.account.input.provider.as_str().to_owned(),
             enabled: resolved.account.input.enabled,
+        }))
+    }
+
+    #[tracing::instrument(name = "CollectRecommendations", skip_all, fields(account_id = %request.get_ref().account_id))]
+    async fn collect_recommendations(
+        &self,
+        request: Request<pb::CollectRecommendationsRequest>,
+    ) -> Result<Response<pb::CollectRecommendationsResponse>, Status> {
+        require_caller(&request, PLANNER)?;
+        let request = request.into_inner();
+        let id = parse_id("account_id", &request.account_id)?;
+        let queries = request
+            .queries
+            .into_iter()
+            .map(|query| QueryInput {
+                service: query.service,
+                term: query.term,
+                payment: query.payment,
+            })
+            .collect();
+        let collection = self
+            .accounts
+            .collect_recommendations(id, request.organization, queries, request.call_budget)
+            .await?;
+        Ok(Response::new(pb::CollectRecommendationsResponse {
+            recommendations: collection
+                .recommendations
+                .into_iter()
+                .map(|detail| pb::CollectedRecommendation {
+                    aws_account_id: detail.account_id,
+                    service: detail.service.name().to_owned(),
+                    region: detail.region,
+                    resource_type: detail.resource_type,
+                    engine: detail.engine,
+                    platform: detail.platform,
+                    term: detail.term,
+                    payment: detail.payment,
+                    recommended_count: detail.recommended_count,
+                    upfront_cost: detail.upfront_cost,
+                    monthly_savings: detail.monthly_savings,
+                    details: Some(details_to_wire(detail.details)),
+                })
+                .collect(),
+            organization_account_ids: collection.organization_account_ids,
+            calls: collection.calls,
+            error: collection.error,
         }))
     }
 }

@@ -3,6 +3,7 @@
 //! short-lived session credentials for the executor.
 
 pub mod app;
+pub mod collect;
 pub mod config;
 pub mod crypto;
 pub mod domain;

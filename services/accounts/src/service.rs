@@ -81,6 +81,11 @@ impl Accounts {
         }
     }
 
+    /// The credential resolver (shared with the Cost Explorer collection).
+    pub(crate) fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
     async fn begin(&self) -> AccountsResult<Transaction<'static, Postgres>> {
         self.pool
             .begin()

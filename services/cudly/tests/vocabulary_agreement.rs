@@ -73,6 +73,7 @@ prop_compose! {
             max_commitment_per_run: None,
             editor: None,
             auto_purchase_requested_by: None,
+            source: cudly_planner::domain::plan::PlanSource::List,
             notification_days_before: 7,
             services: AWS_SERVICE_NAMES
                 .iter()

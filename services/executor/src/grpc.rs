@@ -191,7 +191,7 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::ListPurchaseHistoryRequest>,
     ) -> Result<Response<pb::ListPurchaseHistoryResponse>, Status> {
-        require_caller(&request, GATEWAY)?;
+        require_caller(&request, GATEWAY_OR_PLANNER)?;
         let request = request.into_inner();
         let filter = HistoryFilter {
             account_ids: parse_ids(&request.account_ids, "account_ids").map_err(ApiError::from)?,
@@ -430,6 +430,7 @@ pub fn create_request(
         caller_is_planner: caller == Caller::Planner,
         dry_run: request.dry_run,
         max_commitment_per_run: request.max_commitment_per_run,
+        sized_from: parse_optional_time(request.sized_from.as_ref(), "sized_from")?,
     })
 }
 
@@ -508,6 +509,7 @@ pub fn execution_to_proto(view: &ExecutionView) -> pb::Execution {
         },
         created_by: row.created_by.clone(),
         quote,
+        sized_from: row.sized_from.map(timestamp),
     }
 }
 
@@ -564,6 +566,9 @@ fn purchase_to_proto(row: &PurchaseRow) -> pb::Purchase {
         commitment_id: row.commitment_id.clone(),
         upfront_cost: row.upfront_cost,
         purchased_at: Some(timestamp(row.purchased_at)),
+        engine: row.engine.clone(),
+        platform: row.platform.clone(),
+        hourly_commitment: row.hourly_commitment.clone(),
     }
 }
 

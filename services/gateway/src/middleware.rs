@@ -77,12 +77,24 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
     response
 }
 
-/// Answers 504 when the handler takes longer than the configured request timeout.
+/// Routes that may run longer than the request timeout, with their own bound: a
+/// recommendations refresh pages through whole organizations in Cost Explorer.
+const LONG_ROUTES: &[(&str, Duration)] = &[(
+    crate::routes::recommendations::REFRESH_PATH,
+    cudly_common::config::defaults::RECOMMENDATION_REFRESH_TIMEOUT,
+)];
+
+/// Answers 504 when the handler takes longer than the configured request timeout (or
+/// a long route's own bound).
 pub async fn enforce_timeout(
     State(timeout): State<Duration>,
     request: Request,
     next: Next,
 ) -> Response {
+    let timeout = LONG_ROUTES
+        .iter()
+        .find(|(path, _)| request.uri().path() == *path)
+        .map_or(timeout, |(_, bound)| timeout.max(*bound));
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {

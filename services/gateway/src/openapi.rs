@@ -25,6 +25,7 @@ pub const BEARER: &str = "bearer";
     tags(
         (name = "keys", description = "API keys"),
         (name = "guardrails", description = "spend limits and approval rules"),
+        (name = "recommendations", description = "Cost Explorer purchase recommendations"),
         (name = "health", description = "liveness and readiness"),
     )
 )]

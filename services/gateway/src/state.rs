@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cudly_common::ApiError;
+use cudly_common::config::defaults;
 use cudly_common::grpc::{AuthChannel, client_channel};
 use secrecy::ExposeSecret;
 use sqlx::pool::PoolConnection;
@@ -27,6 +28,8 @@ pub const SCHEMA: &str = "gateway";
 pub struct Backends {
     pub accounts: AuthChannel,
     pub planner: AuthChannel,
+    /// The planner for recommendation refreshes, with their longer deadline.
+    pub planner_refresh: AuthChannel,
     pub executor: AuthChannel,
     pub sweeper: AuthChannel,
 }
@@ -39,6 +42,11 @@ impl Backends {
         Ok(Self {
             accounts: client_channel(&config.backends.accounts, token, timeout)?,
             planner: client_channel(&config.backends.planner, token, timeout)?,
+            planner_refresh: client_channel(
+                &config.backends.planner,
+                token,
+                timeout.max(defaults::RECOMMENDATION_REFRESH_TIMEOUT),
+            )?,
             executor: client_channel(&config.backends.executor, token, timeout)?,
             sweeper: client_channel(&config.backends.sweeper, token, timeout)?,
         })

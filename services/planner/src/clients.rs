@@ -18,9 +18,14 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::domain::auto_purchase::AutoPurchaseRules;
 use crate::domain::plan::AccountRef;
+use crate::domain::recommendations::{CollectableAccount, Query};
 use crate::domain::run::ExecutionRequest;
+use crate::domain::sizing::{PastPurchase, Shape};
 use crate::error::{PlannerError, PlannerResult};
-use cudly_vocabulary::Provider;
+use chrono::{DateTime, Utc};
+use cudly_proto::convert::details_from_wire;
+use cudly_vocabulary::CollectedRecommendation;
+use cudly_vocabulary::{AwsService, Provider};
 
 /// The accounts a look-up by ids found, and the ids it did not.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,10 +44,24 @@ pub struct CreatedExecution {
     pub reply: executor_pb::CreateExecutionResponse,
 }
 
+/// What one collection of Cost Explorer recommendations brought back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Collection {
+    pub recommendations: Vec<CollectedRecommendation>,
+    /// Organization collections: the 12-digit ids of every account of the organization.
+    pub organization_account_ids: Vec<String>,
+    pub calls: u32,
+    /// The sanitised AWS failure that ended it.
+    pub error: Option<String>,
+}
+
 /// Lazily connecting clients of the planner's dependencies, carrying its token.
 #[derive(Clone)]
 pub struct Clients {
     accounts: AccountsServiceClient<AuthChannel>,
+    /// The accounts service for Cost Explorer collections, which page through whole
+    /// organizations: a longer deadline than other calls.
+    collector: AccountsServiceClient<AuthChannel>,
     executor: ExecutorServiceClient<AuthChannel>,
 }
 
@@ -59,8 +78,14 @@ impl Clients {
             &config.internal_token,
             config.common.internal_call_timeout,
         )?;
+        let collector = client_channel(
+            &config.accounts_url,
+            &config.internal_token,
+            config.collection_timeout,
+        )?;
         Ok(Self {
             accounts: AccountsServiceClient::new(accounts),
+            collector: AccountsServiceClient::new(collector),
             executor: ExecutorServiceClient::new(executor),
         })
     }
@@ -123,6 +148,142 @@ impl Clients {
             .map_err(|status| accounts_unavailable("list enabled accounts", &status))?
             .into_inner();
         reply.accounts.into_iter().map(account_ref).collect()
+    }
+
+    /// Returns every enabled AWS account with what a refresh needs to know of it.
+    pub async fn collectable_accounts(&self) -> PlannerResult<Vec<CollectableAccount>> {
+        let request = accounts_pb::ListEnabledAccountsRequest {
+            providers: vec![Provider::Aws.as_str().to_owned()],
+        };
+        let reply = self
+            .accounts
+            .clone()
+            .list_enabled_accounts(request)
+            .await
+            .map_err(|status| accounts_unavailable("list enabled accounts", &status))?
+            .into_inner();
+        reply
+            .accounts
+            .into_iter()
+            .map(|account| {
+                let bastion_id = account
+                    .aws_bastion_id
+                    .as_deref()
+                    .and_then(|id| Uuid::parse_str(id).ok());
+                Ok(CollectableAccount {
+                    is_org_root: account.aws_is_org_root,
+                    bastion_id,
+                    external_id: account.external_id.clone(),
+                    id: account_ref(account)?.id,
+                })
+            })
+            .collect()
+    }
+
+    /// Asks the accounts service to collect Cost Explorer recommendations with one
+    /// account's credentials (`organization`: for every member, from its root). An AWS
+    /// failure comes back in [`Collection::error`]; the accounts service refusing the
+    /// account (deleted, disabled) is reported the same way, so one account's problem
+    /// never fails a whole refresh.
+    pub async fn collect_recommendations(
+        &self,
+        account_id: Uuid,
+        organization: bool,
+        queries: &[Query],
+        call_budget: u32,
+    ) -> PlannerResult<Collection> {
+        let request = accounts_pb::CollectRecommendationsRequest {
+            account_id: account_id.to_string(),
+            organization,
+            queries: queries
+                .iter()
+                .map(|query| accounts_pb::RecommendationQuery {
+                    service: query.service.name().to_owned(),
+                    term: query.term,
+                    payment: query.payment.clone(),
+                })
+                .collect(),
+            call_budget,
+        };
+        let reply = match self
+            .collector
+            .clone()
+            .collect_recommendations(request)
+            .await
+        {
+            Ok(reply) => reply.into_inner(),
+            Err(status)
+                if matches!(
+                    status.code(),
+                    Code::NotFound | Code::FailedPrecondition | Code::InvalidArgument
+                ) =>
+            {
+                return Ok(Collection {
+                    recommendations: Vec::new(),
+                    organization_account_ids: Vec::new(),
+                    calls: 0,
+                    error: Some(status.message().to_owned()),
+                });
+            }
+            Err(status) => return Err(accounts_unavailable("collect recommendations", &status)),
+        };
+        let recommendations = reply
+            .recommendations
+            .into_iter()
+            .filter_map(|detail| {
+                let Some(service) = AwsService::from_name(&detail.service) else {
+                    tracing::warn!(service = %detail.service, "accounts service collected an unknown service; skipped");
+                    return None;
+                };
+                Some(CollectedRecommendation {
+                    account_id: detail.aws_account_id,
+                    service,
+                    region: detail.region,
+                    resource_type: detail.resource_type,
+                    engine: detail.engine,
+                    platform: detail.platform,
+                    term: detail.term,
+                    payment: detail.payment,
+                    recommended_count: detail.recommended_count,
+                    upfront_cost: detail.upfront_cost,
+                    monthly_savings: detail.monthly_savings,
+                    details: detail.details.map(details_from_wire).unwrap_or_default(),
+                })
+            })
+            .collect();
+        Ok(Collection {
+            recommendations,
+            organization_account_ids: reply.organization_account_ids,
+            calls: reply.calls,
+            error: reply.error,
+        })
+    }
+
+    /// Returns what the target accounts bought since `since`, in the units sizing
+    /// counts. A failure is "executor service unavailable": a sizing that cannot see
+    /// past purchases could buy twice, so it never runs without them.
+    pub async fn past_purchases(
+        &self,
+        account_ids: &[Uuid],
+        since: DateTime<Utc>,
+    ) -> PlannerResult<Vec<PastPurchase>> {
+        let request = executor_pb::ListPurchaseHistoryRequest {
+            account_ids: account_ids.iter().map(Uuid::to_string).collect(),
+            provider: Some(Provider::Aws.as_str().to_owned()),
+            start: Some(timestamp(since)),
+            ..executor_pb::ListPurchaseHistoryRequest::default()
+        };
+        let reply = self
+            .executor
+            .clone()
+            .list_purchase_history(request)
+            .await
+            .map_err(|status| {
+                tracing::warn!(code = ?status.code(), detail = %status.message(), "executor could not list past purchases");
+                PlannerError::ExecutorUnavailable
+            })?
+            .into_inner();
+        reply.purchases.into_iter().map(past_purchase).collect()
     }
 
     /// Asks the executor to create the execution of `request`.
@@ -221,7 +382,56 @@ pub fn create_execution_request(request: &ExecutionRequest) -> executor_pb::Crea
         actor_key_id: request.actor_key_id.clone(),
         dry_run: request.dry_run,
         max_commitment_per_run: request.max_commitment_per_run,
+        sized_from: request.sized_from.map(timestamp),
     }
+}
+
+/// Returns a purchase in sizing's units: instances or nodes, and for Savings Plans the
+/// hourly commitment times the count.
+fn past_purchase(purchase: executor_pb::Purchase) -> PlannerResult<PastPurchase> {
+    let malformed = |what: &str| {
+        tracing::error!(what, "executor answered a malformed purchase");
+        PlannerError::ExecutorUnavailable
+    };
+    let service = AwsService::from_name(&purchase.service).ok_or_else(|| malformed("service"))?;
+    let account_id =
+        Uuid::parse_str(&purchase.cloud_account_id).map_err(|_| malformed("cloud_account_id"))?;
+    let plan_id = purchase
+        .plan_id
+        .as_deref()
+        .map(Uuid::parse_str)
+        .transpose()
+        .map_err(|_| malformed("plan_id"))?;
+    let purchased_at = purchase
+        .purchased_at
+        .as_ref()
+        .and_then(cudly_proto::convert::time)
+        .ok_or_else(|| malformed("purchased_at"))?;
+    let count = f64::from(purchase.count);
+    let amount = match (service, purchase.hourly_commitment.as_deref()) {
+        (AwsService::SavingsPlans, Some(hourly)) => {
+            hourly
+                .parse::<f64>()
+                .map_err(|_| malformed("hourly_commitment"))?
+                * count
+        }
+        _ => count,
+    };
+    Ok(PastPurchase {
+        shape: Shape {
+            account_id,
+            service,
+            region: purchase.region,
+            resource_type: purchase.resource_type,
+            engine: purchase.engine,
+            platform: purchase.platform,
+            term: purchase.term,
+            payment: purchase.payment,
+        },
+        plan_id,
+        amount,
+        purchased_at,
+    })
 }
 
 fn account_ref(account: accounts_pb::Account) -> PlannerResult<AccountRef> {
@@ -306,6 +516,7 @@ mod tests {
             actor_key_id: Some("6f1c1c6e-0000-4000-8000-0000000000ee".into()),
             dry_run: false,
             max_commitment_per_run: Some(5000.0),
+            sized_from: None,
         }
     }
 

@@ -2,8 +2,11 @@
 //! [`Config::read`] (alone and inside the all-in-one `cudly`).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use cudly_common::config::{CommonSettings, ConfigError, ConfigResult, Env, Layout, SecretSource};
+use cudly_common::config::{
+    CommonSettings, ConfigError, ConfigResult, Env, Layout, SecretSource, defaults,
+};
 use cudly_common::grpc::{Caller, InternalAuth};
 use secrecy::SecretString;
 
@@ -30,10 +33,30 @@ pub struct Config {
     /// Times one plan step may be fired without completing; due once more, the plan
     /// pauses instead (`CUDLY_PLAN_STEP_MAX_FIRES`, at least 1).
     pub step_max_fires: u32,
+    /// Deadline of one Cost Explorer collection by the accounts service.
+    pub collection_timeout: Duration,
+    /// Cost Explorer calls one refresh may make at most
+    /// (`CUDLY_RECOMMENDATION_CALL_BUDGET`).
+    pub recommendation_call_budget: u32,
+    /// Purchases this recent are subtracted from a sized step whoever made them
+    /// (`CUDLY_RECOMMENDATION_COOLDOWN`).
+    pub recommendation_cooldown: Duration,
+    /// Recommendations older than this refuse a sized run
+    /// (`CUDLY_RECOMMENDATION_MAX_AGE`).
+    pub recommendation_max_age: Duration,
 }
 
 /// Default of [`Config::step_max_fires`].
 pub const DEFAULT_STEP_MAX_FIRES: u32 = 3;
+/// Default of [`Config::recommendation_call_budget`]: an organization's full refresh
+/// at every term and payment of the seven services (36 combinations) across 50 pages
+/// each, with room to spare; Cost Explorer bills 0.01 USD a call.
+pub const DEFAULT_RECOMMENDATION_CALL_BUDGET: u32 = 2_000;
+/// Default of [`Config::recommendation_cooldown`]: Cost Explorer lags 24 to 48 hours
+/// behind purchases.
+pub const DEFAULT_RECOMMENDATION_COOLDOWN: Duration = Duration::from_secs(3 * 24 * 3600);
+/// Default of [`Config::recommendation_max_age`].
+pub const DEFAULT_RECOMMENDATION_MAX_AGE: Duration = Duration::from_secs(48 * 3600);
 
 impl Config {
     /// Reads the configuration; fails naming the first missing or invalid variable.
@@ -47,6 +70,19 @@ impl Config {
             executor_url: env.peer_url("executor", layout),
             common: CommonSettings::read(env)?,
             step_max_fires: read_step_max_fires(env)?,
+            collection_timeout: defaults::RECOMMENDATION_REFRESH_TIMEOUT,
+            recommendation_call_budget: env.parse(
+                "CUDLY_RECOMMENDATION_CALL_BUDGET",
+                DEFAULT_RECOMMENDATION_CALL_BUDGET,
+            )?,
+            recommendation_cooldown: env.duration(
+                "CUDLY_RECOMMENDATION_COOLDOWN",
+                DEFAULT_RECOMMENDATION_COOLDOWN,
+            )?,
+            recommendation_max_age: env.duration(
+                "CUDLY_RECOMMENDATION_MAX_AGE",
+                DEFAULT_RECOMMENDATION_MAX_AGE,
+            )?,
         })
     }
 }

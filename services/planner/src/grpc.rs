@@ -2,10 +2,12 @@
 //! and nowhere else (but for the clients' own edge in `clients.rs`). Each RPC checks its
 //! caller, converts, calls [`Planner`], and converts back.
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use cudly_common::ApiError;
 use cudly_common::grpc::{Caller, require_caller};
-use cudly_proto::convert::{parse_id, parse_optional_time, recommendation_inputs, timestamp};
+use cudly_proto::convert::{
+    details_to_wire, parse_id, parse_optional_time, recommendation_inputs, timestamp,
+};
 use cudly_proto::planner::v1 as pb;
 use cudly_proto::planner::v1::planner_service_server::{PlannerService, PlannerServiceServer};
 use cudly_vocabulary::Recommendation;
@@ -17,8 +19,10 @@ use crate::config::Config;
 use crate::domain::plan::{
     AccountRef, Editor, Plan, PlanInput, RampInput, ServiceConfig, ServiceInput,
 };
+use crate::domain::recommendations::{FilterInput, StoredRecommendation};
 use crate::domain::run::{RunOptions, RunSource};
-use crate::service::{FireReport, PlanAccounts, Planner};
+use crate::domain::sizing::SizingRules;
+use crate::service::{FireReport, PlanAccounts, Planner, RecommendationSettings};
 
 /// Fully qualified name of the service, reported in health.
 pub const SERVICE_NAME: &str = cudly_proto::planner::v1::planner_service_server::SERVICE_NAME;
@@ -40,6 +44,13 @@ pub fn planner(config: &Config, pool: sqlx::PgPool) -> anyhow::Result<Planner> {
         pool,
         Clients::new(config)?,
         config.step_max_fires,
+        RecommendationSettings {
+            call_budget: config.recommendation_call_budget,
+            sizing: SizingRules {
+                cooldown: TimeDelta::from_std(config.recommendation_cooldown)?,
+                max_age: TimeDelta::from_std(config.recommendation_max_age)?,
+            },
+        },
     ))
 }
 
@@ -60,6 +71,7 @@ fn plan_input(proto: Option<pb::PlanInput>) -> Result<PlanInput, ApiError> {
         enabled: proto.enabled,
         auto_purchase: proto.auto_purchase,
         max_commitment_per_run: proto.max_commitment_per_run,
+        source: proto.source,
         notification_days_before: proto.notification_days_before,
         services: proto
             .services
@@ -137,6 +149,7 @@ fn plan_proto(plan: &Plan) -> pb::Plan {
             .auto_purchase_requested_by
             .as_ref()
             .map(|editor| editor.actor.clone()),
+        source: plan.source.as_str().to_owned(),
         created_at: Some(timestamp(plan.created_at)),
         updated_at: Some(timestamp(plan.updated_at)),
     }
@@ -396,5 +409,78 @@ impl PlannerService for PlannerGrpc {
             advanced: outcome.advanced,
             current_step: outcome.current_step,
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn refresh_recommendations(
+        &self,
+        request: Request<pb::RefreshRecommendationsRequest>,
+    ) -> Result<Response<pb::RefreshRecommendationsResponse>, Status> {
+        require_caller(&request, &[Caller::Gateway, Caller::Sweeper])?;
+        let fencing = request.into_inner().fencing;
+        let report = self
+            .planner
+            .refresh_recommendations(
+                fencing
+                    .as_ref()
+                    .map(|fencing| (fencing.task.as_str(), fencing.token)),
+            )
+            .await?;
+        Ok(Response::new(pb::RefreshRecommendationsResponse {
+            accounts: report
+                .accounts
+                .into_iter()
+                .map(|entry| pb::AccountRefresh {
+                    cloud_account_id: entry.cloud_account_id.to_string(),
+                    collected: entry.collected,
+                    error: entry.error,
+                })
+                .collect(),
+            calls: report.calls,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_recommendations(
+        &self,
+        request: Request<pb::ListRecommendationsRequest>,
+    ) -> Result<Response<pb::ListRecommendationsResponse>, Status> {
+        require_caller(&request, &[Caller::Gateway])?;
+        let request = request.into_inner();
+        let recommendations = self
+            .planner
+            .list_recommendations(FilterInput {
+                account_ids: request.account_ids,
+                service: request.service,
+                region: request.region,
+                term: request.term,
+                payment: request.payment,
+            })
+            .await?;
+        Ok(Response::new(pb::ListRecommendationsResponse {
+            recommendations: recommendations.into_iter().map(stored_proto).collect(),
+        }))
+    }
+}
+
+fn stored_proto(stored: StoredRecommendation) -> pb::StoredRecommendation {
+    let detail = stored.recommendation;
+    pb::StoredRecommendation {
+        id: stored.id.to_string(),
+        cloud_account_id: stored.cloud_account_id.to_string(),
+        account_external_id: stored.account_external_id,
+        provider: "aws".to_owned(),
+        service: detail.service.name().to_owned(),
+        region: detail.region,
+        resource_type: detail.resource_type,
+        engine: detail.engine,
+        platform: detail.platform,
+        term: detail.term,
+        payment: detail.payment,
+        recommended_count: detail.recommended_count,
+        upfront_cost: detail.upfront_cost,
+        monthly_savings: detail.monthly_savings,
+        details: Some(details_to_wire(detail.details)),
+        collected_at: Some(timestamp(stored.collected_at)),
     }
 }

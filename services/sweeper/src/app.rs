@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use cudly_common::config::defaults;
 use cudly_common::grpc::client_channel;
 use cudly_common::server::{Readiness, ServiceSpec, serve, wait_serving};
 use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
@@ -53,6 +54,14 @@ impl App {
                 &config.planner_url,
                 &config.internal_token,
                 config.common.internal_call_timeout,
+            )?),
+            planner_refresh: PlannerServiceClient::new(client_channel(
+                &config.planner_url,
+                &config.internal_token,
+                config
+                    .common
+                    .internal_call_timeout
+                    .max(defaults::RECOMMENDATION_REFRESH_TIMEOUT),
             )?),
         };
         let sweeper = Sweeper::new(config.clone(), pool.clone(), clients);

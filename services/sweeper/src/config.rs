@@ -51,7 +51,7 @@ impl Default for Tuning {
         Self {
             intervals: Task::ALL
                 .into_iter()
-                .map(|task| (task, DEFAULT_SWEEP_INTERVAL))
+                .map(|task| (task, task.own_interval().unwrap_or(DEFAULT_SWEEP_INTERVAL)))
                 .collect(),
             lock_ttl: Duration::from_secs(30),
             stranded_approved_after: defaults::STRANDED_APPROVED_AFTER,
@@ -71,7 +71,10 @@ impl Tuning {
         let mut tuning = Self::default();
         let default_interval = env.duration("CUDLY_SWEEP_INTERVAL", DEFAULT_SWEEP_INTERVAL)?;
         for task in Task::ALL {
-            let interval = env.duration(&task.interval_var(), default_interval)?;
+            let interval = env.duration(
+                &task.interval_var(),
+                task.own_interval().unwrap_or(default_interval),
+            )?;
             tuning.intervals.insert(task, interval);
         }
         tuning.lock_ttl = env.duration("CUDLY_LOCK_TTL", tuning.lock_ttl)?;

@@ -11,13 +11,17 @@ pub enum Task {
     RecoverStranded,
     /// Due plans start their executions.
     FireDuePlans,
+    /// Cost Explorer recommendations are collected again (daily by default: each call
+    /// is billed and the data changes once a day).
+    RefreshRecommendations,
 }
 
 impl Task {
-    pub const ALL: [Task; 3] = [
+    pub const ALL: [Task; 4] = [
         Task::ExpirePending,
         Task::RecoverStranded,
         Task::FireDuePlans,
+        Task::RefreshRecommendations,
     ];
 
     pub fn name(self) -> &'static str {
@@ -25,6 +29,16 @@ impl Task {
             Task::ExpirePending => "expire_pending",
             Task::RecoverStranded => "recover_stranded",
             Task::FireDuePlans => "fire_due_plans",
+            Task::RefreshRecommendations => "refresh_recommendations",
+        }
+    }
+
+    /// Returns the default interval of a task that does not follow
+    /// `CUDLY_SWEEP_INTERVAL` (only its own variable changes it).
+    pub fn own_interval(self) -> Option<std::time::Duration> {
+        match self {
+            Task::RefreshRecommendations => Some(std::time::Duration::from_secs(24 * 3600)),
+            _ => None,
         }
     }
 
@@ -47,7 +61,7 @@ impl FromStr for Task {
         Task::ALL
             .into_iter()
             .find(|task| task.name() == name)
-            .ok_or_else(|| format!("unknown task {name:?}: expected expire_pending, recover_stranded or fire_due_plans"))
+            .ok_or_else(|| format!("unknown task {name:?}: expected expire_pending, recover_stranded, fire_due_plans or refresh_recommendations"))
     }
 }
 

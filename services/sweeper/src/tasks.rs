@@ -9,8 +9,8 @@ use cudly_proto::executor::v1::{
     ExpirePendingRequest, ListStaleExecutionsRequest, RedriveRequest, SafeFailRequest,
     StaleExecution,
 };
-use cudly_proto::planner::v1::FireDuePlansRequest;
 use cudly_proto::planner::v1::planner_service_client::PlannerServiceClient;
+use cudly_proto::planner::v1::{FireDuePlansRequest, RefreshRecommendationsRequest};
 use futures::StreamExt;
 
 use crate::config::Config;
@@ -35,6 +35,8 @@ pub enum TaskStop {
 pub struct Clients {
     pub executor: ExecutorServiceClient<AuthChannel>,
     pub planner: PlannerServiceClient<AuthChannel>,
+    /// The planner for recommendation refreshes, with their longer deadline.
+    pub planner_refresh: PlannerServiceClient<AuthChannel>,
 }
 
 fn stop_for(status: tonic::Status, counts: Counts, call: &'static str) -> TaskStop {
@@ -58,6 +60,7 @@ pub async fn run_body(
         Task::ExpirePending => expire_pending(clients, fencing).await,
         Task::RecoverStranded => recover_stranded(config, clients, guard, fencing).await,
         Task::FireDuePlans => fire_due_plans(clients, fencing).await,
+        Task::RefreshRecommendations => refresh_recommendations(clients, fencing).await,
     }
 }
 
@@ -96,6 +99,34 @@ async fn fire_due_plans(clients: &Clients, fencing: Fencing) -> Result<Counts, T
         acted: reply.fired,
         race_lost: reply.race_lost,
         errors: reply.errors,
+    })
+}
+
+/// Collects Cost Explorer recommendations again: found = accounts, acted = accounts
+/// whose set was replaced, errors = accounts that kept their previous set.
+async fn refresh_recommendations(clients: &Clients, fencing: Fencing) -> Result<Counts, TaskStop> {
+    let reply = clients
+        .planner_refresh
+        .clone()
+        .refresh_recommendations(RefreshRecommendationsRequest {
+            fencing: Some(fencing),
+        })
+        .await
+        .map_err(|status| stop_for(status, Counts::default(), "refresh recommendations"))?
+        .into_inner();
+    let count = |failed: bool| {
+        let matching = reply
+            .accounts
+            .iter()
+            .filter(|entry| entry.error.is_some() == failed)
+            .count();
+        u32::try_from(matching).unwrap_or(u32::MAX)
+    };
+    Ok(Counts {
+        found: u32::try_from(reply.accounts.len()).unwrap_or(u32::MAX),
+        acted: count(false),
+        race_lost: 0,
+        errors: count(true),
     })
 }
 

@@ -338,23 +338,21 @@ async fn a_sweeper_whose_lock_expired_has_its_stale_fencing_token_refused_and_ac
     assert_eq!(detail.code, "stale_fencing_token");
 
     // And the task body itself stops at once, reporting the lock lost.
+    let channel = |addr: std::net::SocketAddr| {
+        client_channel(
+            &format!("http://{addr}"),
+            &stack.secrets().internal_token(Caller::Sweeper),
+            Duration::from_secs(10),
+        )
+        .unwrap()
+    };
+    let planner = cudly_proto::planner::v1::planner_service_client::PlannerServiceClient::new(
+        channel(stack.stack().planner_addr()),
+    );
     let clients = cudly_sweeper::tasks::Clients {
-        executor: ExecutorServiceClient::new(
-            client_channel(
-                &format!("http://{}", stack.stack().executor_addr()),
-                &stack.secrets().internal_token(Caller::Sweeper),
-                Duration::from_secs(10),
-            )
-            .unwrap(),
-        ),
-        planner: cudly_proto::planner::v1::planner_service_client::PlannerServiceClient::new(
-            client_channel(
-                &format!("http://{}", stack.stack().planner_addr()),
-                &stack.secrets().internal_token(Caller::Sweeper),
-                Duration::from_secs(10),
-            )
-            .unwrap(),
-        ),
+        executor: ExecutorServiceClient::new(channel(stack.stack().executor_addr())),
+        planner_refresh: planner.clone(),
+        planner,
     };
     let stopped = cudly_sweeper::tasks::run_body(
         Task::ExpirePending,

@@ -43,7 +43,9 @@ impl AwsError {
             Service::Sts => "ValidationError",
             Service::Organizations => "InvalidInputException",
             Service::Memorydb => "InvalidParameterValueException",
-            Service::Opensearch | Service::Savingsplans => "ValidationException",
+            Service::Opensearch | Service::Savingsplans | Service::Costexplorer => {
+                "ValidationException"
+            }
             Service::Ec2 | Service::Rds | Service::Elasticache | Service::Redshift => {
                 "InvalidParameterValue"
             }
@@ -75,6 +77,9 @@ impl AwsError {
                     Service::Memorydb | Service::Opensearch | Service::Savingsplans => {
                         (400, "ThrottlingException")
                     }
+                    // Cost Explorer models no throttling error of its own: its rate
+                    // limit is LimitExceededException, which the SDK retries as one.
+                    Service::Costexplorer => (400, "LimitExceededException"),
                 };
                 Self::new(status, code, "rate exceeded")
             }
@@ -226,6 +231,7 @@ pub(crate) fn classify(request: &RawRequest) -> Option<Classified> {
         let service = match prefix {
             "AWSOrganizationsV20161128" => Service::Organizations,
             "AmazonMemoryDB" => Service::Memorydb,
+            "AWSInsightsIndexService" => Service::Costexplorer,
             _ => scoped_service?,
         };
         return Some(Classified {
@@ -558,5 +564,20 @@ mod tests {
         assert_eq!(opensearch.operation, "DescribeReservedInstances");
         let savings = classify(&request(&[], Method::POST, "/CreateSavingsPlan", "{}")).unwrap();
         assert_eq!(savings.service, Service::Savingsplans);
+        let cost_explorer = classify(&request(
+            &[(
+                "x-amz-target",
+                "AWSInsightsIndexService.GetReservationPurchaseRecommendation",
+            )],
+            Method::POST,
+            "/",
+            "{}",
+        ))
+        .unwrap();
+        assert_eq!(cost_explorer.service, Service::Costexplorer);
+        assert_eq!(
+            cost_explorer.operation,
+            "GetReservationPurchaseRecommendation"
+        );
     }
 }

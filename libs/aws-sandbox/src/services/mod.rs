@@ -1,6 +1,7 @@
 //! One module per emulated service. Each handler runs under the state lock, so a
 //! purchase and its ledger entry are one atomic step.
 
+mod costexplorer;
 mod ec2;
 mod elasticache;
 mod memorydb;
@@ -156,6 +157,7 @@ pub(crate) fn handle(
         Service::Memorydb => memorydb::handle(context, state),
         Service::Opensearch => opensearch::handle(context, state),
         Service::Redshift => redshift::handle(context, state),
+        Service::Costexplorer => costexplorer::handle(context, state),
     }
 }
 

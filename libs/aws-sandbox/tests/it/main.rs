@@ -7,6 +7,7 @@ mod behaviour;
 mod cli;
 mod concurrency;
 mod control;
+mod costexplorer;
 mod ec2;
 mod elasticache;
 mod faults;

@@ -1,10 +1,11 @@
 //! Which internal caller may call which RPC: only the executor resolves credentials,
-//! the planner reads accounts by id and lists enabled ones, the gateway does the rest.
+//! the planner reads accounts by id, lists enabled ones and collects Cost Explorer
+//! recommendations, the gateway does the rest.
 
 use cudly_common::grpc::Caller;
 use cudly_proto::accounts::v1::{
-    CreateAccountRequest, GetAccountsByIdsRequest, ListEnabledAccountsRequest,
-    ResolveCredentialsRequest,
+    CollectRecommendationsRequest, CreateAccountRequest, GetAccountsByIdsRequest,
+    ListEnabledAccountsRequest, RecommendationQuery, ResolveCredentialsRequest,
 };
 use serde_json::json;
 
@@ -127,5 +128,58 @@ async fn the_planner_reads_accounts_by_id_and_lists_enabled_ones() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn only_the_planner_collects_recommendations_and_bad_requests_are_refused() {
+    let stack = stack().await;
+    let aws = create(&stack, keys_account("aws", "123456789012")).await;
+    let mut disabled = keys_account("disabled", "210987654321");
+    disabled["enabled"] = json!(false);
+    let disabled = create(&stack, disabled).await;
+    let request = |account_id: &str, organization: bool, service: &str, term: u32| {
+        CollectRecommendationsRequest {
+            account_id: account_id.to_owned(),
+            organization,
+            queries: vec![RecommendationQuery {
+                service: service.into(),
+                term,
+                payment: "no-upfront".into(),
+            }],
+            call_budget: 10,
+        }
+    };
+    for caller in [Caller::Gateway, Caller::Executor] {
+        let status = grpc_as(&stack, caller)
+            .collect_recommendations(request(&aws, false, "rds", 1))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{caller:?}");
+    }
+    let mut planner = grpc_as(&stack, Caller::Planner);
+    for (refused, code) in [
+        (
+            request("nope", false, "rds", 1),
+            tonic::Code::InvalidArgument,
+        ),
+        (
+            request(&aws, false, "lambda", 1),
+            tonic::Code::InvalidArgument,
+        ),
+        (request(&aws, false, "rds", 2), tonic::Code::InvalidArgument),
+        (request(&aws, true, "rds", 1), tonic::Code::InvalidArgument),
+        (
+            request(&disabled, false, "rds", 1),
+            tonic::Code::FailedPrecondition,
+        ),
+        (
+            request(&uuid::Uuid::new_v4().to_string(), false, "rds", 1),
+            tonic::Code::NotFound,
+        ),
+    ] {
+        let status = planner.collect_recommendations(refused).await.unwrap_err();
+        assert_eq!(status.code(), code, "{status:?}");
+    }
     stack.stop().await.unwrap();
 }

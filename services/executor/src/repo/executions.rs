@@ -47,6 +47,8 @@ pub struct ExecutionRow {
     pub created_by_key_id: Option<String>,
     pub approved_by_key_id: Option<String>,
     pub approved_at: Option<DateTime<Utc>>,
+    /// When the recommendation set a sized plan run was sized from was collected.
+    pub sized_from: Option<DateTime<Utc>>,
 }
 
 impl ExecutionRow {
@@ -85,6 +87,7 @@ pub struct NewRoot<'a> {
     pub source: Source,
     pub identities: Identities<'a>,
     pub quote: &'a QuoteTotal,
+    pub sized_from: Option<DateTime<Utc>>,
 }
 
 /// The API key ids of a new row's creator and (when created approved) approver.
@@ -101,9 +104,10 @@ pub async fn insert_root(conn: &mut PgConnection, root: &NewRoot<'_>) -> Executo
         "INSERT INTO executions (id, parent_id, plan_id, cloud_account_id, status, idempotency_key, \
              creation_key, step_number, scheduled_date, recommendations, target_account_ids, \
              approval_token_hash, approval_expires_at, approved_by, created_by, source, \
-             quote, total_commitment, created_by_key_id, approved_by_key_id, approved_at) \
+             quote, total_commitment, created_by_key_id, approved_by_key_id, approved_at, \
+             sized_from) \
          VALUES ($1, NULL, $2, NULL, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             $15, $16, $17, $18, CASE WHEN $3 = 'approved' THEN now() END) \
+             $15, $16, $17, $18, CASE WHEN $3 = 'approved' THEN now() END, $19) \
          ON CONFLICT DO NOTHING \
          RETURNING id",
     )
@@ -125,6 +129,7 @@ pub async fn insert_root(conn: &mut PgConnection, root: &NewRoot<'_>) -> Executo
     .bind(root.quote.total_commitment)
     .bind(root.identities.created_by_key_id)
     .bind(root.identities.approved_by_key_id)
+    .bind(root.sized_from)
     .fetch_optional(&mut *conn)
     .await
     .map_err(ExecutorError::db("inserting a root execution"))?;

@@ -178,6 +178,10 @@ pub struct PurchaseRow {
     pub commitment_id: String,
     pub upfront_cost: Option<f64>,
     pub purchased_at: DateTime<Utc>,
+    /// From the item's recommendation (purchase_history keeps the shape's main fields).
+    pub engine: Option<String>,
+    pub platform: Option<String>,
+    pub hourly_commitment: Option<String>,
 }
 
 /// Filters of [`list`].
@@ -197,15 +201,20 @@ pub async fn list(
     filter: &HistoryFilter,
 ) -> ExecutorResult<Vec<PurchaseRow>> {
     sqlx::query_as(
-        "SELECT id, execution_id, cloud_account_id, account_external_id, plan_id, provider, service, \
-             region, resource_type, count, term, payment, commitment_id, upfront_cost, purchased_at \
-         FROM purchase_history \
-         WHERE (cardinality($1::uuid[]) = 0 OR cloud_account_id = ANY($1)) \
-           AND ($2::text IS NULL OR provider = $2) \
-           AND ($3::text IS NULL OR service = $3) \
-           AND ($4::timestamptz IS NULL OR purchased_at >= $4) \
-           AND ($5::timestamptz IS NULL OR purchased_at < $5) \
-         ORDER BY purchased_at DESC, id \
+        "SELECT h.id, h.execution_id, h.cloud_account_id, h.account_external_id, h.plan_id, \
+             h.provider, h.service, h.region, h.resource_type, h.count, h.term, h.payment, \
+             h.commitment_id, h.upfront_cost, h.purchased_at, \
+             i.recommendation->>'engine' AS engine, i.recommendation->>'platform' AS platform, \
+             i.recommendation->'details'->>'hourly_commitment' AS hourly_commitment \
+         FROM purchase_history h \
+         LEFT JOIN LATERAL (SELECT recommendation FROM execution_items \
+             WHERE idempotency_token = h.idempotency_token LIMIT 1) i ON true \
+         WHERE (cardinality($1::uuid[]) = 0 OR h.cloud_account_id = ANY($1)) \
+           AND ($2::text IS NULL OR h.provider = $2) \
+           AND ($3::text IS NULL OR h.service = $3) \
+           AND ($4::timestamptz IS NULL OR h.purchased_at >= $4) \
+           AND ($5::timestamptz IS NULL OR h.purchased_at < $5) \
+         ORDER BY h.purchased_at DESC, h.id \
          LIMIT $6",
     )
     .bind(&filter.account_ids)

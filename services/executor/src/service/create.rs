@@ -46,6 +46,8 @@ pub struct CreateRequest {
     pub dry_run: bool,
     /// The plan's own limit on one run's total commitment.
     pub max_commitment_per_run: Option<f64>,
+    /// A run sized from Cost Explorer recommendations: when its set was collected.
+    pub sized_from: Option<DateTime<Utc>>,
 }
 
 impl CreateRequest {
@@ -241,6 +243,7 @@ impl Executor {
         let mut recommendations = recommendations.to_vec();
         let mut targets = request.targets.clone();
         let mut stored_creation_key = creation_key;
+        let mut sized_from = request.sized_from;
         let lineage_key = match creation_key {
             None => lineage::random_lineage_key(),
             Some(key) => {
@@ -259,6 +262,7 @@ impl Executor {
                     // each item keeps its idempotency token.
                     recommendations = first.recommendations.0.clone();
                     targets = first.target_account_ids.clone();
+                    sized_from = first.sized_from;
                     stored_creation_key = None;
                 }
                 lineage_key
@@ -329,6 +333,7 @@ impl Executor {
                 source: request.source,
                 identities,
                 quote: &root_total,
+                sized_from,
             },
         )
         .await?;

@@ -117,6 +117,7 @@ impl Executor {
                 source: Source::Retry,
                 identities,
                 quote: &root_total,
+                sized_from: root.sized_from,
             },
         )
         .await?;

@@ -71,6 +71,7 @@ async fn running_root(pool: &sqlx::PgPool) -> (Uuid, Uuid, String) {
                 source: Source::Api,
                 identities: Identities::default(),
                 quote: &total,
+                sized_from: None,
             },
         )
         .await
@@ -366,6 +367,7 @@ async fn a_lineage_holds_at_most_one_live_root() {
         source: Source::Retry,
         identities: Identities::default(),
         quote: &QuoteTotal::of([&quote()]).unwrap(),
+        sized_from: None,
     };
     assert!(
         !executions::insert_root(&mut conn, &second).await.unwrap(),

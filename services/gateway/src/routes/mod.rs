@@ -11,6 +11,7 @@ pub mod executions;
 pub mod guardrails;
 pub mod keys;
 pub mod plans;
+pub mod recommendations;
 pub mod sweeps;
 
 use axum::middleware;
@@ -44,6 +45,7 @@ fn key_routes() -> OpenApiRouter<AppState> {
         .merge(plans::router())
         .merge(executions::router())
         .merge(guardrails::router())
+        .merge(recommendations::router())
         .merge(sweeps::router())
 }
 

@@ -31,6 +31,7 @@ pub enum TaskName {
     ExpirePending,
     RecoverStranded,
     FireDuePlans,
+    RefreshRecommendations,
 }
 
 impl TaskName {
@@ -39,6 +40,7 @@ impl TaskName {
             TaskName::ExpirePending => "expire_pending",
             TaskName::RecoverStranded => "recover_stranded",
             TaskName::FireDuePlans => "fire_due_plans",
+            TaskName::RefreshRecommendations => "refresh_recommendations",
         }
     }
 }
@@ -135,7 +137,7 @@ async fn list_runs(
     post,
     path = "/api/admin/sweeps/{task}/run",
     tag = "operations",
-    params(("task" = inline(TaskName), Path, description = "expire_pending, recover_stranded or fire_due_plans")),
+    params(("task" = inline(TaskName), Path, description = "expire_pending, recover_stranded, fire_due_plans or refresh_recommendations")),
     responses(
         (status = 200, description = "the recorded run", body = SweepRun),
         (status = 400, description = "unknown task", body = ErrorBody),

@@ -127,6 +127,8 @@ pub struct Plan {
     pub editor: Option<Editor>,
     /// An admin asked to turn auto_purchase on and waits for another identity.
     pub auto_purchase_requested_by: Option<Editor>,
+    /// What a scheduled run buys: the standing list, or what Cost Explorer recommends.
+    pub source: PlanSource,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -135,6 +137,36 @@ impl Plan {
     /// Returns the plan's providers: the distinct providers of its services.
     pub fn providers(&self) -> BTreeSet<Provider> {
         providers_of(&self.services)
+    }
+}
+
+/// What a plan's runs buy when no list is given (docs/design/DOMAIN.md "Plans" and
+/// "Recommendations and sizing").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PlanSource {
+    /// The standing list, filtered and scaled per step.
+    #[default]
+    List,
+    /// The stored Cost Explorer recommendations, sized by coverage per step.
+    Recommendations,
+}
+
+impl PlanSource {
+    pub const NAMES: [&'static str; 2] = ["list", "recommendations"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "list" => Some(Self::List),
+            "recommendations" => Some(Self::Recommendations),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::List => Self::NAMES[0],
+            Self::Recommendations => Self::NAMES[1],
+        }
     }
 }
 
@@ -161,6 +193,8 @@ pub struct PlanInput {
     pub services: BTreeMap<String, ServiceInput>,
     pub ramp_schedule: Option<RampInput>,
     pub max_commitment_per_run: Option<f64>,
+    /// `list` | `recommendations`; absent: list.
+    pub source: Option<String>,
 }
 
 /// One service of a plan as received.
@@ -198,6 +232,7 @@ pub struct PlanSpec {
     pub services: BTreeMap<String, ServiceConfig>,
     pub ramp: RampSpec,
     pub max_commitment_per_run: Option<f64>,
+    pub source: PlanSource,
 }
 
 impl PlanSpec {

@@ -12,6 +12,7 @@ use cudly_vocabulary::{Recommendation, assign_targets};
 
 use super::plan::Plan;
 use super::selection::select_for_step;
+use super::sizing::SizedStep;
 
 /// Who asked for the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,8 @@ pub enum RunList {
     Standing,
     /// This list, verbatim, in its own lineage.
     Given(Vec<Recommendation>),
+    /// Step `current_step + 1` sized from Cost Explorer recommendations.
+    Sized(SizedStep),
 }
 
 /// The circumstances of a run.
@@ -76,6 +79,8 @@ pub struct ExecutionRequest {
     pub dry_run: bool,
     /// The plan's own limit on the run's total commitment.
     pub max_commitment_per_run: Option<f64>,
+    /// A sized run: when the oldest recommendation set it was sized from was collected.
+    pub sized_from: Option<DateTime<Utc>>,
 }
 
 /// Why a run has nothing to do.
@@ -90,6 +95,10 @@ pub enum NothingToRun {
     NoApplicableItems,
     /// The standing items apply but the step's increment rounds to nothing.
     EmptyIncrement { step: u32 },
+    /// A plan sized from recommendations: none collected matches its enabled services.
+    NoRecommendations,
+    /// A plan sized from recommendations: a target's set is missing or too old.
+    StaleRecommendations(String),
 }
 
 impl fmt::Display for NothingToRun {
@@ -101,6 +110,11 @@ impl fmt::Display for NothingToRun {
                 .write_str("no standing recommendation matches the plan's enabled services"),
             NothingToRun::EmptyIncrement { step } => {
                 write!(formatter, "step {step} buys nothing after scaling")
+            }
+            NothingToRun::NoRecommendations => formatter
+                .write_str("no collected recommendation matches the plan's enabled services"),
+            NothingToRun::StaleRecommendations(detail) => {
+                write!(formatter, "recommendations are stale: {detail}")
             }
         }
     }
@@ -123,6 +137,16 @@ impl From<RunRefusal> for ApiError {
             RunRefusal::Invalid(error) => error,
         }
     }
+}
+
+/// Returns the ramp step a run without a given list buys (`current_step + 1`), or why
+/// there is none: every step ran, or no target account is left.
+pub fn step_to_run(plan: &Plan, targets: &[Uuid]) -> Result<u32, NothingToRun> {
+    let step = plan.ramp.next_step().ok_or(NothingToRun::PlanFinished)?;
+    if targets.is_empty() {
+        return Err(NothingToRun::NoTargets);
+    }
+    Ok(step)
 }
 
 /// Returns the creation key of a standing-list run for `step`: one lineage per (plan,
@@ -167,6 +191,7 @@ pub fn build_execution_request(
         options.request_hash.as_deref(),
     )
     .map_err(RunRefusal::Invalid)?;
+    let mut sized_from = None;
     let (step_number, recommendations, creation_key) = match list {
         RunList::Given(given) => {
             if given.is_empty() {
@@ -181,14 +206,17 @@ pub fn build_execution_request(
             let key = given_creation_key(options.idempotency_key.as_deref());
             (None, given, key)
         }
+        RunList::Sized(sized) => {
+            let step = step_to_run(plan, targets).map_err(RunRefusal::Nothing)?;
+            sized_from = Some(sized.sized_from);
+            (
+                Some(step),
+                sized.items,
+                Some(standing_creation_key(plan.id, step)),
+            )
+        }
         RunList::Standing => {
-            let step = plan
-                .ramp
-                .next_step()
-                .ok_or(RunRefusal::Nothing(NothingToRun::PlanFinished))?;
-            if targets.is_empty() {
-                return Err(RunRefusal::Nothing(NothingToRun::NoTargets));
-            }
+            let step = step_to_run(plan, targets).map_err(RunRefusal::Nothing)?;
             let selection = select_for_step(standing, &plan.services, &plan.ramp, step);
             if selection.applicable == 0 {
                 return Err(RunRefusal::Nothing(NothingToRun::NoApplicableItems));
@@ -227,6 +255,7 @@ pub fn build_execution_request(
         actor_key_id: options.actor_key_id,
         dry_run: options.dry_run,
         max_commitment_per_run: plan.max_commitment_per_run,
+        sized_from,
     })
 }
 
@@ -251,6 +280,7 @@ mod tests {
             max_commitment_per_run: None,
             editor: None,
             auto_purchase_requested_by: None,
+            source: crate::domain::plan::PlanSource::List,
             notification_days_before: 7,
             services: BTreeMap::from([(
                 "aws/rds".to_owned(),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use cudly_common::ApiError;
 
 use super::plan::{
-    PlanInput, PlanSpec, RampInput, RampSpec, RampType, ServiceConfig, ServiceInput,
+    PlanInput, PlanSource, PlanSpec, RampInput, RampSpec, RampType, ServiceConfig, ServiceInput,
 };
 
 use super::ramp;
@@ -54,6 +54,15 @@ pub fn validate_plan(input: PlanInput) -> Result<PlanSpec, ApiError> {
             "must be a number of at least 0",
         ));
     }
+    let source = match input.source.as_deref() {
+        None => PlanSource::List,
+        Some(text) => PlanSource::parse(text).ok_or_else(|| {
+            ApiError::invalid_field(
+                "source",
+                format!("must be one of {}", PlanSource::NAMES.join(", ")),
+            )
+        })?,
+    };
     Ok(PlanSpec {
         name,
         enabled: input.enabled.unwrap_or(true),
@@ -62,6 +71,7 @@ pub fn validate_plan(input: PlanInput) -> Result<PlanSpec, ApiError> {
         services,
         ramp,
         max_commitment_per_run: input.max_commitment_per_run,
+        source,
     })
 }
 

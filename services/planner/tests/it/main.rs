@@ -3,5 +3,6 @@
 
 mod end_to_end;
 mod grpc;
+mod recommendations;
 mod rest;
 mod support;

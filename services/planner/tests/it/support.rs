@@ -183,6 +183,13 @@ impl AccountsService for FakeAccounts {
     ) -> Result<Response<accounts_pb::ResolveCredentialsResponse>, Status> {
         not_faked()
     }
+
+    async fn collect_recommendations(
+        &self,
+        _: Request<accounts_pb::CollectRecommendationsRequest>,
+    ) -> Result<Response<accounts_pb::CollectRecommendationsResponse>, Status> {
+        not_faked()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -424,6 +431,10 @@ pub async fn spawn_planner(
             internal_call_timeout: Duration::from_secs(5),
         },
         step_max_fires: cudly_planner::config::DEFAULT_STEP_MAX_FIRES,
+        collection_timeout: Duration::from_secs(5),
+        recommendation_call_budget: cudly_planner::config::DEFAULT_RECOMMENDATION_CALL_BUDGET,
+        recommendation_cooldown: cudly_planner::config::DEFAULT_RECOMMENDATION_COOLDOWN,
+        recommendation_max_age: cudly_planner::config::DEFAULT_RECOMMENDATION_MAX_AGE,
     };
     let app = App::from_listener(config, listener).unwrap();
     let addr = app.local_addr();

@@ -7,7 +7,7 @@
 //! token authorises; a key is optional). An approval token is never logged: the request
 //! span records the path without its query, and no handler puts the token in a field.
 
-mod models;
+pub(crate) mod models;
 mod views;
 
 use axum::body::Bytes;
@@ -189,6 +189,7 @@ async fn create_execution(
         actor_key_id: Some(principal.identity()),
         dry_run,
         max_commitment_per_run: None,
+        sized_from: None,
     };
     let reply = executor(&state)
         .create_execution(request)

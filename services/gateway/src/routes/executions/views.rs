@@ -46,6 +46,10 @@ pub struct ExecutionView {
     /// When a pending root's approval token expires.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_expires_at: Option<DateTime<Utc>>,
+    /// A plan run sized from Cost Explorer recommendations: when the oldest set it was
+    /// sized from was collected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sized_from: Option<DateTime<Utc>>,
     pub recommendations: Vec<Recommendation>,
     pub items: Vec<ExecutionItemView>,
     #[schema(no_recursion)]
@@ -224,6 +228,7 @@ pub fn execution_view(proto: pb::Execution) -> Result<ExecutionView, ApiError> {
             total_commitment: quote.total_commitment,
         }),
         approval_expires_at: optional_time(proto.approval_expires_at.as_ref()),
+        sized_from: optional_time(proto.sized_from.as_ref()),
         recommendations: recommendations(proto.recommendations)?,
         items,
         children: proto

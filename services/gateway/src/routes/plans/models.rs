@@ -29,6 +29,10 @@ pub struct PlanBody {
     /// absent: only the guardrails limit it.
     #[serde(default)]
     pub max_commitment_per_run: Option<f64>,
+    /// What runs buy when no list is given: `list` (the standing list, default) or
+    /// `recommendations` (sized from Cost Explorer's recommendations by coverage).
+    #[serde(default)]
+    pub source: Option<String>,
     /// 0-30, default 7.
     #[serde(default)]
     pub notification_days_before: Option<u32>,
@@ -165,6 +169,7 @@ pub fn plan_input(body: PlanBody) -> pb::PlanInput {
         enabled: body.enabled,
         auto_purchase: body.auto_purchase,
         max_commitment_per_run: body.max_commitment_per_run,
+        source: body.source,
         notification_days_before: body.notification_days_before,
         services: body
             .services

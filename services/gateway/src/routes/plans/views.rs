@@ -36,6 +36,8 @@ pub struct PlanView {
     /// When approvers must differ: who asked to turn auto_purchase on; a write with
     /// `auto_purchase: true` by another admin enables it.
     pub auto_purchase_requested_by: Option<String>,
+    /// `list` | `recommendations`.
+    pub source: String,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -143,6 +145,7 @@ pub fn plan_view(plan: pb::Plan) -> PlanView {
         step_fires: plan.step_fires,
         paused_reason: plan.paused_reason,
         max_commitment_per_run: plan.max_commitment_per_run,
+        source: plan.source,
         updated_by: plan.updated_by,
         auto_purchase_requested_by: plan.auto_purchase_requested_by,
         created_at: optional_time(plan.created_at.as_ref()),

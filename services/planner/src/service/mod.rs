@@ -21,6 +21,10 @@ use crate::metrics;
 use crate::repo::{self, Authors, Lock};
 use cudly_vocabulary::{Recommendation, RecommendationInput, validate_recommendations};
 
+mod recommendations;
+
+pub use recommendations::{AccountRefresh, RecommendationSettings, RefreshReport};
+
 /// Most due plans one FireDuePlans call looks at; the rest wait for the next sweep.
 pub const FIRE_BATCH: i64 = 100;
 /// Actor recorded on executions the planner creates for due plans.
@@ -90,6 +94,15 @@ pub struct Planner {
     clients: Clients,
     /// Fires of one step before the plan pauses (`CUDLY_PLAN_STEP_MAX_FIRES`).
     step_max_fires: u32,
+    recommendations: RecommendationSettings,
+}
+
+/// Checks a sweeper task name as a fencing check needs it.
+fn check_task(task: &str) -> PlannerResult<()> {
+    if task.trim().is_empty() || task.len() > MAX_TASK_CHARS {
+        return Err(ApiError::invalid_field("fencing.task", "is required").into());
+    }
+    Ok(())
 }
 
 fn plan_not_found(id: Uuid) -> PlannerError {
@@ -97,11 +110,17 @@ fn plan_not_found(id: Uuid) -> PlannerError {
 }
 
 impl Planner {
-    pub fn new(pool: PgPool, clients: Clients, step_max_fires: u32) -> Self {
+    pub fn new(
+        pool: PgPool,
+        clients: Clients,
+        step_max_fires: u32,
+        recommendations: RecommendationSettings,
+    ) -> Self {
         Self {
             pool,
             clients,
             step_max_fires,
+            recommendations,
         }
     }
 
@@ -433,21 +452,19 @@ impl Planner {
         if options.actor.trim().is_empty() {
             return Err(ApiError::invalid_field("actor", "is required").into());
         }
-        let list = match given {
-            Some(inputs) => RunList::Given(validate_recommendations(inputs)?),
-            None => RunList::Standing,
-        };
+        let given = given.map(validate_recommendations).transpose()?;
         let mut tx = self.begin().await?;
         let plan = repo::get_plan(&mut tx, plan_id, Lock::Share)
             .await?
             .ok_or_else(|| plan_not_found(plan_id))?;
-        let standing = match list {
-            RunList::Standing => repo::get_recommendations(&mut tx, plan_id)
-                .await?
-                .unwrap_or_default(),
-            RunList::Given(_) => Vec::new(),
-        };
         let targets = self.resolve_targets(&mut tx, &plan).await?;
+        let (list, standing) = match given {
+            Some(given) => (RunList::Given(given), Vec::new()),
+            None => self
+                .run_list(&mut tx, &plan, &targets, Utc::now())
+                .await?
+                .map_err(|nothing| ApiError::from(RunRefusal::Nothing(nothing)))?,
+        };
         let request = build_execution_request(&plan, &standing, &targets, list, options)
             .map_err(ApiError::from)?;
         let created = self.clients.create_execution(&request).await?;
@@ -471,9 +488,7 @@ impl Planner {
         token: i64,
         now: DateTime<Utc>,
     ) -> PlannerResult<FireReport> {
-        if task.trim().is_empty() || task.len() > MAX_TASK_CHARS {
-            return Err(ApiError::invalid_field("fencing.task", "is required").into());
-        }
+        check_task(task)?;
         let mut tx = self.begin().await?;
         repo::check_fencing(&mut tx, task, token).await?;
         let due = repo::due_plan_ids(&mut tx, now, FIRE_BATCH).await?;
@@ -531,9 +546,6 @@ impl Planner {
             step_advanced,
         };
         let targets = self.resolve_targets(&mut tx, &plan).await?;
-        let standing = repo::get_recommendations(&mut tx, plan_id)
-            .await?
-            .unwrap_or_default();
         // A scheduled run is created in the name of the plan's last editor, who then
         // cannot approve it when approvers must differ.
         let (actor, actor_key_id) = match &plan.editor {
@@ -549,13 +561,13 @@ impl Planner {
             idempotency_key: None,
             request_hash: None,
         };
-        let outcome = match build_execution_request(
-            &plan,
-            &standing,
-            &targets,
-            RunList::Standing,
-            options,
-        ) {
+        let built = match self.run_list(&mut tx, &plan, &targets, now).await? {
+            Ok((list, standing)) => {
+                build_execution_request(&plan, &standing, &targets, list, options)
+            }
+            Err(nothing) => Err(RunRefusal::Nothing(nothing)),
+        };
+        let outcome = match built {
             Ok(_) if plan.step_fires >= self.step_max_fires => {
                 // Re-fired that often, the step cannot complete as it is (a target that
                 // cannot buy, an item that always fails): an operator looks before more.

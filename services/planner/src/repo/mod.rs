@@ -1,4 +1,5 @@
-//! SQL of the `planner` schema: plans, plan_accounts and fencing. Every function takes a
+//! SQL of the `planner` schema: plans, plan_accounts and fencing; Cost Explorer
+//! recommendations in [`recommendations`]. Every function takes a
 //! connection or a transaction; the callers decide the transaction boundaries.
 
 use std::collections::BTreeMap;
@@ -8,16 +9,20 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
-use crate::domain::plan::{Editor, Plan, PlanSpec, RampSchedule, RampType, ServiceConfig};
+use crate::domain::plan::{
+    Editor, Plan, PlanSource, PlanSpec, RampSchedule, RampType, ServiceConfig,
+};
 use crate::error::{PlannerError, PlannerResult, db};
 use cudly_vocabulary::Recommendation;
+
+pub mod recommendations;
 
 /// The columns of a plan, in the order of [`PlanRow`].
 const PLAN_COLUMNS: &str = "id, name, enabled, auto_purchase, notification_days_before, services, \
      ramp_type, ramp_percent_per_step, ramp_step_interval_days, ramp_total_steps, ramp_current_step, \
      ramp_start_date, all_enabled_accounts, next_execution_date, last_execution_date, step_fires, \
      paused_reason, max_commitment_per_run, updated_by, updated_by_key_id, \
-     auto_purchase_requested_by, auto_purchase_requested_by_key_id, created_at, updated_at";
+     auto_purchase_requested_by, auto_purchase_requested_by_key_id, source, created_at, updated_at";
 
 #[derive(Debug, FromRow)]
 struct PlanRow {
@@ -43,6 +48,7 @@ struct PlanRow {
     updated_by_key_id: Option<String>,
     auto_purchase_requested_by: Option<String>,
     auto_purchase_requested_by_key_id: Option<String>,
+    source: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -63,6 +69,9 @@ impl TryFrom<PlanRow> for Plan {
     fn try_from(row: PlanRow) -> PlannerResult<Self> {
         let ramp_type = RampType::parse(&row.ramp_type).ok_or_else(|| {
             PlannerError::Internal(format!("stored plan {} has an unknown ramp type", row.id))
+        })?;
+        let source = PlanSource::parse(&row.source).ok_or_else(|| {
+            PlannerError::Internal(format!("stored plan {} has an unknown source", row.id))
         })?;
         Ok(Plan {
             id: row.id,
@@ -93,6 +102,7 @@ impl TryFrom<PlanRow> for Plan {
                 actor,
                 key_id: row.auto_purchase_requested_by_key_id,
             }),
+            source,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -133,9 +143,9 @@ pub async fn insert_plan(
              ramp_type, ramp_percent_per_step, ramp_step_interval_days, ramp_total_steps,
              ramp_current_step, ramp_start_date, all_enabled_accounts, next_execution_date,
              max_commitment_per_run, updated_by, updated_by_key_id, auto_purchase_requested_by,
-             auto_purchase_requested_by_key_id)
+             auto_purchase_requested_by_key_id, source)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14, $15, $16, $17,
-             $18)
+             $18, $19)
          RETURNING {PLAN_COLUMNS}"
     );
     let row: PlanRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -165,6 +175,7 @@ pub async fn insert_plan(
                 .auto_purchase_requested_by
                 .and_then(|request| request.key_id.as_deref()),
         )
+        .bind(spec.source.as_str())
         .fetch_one(conn)
         .await
         .map_err(db("insert plan"))?;
@@ -189,7 +200,7 @@ pub async fn update_plan(
              paused_reason = CASE WHEN $3 THEN NULL ELSE paused_reason END,
              max_commitment_per_run = $13, updated_by = $14, updated_by_key_id = $15,
              auto_purchase_requested_by = $16, auto_purchase_requested_by_key_id = $17,
-             updated_at = now()
+             source = $18, updated_at = now()
          WHERE id = $1
          RETURNING {PLAN_COLUMNS}"
     );
@@ -219,6 +230,7 @@ pub async fn update_plan(
                 .auto_purchase_requested_by
                 .and_then(|request| request.key_id.as_deref()),
         )
+        .bind(spec.source.as_str())
         .fetch_optional(conn)
         .await
         .map_err(db("update plan"))?;
