@@ -35,8 +35,8 @@ const ENDPOINT_REGION: &str = "us-east-1";
 /// one fixed key keeps a refresh replacing the plans it collected before.
 const GLOBAL_PLAN_REGION: &str = "us-east-1";
 /// Pages read at most per query, so an endpoint that keeps answering a next token
-/// cannot spend a refresh's whole budget on one query.
-const MAX_PAGES: usize = 200;
+/// cannot keep a caller busy forever; the call budget bounds what a refresh spends.
+const MAX_PAGES: usize = 5_000;
 /// Most decimals of an hourly commitment AWS accepts in CreateSavingsPlan; Cost
 /// Explorer may recommend more.
 const COMMITMENT_DECIMALS: usize = 5;
