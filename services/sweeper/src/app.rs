@@ -124,11 +124,15 @@ impl App {
             Vec::new()
         };
         let routes = grpc::routes(self.sweeper.clone());
-        let result = serve(spec, self.listener, self.pool, routes, shutdown).await;
-        cancel.cancel();
-        for handle in loops {
-            let _ = handle.await;
-        }
-        result
+        // The loops stop first, each finishing its current run and recording it, and
+        // only then do the server and its pool: a run in flight at shutdown is kept.
+        let stop = async move {
+            shutdown.await;
+            cancel.cancel();
+            for handle in loops {
+                let _ = handle.await;
+            }
+        };
+        serve(spec, self.listener, self.pool, routes, stop).await
     }
 }
