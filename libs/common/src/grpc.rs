@@ -50,8 +50,8 @@ impl Caller {
     }
 }
 
-/// Server-side check of internal tokens. Accepts the listed callers only and records
-/// the caller in the request extensions for per-RPC checks ([`require_caller`]).
+/// The internal tokens of the callers a service accepts; [`crate::caller_policy`] checks
+/// them, and each RPC's callers, at the service's edge.
 #[derive(Clone)]
 pub struct InternalAuth {
     accepted: Arc<Vec<(Caller, SecretString)>>,
@@ -77,7 +77,7 @@ impl InternalAuth {
         Ok(Self::new(accepted))
     }
 
-    fn identify(&self, presented: &[u8]) -> Option<Caller> {
+    pub(crate) fn identify(&self, presented: &[u8]) -> Option<Caller> {
         // Compare against every token so the time taken does not reveal which matched.
         let mut found = None;
         for (caller, token) in self.accepted.iter() {
@@ -86,35 +86,6 @@ impl InternalAuth {
             }
         }
         found
-    }
-}
-
-impl Interceptor for InternalAuth {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let presented = request
-            .metadata()
-            .get(TOKEN_METADATA_KEY)
-            .map(|value| value.as_bytes().to_vec())
-            .ok_or_else(|| Status::from(ApiError::unauthenticated("missing internal token")))?;
-        let caller = self
-            .identify(&presented)
-            .ok_or_else(|| Status::from(ApiError::unauthenticated("unknown internal token")))?;
-        request.extensions_mut().insert(caller);
-        Ok(request)
-    }
-}
-
-/// Returns the authenticated caller of a request, or PERMISSION_DENIED when it is not
-/// one of `allowed`.
-pub fn require_caller<T>(request: &Request<T>, allowed: &[Caller]) -> Result<Caller, Status> {
-    match request.extensions().get::<Caller>() {
-        Some(caller) if allowed.contains(caller) => Ok(*caller),
-        Some(caller) => Err(ApiError::permission_denied(format!(
-            "caller {} may not call this method",
-            caller.name()
-        ))
-        .into()),
-        None => Err(ApiError::unauthenticated("missing internal token").into()),
     }
 }
 
@@ -261,58 +232,5 @@ pub fn db_error(context: &'static str, error: sqlx::Error) -> ApiError {
     } else {
         tracing::error!(context, error = %crate::db::error_kind(&error), "database error");
         ApiError::internal()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn auth() -> InternalAuth {
-        InternalAuth::new(vec![
-            (Caller::Gateway, SecretString::from("gateway-token")),
-            (Caller::Executor, SecretString::from("executor-token")),
-        ])
-    }
-
-    fn request_with(token: Option<&str>) -> Request<()> {
-        let mut request = Request::new(());
-        if let Some(token) = token {
-            request
-                .metadata_mut()
-                .insert(TOKEN_METADATA_KEY, token.parse().unwrap());
-        }
-        request
-    }
-
-    #[test]
-    fn a_known_token_identifies_its_caller() {
-        let request = auth().call(request_with(Some("executor-token"))).unwrap();
-        assert_eq!(
-            require_caller(&request, &[Caller::Executor]).unwrap(),
-            Caller::Executor
-        );
-    }
-
-    #[test]
-    fn a_missing_or_unknown_token_is_unauthenticated() {
-        assert_eq!(
-            auth().call(request_with(None)).unwrap_err().code(),
-            tonic::Code::Unauthenticated
-        );
-        assert_eq!(
-            auth()
-                .call(request_with(Some("planner-token")))
-                .unwrap_err()
-                .code(),
-            tonic::Code::Unauthenticated
-        );
-    }
-
-    #[test]
-    fn a_caller_outside_the_allowed_list_is_denied() {
-        let request = auth().call(request_with(Some("gateway-token"))).unwrap();
-        let denied = require_caller(&request, &[Caller::Executor]).unwrap_err();
-        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
     }
 }

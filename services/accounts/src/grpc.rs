@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use cudly_common::grpc::{Caller, require_caller};
+use cudly_common::caller_policy::{CallerPolicy, CallerTable};
+use cudly_common::grpc::Caller;
 use cudly_proto::accounts::v1 as pb;
 use cudly_proto::accounts::v1::accounts_service_server::{AccountsService, AccountsServiceServer};
 use cudly_proto::convert::{details_to_wire, timestamp};
 use secrecy::{ExposeSecret, SecretString};
-use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use crate::collect::QueryInput;
@@ -27,6 +27,23 @@ const PLANNER_READS: &[Caller] = &[Caller::Planner, Caller::Gateway];
 const EXECUTOR: &[Caller] = &[Caller::Executor];
 const PLANNER: &[Caller] = &[Caller::Planner];
 
+/// Every RPC of this service with the callers allowed to call it, enforced by
+/// [`CallerPolicy`] before any handler runs (docs/design/ARCHITECTURE.md "Who calls whom").
+pub const CALLERS: CallerTable = &[
+    ("CreateAccount", GATEWAY),
+    ("GetAccount", GATEWAY),
+    ("ListAccounts", GATEWAY),
+    ("UpdateAccount", GATEWAY),
+    ("DeleteAccount", GATEWAY),
+    ("SetCredentials", GATEWAY),
+    ("TestCredentials", GATEWAY),
+    ("DiscoverOrganization", GATEWAY),
+    ("GetAccountsByIds", PLANNER_READS),
+    ("ListEnabledAccounts", PLANNER_READS),
+    ("ResolveCredentials", EXECUTOR),
+    ("CollectRecommendations", PLANNER),
+];
+
 /// The service implementation.
 pub struct AccountsGrpc {
     accounts: Arc<Accounts>,
@@ -35,7 +52,7 @@ pub struct AccountsGrpc {
 /// Returns the routes of this service behind the internal-token check.
 pub fn routes(config: &Config, accounts: Arc<Accounts>) -> tonic::service::Routes {
     let service = AccountsServiceServer::new(AccountsGrpc { accounts });
-    tonic::service::Routes::new(InterceptedService::new(service, config.auth.clone()))
+    tonic::service::Routes::new(CallerPolicy::new(service, config.auth.clone(), CALLERS))
 }
 
 fn to_proto(account: Account) -> pb::Account {
@@ -112,7 +129,6 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::CreateAccountRequest>,
     ) -> Result<Response<pb::Account>, Status> {
-        require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
         let draft = draft_from_proto(request.account)?;
         let credentials = request.credentials.map(credentials_from_proto);
@@ -125,7 +141,6 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::GetAccountRequest>,
     ) -> Result<Response<pb::Account>, Status> {
-        require_caller(&request, GATEWAY)?;
         let id = parse_id("id", &request.get_ref().id)?;
         let account = self.accounts.get(id).await?;
         Ok(Response::new(to_proto(account)))
@@ -136,7 +151,6 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::ListAccountsRequest>,
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
-        require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
         let filter = AccountFilter {
             provider: request
@@ -161,7 +175,6 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::UpdateAccountRequest>,
     ) -> Result<Response<pb::Account>, Status> {
-        require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
         let id = parse_id("id", &request.id)?;
         let draft = draft_from_proto(request.account)?;
@@ -174,7 +187,6 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::DeleteAccountRequest>,
     ) -> Result<Response<pb::DeleteAccountResponse>, Status> {
-        require_caller(&request, GATEWAY)?;
         let id = parse_id("id", &request.get_ref().id)?;
         self.accounts.delete(id).await?;
         Ok(Response::new(pb::DeleteAccountResponse {}))
@@ -185,7 +197,6 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::SetCredentialsRequest>,
     ) -> Result<Response<pb::SetCredentialsResponse>, Status> {
-        require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
         let id = parse_id("account_id", &request.account_id)?;
         let credentials = request
@@ -201,7 +212,6 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::TestCredentialsRequest>,
     ) -> Result<Response<pb::TestCredentialsResponse>, Status> {
-        require_caller(&request, GATEWAY)?;
         let id = parse_id("account_id", &request.get_ref().account_id)?;
         let reply = match self.accounts.test_credentials(id).await? {
             TestOutcome::Ok { caller_identity } => pb::TestCredentialsResponse {
@@ -227,7 +237,6 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::DiscoverOrganizationRequest>,
     ) -> Result<Response<pb::DiscoverOrganizationResponse>, Status> {
-        require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
         let root_id = parse_id("org_root_account_id", &request.org_root_account_id)?;
         let discovery = self
@@ -257,7 +266,6 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::GetAccountsByIdsRequest>,
     ) -> Result<Response<pb::GetAccountsByIdsResponse>, Status> {
-        require_caller(&request, PLANNER_READS)?;
         let ids = request
             .get_ref()
             .ids
@@ -277,7 +285,6 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::ListEnabledAccountsRequest>,
     ) -> Result<Response<pb::ListEnabledAccountsResponse>, Status> {
-        require_caller(&request, PLANNER_READS)?;
         let providers = request
             .get_ref()
             .providers
@@ -295,7 +302,6 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::ResolveCredentialsRequest>,
     ) -> Result<Response<pb::ResolveCredentialsResponse>, Status> {
-        require_caller(&request, EXECUTOR)?;
         let id = parse_id("account_id", &request.get_ref().account_id)?;
         let valid_for =
             chrono::TimeDelta::seconds(i64::from(request.get_ref().min_validity_seconds));
@@ -321,7 +327,6 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::CollectRecommendationsRequest>,
     ) -> Result<Response<pb::CollectRecommendationsResponse>, Status> {
-        require_caller(&request, PLANNER)?;
         let request = request.into_inner();
         let id = parse_id("account_id", &request.account_id)?;
         let queries = request

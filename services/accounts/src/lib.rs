@@ -9,6 +9,8 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 mod grpc;
+
+pub use grpc::CALLERS;
 mod repo;
 pub mod resolver;
 pub mod rotation;

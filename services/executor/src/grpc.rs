@@ -2,14 +2,14 @@
 //! and nowhere else; each handler checks its caller, then calls the service layer.
 
 use cudly_common::ApiError;
-use cudly_common::grpc::{Caller, require_caller};
+use cudly_common::caller_policy::{CallerPolicy, CallerTable, caller_of};
+use cudly_common::grpc::Caller;
 use cudly_proto::common::v1 as common_pb;
 use cudly_proto::convert::{
     parse_id, parse_ids, parse_optional_id, parse_optional_time, recommendation_inputs, timestamp,
 };
 use cudly_proto::executor::v1 as pb;
 use cudly_proto::executor::v1::executor_service_server::{ExecutorService, ExecutorServiceServer};
-use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -27,6 +27,27 @@ use crate::service::{
 /// Fully qualified name of the service, reported in health.
 pub const SERVICE_NAME: &str = cudly_proto::executor::v1::executor_service_server::SERVICE_NAME;
 
+/// Every RPC of this service with the callers allowed to call it, enforced by
+/// [`CallerPolicy`] before any handler runs (docs/design/ARCHITECTURE.md "Who calls whom").
+pub const CALLERS: CallerTable = &[
+    ("CreateExecution", GATEWAY_OR_PLANNER),
+    ("GetExecution", GATEWAY),
+    ("ListExecutions", GATEWAY),
+    ("ApproveExecution", GATEWAY),
+    ("CancelExecution", GATEWAY),
+    ("PreviewApproval", GATEWAY),
+    ("RetryExecution", GATEWAY),
+    ("ListPurchaseHistory", GATEWAY_OR_PLANNER),
+    ("ResolvePurchaseAttempt", GATEWAY),
+    ("HasLiveExecution", PLANNER),
+    ("ExpirePending", SWEEPER),
+    ("ListStaleExecutions", SWEEPER),
+    ("Redrive", SWEEPER),
+    ("SafeFail", SWEEPER),
+    ("GetGuardrails", GATEWAY_OR_PLANNER),
+    ("PutGuardrails", GATEWAY),
+];
+
 /// The service implementation.
 pub struct ExecutorGrpc {
     executor: Executor,
@@ -35,7 +56,7 @@ pub struct ExecutorGrpc {
 /// Returns the routes of this service behind the internal-token check.
 pub fn routes(config: &Config, executor: Executor) -> tonic::service::Routes {
     let service = ExecutorServiceServer::new(ExecutorGrpc { executor });
-    tonic::service::Routes::new(InterceptedService::new(service, config.auth.clone()))
+    tonic::service::Routes::new(CallerPolicy::new(service, config.auth.clone(), CALLERS))
 }
 
 const GATEWAY: &[Caller] = &[Caller::Gateway];
@@ -50,7 +71,7 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::CreateExecutionRequest>,
     ) -> Result<Response<pb::CreateExecutionResponse>, Status> {
-        let caller = require_caller(&request, GATEWAY_OR_PLANNER)?;
+        let caller = caller_of(&request)?;
         tracing::Span::current().record("caller", caller.name());
         let create = create_request(request.into_inner(), caller)?;
         let dry_run = create.dry_run;
@@ -75,7 +96,6 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::GetExecutionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
-        require_caller(&request, GATEWAY)?;
         let id = parse_id(&request.get_ref().id, "id").map_err(ApiError::from)?;
         tracing::Span::current().record("execution_id", tracing::field::display(id));
         let view = self.executor.get(id).await?;
@@ -87,7 +107,6 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::ListExecutionsRequest>,
     ) -> Result<Response<pb::ListExecutionsResponse>, Status> {
-        require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
         let filter = RootFilter {
             plan_id: parse_optional_id(request.plan_id.as_deref(), "plan_id")
@@ -111,7 +130,6 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::ApproveExecutionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
-        require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
         let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         let span = tracing::Span::current();
@@ -135,7 +153,6 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::CancelExecutionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
-        require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
         let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         let span = tracing::Span::current();
@@ -159,7 +176,6 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::PreviewApprovalRequest>,
     ) -> Result<Response<pb::PreviewApprovalResponse>, Status> {
-        require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
         let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         tracing::Span::current().record("execution_id", tracing::field::display(id));
@@ -175,7 +191,6 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::RetryExecutionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
-        require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
         let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         tracing::Span::current().record("execution_id", tracing::field::display(id));
@@ -191,7 +206,6 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::ListPurchaseHistoryRequest>,
     ) -> Result<Response<pb::ListPurchaseHistoryResponse>, Status> {
-        require_caller(&request, GATEWAY_OR_PLANNER)?;
         let request = request.into_inner();
         let filter = HistoryFilter {
             account_ids: parse_ids(&request.account_ids, "account_ids").map_err(ApiError::from)?,
@@ -213,7 +227,6 @@ impl ExecutorService for ExecutorGrpc {
         request: Request<pb::ResolvePurchaseAttemptRequest>,
     ) -> Result<Response<pb::ResolvePurchaseAttemptResponse>, Status> {
         use pb::resolve_purchase_attempt_request::{Resolution, Target};
-        require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
         let target = match request.target {
             Some(Target::IdempotencyToken(token)) => AttemptTarget::Token(token),
@@ -248,7 +261,6 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::HasLiveExecutionRequest>,
     ) -> Result<Response<pb::HasLiveExecutionResponse>, Status> {
-        require_caller(&request, PLANNER)?;
         let plan_id = parse_id(&request.get_ref().plan_id, "plan_id").map_err(ApiError::from)?;
         let ids = self.executor.live_roots_of_plan(plan_id).await?;
         Ok(Response::new(pb::HasLiveExecutionResponse {
@@ -262,7 +274,6 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::ExpirePendingRequest>,
     ) -> Result<Response<pb::ExpirePendingResponse>, Status> {
-        require_caller(&request, SWEEPER)?;
         let request = request.into_inner();
         let fencing = fencing(request.fencing)?;
         let counts = self
@@ -285,7 +296,6 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::ListStaleExecutionsRequest>,
     ) -> Result<Response<pb::ListStaleExecutionsResponse>, Status> {
-        require_caller(&request, SWEEPER)?;
         let request = request.into_inner();
         let fencing = fencing(request.fencing)?;
         if request.approved_after_seconds == 0 || request.running_after_seconds == 0 {
@@ -324,7 +334,6 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::RedriveRequest>,
     ) -> Result<Response<pb::RedriveResponse>, Status> {
-        require_caller(&request, SWEEPER)?;
         let request = request.into_inner();
         let id = parse_id(&request.execution_id, "execution_id").map_err(ApiError::from)?;
         tracing::Span::current().record("execution_id", tracing::field::display(id));
@@ -346,7 +355,6 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::SafeFailRequest>,
     ) -> Result<Response<pb::SafeFailResponse>, Status> {
-        require_caller(&request, SWEEPER)?;
         let request = request.into_inner();
         let id = parse_id(&request.execution_id, "execution_id").map_err(ApiError::from)?;
         tracing::Span::current().record("execution_id", tracing::field::display(id));
@@ -370,9 +378,8 @@ impl ExecutorService for ExecutorGrpc {
     #[tracing::instrument(skip_all, fields(rpc = "GetGuardrails"))]
     async fn get_guardrails(
         &self,
-        request: Request<pb::GetGuardrailsRequest>,
+        _request: Request<pb::GetGuardrailsRequest>,
     ) -> Result<Response<pb::Guardrails>, Status> {
-        require_caller(&request, GATEWAY_OR_PLANNER)?;
         let view = self.executor.get_guardrails().await?;
         Ok(Response::new(guardrails_to_proto(&view)))
     }
@@ -382,7 +389,6 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::PutGuardrailsRequest>,
     ) -> Result<Response<pb::Guardrails>, Status> {
-        require_caller(&request, GATEWAY)?;
         let request = request.into_inner();
         let update = GuardrailsUpdate {
             max_execution_commitment: request.max_execution_commitment,

@@ -6,6 +6,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+
+pub use grpc::CALLERS;
 pub mod metrics;
 pub mod pricing;
 pub mod repo;

@@ -123,6 +123,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(from_fn(metrics::track_requests))
         .layer(from_fn(middleware::json_errors))
+        .layer(from_fn(middleware::no_store))
         .layer(from_fn(middleware::trace_request))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));

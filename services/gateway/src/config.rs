@@ -112,6 +112,7 @@ impl Config {
         );
         config.addr = env.addr("CUDLY_GATEWAY_ADDR", defaults::GATEWAY_ADDR)?;
         config.bootstrap_admin_key = secrets.bootstrap_admin_key();
+        check_not_public_default(config.bootstrap_admin_key.as_ref(), env.is_dev_mode())?;
         config.backends = BackendUrls::read(env, layout);
         config.request_timeout = env.duration("CUDLY_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)?;
         config.validate()?;
@@ -145,6 +146,30 @@ impl Config {
     }
 }
 
+/// How the compose file's public defaults begin (`${VAR:-dev-only-...}`).
+const PUBLIC_DEFAULT_PREFIX: &str = "dev-only";
+
+/// Refuses, outside dev mode, a bootstrap key that is the compose file's public
+/// default: anyone who read the file would hold an admin key.
+fn check_not_public_default(key: Option<&SecretString>, dev_mode: bool) -> ConfigResult<()> {
+    match key {
+        Some(key)
+            if !dev_mode
+                && key
+                    .expose_secret()
+                    .trim()
+                    .starts_with(PUBLIC_DEFAULT_PREFIX) =>
+        {
+            Err(ConfigError::new(
+                "CUDLY_BOOTSTRAP_ADMIN_KEY",
+                "is the compose file's public dev-only default: set a key of your own \
+                 outside dev mode",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +197,18 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.variable, "CUDLY_BOOTSTRAP_ADMIN_KEY");
         assert!(!error.to_string().contains("short"));
+    }
+
+    #[test]
+    fn the_compose_default_key_is_refused_outside_dev_mode_only() {
+        let public = SecretString::from("dev-only-bootstrap-admin-key-change-me");
+        let error = check_not_public_default(Some(&public), false).unwrap_err();
+        assert_eq!(error.variable, "CUDLY_BOOTSTRAP_ADMIN_KEY");
+        assert!(!error.to_string().contains("change-me"));
+        check_not_public_default(Some(&public), true).unwrap();
+        let own = SecretString::from("a-key-of-our-own-0123456789");
+        check_not_public_default(Some(&own), false).unwrap();
+        check_not_public_default(None, false).unwrap();
     }
 
     #[test]

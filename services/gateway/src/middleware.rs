@@ -107,6 +107,18 @@ pub async fn enforce_timeout(
     }
 }
 
+/// Marks every response `Cache-Control: no-store` unless a handler chose otherwise:
+/// replies carry API keys, approval tokens and account data that no proxy, browser
+/// cache or history should keep.
+pub async fn no_store(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
 /// Gives every error response a JSON body. The handlers' errors already have one; this
 /// covers the responses axum and tower produce themselves (405 from the router, a
 /// rejected body), keeping their status and headers (e.g. `Allow`).

@@ -1,4 +1,4 @@
-//! SQL of the `gateway` schema: API keys.
+//! SQL of the `gateway` schema: API keys, and the bootstrap keys disabled.
 
 use chrono::{DateTime, Utc};
 use cudly_common::ApiError;
@@ -136,4 +136,46 @@ pub async fn touch_key(
     .execute(conn)
     .await
     .map(|_| ())
+}
+
+/// Returns whether a usable admin key (not expired) is stored.
+pub async fn admin_key_exists(conn: &mut PgConnection) -> Result<bool, GatewayError> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM api_keys WHERE role = 'admin' \
+             AND (expires_at IS NULL OR expires_at > now()))",
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(GatewayError::db("look for an admin key"))
+}
+
+/// Records the bootstrap key of hash `hash` as disabled by `actor`; repeating it is a
+/// no-op.
+pub async fn disable_bootstrap_key(
+    conn: &mut PgConnection,
+    hash: &KeyHash,
+    actor: &str,
+) -> Result<(), GatewayError> {
+    sqlx::query(
+        "INSERT INTO disabled_bootstrap_keys (key_hash, disabled_by) VALUES ($1, $2) \
+         ON CONFLICT (key_hash) DO NOTHING",
+    )
+    .bind(&hash[..])
+    .bind(actor)
+    .execute(conn)
+    .await
+    .map_err(GatewayError::db("disable the bootstrap key"))?;
+    Ok(())
+}
+
+/// Returns whether the bootstrap key of hash `hash` was disabled.
+pub async fn bootstrap_key_disabled(
+    conn: &mut PgConnection,
+    hash: &KeyHash,
+) -> Result<bool, GatewayError> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM disabled_bootstrap_keys WHERE key_hash = $1)")
+        .bind(&hash[..])
+        .fetch_one(conn)
+        .await
+        .map_err(GatewayError::db("read the disabled bootstrap keys"))
 }

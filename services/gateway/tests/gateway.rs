@@ -398,6 +398,83 @@ async fn an_expired_key_is_unauthorized_and_a_past_expiry_is_refused() {
 }
 
 #[tokio::test]
+async fn the_bootstrap_key_can_be_disabled_once_another_admin_key_exists() {
+    let gateway = TestGateway::spawn().await;
+    let disable = |key: &str| gateway.delete("/api/keys/bootstrap", Some(key)).send();
+    let refused = disable(ADMIN_KEY).await.unwrap();
+    let body = expect_json_error(refused, StatusCode::CONFLICT).await;
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("another admin key"),
+        "{body}"
+    );
+    let viewer = gateway.create_key("reader", "viewer").await;
+    let refused = disable(viewer["key"].as_str().unwrap()).await.unwrap();
+    expect_json_error(refused, StatusCode::FORBIDDEN).await;
+    let admin = gateway.create_key("ops", "admin").await;
+    let admin = admin["key"].as_str().unwrap();
+
+    assert_eq!(
+        disable(ADMIN_KEY).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    let locked_out = gateway
+        .get("/api/keys", Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    expect_json_error(locked_out, StatusCode::UNAUTHORIZED).await;
+    let listed = gateway.get("/api/keys", Some(admin)).send().await.unwrap();
+    assert_eq!(listed.status(), StatusCode::OK, "the other admin goes on");
+    assert_eq!(
+        disable(admin).await.unwrap().status(),
+        StatusCode::NO_CONTENT,
+        "idempotent"
+    );
+}
+
+#[tokio::test]
+async fn no_reply_may_be_cached_least_of_all_one_carrying_a_key() {
+    let gateway = TestGateway::spawn().await;
+    let created = gateway
+        .post("/api/keys", Some(ADMIN_KEY))
+        .json(&json!({"name": "ci", "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let responses = [
+        created,
+        gateway
+            .get("/api/keys", Some(ADMIN_KEY))
+            .send()
+            .await
+            .unwrap(),
+        gateway.get("/api/keys", None).send().await.unwrap(),
+        gateway
+            .post(
+                "/api/executions/00000000-0000-4000-8000-000000000000/approve",
+                None,
+            )
+            .json(&json!({"token": "0".repeat(64)}))
+            .send()
+            .await
+            .unwrap(),
+        gateway.get("/no/such/route", None).send().await.unwrap(),
+    ];
+    for response in responses {
+        assert_eq!(
+            response.headers()["cache-control"],
+            "no-store",
+            "{}",
+            response.url()
+        );
+    }
+}
+
+#[tokio::test]
 async fn every_response_carries_a_request_id() {
     let gateway = TestGateway::spawn().await;
     let responses = [

@@ -4,14 +4,14 @@
 
 use chrono::{TimeDelta, Utc};
 use cudly_common::ApiError;
-use cudly_common::grpc::{Caller, require_caller};
+use cudly_common::caller_policy::{CallerPolicy, CallerTable};
+use cudly_common::grpc::Caller;
 use cudly_proto::convert::{
     details_to_wire, parse_id, parse_optional_time, recommendation_inputs, timestamp,
 };
 use cudly_proto::planner::v1 as pb;
 use cudly_proto::planner::v1::planner_service_server::{PlannerService, PlannerServiceServer};
 use cudly_vocabulary::Recommendation;
-use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use crate::clients::Clients;
@@ -27,6 +27,28 @@ use crate::service::{FireReport, PlanAccounts, Planner, RecommendationSettings};
 /// Fully qualified name of the service, reported in health.
 pub const SERVICE_NAME: &str = cudly_proto::planner::v1::planner_service_server::SERVICE_NAME;
 
+/// Every RPC of this service with the callers allowed to call it, enforced by
+/// [`CallerPolicy`] before any handler runs (docs/design/ARCHITECTURE.md "Who calls whom").
+pub const CALLERS: CallerTable = &[
+    ("CreatePlan", &[Caller::Gateway]),
+    ("GetPlan", &[Caller::Gateway]),
+    ("ListPlans", &[Caller::Gateway]),
+    ("UpdatePlan", &[Caller::Gateway]),
+    ("DeletePlan", &[Caller::Gateway]),
+    ("SetPlanAccounts", &[Caller::Gateway]),
+    ("GetPlanAccounts", &[Caller::Gateway]),
+    ("SetPlanRecommendations", &[Caller::Gateway]),
+    ("GetPlanRecommendations", &[Caller::Gateway]),
+    ("StartExecution", &[Caller::Gateway]),
+    ("FireDuePlans", &[Caller::Sweeper]),
+    ("CompletePlanStep", &[Caller::Executor]),
+    (
+        "RefreshRecommendations",
+        &[Caller::Gateway, Caller::Sweeper],
+    ),
+    ("ListRecommendations", &[Caller::Gateway]),
+];
+
 /// The service implementation.
 pub struct PlannerGrpc {
     planner: Planner,
@@ -35,7 +57,7 @@ pub struct PlannerGrpc {
 /// Returns the routes of this service behind the internal-token check.
 pub fn routes(config: &Config, planner: Planner) -> tonic::service::Routes {
     let service = PlannerServiceServer::new(PlannerGrpc { planner });
-    tonic::service::Routes::new(InterceptedService::new(service, config.auth.clone()))
+    tonic::service::Routes::new(CallerPolicy::new(service, config.auth.clone(), CALLERS))
 }
 
 /// Returns the planner's operations over `pool`, with clients of its dependencies.
@@ -221,7 +243,6 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::CreatePlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
-        require_caller(&request, &[Caller::Gateway])?;
         let request = request.into_inner();
         let input = plan_input(request.plan)?;
         let account_ids = request.account_ids.map(|list| list.ids);
@@ -238,7 +259,6 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::GetPlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
-        require_caller(&request, &[Caller::Gateway])?;
         let id = parse_id(&request.get_ref().id, "id").map_err(ApiError::from)?;
         let plan = self.planner.get_plan(id).await?;
         Ok(Response::new(plan_proto(&plan)))
@@ -247,9 +267,8 @@ impl PlannerService for PlannerGrpc {
     #[tracing::instrument(skip_all)]
     async fn list_plans(
         &self,
-        request: Request<pb::ListPlansRequest>,
+        _request: Request<pb::ListPlansRequest>,
     ) -> Result<Response<pb::ListPlansResponse>, Status> {
-        require_caller(&request, &[Caller::Gateway])?;
         let plans = self.planner.list_plans().await?;
         Ok(Response::new(pb::ListPlansResponse {
             plans: plans.iter().map(plan_proto).collect(),
@@ -261,7 +280,6 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::UpdatePlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
-        require_caller(&request, &[Caller::Gateway])?;
         let request = request.into_inner();
         let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         let input = plan_input(request.plan)?;
@@ -278,7 +296,6 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::DeletePlanRequest>,
     ) -> Result<Response<pb::DeletePlanResponse>, Status> {
-        require_caller(&request, &[Caller::Gateway])?;
         let id = parse_id(&request.get_ref().id, "id").map_err(ApiError::from)?;
         self.planner.delete_plan(id).await?;
         Ok(Response::new(pb::DeletePlanResponse {}))
@@ -289,7 +306,6 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::SetPlanAccountsRequest>,
     ) -> Result<Response<pb::PlanAccounts>, Status> {
-        require_caller(&request, &[Caller::Gateway])?;
         let request = request.into_inner();
         let plan_id = parse_id(&request.plan_id, "plan_id").map_err(ApiError::from)?;
         let binding = self
@@ -304,7 +320,6 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::GetPlanAccountsRequest>,
     ) -> Result<Response<pb::PlanAccounts>, Status> {
-        require_caller(&request, &[Caller::Gateway])?;
         let plan_id = parse_id(&request.get_ref().plan_id, "plan_id").map_err(ApiError::from)?;
         let binding = self.planner.get_plan_accounts(plan_id).await?;
         Ok(Response::new(plan_accounts_proto(&binding)))
@@ -315,7 +330,6 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::SetPlanRecommendationsRequest>,
     ) -> Result<Response<pb::PlanRecommendations>, Status> {
-        require_caller(&request, &[Caller::Gateway])?;
         let request = request.into_inner();
         let plan_id = parse_id(&request.plan_id, "plan_id").map_err(ApiError::from)?;
         let inputs = recommendation_inputs(request.recommendations).map_err(ApiError::from)?;
@@ -328,7 +342,6 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::GetPlanRecommendationsRequest>,
     ) -> Result<Response<pb::PlanRecommendations>, Status> {
-        require_caller(&request, &[Caller::Gateway])?;
         let plan_id = parse_id(&request.get_ref().plan_id, "plan_id").map_err(ApiError::from)?;
         let stored = self.planner.get_recommendations(plan_id).await?;
         Ok(Response::new(recommendations_proto(&stored)))
@@ -339,7 +352,6 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::StartExecutionRequest>,
     ) -> Result<Response<pb::StartExecutionResponse>, Status> {
-        require_caller(&request, &[Caller::Gateway])?;
         let request = request.into_inner();
         let plan_id = parse_id(&request.plan_id, "plan_id").map_err(ApiError::from)?;
         let given = request
@@ -373,7 +385,6 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::FireDuePlansRequest>,
     ) -> Result<Response<pb::FireDuePlansResponse>, Status> {
-        require_caller(&request, &[Caller::Sweeper])?;
         let request = request.into_inner();
         let fencing = request
             .fencing
@@ -393,7 +404,6 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::CompletePlanStepRequest>,
     ) -> Result<Response<pb::CompletePlanStepResponse>, Status> {
-        require_caller(&request, &[Caller::Executor])?;
         let request = request.into_inner();
         let plan_id = parse_id(&request.plan_id, "plan_id").map_err(ApiError::from)?;
         let execution_id =
@@ -416,7 +426,6 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::RefreshRecommendationsRequest>,
     ) -> Result<Response<pb::RefreshRecommendationsResponse>, Status> {
-        require_caller(&request, &[Caller::Gateway, Caller::Sweeper])?;
         let fencing = request.into_inner().fencing;
         let report = self
             .planner
@@ -445,7 +454,6 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::ListRecommendationsRequest>,
     ) -> Result<Response<pb::ListRecommendationsResponse>, Status> {
-        require_caller(&request, &[Caller::Gateway])?;
         let request = request.into_inner();
         let recommendations = self
             .planner

@@ -8,6 +8,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 mod grpc;
+
+pub use grpc::CALLERS;
 pub mod metrics;
 mod repo;
 pub mod service;

@@ -1,11 +1,11 @@
 //! The gRPC edge of the sweeper: RunTask and ListRuns.
 
 use cudly_common::ApiError;
-use cudly_common::grpc::{Caller, require_caller};
+use cudly_common::caller_policy::{CallerPolicy, CallerTable};
+use cudly_common::grpc::Caller;
 use cudly_proto::convert::timestamp;
 use cudly_proto::sweeper::v1::sweeper_service_server::{SweeperService, SweeperServiceServer};
 use cudly_proto::sweeper::v1::{ListRunsRequest, ListRunsResponse, RunTaskRequest, SweepRun};
-use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use crate::repo::{self, SweepRunRow};
@@ -17,6 +17,13 @@ pub const SERVICE_NAME: &str = cudly_proto::sweeper::v1::sweeper_service_server:
 
 const DEFAULT_LIST_LIMIT: u32 = 100;
 const MAX_LIST_LIMIT: u32 = 1000;
+
+/// Every RPC of this service with the callers allowed to call it, enforced by
+/// [`CallerPolicy`] before any handler runs (docs/design/ARCHITECTURE.md "Who calls whom").
+pub const CALLERS: CallerTable = &[
+    ("RunTask", &[Caller::Gateway]),
+    ("ListRuns", &[Caller::Gateway]),
+];
 
 pub struct SweeperGrpc {
     sweeper: Sweeper,
@@ -51,7 +58,6 @@ impl SweeperService for SweeperGrpc {
         &self,
         request: Request<RunTaskRequest>,
     ) -> Result<Response<SweepRun>, Status> {
-        require_caller(&request, &[Caller::Gateway])?;
         let task = parse_task(&request.get_ref().task)?;
         let row = self
             .sweeper
@@ -66,7 +72,6 @@ impl SweeperService for SweeperGrpc {
         &self,
         request: Request<ListRunsRequest>,
     ) -> Result<Response<ListRunsResponse>, Status> {
-        require_caller(&request, &[Caller::Gateway])?;
         let task = request
             .get_ref()
             .task
@@ -93,5 +98,5 @@ impl SweeperService for SweeperGrpc {
 pub fn routes(sweeper: Sweeper) -> tonic::service::Routes {
     let auth = sweeper.config().auth.clone();
     let service = SweeperServiceServer::new(SweeperGrpc { sweeper });
-    tonic::service::Routes::new(InterceptedService::new(service, auth))
+    tonic::service::Routes::new(CallerPolicy::new(service, auth, CALLERS))
 }

@@ -6,6 +6,8 @@ pub mod app;
 pub mod config;
 pub mod error;
 mod grpc;
+
+pub use grpc::CALLERS;
 mod metrics;
 pub mod repo;
 pub mod runner;

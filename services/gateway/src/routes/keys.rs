@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_keys, create_key))
         .routes(routes!(delete_key))
+        .routes(routes!(disable_bootstrap_key))
 }
 
 /// A request to create a key.
@@ -176,6 +177,41 @@ async fn delete_key(
         return Err(ApiError::not_found(format!("api key {id} not found")).into());
     }
     tracing::info!(key_id = %id, by = %principal.name, "api key deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Disables the bootstrap admin key (admin), once another admin key exists: from then
+/// on it is refused like an unknown key. Configuring a new `CUDLY_BOOTSTRAP_ADMIN_KEY`
+/// brings a bootstrap key back.
+#[utoipa::path(
+    delete,
+    path = "/api/keys/bootstrap",
+    tag = "keys",
+    responses(
+        (status = 204, description = "disabled (or already)"),
+        (status = 401, description = "missing or unknown key", body = ErrorBody),
+        (status = 403, description = "not an admin key", body = ErrorBody),
+        (status = 404, description = "no bootstrap key is configured", body = ErrorBody),
+        (status = 409, description = "no other admin key exists yet", body = ErrorBody),
+    ),
+)]
+async fn disable_bootstrap_key(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> HttpResult<StatusCode> {
+    principal.require_admin()?;
+    let Some(hash) = state.bootstrap_key_hash.as_ref() else {
+        return Err(ApiError::not_found("no bootstrap admin key is configured").into());
+    };
+    let mut conn = state.db().await?;
+    if !repo::admin_key_exists(&mut conn).await? {
+        return Err(ApiError::conflict(
+            "create another admin key first: the bootstrap key is the only admin",
+        )
+        .into());
+    }
+    repo::disable_bootstrap_key(&mut conn, hash, &principal.actor()).await?;
+    tracing::warn!(by = %principal.name, "bootstrap admin key disabled");
     Ok(StatusCode::NO_CONTENT)
 }
 
