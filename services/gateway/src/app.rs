@@ -82,6 +82,10 @@ impl App {
         let cancel = CancellationToken::new();
         let migrations = tokio::spawn(apply_migrations(self.state.clone(), cancel.clone()));
         let upkeep = tokio::spawn(metrics_upkeep(cancel.clone()));
+        let health = tokio::spawn(crate::health::keep_checking(
+            self.state.clone(),
+            cancel.clone(),
+        ));
         tracing::info!(addr = %self.local_addr, "gateway listening");
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
@@ -89,6 +93,7 @@ impl App {
         cancel.cancel();
         let _ = migrations.await;
         let _ = upkeep.await;
+        let _ = health.await;
         served.context("gateway server failed")?;
         tracing::info!("gateway stopped");
         Ok(())

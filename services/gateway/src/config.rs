@@ -70,6 +70,9 @@ pub struct Config {
     pub body_limit: usize,
     /// Longest one readiness probe of a dependency may take.
     pub readiness_timeout: Duration,
+    /// How often the dependencies are checked for `/health/readyz`
+    /// (`CUDLY_HEALTH_INTERVAL`), which answers from the last check.
+    pub health_interval: Duration,
 }
 
 impl Config {
@@ -88,6 +91,7 @@ impl Config {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             body_limit: DEFAULT_BODY_LIMIT,
             readiness_timeout: Duration::from_secs(2),
+            health_interval: defaults::HEALTH_INTERVAL,
         }
     }
 
@@ -115,6 +119,8 @@ impl Config {
         check_not_public_default(config.bootstrap_admin_key.as_ref(), env.is_dev_mode())?;
         config.backends = BackendUrls::read(env, layout);
         config.request_timeout = env.duration("CUDLY_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)?;
+        config.health_interval =
+            env.duration("CUDLY_HEALTH_INTERVAL", defaults::HEALTH_INTERVAL)?;
         config.validate()?;
         Ok(config)
     }
@@ -138,6 +144,12 @@ impl Config {
         }
         if self.internal_token.expose_secret().is_empty() {
             return Err(ConfigError::new(Caller::Gateway.token_var(), "must be set"));
+        }
+        if self.health_interval.is_zero() {
+            return Err(ConfigError::new(
+                "CUDLY_HEALTH_INTERVAL",
+                "must be positive",
+            ));
         }
         if self.body_limit == 0 {
             return Err(ConfigError::new("body_limit", "must be larger than zero"));

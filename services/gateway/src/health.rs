@@ -5,6 +5,10 @@
 //! server as a whole (service `""`). A backend that answers NOT_SERVING is also asked
 //! about its dependencies `"postgres"` and `"redis"`; those it reports NOT_SERVING are
 //! added, so a stopped database shows up as `"postgres"` whichever service noticed.
+//!
+//! The checks run every `CUDLY_HEALTH_INTERVAL` in the background ([`keep_checking`])
+//! and `/health/readyz` answers from the last one: a probe, however frequent, never
+//! fans out to every backend (only the very first, before any check, does).
 
 use std::time::Duration;
 
@@ -14,6 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cudly_common::grpc::AuthChannel;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -62,7 +67,10 @@ async fn livez() -> StatusCode {
     ),
 )]
 async fn readyz(State(state): State<AppState>) -> Response {
-    let failing = failing_dependencies(&state).await;
+    let failing = match state.last_readiness() {
+        Some(failing) => failing,
+        None => check_now(&state).await,
+    };
     if failing.is_empty() {
         return (
             StatusCode::OK,
@@ -79,6 +87,26 @@ async fn readyz(State(state): State<AppState>) -> Response {
         failing,
     };
     (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
+/// Checks the dependencies every health interval until `cancel` fires, recording what
+/// is failing for `/health/readyz`.
+pub async fn keep_checking(state: AppState, cancel: CancellationToken) {
+    loop {
+        check_now(&state).await;
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(state.config.health_interval) => {}
+        }
+    }
+}
+
+/// Checks the dependencies now and records the result.
+async fn check_now(state: &AppState) -> Vec<String> {
+    let generation = state.readiness_generation();
+    let failing = failing_dependencies(state).await;
+    state.record_readiness(generation, failing.clone());
+    failing
 }
 
 /// Returns the names of the dependencies that are not ready, deduplicated, the

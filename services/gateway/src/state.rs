@@ -1,8 +1,8 @@
 //! The state every handler receives: the gateway's pool, the backend channels and the
 //! configuration.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use cudly_common::ApiError;
 use cudly_common::config::defaults;
@@ -63,6 +63,14 @@ impl Backends {
     }
 }
 
+/// What the readiness checks found, for `/health/readyz`.
+#[derive(Debug, Default)]
+struct Readiness {
+    /// Bumped when the gateway's own state changes (migrations applied).
+    generation: u64,
+    failing: Option<Vec<String>>,
+}
+
 /// Shared state of one gateway; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -75,6 +83,9 @@ pub struct AppState {
     pub(crate) bootstrap_key_hash: Option<KeyHash>,
     /// Set once the migrations have been applied; until then the gateway is not ready.
     migrated: Arc<AtomicBool>,
+    /// What the last readiness check found failing (`None` before the first), and
+    /// the generation it belongs to.
+    readiness: Arc<RwLock<Readiness>>,
 }
 
 impl AppState {
@@ -94,6 +105,7 @@ impl AppState {
             config: Arc::new(config),
             bootstrap_key_hash,
             migrated: Arc::new(AtomicBool::new(false)),
+            readiness: Arc::new(RwLock::new(Readiness::default())),
         })
     }
 
@@ -114,7 +126,44 @@ impl AppState {
             .map_err(GatewayError::db("acquire connection"))
     }
 
+    /// Returns what the last readiness check found failing, `None` before the first.
+    pub(crate) fn last_readiness(&self) -> Option<Vec<String>> {
+        self.readiness().failing.clone()
+    }
+
+    /// Returns the readiness generation a check starting now belongs to.
+    pub(crate) fn readiness_generation(&self) -> u64 {
+        self.readiness().generation
+    }
+
+    /// Records what a check of `generation` found failing, unless the state changed
+    /// since it started (its answer would be stale).
+    pub(crate) fn record_readiness(&self, generation: u64, failing: Vec<String>) {
+        let mut readiness = self
+            .readiness
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if readiness.generation == generation {
+            readiness.failing = Some(failing);
+        }
+    }
+
+    fn readiness(&self) -> std::sync::RwLockReadGuard<'_, Readiness> {
+        self.readiness
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records that the migrations are applied; what readiness checks found before is
+    /// forgotten (and a check still running discarded), so the next probe checks again
+    /// instead of answering "postgres".
     pub(crate) fn mark_migrated(&self) {
         self.migrated.store(true, Ordering::Release);
+        let mut readiness = self
+            .readiness
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        readiness.generation += 1;
+        readiness.failing = None;
     }
 }
