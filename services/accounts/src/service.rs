@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::crypto::CredentialCipher;
 use crate::domain::credentials::validate_credentials;
 use crate::domain::validation::{
-    is_aws_account_id, is_role_name, role_arn_partition, validate_account,
+    ensure_aws_external_id, is_aws_account_id, is_role_name, role_arn_partition, validate_account,
 };
 use crate::domain::{
     Account, AccountDraft, AccountFilter, AccountInput, AwsAuthMode, CredentialDraft, Provider,
@@ -106,7 +106,8 @@ impl Accounts {
         draft: AccountDraft,
         credentials: Option<CredentialDraft>,
     ) -> AccountsResult<Account> {
-        let input = validate_account(draft)?;
+        let mut input = validate_account(draft)?;
+        ensure_aws_external_id(&mut input, None);
         let credentials = credentials
             .map(|credentials| validate_credentials(credentials, input.provider))
             .transpose()?;
@@ -162,7 +163,8 @@ impl Accounts {
             .map_err(AccountsError::database("lock account"))?
             .ok_or_else(|| not_found(id))?;
         check_immutable(&existing, &draft)?;
-        let input = validate_account(draft)?;
+        let mut input = validate_account(draft)?;
+        ensure_aws_external_id(&mut input, existing.input.aws_external_id.as_deref());
         check_bastion(&mut tx, id, &input, true).await?;
         repo::update_account(&mut tx, id, &input)
             .await
@@ -436,7 +438,8 @@ impl Accounts {
                 tracing::warn!(root_id = %root_id, "organization listed an account id that is not 12 digits; skipped");
                 continue;
             }
-            let input = member_input(&root, &member.id, &member.name, &partition, role_name);
+            let mut input = member_input(&root, &member.id, &member.name, &partition, role_name);
+            ensure_aws_external_id(&mut input, None);
             let new_id = Uuid::new_v4();
             let created = repo::insert_account_if_absent(&mut tx, new_id, &input)
                 .await

@@ -347,6 +347,24 @@ fn validate_role_arn(
     Ok(Some(arn))
 }
 
+/// Gives a role_arn or bastion account without an external id one: `kept` (the one it
+/// had, on update) or a new random one. The operator puts it in the role's trust policy
+/// (`sts:ExternalId`), so that only CUDly-rs, asking with it, can assume the role
+/// (the confused-deputy defence).
+pub fn ensure_aws_external_id(input: &mut AccountInput, kept: Option<&str>) {
+    let uses_one = matches!(
+        input.aws_auth_mode,
+        Some(AwsAuthMode::RoleArn | AwsAuthMode::Bastion)
+    );
+    if !uses_one || input.aws_external_id.is_some() {
+        return;
+    }
+    input.aws_external_id = Some(match kept {
+        Some(kept) => kept.to_owned(),
+        None => format!("cudly-{}", Uuid::new_v4().simple()),
+    });
+}
+
 fn validate_aws_external_id(
     mode: AwsAuthMode,
     value: Option<String>,
@@ -433,6 +451,41 @@ mod tests {
             AccountsError::InvalidField { field, .. } => field,
             other => panic!("expected a field error, got {other}"),
         }
+    }
+
+    #[test]
+    fn role_accounts_without_an_external_id_get_a_random_one_and_keep_it() {
+        let draft_in_mode = |mode: &str| {
+            let mut draft = aws(mode);
+            if mode == "role_arn" {
+                draft.aws_role_arn = Some("arn:aws:iam::123456789012:role/CUDly".into());
+            }
+            draft
+        };
+        let mut input = validate_account(draft_in_mode("role_arn")).unwrap();
+        ensure_aws_external_id(&mut input, None);
+        let generated = input.aws_external_id.clone().unwrap();
+        assert!(
+            generated.starts_with("cudly-") && generated.len() == 38,
+            "{generated}"
+        );
+        let mut again = validate_account(draft_in_mode("role_arn")).unwrap();
+        ensure_aws_external_id(&mut again, None);
+        assert_ne!(
+            again.aws_external_id,
+            Some(generated.clone()),
+            "random each time"
+        );
+        let mut updated = validate_account(draft_in_mode("role_arn")).unwrap();
+        ensure_aws_external_id(&mut updated, Some(&generated));
+        assert_eq!(
+            updated.aws_external_id,
+            Some(generated),
+            "an update keeps it"
+        );
+        let mut keys = validate_account(draft_in_mode("access_keys")).unwrap();
+        ensure_aws_external_id(&mut keys, None);
+        assert_eq!(keys.aws_external_id, None, "access keys assume no role");
     }
 
     #[test]

@@ -502,3 +502,43 @@ async fn a_cached_session_that_would_not_last_as_long_as_asked_is_replaced() {
     assert_eq!(ledger_count(&stack, "AssumeRole").await, 2);
     stack.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_role_account_created_without_an_external_id_gets_one_that_assume_role_sends() {
+    const ACCOUNT: &str = "444444444444";
+    let stack = stack().await;
+    let id = create(&stack, role_account("role", ACCOUNT, ROLE_NAME, None)).await;
+    let path = format!("/api/accounts/{id}");
+    let (_, mut account) = call(&stack, Method::GET, &path, None).await;
+    let generated = account["aws_external_id"].as_str().unwrap().to_owned();
+    assert!(
+        generated.starts_with("cudly-") && generated.len() == 38,
+        "{generated}"
+    );
+    // The role trusts CUDly-rs only when it asks with that external id.
+    stack
+        .sandbox()
+        .add_account(AccountSpec::new(ACCOUNT).with_role(
+            RoleSpec::new(ROLE_NAME, SANDBOX_HOST_ACCOUNT_ID).with_external_id(&generated),
+        ))
+        .await;
+    let (_, reply) = call(&stack, Method::POST, &format!("{path}/test"), None).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+
+    // A full replacement that leaves it out keeps it: the trust policy names it.
+    account["aws_external_id"] = serde_json::Value::Null;
+    account["name"] = json!("role, renamed");
+    let (status, updated) = call(&stack, Method::PUT, &path, Some(account)).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["aws_external_id"], generated.as_str());
+    let mut keys = keys_account("keys", KEYS_ACCOUNT);
+    keys["credentials"] = keys_credentials();
+    let keys = create(&stack, keys).await;
+    let (_, keys) = call(&stack, Method::GET, &format!("/api/accounts/{keys}"), None).await;
+    assert_eq!(
+        keys["aws_external_id"],
+        serde_json::Value::Null,
+        "keys assume no role"
+    );
+    stack.stop().await.unwrap();
+}
