@@ -29,6 +29,9 @@ pub enum ErrorCode {
     StaleFencingToken,
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// A client passed a rate limit (failed authentications, token routes); the reply
+    /// says when to come back (`Retry-After`).
+    TooManyRequests,
     Internal,
     Unimplemented,
     Unavailable,
@@ -57,6 +60,7 @@ const TABLE: &[Row] = &[
     Row { code: ErrorCode::StaleFencingToken, name: "stale_fencing_token", grpc: Code::Aborted, http: 409 },
     Row { code: ErrorCode::PayloadTooLarge, name: "payload_too_large", grpc: Code::ResourceExhausted, http: 413 },
     Row { code: ErrorCode::UnsupportedMediaType, name: "unsupported_media_type", grpc: Code::InvalidArgument, http: 415 },
+    Row { code: ErrorCode::TooManyRequests, name: "too_many_requests", grpc: Code::ResourceExhausted, http: 429 },
     Row { code: ErrorCode::Internal, name: "internal", grpc: Code::Internal, http: 500 },
     Row { code: ErrorCode::Unimplemented, name: "unimplemented", grpc: Code::Unimplemented, http: 501 },
     Row { code: ErrorCode::Unavailable, name: "unavailable", grpc: Code::Unavailable, http: 503 },

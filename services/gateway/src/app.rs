@@ -87,9 +87,14 @@ impl App {
             cancel.clone(),
         ));
         tracing::info!(addr = %self.local_addr, "gateway listening");
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // The client's address is what the abuse limits count by.
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         cancel.cancel();
         let _ = migrations.await;
         let _ = upkeep.await;

@@ -24,7 +24,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use cudly_common::ApiError;
+use cudly_common::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -32,6 +32,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{HttpError, error_response};
+use crate::limits;
 use crate::repo;
 use crate::state::AppState;
 
@@ -228,11 +229,14 @@ pub async fn require_api_key(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let principal = match authenticate(&state, request.headers()).await {
-        Ok(Some(principal)) => principal,
-        Ok(None) => return error_response(ApiError::unauthenticated("missing api key")),
-        Err(error) => return error_response(error),
-    };
+    let principal =
+        match authenticate_limited(&state, request.headers(), limits::client_address(&request))
+            .await
+        {
+            Ok(Some(principal)) => principal,
+            Ok(None) => return error_response(ApiError::unauthenticated("missing api key")),
+            Err(response) => return response,
+        };
     if !principal.role.may_use(request.method()) {
         tracing::info!(principal = %principal.name, method = %request.method(), "role may not use method");
         return error_response(ApiError::permission_denied(format!(
@@ -254,15 +258,43 @@ pub async fn accept_optional_api_key(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match authenticate(&state, request.headers()).await {
+    match authenticate_limited(&state, request.headers(), limits::client_address(&request)).await {
         Ok(Some(principal)) => {
             record_principal(&principal);
             request.extensions_mut().insert(principal);
         }
         Ok(None) => {}
-        Err(error) => return error_response(error),
+        Err(response) => return response,
     }
     next.run(request).await
+}
+
+/// [`authenticate`] under the failed-authentication limit: a client locked out is
+/// refused (429) whatever key it presents, and the failure that spends its budget is
+/// answered 429 instead of 401. Requests without a key are not failures.
+async fn authenticate_limited(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: std::net::IpAddr,
+) -> Result<Option<Principal>, Response> {
+    const LOCKED_OUT: &str = "too many failed authentications from this address";
+    let presented = headers.contains_key(header::AUTHORIZATION);
+    if presented && let Some(wait) = state.limits.locked_out(client) {
+        return Err(limits::too_many_requests(wait, LOCKED_OUT));
+    }
+    match authenticate(state, headers).await {
+        Err(error) if presented && error.code == ErrorCode::Unauthenticated => {
+            match state.limits.failed_authentication(client) {
+                Some(wait) => {
+                    tracing::warn!(%client, "failed-authentication limit reached");
+                    Err(limits::too_many_requests(wait, LOCKED_OUT))
+                }
+                None => Err(error_response(error)),
+            }
+        }
+        Err(error) => Err(error_response(error)),
+        Ok(principal) => Ok(principal),
+    }
 }
 
 fn record_principal(principal: &Principal) {

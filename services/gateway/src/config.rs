@@ -3,6 +3,7 @@
 //! tests.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use cudly_common::config::{ConfigError, ConfigResult, Env, Layout, SecretSource, defaults};
@@ -73,7 +74,18 @@ pub struct Config {
     /// How often the dependencies are checked for `/health/readyz`
     /// (`CUDLY_HEALTH_INTERVAL`), which answers from the last check.
     pub health_interval: Duration,
+    /// Failed authentications a client address may make a minute
+    /// (`CUDLY_AUTH_FAILURES_PER_MINUTE`); then it is locked out for a while.
+    pub auth_failures_per_minute: NonZeroU32,
+    /// Requests a client address may make a minute to the approval-token routes
+    /// (`CUDLY_TOKEN_REQUESTS_PER_MINUTE`).
+    pub token_requests_per_minute: NonZeroU32,
 }
+
+/// Default of [`Config::auth_failures_per_minute`].
+pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: NonZeroU32 = NonZeroU32::new(20).unwrap();
+/// Default of [`Config::token_requests_per_minute`].
+pub const DEFAULT_TOKEN_REQUESTS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(60).unwrap();
 
 impl Config {
     /// Returns a configuration with the defaults and the given database and internal
@@ -92,6 +104,8 @@ impl Config {
             body_limit: DEFAULT_BODY_LIMIT,
             readiness_timeout: Duration::from_secs(2),
             health_interval: defaults::HEALTH_INTERVAL,
+            auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
+            token_requests_per_minute: DEFAULT_TOKEN_REQUESTS_PER_MINUTE,
         }
     }
 

@@ -14,6 +14,7 @@ use sqlx::{PgPool, Postgres};
 use crate::auth::{KeyHash, hash_key};
 use crate::config::Config;
 use crate::error::GatewayError;
+use crate::limits::ClientLimits;
 
 /// The schema holding the gateway's tables.
 pub const SCHEMA: &str = "gateway";
@@ -86,6 +87,8 @@ pub struct AppState {
     /// What the last readiness check found failing (`None` before the first), and
     /// the generation it belongs to.
     readiness: Arc<RwLock<Readiness>>,
+    /// Per-client abuse limits.
+    pub limits: Arc<ClientLimits>,
 }
 
 impl AppState {
@@ -99,6 +102,10 @@ impl AppState {
             .bootstrap_admin_key
             .as_ref()
             .map(|key| hash_key(key.expose_secret().trim()));
+        let limits = Arc::new(ClientLimits::new(
+            config.auth_failures_per_minute,
+            config.token_requests_per_minute,
+        ));
         Ok(Self {
             pool,
             clients,
@@ -106,6 +113,7 @@ impl AppState {
             bootstrap_key_hash,
             migrated: Arc::new(AtomicBool::new(false)),
             readiness: Arc::new(RwLock::new(Readiness::default())),
+            limits,
         })
     }
 

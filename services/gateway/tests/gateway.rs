@@ -28,6 +28,11 @@ impl TestGateway {
     /// Starts a gateway whose accounts backend is at `accounts_url`; the other backends
     /// point at closed ports.
     async fn spawn_with(accounts_url: String) -> Self {
+        Self::spawn_adjusted(accounts_url, |_| {}).await
+    }
+
+    /// As [`TestGateway::spawn_with`], with `adjust` applied to the configuration.
+    async fn spawn_adjusted(accounts_url: String, adjust: impl FnOnce(&mut Config)) -> Self {
         let db = TestDb::create().await.expect("create test database");
         let mut config = Config::new(db.secret_url(), SecretString::from("gateway-test-token"))
             .with_bootstrap_admin_key(ADMIN_KEY)
@@ -38,6 +43,7 @@ impl TestGateway {
                 sweeper: closed_port_url(),
             });
         config.readiness_timeout = Duration::from_secs(1);
+        adjust(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let app = App::from_listener(config, listener)
             .await
@@ -432,6 +438,75 @@ async fn the_bootstrap_key_can_be_disabled_once_another_admin_key_exists() {
         disable(admin).await.unwrap().status(),
         StatusCode::NO_CONTENT,
         "idempotent"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_keeps_failing_to_authenticate_is_locked_out_with_retry_after() {
+    let gateway = TestGateway::spawn_adjusted(closed_port_url(), |config| {
+        config.auth_failures_per_minute = std::num::NonZeroU32::new(3).unwrap();
+    })
+    .await;
+    let guess = || gateway.get("/api/keys", Some("cudly_a-guess")).send();
+    for _ in 0..3 {
+        expect_json_error(guess().await.unwrap(), StatusCode::UNAUTHORIZED).await;
+    }
+    let refused = guess().await.unwrap();
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    let body = expect_json_error(refused, StatusCode::TOO_MANY_REQUESTS).await;
+    assert!(
+        body["error"].as_str().unwrap().contains("too many failed"),
+        "{body}"
+    );
+    // Locked out: even the right key waits, so a right guess is not told apart.
+    let right = gateway
+        .get("/api/keys", Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(right.headers().contains_key("retry-after"));
+    // Asking without a key is not a failure, and is answered as ever.
+    let anonymous = gateway.get("/api/keys", None).send().await.unwrap();
+    expect_json_error(anonymous, StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn the_approval_token_routes_answer_429_past_their_limit() {
+    let gateway = TestGateway::spawn_adjusted(closed_port_url(), |config| {
+        config.token_requests_per_minute = std::num::NonZeroU32::new(2).unwrap();
+    })
+    .await;
+    let approve = || {
+        gateway
+            .post(
+                "/api/executions/00000000-0000-4000-8000-000000000000/approve",
+                None,
+            )
+            .json(&json!({"token": "0".repeat(64)}))
+            .send()
+    };
+    for _ in 0..2 {
+        let status = approve().await.unwrap().status();
+        assert_ne!(status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    let refused = approve().await.unwrap();
+    assert!(refused.headers().contains_key("retry-after"));
+    expect_json_error(refused, StatusCode::TOO_MANY_REQUESTS).await;
+    let keys = gateway
+        .get("/api/keys", Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        keys.status(),
+        StatusCode::OK,
+        "only the token routes are limited"
     );
 }
 

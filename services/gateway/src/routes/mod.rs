@@ -17,8 +17,8 @@ pub mod sweeps;
 use axum::middleware;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::auth;
 use crate::state::AppState;
+use crate::{auth, limits};
 
 /// Returns every `/api` route with its authentication layer.
 pub fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
@@ -31,10 +31,17 @@ pub fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
     if token.get_openapi().paths.paths.is_empty() {
         return keyed;
     }
-    keyed.merge(token.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::accept_optional_api_key,
-    )))
+    keyed.merge(
+        token
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::accept_optional_api_key,
+            ))
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                limits::limit_token_requests,
+            )),
+    )
 }
 
 /// Routes that need `Authorization: Bearer <api key>`.
