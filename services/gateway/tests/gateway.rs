@@ -82,6 +82,15 @@ impl TestGateway {
         with_key(self.http.delete(self.url(path)), key)
     }
 
+    /// An approval of an execution that does not exist, by token: a token route.
+    fn approve_unknown_execution(&self) -> reqwest::RequestBuilder {
+        self.post(
+            "/api/executions/00000000-0000-4000-8000-000000000000/approve",
+            None,
+        )
+        .json(&json!({"token": "0".repeat(64)}))
+    }
+
     /// Creates a key through the API with the admin key and returns the reply.
     async fn create_key(&self, name: &str, role: &str) -> Value {
         let response = self
@@ -482,15 +491,7 @@ async fn the_approval_token_routes_answer_429_past_their_limit() {
         config.token_requests_per_minute = std::num::NonZeroU32::new(2).unwrap();
     })
     .await;
-    let approve = || {
-        gateway
-            .post(
-                "/api/executions/00000000-0000-4000-8000-000000000000/approve",
-                None,
-            )
-            .json(&json!({"token": "0".repeat(64)}))
-            .send()
-    };
+    let approve = || gateway.approve_unknown_execution().send();
     for _ in 0..2 {
         let status = approve().await.unwrap().status();
         assert_ne!(status, StatusCode::TOO_MANY_REQUESTS);
@@ -528,15 +529,7 @@ async fn no_reply_may_be_cached_least_of_all_one_carrying_a_key() {
             .await
             .unwrap(),
         gateway.get("/api/keys", None).send().await.unwrap(),
-        gateway
-            .post(
-                "/api/executions/00000000-0000-4000-8000-000000000000/approve",
-                None,
-            )
-            .json(&json!({"token": "0".repeat(64)}))
-            .send()
-            .await
-            .unwrap(),
+        gateway.approve_unknown_execution().send().await.unwrap(),
         gateway.get("/no/such/route", None).send().await.unwrap(),
     ];
     for response in responses {
