@@ -115,8 +115,9 @@ pub async fn limit_token_requests(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(wait) = state.limits.token_request(client_address(&request)) {
-        tracing::warn!(client = %client_address(&request), "token-route limit reached");
+    let client = client_address(&request);
+    if let Some(wait) = state.limits.token_request(client) {
+        tracing::warn!(%client, "token-route limit reached");
         return too_many_requests(wait, "too many requests to the approval routes");
     }
     next.run(request).await

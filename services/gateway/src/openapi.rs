@@ -72,7 +72,8 @@ impl OpenApiJson {
 
 /// Documents what the layers in front of every handler answer, which the handlers'
 /// own annotations do not repeat: 400 for a malformed path or query, 413 and 415 for a
-/// body over the limit or not JSON, 503 for a dependency that is down. And every request
+/// body over the limit or not JSON, 429 from the abuse limits (`limits.rs`), 503 for a
+/// dependency that is down. And every request
 /// body refuses unknown fields (`deny_unknown_fields` on all of them), so their schemas
 /// say `additionalProperties: false`.
 fn complete(document: &mut serde_json::Value) {
@@ -114,6 +115,12 @@ fn complete(document: &mut serde_json::Value) {
                 responses
                     .entry("503")
                     .or_insert_with(|| error("a service behind the gateway is unavailable"));
+                responses.entry("429").or_insert_with(|| {
+                    error(
+                        "too many failed authentications from this address, or (approval \
+                         routes) too many requests: Retry-After says when to come back",
+                    )
+                });
                 if has_body {
                     responses
                         .entry("413")

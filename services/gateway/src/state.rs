@@ -147,10 +147,7 @@ impl AppState {
     /// Records what a check of `generation` found failing, unless the state changed
     /// since it started (its answer would be stale).
     pub(crate) fn record_readiness(&self, generation: u64, failing: Vec<String>) {
-        let mut readiness = self
-            .readiness
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut readiness = self.readiness_mut();
         if readiness.generation == generation {
             readiness.failing = Some(failing);
         }
@@ -162,15 +159,18 @@ impl AppState {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn readiness_mut(&self) -> std::sync::RwLockWriteGuard<'_, Readiness> {
+        self.readiness
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Records that the migrations are applied; what readiness checks found before is
     /// forgotten (and a check still running discarded), so the next probe checks again
     /// instead of answering "postgres".
     pub(crate) fn mark_migrated(&self) {
         self.migrated.store(true, Ordering::Release);
-        let mut readiness = self
-            .readiness
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut readiness = self.readiness_mut();
         readiness.generation += 1;
         readiness.failing = None;
     }

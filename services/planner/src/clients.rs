@@ -134,9 +134,18 @@ impl Clients {
         if providers.is_empty() {
             return Ok(Vec::new());
         }
+        let accounts = self.list_enabled(providers.iter().copied()).await?;
+        accounts.into_iter().map(account_ref).collect()
+    }
+
+    /// ListEnabledAccounts of `providers`, as the accounts service answers it.
+    async fn list_enabled(
+        &self,
+        providers: impl IntoIterator<Item = Provider>,
+    ) -> PlannerResult<Vec<accounts_pb::Account>> {
         let request = accounts_pb::ListEnabledAccountsRequest {
             providers: providers
-                .iter()
+                .into_iter()
                 .map(|provider| provider.as_str().to_owned())
                 .collect(),
         };
@@ -147,23 +156,13 @@ impl Clients {
             .await
             .map_err(|status| accounts_unavailable("list enabled accounts", &status))?
             .into_inner();
-        reply.accounts.into_iter().map(account_ref).collect()
+        Ok(reply.accounts)
     }
 
     /// Returns every enabled AWS account with what a refresh needs to know of it.
     pub async fn collectable_accounts(&self) -> PlannerResult<Vec<CollectableAccount>> {
-        let request = accounts_pb::ListEnabledAccountsRequest {
-            providers: vec![Provider::Aws.as_str().to_owned()],
-        };
-        let reply = self
-            .accounts
-            .clone()
-            .list_enabled_accounts(request)
-            .await
-            .map_err(|status| accounts_unavailable("list enabled accounts", &status))?
-            .into_inner();
-        reply
-            .accounts
+        self.list_enabled([Provider::Aws])
+            .await?
             .into_iter()
             .map(|account| {
                 let bastion_id = account

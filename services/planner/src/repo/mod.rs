@@ -148,7 +148,7 @@ pub async fn insert_plan(
              $18, $19)
          RETURNING {PLAN_COLUMNS}"
     );
-    let row: PlanRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(&spec.name)
         .bind(spec.enabled)
@@ -161,7 +161,25 @@ pub async fn insert_plan(
         .bind(signed(spec.ramp.total_steps))
         .bind(start_date)
         .bind(all_enabled_accounts)
-        .bind(next_execution_date)
+        .bind(next_execution_date);
+    let row: PlanRow = bind_written(query, spec, authors)
+        .fetch_one(conn)
+        .await
+        .map_err(db("insert plan"))?;
+    row.try_into()
+}
+
+type PlanQuery<'q> = sqlx::query::QueryAs<'q, sqlx::Postgres, PlanRow, sqlx::postgres::PgArguments>;
+
+/// Binds what an insert and an update of a plan both end with, in this order: the
+/// per-run limit, the editor and its key, the pending auto_purchase request and its
+/// key, the source.
+fn bind_written<'q>(
+    query: PlanQuery<'q>,
+    spec: &'q PlanSpec,
+    authors: Authors<'q>,
+) -> PlanQuery<'q> {
+    query
         .bind(spec.max_commitment_per_run)
         .bind(&authors.editor.actor)
         .bind(authors.editor.key_id.as_deref())
@@ -176,10 +194,6 @@ pub async fn insert_plan(
                 .and_then(|request| request.key_id.as_deref()),
         )
         .bind(spec.source.as_str())
-        .fetch_one(conn)
-        .await
-        .map_err(db("insert plan"))?;
-    row.try_into()
 }
 
 /// Replaces a plan's writable fields and schedule; returns the plan as stored, or
@@ -204,7 +218,7 @@ pub async fn update_plan(
          WHERE id = $1
          RETURNING {PLAN_COLUMNS}"
     );
-    let row: Option<PlanRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(&spec.name)
         .bind(spec.enabled)
@@ -216,21 +230,8 @@ pub async fn update_plan(
         .bind(signed(ramp.step_interval_days))
         .bind(signed(ramp.total_steps))
         .bind(ramp.start_date)
-        .bind(next_execution_date)
-        .bind(spec.max_commitment_per_run)
-        .bind(&authors.editor.actor)
-        .bind(authors.editor.key_id.as_deref())
-        .bind(
-            authors
-                .auto_purchase_requested_by
-                .map(|request| request.actor.as_str()),
-        )
-        .bind(
-            authors
-                .auto_purchase_requested_by
-                .and_then(|request| request.key_id.as_deref()),
-        )
-        .bind(spec.source.as_str())
+        .bind(next_execution_date);
+    let row: Option<PlanRow> = bind_written(query, spec, authors)
         .fetch_optional(conn)
         .await
         .map_err(db("update plan"))?;

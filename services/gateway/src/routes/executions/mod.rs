@@ -447,7 +447,6 @@ async fn resolve_item(
         (status = 200, description = "the execution, approved", body = ExecutionView),
         (status = 400, description = "invalid input", body = ErrorBody),
         (status = 401, description = "neither a token nor a valid key", body = ErrorBody),
-        (status = 429, description = "too many requests from this address to the approval routes, or too many failed authentications (Retry-After says when to come back)", body = ErrorBody),
         (status = 403, description = "wrong token, or not an admin key", body = ErrorBody),
         (status = 404, description = "no such execution", body = ErrorBody),
         (status = 409, description = "not pending (`status` says what it is)", body = ErrorBody),
@@ -478,7 +477,6 @@ async fn approve_execution(
         (status = 200, description = "the execution, canceled", body = ExecutionView),
         (status = 400, description = "invalid input", body = ErrorBody),
         (status = 401, description = "neither a token nor a valid key", body = ErrorBody),
-        (status = 429, description = "too many requests from this address to the approval routes, or too many failed authentications (Retry-After says when to come back)", body = ErrorBody),
         (status = 403, description = "wrong token, or not an admin key", body = ErrorBody),
         (status = 404, description = "no such execution", body = ErrorBody),
         (status = 409, description = "not pending (`status` says what it is)", body = ErrorBody),
@@ -513,7 +511,6 @@ async fn cancel_execution(
         (status = 403, description = "wrong token", body = ErrorBody),
         (status = 404, description = "no such execution", body = ErrorBody),
         (status = 410, description = "approval token expired", body = ErrorBody),
-        (status = 429, description = "too many requests from this address to the approval routes, or too many failed authentications (Retry-After says when to come back)", body = ErrorBody),
         (status = 503, description = "executor service unavailable", body = ErrorBody),
     ),
 )]
@@ -558,7 +555,6 @@ async fn preview_approval_link(
     responses(
         (status = 200, description = "the execution, approved", body = ExecutionView),
         (status = 401, description = "neither a token nor a valid key", body = ErrorBody),
-        (status = 429, description = "too many requests from this address to the approval routes, or too many failed authentications (Retry-After says when to come back)", body = ErrorBody),
         (status = 403, description = "wrong token, or not an admin key", body = ErrorBody),
         (status = 404, description = "no such execution", body = ErrorBody),
         (status = 409, description = "not pending (`status` says what it is)", body = ErrorBody),
@@ -588,7 +584,6 @@ async fn approve_by_link(
     responses(
         (status = 200, description = "the execution, canceled", body = ExecutionView),
         (status = 401, description = "neither a token nor a valid key", body = ErrorBody),
-        (status = 429, description = "too many requests from this address to the approval routes, or too many failed authentications (Retry-After says when to come back)", body = ErrorBody),
         (status = 403, description = "wrong token, or not an admin key", body = ErrorBody),
         (status = 404, description = "no such execution", body = ErrorBody),
         (status = 409, description = "not pending (`status` says what it is)", body = ErrorBody),
