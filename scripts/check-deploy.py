@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import json
 import os
 import re
@@ -45,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ["accounts", "planner", "executor", "sweeper", "gateway"]
 CALLERS = ["gateway", "planner", "executor", "sweeper"]
 BACKEND_PORTS = {"accounts": 50051, "planner": 50052, "executor": 50053, "sweeper": 50054}
-METRICS_PORTS = {"accounts": 9091, "planner": 9092, "executor": 9093, "sweeper": 9094}
+METRICS_PORTS = {"accounts": 9091, "planner": 9092, "executor": 9093, "sweeper": 9094, "gateway": 9095}
 GATEWAY_PORT = 8080
 SANDBOX_BINARY = "cudly-aws-sandbox"
 ALL_IN_ONE_BINARY = "cudly"
@@ -63,9 +64,9 @@ REQUIRED_ENV = {
         "CUDLY_ACCOUNTS_ADDR",
         "CUDLY_ACCOUNTS_DATABASE_URL",
         "CUDLY_CREDENTIAL_KEY",
-        "CUDLY_INTERNAL_TOKEN_GATEWAY",
-        "CUDLY_INTERNAL_TOKEN_PLANNER",
-        "CUDLY_INTERNAL_TOKEN_EXECUTOR",
+        "CUDLY_INTERNAL_TOKEN_DIGEST_GATEWAY",
+        "CUDLY_INTERNAL_TOKEN_DIGEST_PLANNER",
+        "CUDLY_INTERNAL_TOKEN_DIGEST_EXECUTOR",
         "AWS_REGION",
     },
     "planner": {
@@ -74,9 +75,9 @@ REQUIRED_ENV = {
         "CUDLY_ACCOUNTS_URL",
         "CUDLY_EXECUTOR_URL",
         "CUDLY_INTERNAL_TOKEN_PLANNER",
-        "CUDLY_INTERNAL_TOKEN_GATEWAY",
-        "CUDLY_INTERNAL_TOKEN_EXECUTOR",
-        "CUDLY_INTERNAL_TOKEN_SWEEPER",
+        "CUDLY_INTERNAL_TOKEN_DIGEST_GATEWAY",
+        "CUDLY_INTERNAL_TOKEN_DIGEST_EXECUTOR",
+        "CUDLY_INTERNAL_TOKEN_DIGEST_SWEEPER",
     },
     "executor": {
         "CUDLY_EXECUTOR_ADDR",
@@ -84,9 +85,9 @@ REQUIRED_ENV = {
         "CUDLY_ACCOUNTS_URL",
         "CUDLY_PLANNER_URL",
         "CUDLY_INTERNAL_TOKEN_EXECUTOR",
-        "CUDLY_INTERNAL_TOKEN_GATEWAY",
-        "CUDLY_INTERNAL_TOKEN_PLANNER",
-        "CUDLY_INTERNAL_TOKEN_SWEEPER",
+        "CUDLY_INTERNAL_TOKEN_DIGEST_GATEWAY",
+        "CUDLY_INTERNAL_TOKEN_DIGEST_PLANNER",
+        "CUDLY_INTERNAL_TOKEN_DIGEST_SWEEPER",
         "AWS_REGION",
     },
     "sweeper": {
@@ -96,7 +97,7 @@ REQUIRED_ENV = {
         "CUDLY_EXECUTOR_URL",
         "CUDLY_PLANNER_URL",
         "CUDLY_INTERNAL_TOKEN_SWEEPER",
-        "CUDLY_INTERNAL_TOKEN_GATEWAY",
+        "CUDLY_INTERNAL_TOKEN_DIGEST_GATEWAY",
     },
     "gateway": {
         "CUDLY_GATEWAY_ADDR",
@@ -233,9 +234,9 @@ def required_env_from_source(service: str) -> set[str]:
     for caller in re.findall(r"internal_token\(Caller::(\w+)\)", text):
         names.add(f"CUDLY_INTERNAL_TOKEN_{caller.upper()}")
     accepted = re.search(r"ACCEPTED_CALLERS:\s*&\[Caller\]\s*=\s*&\[([^\]]*)\]", text)
-    if accepted and "InternalAuth::from_source(ACCEPTED_CALLERS" in text:
+    if accepted and re.search(r"InternalAuth::from_source\([^,]*,\s*ACCEPTED_CALLERS", text):
         for caller in re.findall(r"Caller::(\w+)", accepted.group(1)):
-            names.add(f"CUDLY_INTERNAL_TOKEN_{caller.upper()}")
+            names.add(f"CUDLY_INTERNAL_TOKEN_DIGEST_{caller.upper()}")
     for listener in re.findall(r'env\.listen_addr\("(\w+)"', text):
         names.add(f"CUDLY_{listener.upper()}_ADDR")
     for peer in re.findall(r'env\.peer_url\("(\w+)"', text):
@@ -416,16 +417,23 @@ def check_compose_addresses_and_urls():
 
 
 def check_compose_tokens_agree():
-    """A caller's token must be the same string wherever it appears."""
+    """Each caller's token is held by that caller only; the services it calls hold its
+    digest, the SHA-256 of that same token."""
     problems = []
     for caller in CALLERS:
         variable = f"CUDLY_INTERNAL_TOKEN_{caller.upper()}"
-        values = {service: compose_env(service).get(variable) for service in SERVICES}
-        present = {service: value for service, value in values.items() if value is not None}
-        if caller not in present:
-            problems.append(f"{caller} lacks its own token {variable}")
-        if len(set(present.values())) > 1:
-            problems.append(f"{variable} differs between services: {sorted(present)}")
+        digest_variable = f"CUDLY_INTERNAL_TOKEN_DIGEST_{caller.upper()}"
+        holders = sorted(service for service in SERVICES if variable in compose_env(service))
+        if holders != [caller]:
+            problems.append(f"{variable} must be held by {caller} only, not {holders}")
+        token = interpolation(compose_env(caller).get(variable, ""))
+        if token is None:
+            continue
+        expected = hashlib.sha256(token[1].encode()).hexdigest()
+        for service in SERVICES:
+            digest = interpolation(compose_env(service).get(digest_variable, ""))
+            if digest is not None and digest != (digest_variable, expected):
+                problems.append(f"{service}: {digest_variable} is not the SHA-256 of {variable}")
     own_tokens = [compose_env(caller).get(f"CUDLY_INTERNAL_TOKEN_{caller.upper()}") for caller in CALLERS]
     if len(set(own_tokens)) != len(own_tokens):
         problems.append("two callers share a token: each must have its own")
@@ -467,8 +475,8 @@ def check_compose_secrets_are_dev_defaults():
     problems = []
     for service in SERVICES:
         for name, value in compose_env(service).items():
-            if not SECRET_NAME.search(name):
-                continue
+            if not SECRET_NAME.search(name) or name.startswith("CUDLY_INTERNAL_TOKEN_DIGEST_"):
+                continue  # a token's digest is not a secret (checked against the token)
             if name.startswith("AWS_"):
                 continue  # checked against the sandbox below
             if name.endswith("DATABASE_URL") or name == "REDIS_URL":
@@ -802,7 +810,9 @@ def helm_env_names(service: str) -> set[str]:
     wiring = helpers_wiring()[service]
     names = {f"CUDLY_{service.upper()}_ADDR", f"CUDLY_{service.upper()}_DATABASE_URL"}
     names |= {f"CUDLY_{callee.upper()}_URL" for callee in wiring["callees"]}
-    names |= {f"CUDLY_INTERNAL_TOKEN_{caller.upper()}" for caller in wiring["tokens"]}
+    if wiring["token"]:
+        names.add(f"CUDLY_INTERNAL_TOKEN_{wiring['token'].upper()}")
+    names |= {f"CUDLY_INTERNAL_TOKEN_DIGEST_{caller.upper()}" for caller in wiring["digests"]}
     env_template = helper_define("cudly.env")
     branches = {
         "sweeper": ["REDIS_URL"],
@@ -854,11 +864,10 @@ def check_chart_services():
         if name == "gateway":
             if service.get("httpPort") != GATEWAY_PORT:
                 problems.append(f"gateway.httpPort should be {GATEWAY_PORT}")
-        else:
-            if service.get("grpcPort") != BACKEND_PORTS.get(name):
-                problems.append(f"{name}.grpcPort should be {BACKEND_PORTS.get(name)}")
-            if service.get("metricsPort") != METRICS_PORTS.get(name):
-                problems.append(f"{name}.metricsPort should be {METRICS_PORTS.get(name)}")
+        elif service.get("grpcPort") != BACKEND_PORTS.get(name):
+            problems.append(f"{name}.grpcPort should be {BACKEND_PORTS.get(name)}")
+        if service.get("metricsPort") != METRICS_PORTS.get(name):
+            problems.append(f"{name}.metricsPort should be {METRICS_PORTS.get(name)}")
         for key in ("replicas", "resources", "env", "image", "podAnnotations", "serviceAccount", "autoscaling", "podDisruptionBudget"):
             if key not in service:
                 problems.append(f"services.{name} lacks {key}")
@@ -1000,10 +1009,14 @@ def check_chart_wiring_matches_compose():
     wiring = helpers_wiring()
     for service in SERVICES:
         env = compose_env(service)
-        compose_tokens = {name.removeprefix("CUDLY_INTERNAL_TOKEN_").lower() for name in env if name.startswith("CUDLY_INTERNAL_TOKEN_")}
+        compose_tokens = {name.removeprefix("CUDLY_INTERNAL_TOKEN_").lower() for name in env if re.fullmatch(r"CUDLY_INTERNAL_TOKEN_[A-Z]+", name)}
+        compose_digests = {name.removeprefix("CUDLY_INTERNAL_TOKEN_DIGEST_").lower() for name in env if name.startswith("CUDLY_INTERNAL_TOKEN_DIGEST_")}
         compose_callees = {name[len("CUDLY_"):-len("_URL")].lower() for name in env if re.fullmatch(r"CUDLY_[A-Z]+_URL", name) and name != "CUDLY_GATEWAY_URL"}
-        if set(wiring[service]["tokens"]) != compose_tokens:
-            problems.append(f"{service}: chart tokens {sorted(wiring[service]['tokens'])} != compose {sorted(compose_tokens)}")
+        chart_tokens = {wiring[service]["token"]} - {""}
+        if chart_tokens != compose_tokens:
+            problems.append(f"{service}: chart token {sorted(chart_tokens)} != compose {sorted(compose_tokens)}")
+        if set(wiring[service]["digests"]) != compose_digests:
+            problems.append(f"{service}: chart digests {sorted(wiring[service]['digests'])} != compose {sorted(compose_digests)}")
         if set(wiring[service]["callees"]) != compose_callees:
             problems.append(f"{service}: chart callees {sorted(wiring[service]['callees'])} != compose {sorted(compose_callees)}")
     return problems

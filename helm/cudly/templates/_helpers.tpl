@@ -10,25 +10,32 @@ accounts planner executor sweeper gateway
 {{/*
 Who calls whom (docs/design/ARCHITECTURE.md), mirroring each service's Config::from_env:
 - callees: the services whose CUDLY_<CALLEE>_URL it reads;
-- tokens: the CUDLY_INTERNAL_TOKEN_<CALLER> it reads: the callers it accepts
-  (ACCEPTED_CALLERS) plus its own token when it calls other services.
+- token: the caller it is, whose CUDLY_INTERNAL_TOKEN_<CALLER> it presents (none for
+  accounts, which calls no one): a service holds no other token;
+- digests: the callers it accepts (ACCEPTED_CALLERS), whose
+  CUDLY_INTERNAL_TOKEN_DIGEST_<CALLER> it reads.
 */}}
 {{- define "cudly.wiring" -}}
 accounts:
   callees: []
-  tokens: [gateway, planner, executor]
+  token: ""
+  digests: [gateway, planner, executor]
 planner:
   callees: [accounts, executor]
-  tokens: [gateway, executor, sweeper, planner]
+  token: planner
+  digests: [gateway, executor, sweeper]
 executor:
   callees: [accounts, planner]
-  tokens: [gateway, planner, sweeper, executor]
+  token: executor
+  digests: [gateway, planner, sweeper]
 sweeper:
   callees: [executor, planner]
-  tokens: [gateway, sweeper]
+  token: sweeper
+  digests: [gateway]
 gateway:
   callees: [accounts, planner, executor, sweeper]
-  tokens: [gateway]
+  token: gateway
+  digests: []
 {{- end }}
 
 {{- define "cudly.name" -}}
@@ -152,9 +159,9 @@ Every secret is a secretKeyRef; nothing secret is ever a literal value here.
 {{- else }}
 - name: CUDLY_{{ $upper }}_ADDR
   value: {{ printf "0.0.0.0:%v" $svc.grpcPort | quote }}
+{{- end }}
 - name: CUDLY_{{ $upper }}_METRICS_ADDR
   value: {{ printf "0.0.0.0:%v" $svc.metricsPort | quote }}
-{{- end }}
 - name: CUDLY_{{ $upper }}_DATABASE_URL
   valueFrom:
     secretKeyRef:
@@ -170,12 +177,19 @@ Every secret is a secretKeyRef; nothing secret is ever a literal value here.
 - name: CUDLY_{{ upper $callee }}_URL
   value: {{ include "cudly.grpcUrl" (dict "root" $root "name" $callee) | quote }}
 {{- end }}
-{{- range $caller := $wiring.tokens }}
-- name: CUDLY_INTERNAL_TOKEN_{{ upper $caller }}
+{{- with $wiring.token }}
+- name: CUDLY_INTERNAL_TOKEN_{{ upper . }}
   valueFrom:
     secretKeyRef:
       name: {{ include "cudly.secretName" (dict "root" $root "kind" "internalTokens") }}
-      key: {{ index $secrets.internalTokens.keys $caller }}
+      key: {{ index $secrets.internalTokens.keys . }}
+{{- end }}
+{{- range $caller := $wiring.digests }}
+- name: CUDLY_INTERNAL_TOKEN_DIGEST_{{ upper $caller }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "cudly.secretName" (dict "root" $root "kind" "internalTokens") }}
+      key: {{ printf "%s-digest" (index $secrets.internalTokens.keys $caller) }}
 {{- end }}
 {{- if eq $name "sweeper" }}
 - name: REDIS_URL

@@ -12,6 +12,10 @@ use crate::error::{SandboxError, SandboxResult};
 /// member's own configuration defines a role of that name.
 pub const ORGANIZATION_ACCESS_ROLE: &str = "OrganizationAccountAccessRole";
 
+/// The dedicated role CUDly's discovery assumes in members by default (README, "IAM"):
+/// every member gets it too, trusted by the root, like an operator's StackSet would.
+pub const CUDLY_MEMBER_ROLE: &str = "CudlyPurchaser";
+
 /// How the sandbox starts. `Default` binds 127.0.0.1:0 with no accounts and no
 /// persistence.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

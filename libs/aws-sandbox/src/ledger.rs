@@ -48,6 +48,31 @@ pub struct LedgerCall {
     /// The commitment the call created, returned or tagged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commitment_id: Option<String>,
+    /// The ARN of the caller, for every call that was authenticated (like CloudTrail's
+    /// `userIdentity.arn`): `arn:aws:iam::<account>:user/sandbox` for long-lived keys,
+    /// the assumed-role or federated-user ARN for sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_arn: Option<String>,
+    /// The session tags of the session that signed the call, so a purchase names the
+    /// execution and the approver it was made for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub session_tags: BTreeMap<String, String>,
+    /// The source identity of the session that signed the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_identity: Option<String>,
+    /// A call opening a session (AssumeRole, AssumeRoleWithWebIdentity,
+    /// GetFederationToken): the `Policy` text it asked for, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_policy: Option<String>,
+    /// A call opening a session: the session tags it asked for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requested_tags: BTreeMap<String, String>,
+    /// A call opening a session: the `SourceIdentity` it asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_source_identity: Option<String>,
+    /// A call opening a session: the `DurationSeconds` it asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_duration_seconds: Option<i64>,
 }
 
 /// One commitment (reserved instance, reserved node, Savings Plan) that exists.
@@ -161,5 +186,32 @@ impl Ledger {
         self.commitments
             .iter()
             .filter(move |commitment| commitment.service == service)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_recorded_before_session_scoping_still_load_and_empty_fields_are_left_out() {
+        let saved = r#"{"at":"2030-01-01T00:00:00Z","account_id":"1","region":"us-east-1",
+            "service":"ec2","operation":"DescribeReservedInstances","outcome":"ok"}"#;
+        let call: LedgerCall = serde_json::from_str(saved).unwrap();
+        assert_eq!(call.principal_arn, None);
+        assert!(call.session_tags.is_empty());
+        assert_eq!(call.requested_duration_seconds, None);
+        let written = serde_json::to_value(&call).unwrap();
+        for field in [
+            "principal_arn",
+            "session_tags",
+            "source_identity",
+            "session_policy",
+            "requested_tags",
+            "requested_source_identity",
+            "requested_duration_seconds",
+        ] {
+            assert!(written.get(field).is_none(), "{field} written while empty");
+        }
     }
 }

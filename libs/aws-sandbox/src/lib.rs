@@ -32,6 +32,7 @@ mod identity;
 mod ledger;
 pub mod operations;
 mod persistence;
+mod policy;
 mod prices;
 mod protocol;
 mod purchase_concurrency;
@@ -47,8 +48,8 @@ pub use behaviour::{
 };
 pub use catalogue::{Offering, OfferingQuery};
 pub use config::{
-    AccessKeySpec, AccountSpec, ConfigFile, ORGANIZATION_ACCESS_ROLE, OrgMemberSpec, RoleSpec,
-    SandboxConfig,
+    AccessKeySpec, AccountSpec, CUDLY_MEMBER_ROLE, ConfigFile, ORGANIZATION_ACCESS_ROLE,
+    OrgMemberSpec, RoleSpec, SandboxConfig,
 };
 pub use error::{SandboxError, SandboxResult};
 pub use faults::{ActiveFault, FaultError, FaultId, FaultSpec};

@@ -29,7 +29,7 @@ use crate::behaviour::{Behaviour, BehaviourUpdate};
 use crate::config::{AccountSpec, SandboxConfig};
 use crate::error::{SandboxError, SandboxResult};
 use crate::faults::{ActiveFault, FaultId, FaultSpec};
-use crate::identity;
+use crate::identity::{self, Principal};
 use crate::ledger::{CallOutcome, Ledger, LedgerCall};
 use crate::prices::PriceUpdate;
 use crate::protocol::{self, AwsError, HttpResponse, Params, RawRequest};
@@ -336,6 +336,8 @@ async fn route(
 /// What the ledger records of a call besides its notes.
 struct CallRecord<'a> {
     account_id: &'a str,
+    /// Who signed the call, once it was authenticated.
+    caller: Option<&'a Principal>,
     region: &'a str,
     service: Service,
     operation: &'a str,
@@ -348,6 +350,7 @@ fn record_call(
     record: CallRecord<'_>,
     note: services::CallNote,
 ) {
+    let caller = record.caller;
     state.push_call(LedgerCall {
         at: Utc::now(),
         account_id: record.account_id.to_string(),
@@ -360,7 +363,24 @@ fn record_call(
         reservation_id: note.reservation_id,
         client_token: note.client_token,
         commitment_id: note.commitment_id,
+        principal_arn: caller.map(|caller| caller.arn.clone()),
+        session_tags: caller
+            .map(|caller| caller.session_tags.clone())
+            .unwrap_or_default(),
+        source_identity: caller.and_then(|caller| caller.source_identity.clone()),
+        session_policy: note.session_policy,
+        requested_tags: note.requested_tags,
+        requested_source_identity: note.requested_source_identity,
+        requested_duration_seconds: note.requested_duration_seconds,
     });
+}
+
+/// Records a call refused before its service handled it (unauthenticated, denied by
+/// the signing session's policy, or failed by a fault) and writes the refusal.
+fn refuse(app: &App, record: CallRecord<'_>, error: &AwsError, request_id: &str) -> HttpResponse {
+    let service = record.service;
+    app.mutate(|state| record_call(state, record, services::CallNote::default()));
+    protocol::render_error(service, error, request_id)
 }
 
 async fn handle_aws(app: &App, raw: RawRequest) -> Result<HttpResponse, DroppedResponse> {
@@ -407,21 +427,16 @@ async fn handle_aws(app: &App, raw: RawRequest) -> Result<HttpResponse, DroppedR
         let principal = match authenticated {
             Ok(principal) => principal,
             Err(error) => {
-                app.mutate(|state| {
-                    record_call(
-                        state,
-                        CallRecord {
-                            account_id: "",
-                            region: &region,
-                            service,
-                            operation,
-                            outcome: CallOutcome::Error,
-                            error_code: Some(error.code.clone()),
-                        },
-                        services::CallNote::default(),
-                    );
-                });
-                return Ok(protocol::render_error(service, &error, &request_id));
+                let record = CallRecord {
+                    account_id: "",
+                    caller: None,
+                    region: &region,
+                    service,
+                    operation,
+                    outcome: CallOutcome::Error,
+                    error_code: Some(error.code.clone()),
+                };
+                return Ok(refuse(app, record, &error, &request_id));
             }
         };
         let account_id = principal
@@ -429,27 +444,40 @@ async fn handle_aws(app: &App, raw: RawRequest) -> Result<HttpResponse, DroppedR
             .map(|principal| principal.account_id.clone())
             .unwrap_or_default();
 
+        // Every signed call passes the signing session's policy here, before any fault
+        // or handler: AWS authorizes a call before the service sees it.
+        if let Some(caller) = &principal
+            && let Err(error) = identity::authorize(caller, service, operation)
+        {
+            tracing::debug!(code = %error.code, "refused by the session policy");
+            let record = CallRecord {
+                account_id: &account_id,
+                caller: Some(caller),
+                region: &region,
+                service,
+                operation,
+                outcome: CallOutcome::Error,
+                error_code: Some(error.code.clone()),
+            };
+            return Ok(refuse(app, record, &error, &request_id));
+        }
+
         let effect = app.lock().faults.take(service, operation, &account_id);
         if !effect.delay.is_zero() {
             tokio::time::sleep(effect.delay).await;
         }
         if let Some(fault) = effect.error {
             let error = AwsError::from_fault(service, fault);
-            app.mutate(|state| {
-                record_call(
-                    state,
-                    CallRecord {
-                        account_id: &account_id,
-                        region: &region,
-                        service,
-                        operation,
-                        outcome: CallOutcome::Error,
-                        error_code: Some(error.code.clone()),
-                    },
-                    services::CallNote::default(),
-                );
-            });
-            return Ok(protocol::render_error(service, &error, &request_id));
+            let record = CallRecord {
+                account_id: &account_id,
+                caller: principal.as_ref(),
+                region: &region,
+                service,
+                operation,
+                outcome: CallOutcome::Error,
+                error_code: Some(error.code.clone()),
+            };
+            return Ok(refuse(app, record, &error, &request_id));
         }
 
         let result = app.mutate(|state| {
@@ -477,6 +505,7 @@ async fn handle_aws(app: &App, raw: RawRequest) -> Result<HttpResponse, DroppedR
                 state,
                 CallRecord {
                     account_id: &context.account_id,
+                    caller: context.principal.as_ref(),
                     region: &region,
                     service,
                     operation,

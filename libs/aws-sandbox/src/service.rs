@@ -67,6 +67,23 @@ impl Service {
         }
     }
 
+    /// Returns the prefix IAM names this service's actions with (`ec2:DescribeX`,
+    /// `es:PurchaseReservedInstanceOffering`, `ce:GetX`), which session policies match
+    /// calls against.
+    pub fn iam_prefix(self) -> &'static str {
+        match self {
+            Service::Opensearch => "es",
+            Service::Costexplorer => "ce",
+            other => other.as_str(),
+        }
+    }
+
+    /// Returns the IAM action a call of `operation` is authorized as
+    /// (`ec2:PurchaseReservedInstancesOffering`).
+    pub fn iam_action(self, operation: &str) -> String {
+        format!("{}:{operation}", self.iam_prefix())
+    }
+
     /// Returns the service a SigV4 signing name belongs to (OpenSearch signs as `es`,
     /// Cost Explorer as `ce`).
     pub fn from_signing_name(name: &str) -> Option<Service> {
@@ -135,5 +152,23 @@ impl std::str::FromStr for Service {
             .into_iter()
             .find(|service| service.as_str() == value)
             .ok_or_else(|| format!("unknown service {value}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iam_prefixes_are_the_ones_aws_policies_name() {
+        assert_eq!(Service::Opensearch.iam_prefix(), "es");
+        assert_eq!(Service::Costexplorer.iam_prefix(), "ce");
+        assert_eq!(
+            Service::Ec2.iam_action("DescribeReservedInstances"),
+            "ec2:DescribeReservedInstances"
+        );
+        for service in Service::ALL {
+            assert!(!service.iam_prefix().is_empty());
+        }
     }
 }

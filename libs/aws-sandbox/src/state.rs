@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::behaviour::Behaviour;
 use crate::catalogue::{self, Offering, OfferingQuery};
-use crate::config::{AccessKeySpec, AccountSpec, ORGANIZATION_ACCESS_ROLE, RoleSpec};
+use crate::config::{
+    AccessKeySpec, AccountSpec, CUDLY_MEMBER_ROLE, ORGANIZATION_ACCESS_ROLE, RoleSpec,
+};
 use crate::error::{SandboxError, SandboxResult};
 use crate::faults::FaultSet;
 use crate::identity::Session;
@@ -227,15 +229,12 @@ impl SandboxState {
                     .or_insert_with(|| {
                         AccountSpec::new(member.account_id.clone()).with_name(member.name.clone())
                     });
-                if !account
-                    .roles
-                    .iter()
-                    .any(|role| role.role_name == ORGANIZATION_ACCESS_ROLE)
-                {
-                    account.roles.push(RoleSpec::new(
-                        ORGANIZATION_ACCESS_ROLE,
-                        root.account_id.clone(),
-                    ));
+                for role_name in [ORGANIZATION_ACCESS_ROLE, CUDLY_MEMBER_ROLE] {
+                    if !account.roles.iter().any(|role| role.role_name == role_name) {
+                        account
+                            .roles
+                            .push(RoleSpec::new(role_name, root.account_id.clone()));
+                    }
                 }
             }
         }

@@ -4,8 +4,10 @@
 //! - [`sdk`]: SDK configuration from explicit settings (region, endpoint override,
 //!   static session credentials or the default chain); without an explicit endpoint the
 //!   SDK's own `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` handling applies.
-//! - [`sts`]: session credentials (GetSessionToken, AssumeRole,
+//! - [`sts`]: session credentials (GetSessionToken, GetFederationToken, AssumeRole,
 //!   AssumeRoleWithWebIdentity) and GetCallerIdentity, as plain Rust types.
+//! - [`session_policy`]: the inline session policies that scope the sessions handed to
+//!   the executor to the describe, purchase and tagging calls of the seven services.
 //! - [`organizations`]: the member accounts of an organization, all pages.
 //! - [`costexplorer`]: the reservation and Savings Plans purchases Cost Explorer
 //!   recommends, for one account or every member of an organization, within a budget
@@ -22,6 +24,7 @@ pub mod error;
 pub mod organizations;
 pub mod purchase;
 pub mod sdk;
+pub mod session_policy;
 pub mod sts;
 
 pub use error::{AwsErrorKind, AwsFailure, sanitize_sdk_error};

@@ -32,6 +32,36 @@ pub struct AssumeRole<'a> {
     pub external_id: Option<&'a str>,
     pub session_name: &'a str,
     pub duration: Duration,
+    /// Narrows the session to what the caller needs (see [`Scoping`]).
+    pub scoping: Option<&'a Scoping>,
+}
+
+/// What narrows a session and says, in CloudTrail, who it acts for: an inline session
+/// policy, session tags, and (AssumeRole only) a SourceIdentity, which AWS keeps across
+/// role chaining.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scoping {
+    /// The inline session policy (IAM JSON).
+    pub policy: String,
+    pub tags: Vec<(String, String)>,
+    pub source_identity: Option<String>,
+}
+
+impl Scoping {
+    fn sdk_tags(&self) -> Option<Vec<aws_sdk_sts::types::Tag>> {
+        let tags = self
+            .tags
+            .iter()
+            .filter_map(|(key, value)| {
+                aws_sdk_sts::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .ok()
+            })
+            .collect::<Vec<_>>();
+        (!tags.is_empty()).then_some(tags)
+    }
 }
 
 /// An STS client bound to one identity.
@@ -82,6 +112,7 @@ impl Sts {
         request: AssumeRole<'_>,
     ) -> Result<SessionCredentials, AwsFailure> {
         const OPERATION: &str = "AssumeRole";
+        let scoping = request.scoping;
         let output = self
             .client
             .assume_role()
@@ -89,6 +120,32 @@ impl Sts {
             .role_session_name(request.session_name)
             .set_external_id(request.external_id.map(str::to_owned))
             .duration_seconds(duration_seconds(request.duration))
+            .set_policy(scoping.map(|scoping| scoping.policy.clone()))
+            .set_tags(scoping.and_then(Scoping::sdk_tags))
+            .set_source_identity(scoping.and_then(|scoping| scoping.source_identity.clone()))
+            .send()
+            .await
+            .map_err(|error| AwsFailure::from_sdk(OPERATION, &error))?;
+        session_credentials(OPERATION, output.credentials())
+    }
+
+    /// GetFederationToken: temporary credentials of a federated user `name` for the
+    /// long-lived keys this client signs with, narrowed by `scoping` (AWS takes no
+    /// SourceIdentity here; the tags name who the session acts for).
+    pub async fn get_federation_token(
+        &self,
+        name: &str,
+        scoping: &Scoping,
+        duration: Duration,
+    ) -> Result<SessionCredentials, AwsFailure> {
+        const OPERATION: &str = "GetFederationToken";
+        let output = self
+            .client
+            .get_federation_token()
+            .name(name)
+            .policy(&scoping.policy)
+            .set_tags(scoping.sdk_tags())
+            .duration_seconds(duration_seconds(duration))
             .send()
             .await
             .map_err(|error| AwsFailure::from_sdk(OPERATION, &error))?;
@@ -96,13 +153,15 @@ impl Sts {
     }
 
     /// AssumeRoleWithWebIdentity with `token` (the call is not signed; the token is the
-    /// proof).
+    /// proof), narrowed by `policy` when given (AWS takes no session tags here: they
+    /// come from the token).
     pub async fn assume_role_with_web_identity(
         &self,
         role_arn: &str,
         session_name: &str,
         token: &SecretString,
         duration: Duration,
+        policy: Option<&str>,
     ) -> Result<SessionCredentials, AwsFailure> {
         const OPERATION: &str = "AssumeRoleWithWebIdentity";
         let output = self
@@ -112,6 +171,7 @@ impl Sts {
             .role_session_name(session_name)
             .web_identity_token(token.expose_secret())
             .duration_seconds(duration_seconds(duration))
+            .set_policy(policy.map(str::to_owned))
             .send()
             .await
             .map_err(|error| AwsFailure::from_sdk(OPERATION, &error))?;

@@ -71,6 +71,7 @@ impl Organization {
         let role_arn = format!("arn:aws:iam::{member}:role/{ORGANIZATION_ACCESS_ROLE}");
         Sts::with_credentials(&self.settings, &self.root)
             .assume_role(AssumeRole {
+                scoping: None,
                 role_arn: &role_arn,
                 external_id: None,
                 session_name: "cudly-recommendations",

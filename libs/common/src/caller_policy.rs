@@ -57,7 +57,7 @@ impl<S> CallerPolicy<S> {
             .auth
             .identify(presented.as_bytes())
             .ok_or_else(|| Status::from(ApiError::unauthenticated("unknown internal token")))?;
-        let method = request.uri().path().rsplit('/').next().unwrap_or_default();
+        let method = crate::grpc::method_name(request.uri().path());
         match allowed_callers(self.table, method) {
             Some(callers) if callers.contains(&caller) => Ok(caller),
             _ => Err(ApiError::permission_denied(format!(
@@ -145,9 +145,9 @@ mod tests {
     }
 
     fn policy() -> CallerPolicy<Echo> {
-        let auth = InternalAuth::new(vec![
-            (Caller::Gateway, SecretString::from("gateway-token")),
-            (Caller::Executor, SecretString::from("executor-token")),
+        let auth = InternalAuth::from_tokens([
+            (Caller::Gateway, &SecretString::from("gateway-token")),
+            (Caller::Executor, &SecretString::from("executor-token")),
         ]);
         CallerPolicy::new(Echo, auth, TABLE)
     }

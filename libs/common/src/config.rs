@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use crate::grpc::Caller;
+use crate::grpc::{Caller, TokenDigest};
+use crate::grpc_limits::GrpcLimits;
 
 /// Default database of every service when neither its own URL nor `DATABASE_URL` is set.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/cudly";
@@ -32,6 +33,11 @@ pub mod defaults {
     pub const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
     /// Deadline of one internal gRPC call (`CUDLY_INTERNAL_CALL_TIMEOUT`).
     pub const INTERNAL_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Deadline a gRPC server puts on a request (`CUDLY_GRPC_REQUEST_TIMEOUT`): past
+    /// every caller's own deadline, so it ends only work nobody waits for.
+    pub const GRPC_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Requests a gRPC server handles at once (`CUDLY_GRPC_MAX_CONCURRENT_REQUESTS`).
+    pub const GRPC_MAX_CONCURRENT_REQUESTS: usize = 512;
     /// Deadline of a recommendations refresh and of the Cost Explorer collections it
     /// makes (gateway, sweeper and planner): an organization's answer may take many
     /// pages, each a billed, throttled call.
@@ -44,6 +50,10 @@ pub mod defaults {
     pub const STRANDED_RUNNING_AFTER: Duration = Duration::from_secs(10 * 60);
     /// The gateway's listen address when run alone (`CUDLY_GATEWAY_ADDR`).
     pub const GATEWAY_ADDR: &str = "127.0.0.1:8080";
+    /// The port of the gateway's `/metrics` listener (`CUDLY_GATEWAY_METRICS_ADDR`): on
+    /// every interface when run alone, on loopback inside `cudly`, where it serves the
+    /// figures of all five services.
+    pub const GATEWAY_METRICS_PORT: u16 = 9095;
 
     /// The ports a back-end service listens on when run alone: gRPC and `/metrics`.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,6 +297,11 @@ pub struct CommonSettings {
     pub health_interval: Duration,
     /// Deadline of each call to another service (`CUDLY_INTERNAL_CALL_TIMEOUT`).
     pub internal_call_timeout: Duration,
+    /// What the service's gRPC server takes on at once, and for how long.
+    pub grpc_limits: GrpcLimits,
+    /// Whether the server answers gRPC reflection (`CUDLY_GRPC_REFLECTION`; by default
+    /// in dev mode only: it lists every RPC to whoever can connect).
+    pub grpc_reflection: bool,
 }
 
 impl Default for CommonSettings {
@@ -294,6 +309,8 @@ impl Default for CommonSettings {
         Self {
             health_interval: defaults::HEALTH_INTERVAL,
             internal_call_timeout: defaults::INTERNAL_CALL_TIMEOUT,
+            grpc_limits: GrpcLimits::default(),
+            grpc_reflection: false,
         }
     }
 }
@@ -307,6 +324,8 @@ impl CommonSettings {
                 "CUDLY_INTERNAL_CALL_TIMEOUT",
                 defaults::INTERNAL_CALL_TIMEOUT,
             )?,
+            grpc_limits: GrpcLimits::read(env)?,
+            grpc_reflection: env.parse("CUDLY_GRPC_REFLECTION", env.is_dev_mode())?,
         };
         if settings.health_interval.is_zero() {
             return Err(ConfigError::new(
@@ -328,8 +347,13 @@ impl CommonSettings {
 /// production mode and requires them), or the all-in-one `cudly`, which in dev mode
 /// generates whatever is missing.
 pub trait SecretSource {
-    /// Returns the internal token of `caller`.
+    /// Returns the internal token of `caller`: read by that caller only.
     fn internal_token(&self, caller: Caller) -> ConfigResult<SecretString>;
+    /// Returns the digest of `caller`'s token: read by the services it calls.
+    fn internal_token_digest(&self, caller: Caller) -> ConfigResult<TokenDigest>;
+    /// Returns the variables holding the token of a caller other than `own`: a service
+    /// given one could pass for that caller.
+    fn foreign_token_vars(&self, own: Option<Caller>) -> Vec<String>;
     /// Returns the credential key as 64 hex characters (accounts).
     fn credential_key(&self) -> ConfigResult<SecretString>;
     /// Returns the bootstrap admin key, if there is one (gateway).
@@ -340,6 +364,31 @@ impl SecretSource for Env {
     fn internal_token(&self, caller: Caller) -> ConfigResult<SecretString> {
         self.secret(&caller.token_var())
             .ok_or_else(|| ConfigError::new(caller.token_var(), "must be set"))
+    }
+
+    fn internal_token_digest(&self, caller: Caller) -> ConfigResult<TokenDigest> {
+        let variable = caller.digest_var();
+        let text = self.var(&variable).ok_or_else(|| {
+            ConfigError::new(
+                &variable,
+                format!(
+                    "must be set: the SHA-256 of the {} token, 64 hex characters \
+                     (printf %s \"$TOKEN\" | sha256sum)",
+                    caller.name()
+                ),
+            )
+        })?;
+        TokenDigest::parse_hex(&text)
+            .ok_or_else(|| ConfigError::new(variable, "must be 64 hex characters (a SHA-256)"))
+    }
+
+    fn foreign_token_vars(&self, own: Option<Caller>) -> Vec<String> {
+        Caller::ALL
+            .into_iter()
+            .filter(|caller| Some(*caller) != own)
+            .map(Caller::token_var)
+            .filter(|variable| self.var(variable).is_some())
+            .collect()
     }
 
     fn credential_key(&self) -> ConfigResult<SecretString> {
@@ -390,11 +439,13 @@ mod tests {
 
     #[test]
     fn an_empty_value_counts_as_unset() {
-        let env = Env::from_pairs([("CUDLY_HEALTH_INTERVAL", " ")]);
+        let env = Env::from_pairs([("CUDLY_HEALTH_INTERVAL", " "), ("CUDLY_ENV", "production")]);
         assert_eq!(
             CommonSettings::read(&env).unwrap(),
             CommonSettings::default()
         );
+        // Reflection lists every RPC: on by default in dev mode only.
+        assert!(CommonSettings::read(&Env::empty()).unwrap().grpc_reflection);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Internal gRPC plumbing shared by the services: caller authentication with per-caller
-//! tokens, client channels that carry the token and the trace context, health
-//! reporting driven by dependency checks, and shutdown signals.
+//! tokens (a receiver keeps only their digests), client channels that carry the token
+//! and the trace context, health reporting driven by dependency checks, and shutdown
+//! signals.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
@@ -44,48 +46,128 @@ impl Caller {
         }
     }
 
-    /// Returns the variable holding this caller's token.
+    /// Returns the variable holding this caller's own token (read by the caller only).
     pub fn token_var(self) -> String {
         format!("CUDLY_INTERNAL_TOKEN_{}", self.name().to_ascii_uppercase())
     }
+
+    /// Returns the variable holding the digest of this caller's token (read by the
+    /// services it calls).
+    pub fn digest_var(self) -> String {
+        format!(
+            "CUDLY_INTERNAL_TOKEN_DIGEST_{}",
+            self.name().to_ascii_uppercase()
+        )
+    }
 }
 
-/// The internal tokens of the callers a service accepts; [`crate::caller_policy`] checks
+/// The SHA-256 of an internal token: all a receiver keeps of its callers' tokens, so a
+/// service that accepts calls from another cannot present that other's token. The
+/// tokens are 256-bit random values, so an unsalted hash is enough.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    pub fn of(token: &[u8]) -> Self {
+        Self(Sha256::digest(token).into())
+    }
+
+    pub fn of_secret(token: &SecretString) -> Self {
+        Self::of(token.expose_secret().as_bytes())
+    }
+
+    /// Parses 64 hex characters, as `sha256sum` prints them.
+    pub fn parse_hex(text: &str) -> Option<Self> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut bytes).ok()?;
+        Some(Self(bytes))
+    }
+
+    pub fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "TokenDigest({})", self.to_hex())
+    }
+}
+
+/// The token digests of the callers a service accepts; [`crate::caller_policy`] checks
 /// them, and each RPC's callers, at the service's edge.
 #[derive(Clone)]
 pub struct InternalAuth {
-    accepted: Arc<Vec<(Caller, SecretString)>>,
+    accepted: Arc<Vec<(Caller, TokenDigest)>>,
 }
 
 impl InternalAuth {
-    pub fn new(accepted: Vec<(Caller, SecretString)>) -> Self {
+    pub fn new(accepted: Vec<(Caller, TokenDigest)>) -> Self {
         Self {
             accepted: Arc::new(accepted),
         }
     }
 
-    /// Takes the tokens of the `callers` this service accepts from `secrets`.
-    pub fn from_source(callers: &[Caller], secrets: &impl SecretSource) -> ConfigResult<Self> {
+    /// Accepts the holders of `tokens` (tests and the all-in-one `cudly`, which hold
+    /// every token in one process).
+    pub fn from_tokens<'a>(tokens: impl IntoIterator<Item = (Caller, &'a SecretString)>) -> Self {
+        Self::new(
+            tokens
+                .into_iter()
+                .map(|(caller, token)| (caller, TokenDigest::of_secret(token)))
+                .collect(),
+        )
+    }
+
+    /// Takes the digests of the `callers` this service accepts from `secrets`, refusing
+    /// a configuration that hands this service (`own`: the caller it is, if any) another
+    /// service's token.
+    pub fn from_source(
+        own: Option<Caller>,
+        callers: &[Caller],
+        secrets: &impl SecretSource,
+    ) -> ConfigResult<Self> {
+        refuse_foreign_tokens(own, secrets)?;
         let accepted = callers
             .iter()
             .map(|caller| {
                 secrets
-                    .internal_token(*caller)
-                    .map(|token| (*caller, token))
+                    .internal_token_digest(*caller)
+                    .map(|digest| (*caller, digest))
             })
             .collect::<ConfigResult<Vec<_>>>()?;
         Ok(Self::new(accepted))
     }
 
     pub(crate) fn identify(&self, presented: &[u8]) -> Option<Caller> {
-        // Compare against every token so the time taken does not reveal which matched.
+        let presented = TokenDigest::of(presented);
+        // Compare against every digest so the time taken does not reveal which matched.
         let mut found = None;
-        for (caller, token) in self.accepted.iter() {
-            if bool::from(token.expose_secret().as_bytes().ct_eq(presented)) {
+        for (caller, digest) in self.accepted.iter() {
+            if bool::from(digest.0.ct_eq(&presented.0)) {
                 found = Some(*caller);
             }
         }
         found
+    }
+}
+
+/// Returns the RPC name of a gRPC request path (`/cudly.accounts.v1.AccountsService/GetAccount`
+/// → `GetAccount`).
+pub fn method_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or_default()
+}
+
+/// Refuses a configuration that hands a service (`own`: the caller it is, if any)
+/// another service's token, with which it could pass for that service.
+pub fn refuse_foreign_tokens(own: Option<Caller>, secrets: &impl SecretSource) -> ConfigResult<()> {
+    match secrets.foreign_token_vars(own).into_iter().next() {
+        Some(foreign) => Err(ConfigError::new(
+            foreign,
+            "a service holds only its own internal token; the services a caller calls \
+             hold CUDLY_INTERNAL_TOKEN_DIGEST_<CALLER> instead",
+        )),
+        None => Ok(()),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod grpc_limits;
 pub mod idempotency;
 pub mod metrics;
 pub mod server;

@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Latency buckets in seconds, from 1 ms to 30 s.
@@ -50,9 +51,10 @@ pub fn render() -> String {
     handle.render()
 }
 
-/// Serves `GET /metrics` on `addr` until `cancel` fires (standalone service binaries;
-/// `CUDLY_<SERVICE>_METRICS_ADDR`).
-pub async fn serve_metrics(addr: SocketAddr, cancel: CancellationToken) -> anyhow::Result<()> {
+/// Serves `GET /metrics` on `listener` until `cancel` fires: every binary's own
+/// listener (`CUDLY_<SERVICE>_METRICS_ADDR`), never the API's, so an ingress in front of
+/// the API cannot expose it.
+pub async fn serve_metrics(listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
     use axum::routing::get;
     prometheus_handle();
     let app = axum::Router::new().route(
@@ -67,7 +69,6 @@ pub async fn serve_metrics(addr: SocketAddr, cancel: CancellationToken) -> anyho
             )
         }),
     );
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "metrics listening");
     let upkeep_cancel = cancel.clone();
     tokio::spawn(async move {
@@ -129,13 +130,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = request
-            .uri()
-            .path()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let method = crate::grpc::method_name(request.uri().path()).to_owned();
         let service = self.service;
         let started = Instant::now();
         let future = self.inner.call(request);
@@ -186,7 +181,11 @@ pub fn spawn_standalone(addr: SocketAddr) -> CancellationToken {
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     tokio::spawn(async move {
-        if let Err(error) = serve_metrics(addr, stop).await {
+        let served = match TcpListener::bind(addr).await {
+            Ok(listener) => serve_metrics(listener, stop).await,
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = served {
             tracing::error!(%addr, error = %format!("{error:#}"), "metrics listener failed");
         }
     });

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::grpc::{DependencyStatus, drive_health};
+use crate::grpc_limits::{GrpcLimits, GrpcLimitsLayer};
 
 /// An extra dependency check (e.g. Redis for the sweeper).
 pub type ExtraCheck =
@@ -30,6 +31,10 @@ pub struct ServiceSpec {
     pub schema: &'static str,
     pub migrator: &'static Migrator,
     pub health_interval: Duration,
+    /// Deadlines and the concurrency cap of the server.
+    pub limits: GrpcLimits,
+    /// Whether gRPC reflection is served.
+    pub reflection: bool,
     pub extra_checks: Vec<ExtraCheck>,
     /// Told when the migrations are applied and every dependency answers; background
     /// work that needs them waits on it ([`Readiness::wait_ready`]).
@@ -85,8 +90,8 @@ pub fn reflection_service() -> anyhow::Result<
         .build_v1()?)
 }
 
-/// Serves `routes` (the service's own gRPC services) plus health and reflection on
-/// `listener` until `shutdown` completes. Migrations are applied by the health loop
+/// Serves `routes` (the service's own gRPC services) plus health and, when asked,
+/// reflection on `listener` within the server's limits until `shutdown` completes. Migrations are applied by the health loop
 /// before the first SERVING report, so nothing acts on an unmigrated schema.
 pub async fn serve(
     spec: ServiceSpec,
@@ -119,12 +124,18 @@ pub async fn serve(
     ));
     let addr = listener.local_addr()?;
     tracing::info!(service = spec.name, %addr, "grpc server listening");
+    let reflection = if spec.reflection {
+        Some(reflection_service()?)
+    } else {
+        None
+    };
     let result = tonic::transport::Server::builder()
         .layer(cudly_telemetry::GrpcTraceLayer::new(spec.name))
         .layer(crate::metrics::RpcMetricsLayer::new(spec.name))
+        .layer(GrpcLimitsLayer::new(spec.limits))
         .add_routes(routes)
         .add_service(health_service)
-        .add_service(reflection_service()?)
+        .add_optional_service(reflection)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown,

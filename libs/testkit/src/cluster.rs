@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use cudly_common::grpc::Caller;
+use cudly_common::grpc::{Caller, TokenDigest};
 use secrecy::SecretString;
 
 use crate::wait::free_port;
@@ -135,8 +135,13 @@ impl Cluster {
         if let Some(sweeper) = sweepers.first() {
             common.push(("CUDLY_SWEEPER_URL".into(), url(*sweeper)));
         }
+        // Every service knows the digests of every caller's token; each holds only its
+        // own token (added per process below), as a deployment gives them.
         for (caller, token) in &tokens {
-            common.push((caller.token_var(), token.clone()));
+            common.push((
+                caller.digest_var(),
+                TokenDigest::of(token.as_bytes()).to_hex(),
+            ));
         }
         common.extend(spec.env.iter().cloned());
 
@@ -148,6 +153,11 @@ impl Cluster {
                        extra: Vec<(String, String)>| {
             let upper = service.to_ascii_uppercase();
             let mut env = common.clone();
+            if let Some((caller, token)) =
+                tokens.iter().find(|(caller, _)| caller.name() == service)
+            {
+                env.push((caller.token_var(), token.clone()));
+            }
             env.push((format!("CUDLY_{upper}_ADDR"), addr.to_string()));
             env.push((format!("CUDLY_{upper}_METRICS_ADDR"), "127.0.0.1:0".into()));
             env.extend(extra);

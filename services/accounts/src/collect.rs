@@ -122,6 +122,7 @@ impl Accounts {
                 CacheUse::Use {
                     valid_for: chrono::TimeDelta::zero(),
                 },
+                None,
             )
             .await
         {

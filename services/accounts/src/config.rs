@@ -43,7 +43,7 @@ impl Config {
         Ok(Self {
             addr: env.listen_addr("accounts", layout)?,
             database_url: env.database_url("accounts"),
-            auth: InternalAuth::from_source(ACCEPTED_CALLERS, secrets)?,
+            auth: InternalAuth::from_source(None, ACCEPTED_CALLERS, secrets)?,
             common: CommonSettings::read(env)?,
             credential_keys: CredentialKeys::read(env, secrets)?,
             aws: AwsSettings::read(env)?,

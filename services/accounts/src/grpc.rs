@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use cudly_aws::session_policy::SessionScope;
 use cudly_common::caller_policy::{CallerPolicy, CallerTable};
 use cudly_common::grpc::Caller;
 use cudly_proto::accounts::v1 as pb;
@@ -17,6 +18,7 @@ use crate::collect::QueryInput;
 use crate::config::Config;
 use crate::domain::{Account, AccountDraft, AccountFilter, CredentialDraft, Provider};
 use crate::error::AccountsError;
+use crate::handover::Handover;
 use crate::service::{Accounts, TestOutcome, parse_id};
 
 /// Fully qualified name of the service, reported in health.
@@ -305,7 +307,11 @@ impl AccountsService for AccountsGrpc {
         let id = parse_id("account_id", &request.get_ref().account_id)?;
         let valid_for =
             chrono::TimeDelta::seconds(i64::from(request.get_ref().min_validity_seconds));
-        let resolved = self.accounts.resolve_credentials(id, valid_for).await?;
+        let handover = handover_of(request.get_ref())?;
+        let resolved = self
+            .accounts
+            .resolve_credentials(id, valid_for, &handover)
+            .await?;
         let credentials = resolved.credentials;
         Ok(Response::new(pb::ResolveCredentialsResponse {
             access_key_id: credentials.access_key_id,
@@ -366,4 +372,37 @@ impl AccountsService for AccountsGrpc {
             error: collection.error,
         }))
     }
+}
+
+/// Reads what a session handed to the executor is for: it is never handed out without
+/// a scope, and a purchase session always names its execution.
+fn handover_of(request: &pb::ResolveCredentialsRequest) -> Result<Handover, AccountsError> {
+    let scope = match request.scope.as_str() {
+        "quote" => SessionScope::Quote,
+        "dry_run" => SessionScope::DryRun,
+        "purchase" => SessionScope::Purchase,
+        _ => {
+            return Err(AccountsError::field(
+                "scope",
+                "must be quote, dry_run or purchase",
+            ));
+        }
+    };
+    let execution_id = (!request.execution_id.is_empty())
+        .then(|| parse_id("execution_id", &request.execution_id))
+        .transpose()?;
+    if scope == SessionScope::Purchase && execution_id.is_none() {
+        return Err(AccountsError::field(
+            "execution_id",
+            "is required for a purchase session",
+        ));
+    }
+    let approved_by = Some(request.approved_by.trim())
+        .filter(|approver| !approver.is_empty())
+        .map(str::to_owned);
+    Ok(Handover {
+        scope,
+        execution_id,
+        approved_by,
+    })
 }

@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 mod grpc;
+pub mod handover;
 
 pub use grpc::CALLERS;
 mod repo;

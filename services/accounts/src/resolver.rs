@@ -8,6 +8,11 @@
 //!   target from them;
 //! - workload_identity_federation: AssumeRoleWithWebIdentity with the token file's token.
 //!
+//! A session handed to the executor ([`Handover`]) is narrowed at its last step: a
+//! session policy, 15 minutes, tags naming the execution and approver (access keys:
+//! GetFederationToken instead of GetSessionToken). The service's own uses (credential
+//! tests, discovery, Cost Explorer) keep unscoped sessions that never leave it.
+//!
 //! A cache entry is valid only for the revisions of the account and of its bastion it
 //! was made from. Every write bumps the revision, so a write through any replica of
 //! this service invalidates the entries of every replica; writes through this replica
@@ -31,6 +36,7 @@ use crate::domain::{
     Account, AwsAuthMode, CredentialType, Provider, ValidCredentials, session_name,
 };
 use crate::error::AccountsError;
+use crate::handover::{HANDOVER_DURATION, Handover};
 use crate::repo;
 
 /// Lifetime asked of STS for every session.
@@ -110,6 +116,9 @@ struct CacheEntry {
     stamp: Stamp,
 }
 
+/// A cached session: the account's own, or one handed over for an execution.
+type CacheKey = (Uuid, Option<Handover>);
+
 /// Resolves and caches session credentials.
 pub struct Resolver {
     pool: PgPool,
@@ -118,7 +127,7 @@ pub struct Resolver {
     /// Explicit credentials of the service itself; `None`: the default provider chain.
     ambient_credentials: Option<SessionCredentials>,
     ambient: OnceCell<Sts>,
-    cache: Mutex<HashMap<Uuid, CacheEntry>>,
+    cache: Mutex<HashMap<CacheKey, CacheEntry>>,
 }
 
 impl Resolver {
@@ -154,20 +163,23 @@ impl Resolver {
             .cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache.retain(|id, entry| {
+        cache.retain(|(id, _), entry| {
             *id != account_id
                 && entry.stamp.bastion.map(|(bastion_id, _)| bastion_id) != Some(account_id)
         });
     }
 
     /// Returns session credentials for `account` (an AWS account; the caller checked
-    /// that it exists and, where it matters, that it is enabled).
+    /// that it exists and, where it matters, that it is enabled), narrowed for
+    /// `handover` when they leave this service.
     pub async fn resolve(
         &self,
         account: &Account,
         cache_use: CacheUse,
+        handover: Option<&Handover>,
     ) -> Result<SessionCredentials, ResolveError> {
         let mode = aws_mode(account)?;
+        let key = (account.id, handover.cloned());
         if mode != AwsAuthMode::Bastion {
             let stamp = Stamp {
                 revision: account.revision,
@@ -175,10 +187,10 @@ impl Resolver {
             };
             return self
                 .cached_or_fresh(
-                    account.id,
+                    key,
                     stamp,
                     cache_use,
-                    self.resolve_direct(account, mode),
+                    self.resolve_direct(account, mode, handover),
                 )
                 .await;
         }
@@ -193,20 +205,20 @@ impl Resolver {
                 revision: bastion.revision,
                 bastion: None,
             };
+            // The bastion's own session only assumes the target's role: never handed over.
             let bastion_credentials = self
                 .cached_or_fresh(
-                    bastion.id,
+                    (bastion.id, None),
                     bastion_stamp,
                     cache_use,
-                    self.resolve_direct(&bastion, bastion_mode),
+                    self.resolve_direct(&bastion, bastion_mode, None),
                 )
                 .await
                 .map_err(|error| error.in_bastion(&bastion))?;
-            self.assume_role(account, &self.sts_with(&bastion_credentials))
+            self.assume_role(account, &self.sts_with(&bastion_credentials), handover)
                 .await
         };
-        self.cached_or_fresh(account.id, stamp, cache_use, hop)
-            .await
+        self.cached_or_fresh(key, stamp, cache_use, hop).await
     }
 
     /// Loads the bastion of a bastion-mode account, refusing what the write rules
@@ -236,13 +248,13 @@ impl Resolver {
 
     async fn cached_or_fresh(
         &self,
-        account_id: Uuid,
+        key: CacheKey,
         stamp: Stamp,
         cache_use: CacheUse,
         fresh: impl Future<Output = Result<SessionCredentials, ResolveError>>,
     ) -> Result<SessionCredentials, ResolveError> {
         if let CacheUse::Use { valid_for } = cache_use
-            && let Some(credentials) = self.cached(account_id, stamp, valid_for)
+            && let Some(credentials) = self.cached(&key, stamp, valid_for)
         {
             return Ok(credentials);
         }
@@ -253,7 +265,7 @@ impl Resolver {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             cache.insert(
-                account_id,
+                key,
                 CacheEntry {
                     credentials: credentials.clone(),
                     stamp,
@@ -265,7 +277,7 @@ impl Resolver {
 
     fn cached(
         &self,
-        account_id: Uuid,
+        key: &CacheKey,
         stamp: Stamp,
         valid_for: chrono::TimeDelta,
     ) -> Option<SessionCredentials> {
@@ -274,7 +286,7 @@ impl Resolver {
             .cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let entry = cache.get(&account_id)?;
+        let entry = cache.get(key)?;
         let fresh_enough = entry
             .credentials
             .expiration
@@ -287,29 +299,41 @@ impl Resolver {
         &self,
         account: &Account,
         mode: AwsAuthMode,
+        handover: Option<&Handover>,
     ) -> Result<SessionCredentials, ResolveError> {
         match mode {
             AwsAuthMode::AccessKeys => {
-                let keys = self.stored_access_keys(account).await?;
-                self.sts_with(&keys)
-                    .get_session_token(SESSION_DURATION)
-                    .await
-                    .map_err(ResolveError::from_sts)
+                let sts = self.sts_with(&self.stored_access_keys(account).await?);
+                match handover {
+                    // GetSessionToken takes no policy; a federated user's session does.
+                    Some(handover) => {
+                        sts.get_federation_token(
+                            &handover.federation_name(),
+                            &handover.scoping(),
+                            HANDOVER_DURATION,
+                        )
+                        .await
+                    }
+                    None => sts.get_session_token(SESSION_DURATION).await,
+                }
+                .map_err(ResolveError::from_sts)
             }
             AwsAuthMode::RoleArn => {
                 let ambient = self.ambient().await;
-                self.assume_role(account, ambient).await
+                self.assume_role(account, ambient, handover).await
             }
             AwsAuthMode::WorkloadIdentityFederation => {
                 let token = read_token_file(account).await?;
                 let role_arn = role_arn(account)?;
+                let policy = handover.map(|handover| handover.scoping().policy);
                 self.ambient()
                     .await
                     .assume_role_with_web_identity(
                         role_arn,
                         &session_name(account.id),
                         &token,
-                        SESSION_DURATION,
+                        session_duration(handover),
+                        policy.as_deref(),
                     )
                     .await
                     .map_err(ResolveError::from_sts)
@@ -324,14 +348,17 @@ impl Resolver {
         &self,
         account: &Account,
         sts: &Sts,
+        handover: Option<&Handover>,
     ) -> Result<SessionCredentials, ResolveError> {
         let role_arn = role_arn(account)?;
         let session = session_name(account.id);
+        let scoping = handover.map(Handover::scoping);
         sts.assume_role(AssumeRole {
             role_arn,
             external_id: account.input.aws_external_id.as_deref(),
             session_name: &session,
-            duration: SESSION_DURATION,
+            duration: session_duration(handover),
+            scoping: scoping.as_ref(),
         })
         .await
         .map_err(ResolveError::from_sts)
@@ -401,6 +428,15 @@ impl Resolver {
                 source,
             })?;
         ValidCredentials::from_plaintext(credential_type, &plaintext).map(Some)
+    }
+}
+
+/// Returns the lifetime to ask of STS: short for a session handed over.
+fn session_duration(handover: Option<&Handover>) -> Duration {
+    if handover.is_some() {
+        HANDOVER_DURATION
+    } else {
+        SESSION_DURATION
     }
 }
 

@@ -20,11 +20,14 @@ use crate::domain::{
     ValidCredentials,
 };
 use crate::error::{AccountsError, AccountsResult};
+use crate::handover::Handover;
 use crate::repo;
 use crate::resolver::{CacheUse, ResolveError, Resolver};
 
-/// Role assumed in discovered member accounts unless the request names another.
-pub const DEFAULT_MEMBER_ROLE: &str = "OrganizationAccountAccessRole";
+/// Role assumed in discovered member accounts unless the request names another: a
+/// dedicated role holding only what CUDly needs (README "IAM"), not
+/// OrganizationAccountAccessRole, which is administrator in every member.
+pub const DEFAULT_MEMBER_ROLE: &str = "CudlyPurchaser";
 /// The message of every bastion chaining refusal.
 pub const BASTION_CHAINING: &str = "bastion chaining is not supported";
 
@@ -268,7 +271,11 @@ impl Accounts {
             };
             return Ok(TestOutcome::Failed { error: outcome });
         }
-        let credentials = match self.resolver.resolve(&account, CacheUse::Bypass).await {
+        let credentials = match self
+            .resolver
+            .resolve(&account, CacheUse::Bypass, None)
+            .await
+        {
             Ok(credentials) => credentials,
             Err(ResolveError::Storage(AccountsError::Crypto {
                 account_id,
@@ -321,11 +328,13 @@ impl Accounts {
     }
 
     /// Returns temporary session credentials for an enabled AWS account (the executor),
-    /// valid for at least `valid_for` where the session lifetime allows.
+    /// narrowed for `handover`, valid for at least `valid_for` where the session
+    /// lifetime allows.
     pub async fn resolve_credentials(
         &self,
         id: Uuid,
         valid_for: chrono::TimeDelta,
+        handover: &Handover,
     ) -> AccountsResult<Resolved> {
         let account = self.get(id).await?;
         if !account.input.enabled {
@@ -335,11 +344,13 @@ impl Accounts {
         }
         let credentials = self
             .resolver
-            .resolve(&account, CacheUse::Use { valid_for })
+            .resolve(&account, CacheUse::Use { valid_for }, Some(handover))
             .await
             .map_err(ResolveError::into_accounts_error)?;
         tracing::info!(
             account_id = %id,
+            scope = handover.scope.name(),
+            execution_id = ?handover.execution_id,
             expiration = ?credentials.expiration,
             "session credentials handed out"
         );
@@ -405,6 +416,7 @@ impl Accounts {
                 CacheUse::Use {
                     valid_for: chrono::TimeDelta::zero(),
                 },
+                None,
             )
             .await
             .map_err(ResolveError::into_accounts_error)?;

@@ -35,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
     env.report_unused_vars();
     let mut stack = Stack::start(config).await?;
     println!("gateway listening on {}", stack.gateway_url());
+    println!("metrics of every service at {}", stack.metrics_url());
     tokio::select! {
         _ = cudly_common::grpc::shutdown_signal() => {}
         failure = stack.wait_for_failure() => failure?,

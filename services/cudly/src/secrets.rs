@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use cudly_common::config::{ConfigError, ConfigResult, Env, SecretSource};
-use cudly_common::grpc::Caller;
+use cudly_common::grpc::{Caller, TokenDigest};
 use rand::RngCore;
 use secrecy::SecretString;
 
@@ -127,6 +127,17 @@ impl Secrets {
 impl SecretSource for Secrets {
     fn internal_token(&self, caller: Caller) -> ConfigResult<SecretString> {
         Ok(Secrets::internal_token(self, caller))
+    }
+
+    fn internal_token_digest(&self, caller: Caller) -> ConfigResult<TokenDigest> {
+        Ok(TokenDigest::of_secret(&Secrets::internal_token(
+            self, caller,
+        )))
+    }
+
+    /// The all-in-one process holds every token: its services are one process anyway.
+    fn foreign_token_vars(&self, _own: Option<Caller>) -> Vec<String> {
+        Vec::new()
     }
 
     fn credential_key(&self) -> ConfigResult<SecretString> {

@@ -55,6 +55,7 @@ impl StackConfig {
             ("DATABASE_URL", database_url.expose_secret()),
             ("REDIS_URL", redis_url.expose_secret()),
             ("CUDLY_GATEWAY_ADDR", "127.0.0.1:0"),
+            ("CUDLY_GATEWAY_METRICS_ADDR", "127.0.0.1:0"),
             ("CUDLY_HEALTH_INTERVAL", "250ms"),
             ("CUDLY_EXECUTOR_POLL_INTERVAL", "200ms"),
             ("CUDLY_PURCHASE_SETTLE_MARGIN", "200ms"),
@@ -88,6 +89,7 @@ impl StackConfig {
 /// A running stack. Dropping it does not stop it; call [`Stack::stop`].
 pub struct Stack {
     gateway_addr: SocketAddr,
+    metrics_addr: SocketAddr,
     accounts_addr: SocketAddr,
     planner_addr: SocketAddr,
     executor_addr: SocketAddr,
@@ -176,12 +178,14 @@ impl Stack {
         let stop = cancel.clone().cancelled_owned();
         tasks.spawn(async move { ("sweeper", sweeper.run_until_stopped(stop).await) });
         let gateway = cudly_gateway::App::from_listener(gateway, gateway_listener).await?;
+        let metrics_addr = gateway.metrics_addr();
         let stop = cancel.clone().cancelled_owned();
         tasks.spawn(async move { ("gateway", gateway.run_until_stopped(stop).await) });
 
         let (gateway_addr, accounts_addr, planner_addr, executor_addr, sweeper_addr) = addrs;
         Ok(Self {
             gateway_addr,
+            metrics_addr,
             accounts_addr,
             planner_addr,
             executor_addr,
@@ -198,6 +202,11 @@ impl Stack {
     /// Returns `http://<gateway addr>`.
     pub fn gateway_url(&self) -> String {
         url(self.gateway_addr)
+    }
+
+    /// Returns `http://<addr>/metrics`: the figures of every service of the process.
+    pub fn metrics_url(&self) -> String {
+        format!("{}/metrics", url(self.metrics_addr))
     }
 
     pub fn accounts_addr(&self) -> SocketAddr {

@@ -378,10 +378,12 @@ async fn metrics_after_a_plan_execution_show_executions_purchases_requests_and_s
         .unwrap();
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
 
-    // /metrics needs no key (docs/design/API.md).
+    // /metrics is on its own listener (never behind the API's ingress) and needs no key.
+    let on_api = stack.http.get(stack.url("/metrics")).send().await.unwrap();
+    assert_eq!(on_api.status(), 404, "the API does not serve /metrics");
     let scrape = stack
         .http
-        .get(stack.url("/metrics"))
+        .get(stack.stack().metrics_url())
         .send()
         .await
         .unwrap()

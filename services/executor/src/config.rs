@@ -44,7 +44,7 @@ impl Config {
         Ok(Self {
             addr: env.listen_addr("executor", layout)?,
             database_url: env.database_url("executor"),
-            auth: InternalAuth::from_source(ACCEPTED_CALLERS, secrets)?,
+            auth: InternalAuth::from_source(Some(Caller::Executor), ACCEPTED_CALLERS, secrets)?,
             accounts_url: env.peer_url("accounts", layout),
             planner_url: env.peer_url("planner", layout),
             internal_token: secrets.internal_token(Caller::Executor)?,

@@ -59,6 +59,7 @@ enum Unusable {
 /// The session credentials of the targets, each resolved at most once per creation.
 pub struct Sessions<'p> {
     pricer: &'p Pricer,
+    purpose: accounts::Purpose,
     cells: HashMap<Uuid, OnceCell<Result<SessionCredentials, Unusable>>>,
 }
 
@@ -68,7 +69,14 @@ impl Sessions<'_> {
             return Err(Unusable::Refused("not a target".to_owned()));
         };
         cell.get_or_init(|| async {
-            match accounts::resolve_once(&self.pricer.accounts, account_id, PRICING_SESSION).await {
+            match accounts::resolve_once(
+                &self.pricer.accounts,
+                account_id,
+                &self.purpose,
+                PRICING_SESSION,
+            )
+            .await
+            {
                 Ok(resolved) => Ok(resolved.credentials),
                 Err(ResolveFailure::Refused(problem)) => Err(Unusable::Refused(problem)),
                 Err(ResolveFailure::Unavailable | ResolveFailure::Stopped) => {
@@ -110,10 +118,12 @@ impl Pricer {
         Self { accounts, cloud }
     }
 
-    /// Returns the credentials cache of one creation over `targets`.
-    pub fn sessions(&self, targets: &[Uuid]) -> Sessions<'_> {
+    /// Returns the credentials cache of one creation (or dry run: `purpose`) over
+    /// `targets`.
+    pub fn sessions(&self, targets: &[Uuid], purpose: accounts::Purpose) -> Sessions<'_> {
         Sessions {
             pricer: self,
+            purpose,
             cells: targets.iter().map(|id| (*id, OnceCell::new())).collect(),
         }
     }

@@ -29,10 +29,12 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// Longest pause between two migration attempts while Postgres is down.
 const MAX_MIGRATION_RETRY: Duration = Duration::from_secs(5);
 
-/// A gateway bound to its listener, ready to run.
+/// A gateway bound to its listeners, ready to run.
 pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
+    metrics_listener: TcpListener,
+    metrics_addr: SocketAddr,
     state: AppState,
     router: Router,
 }
@@ -52,11 +54,17 @@ impl App {
         let local_addr = listener
             .local_addr()
             .context("listener has no local address")?;
+        let metrics_listener = TcpListener::bind(config.metrics_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} for /metrics", config.metrics_addr))?;
+        let metrics_addr = metrics_listener.local_addr()?;
         let state = AppState::new(config)?;
         let router = router(state.clone())?;
         Ok(Self {
             listener,
             local_addr,
+            metrics_listener,
+            metrics_addr,
             state,
             router,
         })
@@ -65,6 +73,11 @@ impl App {
     /// Returns the address the gateway listens on (the bound port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Returns the address of the `/metrics` listener.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
     }
 
     /// Returns the gateway's state (e.g. to wait for [`AppState::is_migrated`]).
@@ -81,25 +94,28 @@ impl App {
     ) -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
         let migrations = tokio::spawn(apply_migrations(self.state.clone(), cancel.clone()));
-        let upkeep = tokio::spawn(metrics_upkeep(cancel.clone()));
+        let metrics = tokio::spawn(cudly_common::metrics::serve_metrics(
+            self.metrics_listener,
+            cancel.clone(),
+        ));
         let health = tokio::spawn(crate::health::keep_checking(
             self.state.clone(),
             cancel.clone(),
         ));
         tracing::info!(addr = %self.local_addr, "gateway listening");
-        // The client's address is what the abuse limits count by.
-        let served = axum::serve(
+        crate::serve::serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            self.router,
+            self.state.config.connections,
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
         .await;
         cancel.cancel();
         let _ = migrations.await;
-        let _ = upkeep.await;
+        if let Ok(Err(error)) = metrics.await {
+            tracing::warn!(error = %format!("{error:#}"), "metrics listener failed");
+        }
         let _ = health.await;
-        served.context("gateway server failed")?;
         tracing::info!("gateway stopped");
         Ok(())
     }
@@ -121,7 +137,6 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
             "/api/openapi.json",
             get(move || std::future::ready(openapi_json.clone())),
         )
-        .route("/metrics", get(metrics::render_metrics))
         .fallback(middleware::not_found)
         .with_state(state)
         // The layers run outside-in from the last one added.
@@ -133,7 +148,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(from_fn(metrics::track_requests))
         .layer(from_fn(middleware::json_errors))
-        .layer(from_fn(middleware::no_store))
+        .layer(from_fn(middleware::hygiene_headers))
         .layer(from_fn(middleware::trace_request))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
@@ -163,16 +178,5 @@ async fn apply_migrations(state: AppState, cancel: CancellationToken) {
             _ = tokio::time::sleep(pause) => {}
         }
         pause = (pause * 2).min(MAX_MIGRATION_RETRY);
-    }
-}
-
-/// Drains the Prometheus histograms now and then so they do not grow between scrapes.
-async fn metrics_upkeep(cancel: CancellationToken) {
-    let handle = metrics::prometheus_handle();
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(5)) => handle.run_upkeep(),
-        }
     }
 }

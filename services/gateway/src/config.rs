@@ -7,8 +7,10 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use cudly_common::config::{ConfigError, ConfigResult, Env, Layout, SecretSource, defaults};
-use cudly_common::grpc::Caller;
+use cudly_common::grpc::{Caller, refuse_foreign_tokens};
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::serve::ConnectionLimits;
 
 /// Default time a request may take before the gateway answers 504.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,6 +82,11 @@ pub struct Config {
     /// Requests a client address may make a minute to the approval-token routes
     /// (`CUDLY_TOKEN_REQUESTS_PER_MINUTE`).
     pub token_requests_per_minute: NonZeroU32,
+    /// Bounds on the connections clients hold open.
+    pub connections: ConnectionLimits,
+    /// Where `/metrics` is served (`CUDLY_GATEWAY_METRICS_ADDR`): its own listener, so
+    /// an ingress in front of the API never exposes it.
+    pub metrics_addr: SocketAddr,
 }
 
 /// Default of [`Config::auth_failures_per_minute`].
@@ -106,6 +113,8 @@ impl Config {
             health_interval: defaults::HEALTH_INTERVAL,
             auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
             token_requests_per_minute: DEFAULT_TOKEN_REQUESTS_PER_MINUTE,
+            connections: ConnectionLimits::default(),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 
@@ -124,17 +133,40 @@ impl Config {
     /// Reads the configuration. The internal token is required (a standalone gateway
     /// runs in production mode); the bootstrap key is optional.
     pub fn read(env: &Env, secrets: &impl SecretSource, layout: Layout) -> ConfigResult<Self> {
+        refuse_foreign_tokens(Some(Caller::Gateway), secrets)?;
         let mut config = Self::new(
             env.database_url("gateway"),
             secrets.internal_token(Caller::Gateway)?,
         );
         config.addr = env.addr("CUDLY_GATEWAY_ADDR", defaults::GATEWAY_ADDR)?;
+        let metrics_host = match layout {
+            Layout::Standalone => "0.0.0.0",
+            Layout::AllInOne => "127.0.0.1",
+        };
+        config.metrics_addr = env.addr(
+            "CUDLY_GATEWAY_METRICS_ADDR",
+            &format!("{metrics_host}:{}", defaults::GATEWAY_METRICS_PORT),
+        )?;
         config.bootstrap_admin_key = secrets.bootstrap_admin_key();
         check_not_public_default(config.bootstrap_admin_key.as_ref(), env.is_dev_mode())?;
         config.backends = BackendUrls::read(env, layout);
         config.request_timeout = env.duration("CUDLY_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)?;
         config.health_interval =
             env.duration("CUDLY_HEALTH_INTERVAL", defaults::HEALTH_INTERVAL)?;
+        config.auth_failures_per_minute = env.parse(
+            "CUDLY_AUTH_FAILURES_PER_MINUTE",
+            DEFAULT_AUTH_FAILURES_PER_MINUTE,
+        )?;
+        config.token_requests_per_minute = env.parse(
+            "CUDLY_TOKEN_REQUESTS_PER_MINUTE",
+            DEFAULT_TOKEN_REQUESTS_PER_MINUTE,
+        )?;
+        let connections = ConnectionLimits::default();
+        config.connections = ConnectionLimits {
+            header_read_timeout: env
+                .duration("CUDLY_HEADER_READ_TIMEOUT", connections.header_read_timeout)?,
+            max_connections: env.parse("CUDLY_MAX_CONNECTIONS", connections.max_connections)?,
+        };
         config.validate()?;
         Ok(config)
     }
@@ -163,6 +195,18 @@ impl Config {
             return Err(ConfigError::new(
                 "CUDLY_HEALTH_INTERVAL",
                 "must be positive",
+            ));
+        }
+        if self.connections.header_read_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "CUDLY_HEADER_READ_TIMEOUT",
+                "must be longer than zero",
+            ));
+        }
+        if self.connections.max_connections == 0 {
+            return Err(ConfigError::new(
+                "CUDLY_MAX_CONNECTIONS",
+                "must be at least 1",
             ));
         }
         if self.body_limit == 0 {

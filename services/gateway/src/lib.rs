@@ -25,6 +25,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod repo;
 pub mod routes;
+pub mod serve;
 pub mod state;
 
 pub use app::App;

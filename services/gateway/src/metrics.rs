@@ -1,5 +1,6 @@
-//! Prometheus metrics: the process-wide recorder, the `/metrics` route and the HTTP
-//! request middleware.
+//! Prometheus metrics: the process-wide recorder and the HTTP request middleware. The
+//! figures are served on the gateway's own metrics listener, not the API's
+//! (`cudly_common::metrics::serve_metrics`).
 //!
 //! The middleware counts requests (`http_requests_total`) and records their latency
 //! (`http_request_duration_seconds`, a histogram) by `method`, matched `route` (the
@@ -9,9 +10,8 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 pub const REQUESTS_TOTAL: &str = "http_requests_total";
@@ -32,21 +32,6 @@ pub fn prometheus_handle() -> PrometheusHandle {
         );
     });
     handle
-}
-
-/// Serves the Prometheus text format.
-pub async fn render_metrics() -> Response {
-    let handle = prometheus_handle();
-    handle.run_upkeep();
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        handle.render(),
-    )
-        .into_response()
 }
 
 /// Middleware counting requests and recording their latency per method, route and status.

@@ -63,8 +63,8 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
         span.record("otel.status_code", "error");
     }
     let latency_ms = started.elapsed().as_millis() as u64;
-    // Probes and scrapes come every few seconds; only their failures to start would matter.
-    let is_probe = route.starts_with("/health/") || route == "/metrics";
+    // Probes come every few seconds; only their failures would matter.
+    let is_probe = route.starts_with("/health/");
     span.in_scope(|| {
         if is_probe {
             tracing::debug!(status = status.as_u16(), latency_ms, "request answered");
@@ -107,15 +107,20 @@ pub async fn enforce_timeout(
     }
 }
 
-/// Marks every response `Cache-Control: no-store` unless a handler chose otherwise:
-/// replies carry API keys, approval tokens and account data that no proxy, browser
-/// cache or history should keep.
-pub async fn no_store(request: Request, next: Next) -> Response {
+/// Marks every response `Cache-Control: no-store` unless a handler chose otherwise
+/// (replies carry API keys, approval tokens and account data that no proxy, browser
+/// cache or history should keep) and `X-Content-Type-Options: nosniff` (a browser takes
+/// a reply for the type it declares, never for script).
+pub async fn hygiene_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    response
-        .headers_mut()
+    let headers = response.headers_mut();
+    headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 

@@ -13,6 +13,7 @@ const ADMIN_KEY: &str = "test-bootstrap-admin-key-0123456789";
 
 struct TestGateway {
     base: String,
+    metrics_url: String,
     http: reqwest::Client,
     db: TestDb,
     #[allow(dead_code)]
@@ -50,6 +51,7 @@ impl TestGateway {
             .expect("build gateway");
         let state = app.state().clone();
         let base = format!("http://{}", app.local_addr());
+        let metrics_url = format!("http://{}/metrics", app.metrics_addr());
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         let migrated = state.clone();
         eventually("gateway migrations", Duration::from_secs(30), || {
@@ -60,6 +62,7 @@ impl TestGateway {
         .unwrap();
         Self {
             base,
+            metrics_url,
             http: reqwest::Client::new(),
             db,
             state,
@@ -539,7 +542,110 @@ async fn no_reply_may_be_cached_least_of_all_one_carrying_a_key() {
             "{}",
             response.url()
         );
+        assert_eq!(
+            response.headers()["x-content-type-options"],
+            "nosniff",
+            "{}",
+            response.url()
+        );
     }
+}
+
+/// Opens a raw connection to the gateway.
+async fn connect(gateway: &TestGateway) -> tokio::net::TcpStream {
+    let addr = gateway.base.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(addr).await.unwrap()
+}
+
+/// Reads until the peer closes the connection or `within` passes; returns what came
+/// and whether the peer closed.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Err(_) => return (String::from_utf8_lossy(&received).into_owned(), false),
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return (String::from_utf8_lossy(&received).into_owned(), true);
+            }
+            Ok(Ok(read)) => received.extend_from_slice(&buffer[..read]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_slow_header_client_is_cut_off_and_an_idle_connection_closed() {
+    use tokio::io::AsyncWriteExt;
+    let gateway = TestGateway::spawn_adjusted(closed_port_url(), |config| {
+        config.connections.header_read_timeout = Duration::from_millis(500);
+    })
+    .await;
+
+    // Slowloris: a request head trickled a byte at a time never completes in time.
+    let mut slow = connect(&gateway).await;
+    let started = std::time::Instant::now();
+    let head = b"GET /health/livez HTTP/1.1\r\nHost: x\r\nX-Padding: ";
+    let mut closed = false;
+    for byte in head.iter().chain(std::iter::repeat(&b'a')) {
+        if slow.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if started.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    if !closed {
+        closed = read_until_closed(&mut slow, Duration::from_secs(1)).await.1;
+    }
+    assert!(closed, "a slow-header client must be cut off");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A client that connects and sends nothing is closed too.
+    let mut silent = connect(&gateway).await;
+    let (received, closed) = read_until_closed(&mut silent, Duration::from_secs(3)).await;
+    assert!(closed, "a silent connection must be closed");
+    assert!(!received.contains("200 OK"), "{received}");
+
+    // A whole request is answered; the kept-alive connection idle afterwards is closed.
+    let mut idle = connect(&gateway).await;
+    idle.write_all(b"GET /health/livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (received, closed) = read_until_closed(&mut idle, Duration::from_secs(3)).await;
+    assert!(received.starts_with("HTTP/1.1 200 OK"), "{received}");
+    assert!(closed, "an idle kept-alive connection must be closed");
+}
+
+#[tokio::test]
+async fn clients_over_the_connection_limit_wait_until_one_closes() {
+    use tokio::io::AsyncWriteExt;
+    let gateway = TestGateway::spawn_adjusted(closed_port_url(), |config| {
+        config.connections.max_connections = 2;
+        config.connections.header_read_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let request = b"GET /health/livez HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect(&gateway).await;
+        stream.write_all(request).await.unwrap();
+        let (received, _) = read_until_closed(&mut stream, Duration::from_millis(500)).await;
+        assert!(received.starts_with("HTTP/1.1 200 OK"), "{received}");
+        held.push(stream);
+    }
+    // A third connection is queued by the kernel but not served while two are held.
+    let mut third = connect(&gateway).await;
+    third.write_all(request).await.unwrap();
+    let (received, _) = read_until_closed(&mut third, Duration::from_millis(700)).await;
+    assert_eq!(received, "", "served over the limit");
+    // Closing one lets it in.
+    drop(held.pop());
+    let (received, _) = read_until_closed(&mut third, Duration::from_secs(3)).await;
+    assert!(received.starts_with("HTTP/1.1 200 OK"), "{received}");
 }
 
 #[tokio::test]
@@ -734,7 +840,13 @@ async fn metrics_show_the_request_counter_after_requests() {
         .await
         .unwrap();
     gateway.get("/api/keys", None).send().await.unwrap();
-    let response = gateway.get("/metrics", None).send().await.unwrap();
+    let on_api = gateway.get("/metrics", None).send().await.unwrap();
+    assert_eq!(
+        on_api.status(),
+        StatusCode::NOT_FOUND,
+        "/metrics is not on the API"
+    );
+    let response = gateway.http.get(&gateway.metrics_url).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.text().await.unwrap();
     let series = |status: &str| {

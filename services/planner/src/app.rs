@@ -59,6 +59,8 @@ impl App {
             schema: SCHEMA,
             migrator: &MIGRATOR,
             health_interval: self.config.common.health_interval,
+            limits: self.config.common.grpc_limits,
+            reflection: self.config.common.grpc_reflection,
             extra_checks: Vec::new(),
             readiness: Default::default(),
         };

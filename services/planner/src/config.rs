@@ -64,7 +64,7 @@ impl Config {
         Ok(Self {
             addr: env.listen_addr("planner", layout)?,
             database_url: env.database_url("planner"),
-            auth: InternalAuth::from_source(ACCEPTED_CALLERS, secrets)?,
+            auth: InternalAuth::from_source(Some(Caller::Planner), ACCEPTED_CALLERS, secrets)?,
             internal_token: secrets.internal_token(Caller::Planner)?,
             accounts_url: env.peer_url("accounts", layout),
             executor_url: env.peer_url("executor", layout),

@@ -146,7 +146,7 @@ impl Config {
             addr: env.listen_addr("sweeper", layout)?,
             database_url: env.database_url("sweeper"),
             redis_url: env.redis_url(),
-            auth: InternalAuth::from_source(ACCEPTED_CALLERS, secrets)?,
+            auth: InternalAuth::from_source(Some(Caller::Sweeper), ACCEPTED_CALLERS, secrets)?,
             internal_token: secrets.internal_token(Caller::Sweeper)?,
             executor_url: env.peer_url("executor", layout),
             planner_url: env.peer_url("planner", layout),

@@ -35,12 +35,9 @@ struct Victim {
 impl Victim {
     fn start(stack: &TestStack) -> Self {
         let secrets = stack.secrets().clone();
-        let auth = InternalAuth::new(
-            [Caller::Gateway, Caller::Planner, Caller::Sweeper]
-                .into_iter()
-                .map(|caller| (caller, secrets.internal_token(caller)))
-                .collect(),
-        );
+        let tokens = [Caller::Gateway, Caller::Planner, Caller::Sweeper]
+            .map(|caller| (caller, secrets.internal_token(caller)));
+        let auth = InternalAuth::from_tokens(tokens.iter().map(|(caller, token)| (*caller, token)));
         let runner = cudly_executor::config::RunnerSettings {
             stranded_running_after: STALE_AFTER,
             poll_interval: Duration::from_secs(3600),

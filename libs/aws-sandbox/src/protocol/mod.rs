@@ -94,20 +94,22 @@ impl AwsError {
                 Self::new(500, code, "internal server error")
             }
             FaultError::AccessDenied => {
-                let code = match service {
-                    Service::Ec2 => "UnauthorizedOperation",
-                    Service::Sts | Service::Rds | Service::Elasticache | Service::Redshift => {
-                        "AccessDenied"
-                    }
-                    _ => "AccessDeniedException",
-                };
-                Self::new(
-                    403,
-                    code,
-                    "you are not authorized to perform this operation",
-                )
+                Self::access_denied(service, "you are not authorized to perform this operation")
             }
         }
+    }
+
+    /// A 403 refusal in the service's own code: EC2 `UnauthorizedOperation`, the
+    /// awsQuery services `AccessDenied`, the JSON ones `AccessDeniedException`.
+    pub fn access_denied(service: Service, message: impl Into<String>) -> Self {
+        let code = match service {
+            Service::Ec2 => "UnauthorizedOperation",
+            Service::Sts | Service::Rds | Service::Elasticache | Service::Redshift => {
+                "AccessDenied"
+            }
+            _ => "AccessDeniedException",
+        };
+        Self::new(403, code, message)
     }
 
     /// Unknown or disabled access key.

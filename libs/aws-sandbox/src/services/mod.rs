@@ -30,6 +30,14 @@ pub(crate) struct CallNote {
     pub reservation_id: Option<String>,
     pub client_token: Option<String>,
     pub commitment_id: Option<String>,
+    /// A call opening a session: the `Policy` text it asked for.
+    pub session_policy: Option<String>,
+    /// A call opening a session: the session tags it asked for.
+    pub requested_tags: BTreeMap<String, String>,
+    /// A call opening a session: the `SourceIdentity` it asked for.
+    pub requested_source_identity: Option<String>,
+    /// A call opening a session: the `DurationSeconds` it asked for.
+    pub requested_duration_seconds: Option<i64>,
 }
 
 impl CallNote {

@@ -24,6 +24,7 @@ async fn only_the_executor_may_resolve_credentials() {
         let status = grpc_as(&stack, caller)
             .resolve_credentials(ResolveCredentialsRequest {
                 account_id: id.clone(),
+                scope: "quote".into(),
                 ..Default::default()
             })
             .await
@@ -34,6 +35,7 @@ async fn only_the_executor_may_resolve_credentials() {
     let status = grpc_as(&stack, Caller::Sweeper)
         .resolve_credentials(ResolveCredentialsRequest {
             account_id: id.clone(),
+            scope: "quote".into(),
             ..Default::default()
         })
         .await
@@ -43,6 +45,7 @@ async fn only_the_executor_may_resolve_credentials() {
         grpc_as(&stack, Caller::Executor)
             .resolve_credentials(ResolveCredentialsRequest {
                 account_id: id,
+                scope: "quote".into(),
                 ..Default::default()
             })
             .await

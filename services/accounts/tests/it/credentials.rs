@@ -18,6 +18,7 @@ async fn resolve(stack: &TestStack, id: &str) -> Result<ResolveCredentialsRespon
     grpc_as(stack, Caller::Executor)
         .resolve_credentials(ResolveCredentialsRequest {
             account_id: id.to_owned(),
+            scope: "quote".into(),
             ..Default::default()
         })
         .await
@@ -254,7 +255,7 @@ async fn resolve_credentials_refuses_disabled_and_deleted_accounts() {
 }
 
 #[tokio::test]
-async fn access_keys_accounts_resolve_through_get_session_token() {
+async fn access_keys_accounts_hand_over_a_federated_session_never_the_keys() {
     let stack = stack().await;
     add_sandbox_accounts(&stack).await;
     let mut body = keys_account("keys", KEYS_ACCOUNT);
@@ -269,7 +270,9 @@ async fn access_keys_accounts_resolve_through_get_session_token() {
     assert!(!resolved.session_token.is_empty());
     let (account, _) = caller_account(&stack, &resolved).await;
     assert_eq!(account, KEYS_ACCOUNT);
-    assert_eq!(ledger_count(&stack, "GetSessionToken").await, 1);
+    // GetSessionToken takes no session policy; a federated user's session does.
+    assert_eq!(ledger_count(&stack, "GetFederationToken").await, 1);
+    assert_eq!(ledger_count(&stack, "GetSessionToken").await, 0);
     stack.stop().await.unwrap();
 }
 
@@ -477,6 +480,8 @@ async fn a_cached_session_that_would_not_last_as_long_as_asked_is_replaced() {
         let request = ResolveCredentialsRequest {
             account_id: id.clone(),
             min_validity_seconds: seconds,
+            scope: "quote".into(),
+            ..Default::default()
         };
         let mut client = grpc_as(&stack, Caller::Executor);
         async move {
@@ -487,17 +492,17 @@ async fn a_cached_session_that_would_not_last_as_long_as_asked_is_replaced() {
                 .into_inner()
         }
     };
-    // Sessions last an hour.
+    // Handed-over sessions last 15 minutes.
     let first = resolve_for(0).await;
-    let cached = resolve_for(30 * 60).await;
+    let cached = resolve_for(10 * 60).await;
     assert_eq!(
         cached.access_key_id, first.access_key_id,
         "lasts long enough"
     );
-    let replaced = resolve_for(2 * 60 * 60).await;
+    let replaced = resolve_for(20 * 60).await;
     assert_ne!(
         replaced.access_key_id, first.access_key_id,
-        "an hour is not two: a new session"
+        "15 minutes are not 20: a new session"
     );
     assert_eq!(ledger_count(&stack, "AssumeRole").await, 2);
     stack.stop().await.unwrap();
@@ -540,5 +545,81 @@ async fn a_role_account_created_without_an_external_id_gets_one_that_assume_role
         serde_json::Value::Null,
         "keys assume no role"
     );
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_purchase_session_is_scoped_short_and_names_its_execution_and_approver() {
+    let stack = stack().await;
+    add_sandbox_accounts(&stack).await;
+    let role = create(
+        &stack,
+        role_account("role", ROLE_ACCOUNT, ROLE_NAME, Some(ROLE_EXTERNAL_ID)),
+    )
+    .await;
+    let mut keys_body = keys_account("keys", KEYS_ACCOUNT);
+    keys_body["credentials"] = keys_credentials();
+    let keys = create(&stack, keys_body).await;
+    let execution_id = "6f1c2a3b-1111-4222-8333-944455556666";
+    let purchase = |account_id: &str| ResolveCredentialsRequest {
+        account_id: account_id.to_owned(),
+        scope: "purchase".into(),
+        execution_id: execution_id.into(),
+        approved_by: "key:alice".into(),
+        ..Default::default()
+    };
+    for account_id in [&role, &keys] {
+        grpc_as(&stack, Caller::Executor)
+            .resolve_credentials(purchase(account_id))
+            .await
+            .expect("a purchase session");
+    }
+
+    let ledger = stack.sandbox().ledger().await;
+    let expected_tags = [
+        ("cudly:scope", "purchase"),
+        ("cudly:execution-id", execution_id),
+        ("cudly:approved-by", "key:alice"),
+    ];
+    // AssumeRole (role account) and GetFederationToken (access keys) alike.
+    for operation in ["AssumeRole", "GetFederationToken"] {
+        let call = ledger
+            .calls_of(operation)
+            .next()
+            .unwrap_or_else(|| panic!("{operation}"));
+        let policy = call.session_policy.as_deref().expect("a session policy");
+        assert!(
+            policy.contains("ec2:PurchaseReservedInstancesOffering"),
+            "{policy}"
+        );
+        assert!(!policy.contains("ec2:RunInstances"), "{policy}");
+        assert_eq!(call.requested_duration_seconds, Some(900), "{operation}");
+        for (key, value) in expected_tags {
+            assert_eq!(
+                call.requested_tags.get(key).map(String::as_str),
+                Some(value),
+                "{operation} {key}"
+            );
+        }
+    }
+    let assume = ledger.calls_of("AssumeRole").next().unwrap();
+    assert_eq!(
+        assume.requested_source_identity.as_deref(),
+        Some("key=alice")
+    );
+
+    // A session is never handed out unscoped, and a purchase names its execution.
+    let mut unscoped = purchase(&role);
+    unscoped.scope = String::new();
+    let mut anonymous = purchase(&role);
+    anonymous.execution_id = String::new();
+    for (request, field) in [(unscoped, "scope"), (anonymous, "execution_id")] {
+        let status = grpc_as(&stack, Caller::Executor)
+            .resolve_credentials(request)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains(field), "{}", status.message());
+    }
     stack.stop().await.unwrap();
 }

@@ -82,11 +82,11 @@ async fn discovery_creates_unknown_members_disabled_through_the_root_and_skips_k
     assert_eq!(stored["aws_bastion_id"], root.as_str());
     assert_eq!(
         stored["aws_role_arn"],
-        "arn:aws:iam::900000000001:role/OrganizationAccountAccessRole"
+        "arn:aws:iam::900000000001:role/CudlyPurchaser"
     );
 
     // A created member's credentials resolve through the root (the sandbox gives
-    // every member an OrganizationAccountAccessRole trusted by the root).
+    // every member the dedicated CudlyPurchaser role trusted by the root).
     let (_, tested) = call(
         &stack,
         Method::POST,
@@ -99,7 +99,7 @@ async fn discovery_creates_unknown_members_disabled_through_the_root_and_skips_k
         tested["caller_identity"]
             .as_str()
             .unwrap()
-            .starts_with("arn:aws:sts::900000000001:assumed-role/OrganizationAccountAccessRole/")
+            .starts_with("arn:aws:sts::900000000001:assumed-role/CudlyPurchaser/")
     );
 
     let (status, again) = call(

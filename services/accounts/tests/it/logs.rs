@@ -104,6 +104,7 @@ async fn a_canary_secret_never_appears_in_any_log_line() {
         let resolved = executor
             .resolve_credentials(ResolveCredentialsRequest {
                 account_id: account.to_string(),
+                scope: "quote".into(),
                 ..Default::default()
             })
             .await

@@ -6,9 +6,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cudly_accounts::crypto::{CredentialCipher, CredentialKey, CredentialKeys};
 use cudly_accounts::domain::CredentialType;
+use cudly_common::grpc::{Caller, TokenDigest};
 use cudly_testkit::rest::call;
 use reqwest::{Method, StatusCode};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use crate::common::*;
@@ -117,6 +118,7 @@ async fn a_blob_copied_from_one_account_to_another_fails_to_decrypt() {
     let status = grpc_as(&stack, cudly_common::grpc::Caller::Executor)
         .resolve_credentials(cudly_proto::accounts::v1::ResolveCredentialsRequest {
             account_id: second.clone(),
+            scope: "quote".into(),
             ..Default::default()
         })
         .await
@@ -136,6 +138,55 @@ async fn a_blob_copied_from_one_account_to_another_fails_to_decrypt() {
 }
 
 /// Runs the `cudly-accounts` binary with exactly `env` (plus PATH).
+/// The digests of the accounts service's callers' tokens, as its environment gives them.
+fn caller_digests() -> Vec<(String, String)> {
+    [Caller::Gateway, Caller::Planner, Caller::Executor]
+        .into_iter()
+        .map(|caller| {
+            let token = SecretString::from(format!("{}-token", caller.name()));
+            (caller.digest_var(), TokenDigest::of_secret(&token).to_hex())
+        })
+        .collect()
+}
+
+#[test]
+fn the_standalone_binary_refuses_a_token_of_another_service() {
+    // The accounts service calls no one: any internal token in its environment is
+    // another service's, with which it could pass for that service.
+    let digests = caller_digests();
+    let mut env: Vec<(&str, &str)> = digests
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let key = hex_key();
+    env.extend([
+        ("CUDLY_CREDENTIAL_KEY", key.as_str()),
+        ("CUDLY_ACCOUNTS_ADDR", "127.0.0.1:0"),
+        ("RUST_LOG", "off"),
+        ("CUDLY_INTERNAL_TOKEN_EXECUTOR", "executor-token-canary"),
+    ]);
+    let output = run_binary(&[], &env);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .contains("CUDLY_INTERNAL_TOKEN_EXECUTOR: a service holds only its own internal token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("executor-token-canary"), "{stderr}");
+
+    // Without the foreign token, a missing digest is named.
+    env.pop();
+    env.retain(|(name, _)| *name != "CUDLY_INTERNAL_TOKEN_DIGEST_PLANNER");
+    let output = run_binary(&[], &env);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("CUDLY_INTERNAL_TOKEN_DIGEST_PLANNER: must be set"),
+        "{stderr}"
+    );
+}
+
 fn run_binary(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cudly-accounts"));
     command.args(args).env_clear();
@@ -248,13 +299,12 @@ fn hex_key() -> String {
 
 #[test]
 fn the_standalone_binary_refuses_to_start_with_both_or_neither_credential_key() {
-    let tokens = [
-        ("CUDLY_INTERNAL_TOKEN_GATEWAY", "gateway-token"),
-        ("CUDLY_INTERNAL_TOKEN_PLANNER", "planner-token"),
-        ("CUDLY_INTERNAL_TOKEN_EXECUTOR", "executor-token"),
-        ("CUDLY_ACCOUNTS_ADDR", "127.0.0.1:0"),
-        ("RUST_LOG", "off"),
-    ];
+    let tokens = caller_digests();
+    let tokens: Vec<(&str, &str)> = tokens
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .chain([("CUDLY_ACCOUNTS_ADDR", "127.0.0.1:0"), ("RUST_LOG", "off")])
+        .collect();
     let neither = run_binary(&[], &tokens);
     assert!(!neither.status.success());
     let stderr = String::from_utf8_lossy(&neither.stderr);

@@ -23,6 +23,35 @@ const UNAVAILABLE_BACKOFF: [Duration; 5] = [
     Duration::from_secs(8),
 ];
 
+/// What the session is for: the accounts service narrows it to that (a quote session
+/// may only describe) and tags a purchase session with its execution and approver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purpose {
+    Quote,
+    DryRun,
+    Purchase {
+        execution_id: Uuid,
+        approved_by: String,
+    },
+}
+
+impl Purpose {
+    fn fill(&self, request: &mut ResolveCredentialsRequest) {
+        match self {
+            Purpose::Quote => request.scope = "quote".to_owned(),
+            Purpose::DryRun => request.scope = "dry_run".to_owned(),
+            Purpose::Purchase {
+                execution_id,
+                approved_by,
+            } => {
+                request.scope = "purchase".to_owned();
+                request.execution_id = execution_id.to_string();
+                request.approved_by = approved_by.clone();
+            }
+        }
+    }
+}
+
 /// An account ready to buy: its external id and session credentials.
 #[derive(Debug, Clone)]
 pub struct ResolvedAccount {
@@ -48,12 +77,13 @@ pub enum ResolveFailure {
 pub async fn resolve(
     client: &AccountsServiceClient<AuthChannel>,
     account_id: Uuid,
+    purpose: &Purpose,
     valid_for: Duration,
     stop: &CancellationToken,
 ) -> Result<ResolvedAccount, ResolveFailure> {
     let mut pauses = UNAVAILABLE_BACKOFF.iter();
     loop {
-        match resolve_once(client, account_id, valid_for).await {
+        match resolve_once(client, account_id, purpose, valid_for).await {
             Err(ResolveFailure::Unavailable) => {
                 let Some(pause) = pauses.next() else {
                     return Err(ResolveFailure::Unavailable);
@@ -75,12 +105,15 @@ pub async fn resolve(
 pub async fn resolve_once(
     client: &AccountsServiceClient<AuthChannel>,
     account_id: Uuid,
+    purpose: &Purpose,
     valid_for: Duration,
 ) -> Result<ResolvedAccount, ResolveFailure> {
-    let request = ResolveCredentialsRequest {
+    let mut request = ResolveCredentialsRequest {
         account_id: account_id.to_string(),
         min_validity_seconds: u32::try_from(valid_for.as_secs()).unwrap_or(u32::MAX),
+        ..Default::default()
     };
+    purpose.fill(&mut request);
     match client.clone().resolve_credentials(request).await {
         Ok(response) => into_resolved(response.into_inner()),
         Err(status) if is_outage(&status) => {

@@ -29,7 +29,7 @@ use crate::repo::Lease;
 use crate::repo::executions::{self, CasOutcome, ExecutionRow, StatusChange};
 use crate::repo::items::{self, ItemRow};
 use crate::runner::Inner;
-use crate::runner::accounts::{self, ResolveFailure};
+use crate::runner::accounts::{self, Purpose, ResolveFailure};
 use crate::runner::item::{ItemEnd, run_item};
 use crate::runner::permits;
 
@@ -94,6 +94,8 @@ pub struct ChildContext<'a> {
     pub price_tolerance: f64,
     /// How long the credentials must stay valid for one item.
     budget: Duration,
+    /// What the account's sessions are asked for: this execution's purchases.
+    purpose: Purpose,
     /// Replaced (once for all items) before an item they could expire during.
     session: Mutex<Session>,
     /// Held while the session is renewed, so that items needing it renew it once.
@@ -151,8 +153,15 @@ impl ChildContext<'_> {
             return Ok(());
         }
         tracing::info!("session credentials expire soon: resolving them again");
-        let (external_id, session) =
-            open_session(self.inner, self.account_id, self.budget, region, self.stop).await?;
+        let (external_id, session) = open_session(
+            self.inner,
+            self.account_id,
+            &self.purpose,
+            self.budget,
+            region,
+            self.stop,
+        )
+        .await?;
         if external_id != self.external_id {
             return Err(Halt::Fail(format!(
                 "the account's external id changed during the run (from {} to {})",
@@ -311,8 +320,16 @@ async fn drive(
     let budget =
         item_credential_budget(inner.cloud.longest_purchase(), inner.settings.settle_margin);
     let first_region = &unsettled[0].recommendation.0.region;
+    // The session names the execution the operator sees (the root) and its approver.
+    let purpose = Purpose::Purchase {
+        execution_id: child.parent_id.unwrap_or(child.id),
+        approved_by: child
+            .approved_by
+            .clone()
+            .unwrap_or_else(|| child.created_by.clone()),
+    };
     let (external_id, session) =
-        match open_session(inner, account_id, budget, first_region, stop).await {
+        match open_session(inner, account_id, &purpose, budget, first_region, stop).await {
             Ok(opened) => opened,
             Err(halt) => {
                 drop(permit);
@@ -329,6 +346,7 @@ async fn drive(
         stop,
         price_tolerance,
         budget,
+        purpose,
         session: Mutex::new(session),
         renewal: tokio::sync::Mutex::new(()),
         halt: Mutex::new(None),
@@ -350,11 +368,14 @@ async fn drive(
 async fn open_session(
     inner: &Inner,
     account_id: Uuid,
+    purpose: &Purpose,
     valid_for: Duration,
     region: &str,
     stop: &CancellationToken,
 ) -> Result<(String, Session), Halt> {
-    let account = match accounts::resolve(&inner.accounts, account_id, valid_for, stop).await {
+    let account = match accounts::resolve(&inner.accounts, account_id, purpose, valid_for, stop)
+        .await
+    {
         Ok(account) => account,
         Err(ResolveFailure::Stopped) => return Err(Halt::Stop),
         Err(ResolveFailure::Unavailable) => {

@@ -17,6 +17,7 @@ use crate::domain::status::{ExecutionStatus, Source};
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::pricing::Quotes;
 use crate::repo::executions::{self, Identities, NewChild, NewItem, NewRoot};
+use crate::runner::accounts::Purpose;
 use crate::service::{ExecutionView, Executor, existing_view};
 
 /// Rounds of the creation transaction when a concurrent creation of the same key wins
@@ -204,7 +205,7 @@ impl Executor {
     /// Prices every line of a list for its targets (docs/design/DOMAIN.md "Quotes").
     async fn price(&self, list: Priced) -> ExecutorResult<Priced> {
         let assignment = assign_targets(&list.targets, &list.recommendations)?;
-        let sessions = self.pricer.sessions(&list.targets);
+        let sessions = self.pricer.sessions(&list.targets, Purpose::Quote);
         let quotes = self
             .pricer
             .price(&sessions, &assignment, &list.recommendations)

@@ -9,6 +9,7 @@ use futures::future::join_all;
 use uuid::Uuid;
 
 use crate::error::ExecutorResult;
+use crate::runner::accounts::Purpose;
 use crate::service::{Created, ExecutionView, Executor};
 
 /// The status a dry run's execution shows.
@@ -28,7 +29,7 @@ impl Executor {
             .iter()
             .filter_map(|child| child.row.cloud_account_id)
             .collect();
-        let sessions = &self.pricer.sessions(&targets);
+        let sessions = &self.pricer.sessions(&targets, Purpose::DryRun);
         let checks = view.children.iter().flat_map(|child| {
             let account_id = child.row.cloud_account_id.unwrap_or_default();
             child

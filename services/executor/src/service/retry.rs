@@ -11,6 +11,7 @@ use crate::domain::quotes::QuoteTotal;
 use crate::domain::status::{ExecutionStatus, Source};
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::repo::executions::{self, Identities, NewRoot};
+use crate::runner::accounts::Purpose;
 use crate::service::create::{ChildrenOf, child_totals, insert_children};
 use crate::service::{ExecutionView, Executor, existing_view};
 
@@ -35,7 +36,9 @@ impl Executor {
                 .ok_or_else(|| ApiError::not_found(format!("execution {id} not found")))?;
             drop(conn);
             let assignment = assign_targets(&root.target_account_ids, &root.recommendations.0)?;
-            let sessions = self.pricer.sessions(&root.target_account_ids);
+            let sessions = self
+                .pricer
+                .sessions(&root.target_account_ids, Purpose::Quote);
             self.pricer
                 .price(&sessions, &assignment, &root.recommendations.0)
                 .await?

@@ -300,3 +300,44 @@ async fn a_line_for_an_account_that_is_not_a_target_is_refused_and_nothing_is_cr
         "{listed}"
     );
 }
+
+#[tokio::test]
+async fn every_purchase_call_names_its_execution_and_approver_as_cloudtrail_would() {
+    // The session the executor buys with is scoped by the accounts service; its tags
+    // (and, from AssumeRole, its SourceIdentity) travel with every call it signs.
+    let world = world().await;
+    let account = world.add_account("trail", true).await;
+    let execution = world
+        .create_direct(&account, vec![recommendation(AwsService::Ec2)])
+        .await;
+    let id = execution["id"].as_str().unwrap();
+    let (status, approved) = world
+        .call(Method::POST, &format!("/api/executions/{id}/approve"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    let ended = world.wait_terminal(id).await;
+    assert_eq!(ended["status"], "completed", "{ended}");
+    let approver = ended["approved_by"].as_str().unwrap().to_owned();
+    assert!(approver.starts_with("key:"), "{approver}");
+
+    let ledger = world.ledger().await;
+    let purchase = ledger
+        .calls_of("PurchaseReservedInstancesOffering")
+        .next()
+        .expect("one purchase");
+    let tag = |key: &str| purchase.session_tags.get(key).cloned();
+    assert_eq!(tag("cudly:execution-id").as_deref(), Some(id));
+    assert_eq!(tag("cudly:approved-by"), Some(approver));
+    assert_eq!(tag("cudly:scope").as_deref(), Some("purchase"));
+    // Pricing at creation used a describe-only session, which never bought.
+    let quote_sessions = ledger
+        .calls
+        .iter()
+        .filter(|call| call.session_tags.get("cudly:scope").map(String::as_str) == Some("quote"));
+    assert!(quote_sessions.clone().count() > 0);
+    assert!(
+        quote_sessions
+            .into_iter()
+            .all(|call| !call.operation.starts_with("Purchase"))
+    );
+}

@@ -274,7 +274,7 @@ pub struct DiscoverRequest {
     /// The organization root account's id (alias `account_id`).
     #[serde(alias = "account_id")]
     pub org_root_account_id: String,
-    /// Role assumed in the members; default OrganizationAccountAccessRole.
+    /// Role assumed in the members; default CudlyPurchaser (a dedicated role).
     pub member_role_name: Option<String>,
 }
 

@@ -401,10 +401,10 @@ impl Tokens {
 
     /// Returns the server-side check of a planner accepting these callers.
     fn auth(&self) -> InternalAuth {
-        InternalAuth::new(vec![
-            (Caller::Gateway, self.gateway.clone()),
-            (Caller::Executor, self.executor.clone()),
-            (Caller::Sweeper, self.sweeper.clone()),
+        InternalAuth::from_tokens([
+            (Caller::Gateway, &self.gateway),
+            (Caller::Executor, &self.executor),
+            (Caller::Sweeper, &self.sweeper),
         ])
     }
 }
@@ -429,6 +429,7 @@ pub async fn spawn_planner(
         common: CommonSettings {
             health_interval: Duration::from_millis(200),
             internal_call_timeout: Duration::from_secs(5),
+            ..Default::default()
         },
         step_max_fires: cudly_planner::config::DEFAULT_STEP_MAX_FIRES,
         collection_timeout: Duration::from_secs(5),
@@ -775,10 +776,10 @@ impl DetachedPlanner {
         let addrs = stack.stack();
         let accounts_proxy = Proxy::start(addrs.accounts_addr()).await;
         let stop = CancellationToken::new();
-        let auth = InternalAuth::new(vec![
-            (Caller::Gateway, secrets.internal_token(Caller::Gateway)),
-            (Caller::Executor, secrets.internal_token(Caller::Executor)),
-            (Caller::Sweeper, secrets.internal_token(Caller::Sweeper)),
+        let auth = InternalAuth::from_tokens([
+            (Caller::Gateway, &secrets.internal_token(Caller::Gateway)),
+            (Caller::Executor, &secrets.internal_token(Caller::Executor)),
+            (Caller::Sweeper, &secrets.internal_token(Caller::Sweeper)),
         ]);
         let planner_addr = spawn_planner(
             stack.db.secret_url(),
