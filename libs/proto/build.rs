@@ -10,6 +10,7 @@ use protox::prost::Message;
 /// Proto files relative to the include root `protos/`.
 const PROTO_FILES: &[&str] = &[
     "cudly/common/v1/common.proto",
+    "cudly/audit/v1/audit.proto",
     "cudly/accounts/v1/accounts.proto",
     "cudly/planner/v1/planner.proto",
     "cudly/executor/v1/executor.proto",

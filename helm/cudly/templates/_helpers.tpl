@@ -142,7 +142,8 @@ creates (templates/secrets.yaml). Call with (dict "root" $ "kind" "<kind>").
 
 {{/*
 The environment of one service. Call with (dict "root" $ "name" $name "svc" $svc).
-Every secret is a secretKeyRef; nothing secret is ever a literal value here.
+Every secret is a secretKeyRef (the credential key: a path to its mounted file); nothing
+secret is ever a literal value here.
 */}}
 {{- define "cudly.env" -}}
 {{- $root := .root }}
@@ -199,17 +200,13 @@ Every secret is a secretKeyRef; nothing secret is ever a literal value here.
       key: {{ $secrets.redisUrl.key }}
 {{- end }}
 {{- if eq $name "accounts" }}
-- name: CUDLY_CREDENTIAL_KEY
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "cudly.secretName" (dict "root" $root "kind" "credentialKey") }}
-      key: {{ $secrets.credentialKey.key }}
-{{- if or $secrets.credentialKey.oldKeyKey $secrets.credentialKey.oldValue }}
-- name: CUDLY_CREDENTIAL_OLD_KEY
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "cudly.secretName" (dict "root" $root "kind" "credentialKey") }}
-      key: {{ default "old-credential-key" $secrets.credentialKey.oldKeyKey }}
+{{- /* Files of the credential-key Secret volume (deployment.yaml; cudly.credentialKeyFiles), not secretKeyRefs. */}}
+{{- $files := include "cudly.credentialKeyFiles" $root | fromYaml }}
+- name: CUDLY_CREDENTIAL_KEY_FILE
+  value: {{ printf "%s/%s" $files.mountPath $files.key | quote }}
+{{- with $files.oldKey }}
+- name: CUDLY_CREDENTIAL_OLD_KEY_FILE
+  value: {{ printf "%s/%s" $files.mountPath . | quote }}
 {{- end }}
 {{- end }}
 {{- if and (eq $name "gateway") $secrets.bootstrapAdminKey.enabled }}
@@ -246,6 +243,41 @@ Every secret is a secretKeyRef; nothing secret is ever a literal value here.
 {{- with $svc.extraEnv }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/*
+The credential key of accounts as files: the Secret's key(s) and where they are
+mounted. Returns YAML {mountPath, key, oldKey} (oldKey empty outside a rotation).
+Call with the root context.
+*/}}
+{{- define "cudly.credentialKeyFiles" -}}
+{{- $cfg := .Values.secrets.credentialKey }}
+{{- $oldKey := "" }}
+{{- if or $cfg.oldKeyKey $cfg.oldValue }}
+{{- /* The same key name secrets.yaml stores oldValue under. */}}
+{{- $oldKey = default "old-credential-key" $cfg.oldKeyKey }}
+{{- if eq $oldKey (toString $cfg.key) }}
+{{- fail "secrets.credentialKey.oldKeyKey must differ from secrets.credentialKey.key" }}
+{{- end }}
+{{- end }}
+mountPath: /var/run/secrets/cudly/credential-key
+key: {{ required "secrets.credentialKey.key is required" $cfg.key | quote }}
+oldKey: {{ $oldKey | quote }}
+{{- end }}
+
+{{/*
+One NetworkPolicy ingress or egress rule, as a one-item YAML list. Call with
+(dict "direction" "from" or "to" "peers" <list of NetworkPolicyPeer> "ports" <list of
+NetworkPolicyPort>). An empty peer list leaves out from/to, which allows any peer on
+those ports: callers guard the rules whose peers must never be "any" (the services'
+own callers and callees).
+*/}}
+{{- define "cudly.networkPolicyRule" -}}
+{{- $rule := dict "ports" .ports }}
+{{- with .peers }}
+{{- $_ := set $rule $.direction . }}
+{{- end }}
+{{- list $rule | toYaml }}
 {{- end }}
 
 {{/* Probe timings of one service: the global ones overlaid with its own. */}}

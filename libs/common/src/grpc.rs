@@ -171,8 +171,8 @@ pub fn refuse_foreign_tokens(own: Option<Caller>, secrets: &impl SecretSource) -
     }
 }
 
-/// Client-side interceptor: adds this service's internal token and the current trace
-/// context to every outgoing call.
+/// Client-side interceptor: adds this service's internal token, the actor of the
+/// request being handled (if any) and the current trace context to every outgoing call.
 #[derive(Clone)]
 pub struct ClientAuth {
     token: Arc<MetadataValue<tonic::metadata::Ascii>>,
@@ -193,6 +193,7 @@ impl Interceptor for ClientAuth {
         request
             .metadata_mut()
             .insert(TOKEN_METADATA_KEY, (*self.token).clone());
+        crate::audit::attach(request.metadata_mut());
         cudly_telemetry::TraceContextInterceptor.call(request)
     }
 }

@@ -2,6 +2,7 @@
 //! one code to both a gRPC code and an HTTP status, configuration loading, idempotency
 //! rules and tokens, database set-up, metrics and internal gRPC plumbing.
 
+pub mod audit;
 pub mod caller_policy;
 pub mod config;
 pub mod db;

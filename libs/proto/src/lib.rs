@@ -1,5 +1,5 @@
 //! Generated gRPC contracts of CUDly-rs (prost messages, tonic clients and servers) for
-//! the packages `cudly.{common,accounts,planner,executor,sweeper}.v1`, the encoded file
+//! the packages `cudly.{common,audit,accounts,planner,executor,sweeper}.v1`, the encoded file
 //! descriptor set for gRPC reflection, helpers that carry a structured
 //! [`common::v1::ErrorDetail`] in a `tonic::Status`, and the one home of the
 //! conversions every gRPC edge needs ([`convert`]: times, ids, recommendations).
@@ -20,6 +20,14 @@ pub mod common {
     pub mod v1 {
         #![allow(clippy::all, clippy::pedantic, missing_docs)]
         tonic::include_proto!("cudly.common.v1");
+    }
+}
+
+/// The audit trail each service keeps of its changes, and how the gateway reads it.
+pub mod audit {
+    pub mod v1 {
+        #![allow(clippy::all, clippy::pedantic, missing_docs)]
+        tonic::include_proto!("cudly.audit.v1");
     }
 }
 

@@ -26,6 +26,7 @@ fn descriptor_set_holds_every_package_and_its_imports() {
     let packages: Vec<&str> = set.file.iter().map(|file| file.package()).collect();
     for package in [
         "cudly.common.v1",
+        "cudly.audit.v1",
         "cudly.accounts.v1",
         "cudly.planner.v1",
         "cudly.executor.v1",
@@ -59,6 +60,7 @@ fn descriptor_set_describes_every_service_and_rpc() {
                 "ListEnabledAccounts",
                 "ResolveCredentials",
                 "CollectRecommendations",
+                "ListAuditEvents",
             ],
         ),
         (
@@ -79,6 +81,7 @@ fn descriptor_set_describes_every_service_and_rpc() {
                 "CompletePlanStep",
                 "RefreshRecommendations",
                 "ListRecommendations",
+                "ListAuditEvents",
             ],
         ),
         (
@@ -101,6 +104,7 @@ fn descriptor_set_describes_every_service_and_rpc() {
                 "SafeFail",
                 "GetGuardrails",
                 "PutGuardrails",
+                "ListAuditEvents",
             ],
         ),
         (

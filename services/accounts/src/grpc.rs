@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use cudly_aws::session_policy::SessionScope;
+use cudly_common::audit;
 use cudly_common::caller_policy::{CallerPolicy, CallerTable};
 use cudly_common::grpc::Caller;
 use cudly_proto::accounts::v1 as pb;
@@ -44,6 +45,7 @@ pub const CALLERS: CallerTable = &[
     ("ListEnabledAccounts", PLANNER_READS),
     ("ResolveCredentials", EXECUTOR),
     ("CollectRecommendations", PLANNER),
+    ("ListAuditEvents", GATEWAY),
 ];
 
 /// The service implementation.
@@ -131,10 +133,11 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::CreateAccountRequest>,
     ) -> Result<Response<pb::Account>, Status> {
+        let actor = audit::actor_of(&request)?;
         let request = request.into_inner();
         let draft = draft_from_proto(request.account)?;
         let credentials = request.credentials.map(credentials_from_proto);
-        let account = self.accounts.create(draft, credentials).await?;
+        let account = self.accounts.create(&actor, draft, credentials).await?;
         Ok(Response::new(to_proto(account)))
     }
 
@@ -177,10 +180,11 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::UpdateAccountRequest>,
     ) -> Result<Response<pb::Account>, Status> {
+        let actor = audit::actor_of(&request)?;
         let request = request.into_inner();
         let id = parse_id("id", &request.id)?;
         let draft = draft_from_proto(request.account)?;
-        let account = self.accounts.update(id, draft).await?;
+        let account = self.accounts.update(&actor, id, draft).await?;
         Ok(Response::new(to_proto(account)))
     }
 
@@ -189,8 +193,9 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::DeleteAccountRequest>,
     ) -> Result<Response<pb::DeleteAccountResponse>, Status> {
+        let actor = audit::actor_of(&request)?;
         let id = parse_id("id", &request.get_ref().id)?;
-        self.accounts.delete(id).await?;
+        self.accounts.delete(&actor, id).await?;
         Ok(Response::new(pb::DeleteAccountResponse {}))
     }
 
@@ -199,13 +204,16 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::SetCredentialsRequest>,
     ) -> Result<Response<pb::SetCredentialsResponse>, Status> {
+        let actor = audit::actor_of(&request)?;
         let request = request.into_inner();
         let id = parse_id("account_id", &request.account_id)?;
         let credentials = request
             .credentials
             .map(credentials_from_proto)
             .ok_or_else(|| AccountsError::field("credentials", "is required"))?;
-        self.accounts.set_credentials(id, credentials).await?;
+        self.accounts
+            .set_credentials(&actor, id, credentials)
+            .await?;
         Ok(Response::new(pb::SetCredentialsResponse {}))
     }
 
@@ -239,11 +247,12 @@ impl AccountsService for AccountsGrpc {
         &self,
         request: Request<pb::DiscoverOrganizationRequest>,
     ) -> Result<Response<pb::DiscoverOrganizationResponse>, Status> {
+        let actor = audit::actor_of(&request)?;
         let request = request.into_inner();
         let root_id = parse_id("org_root_account_id", &request.org_root_account_id)?;
         let discovery = self
             .accounts
-            .discover(root_id, request.member_role_name.as_deref())
+            .discover(&actor, root_id, request.member_role_name.as_deref())
             .await?;
         let count = |value: usize| u32::try_from(value).unwrap_or(u32::MAX);
         Ok(Response::new(pb::DiscoverOrganizationResponse {
@@ -326,6 +335,15 @@ impl AccountsService for AccountsGrpc {
             provider: resolved.account.input.provider.as_str().to_owned(),
             enabled: resolved.account.input.enabled,
         }))
+    }
+
+    #[tracing::instrument(name = "ListAuditEvents", skip_all)]
+    async fn list_audit_events(
+        &self,
+        request: Request<cudly_proto::audit::v1::ListAuditEventsRequest>,
+    ) -> Result<Response<cudly_proto::audit::v1::ListAuditEventsResponse>, Status> {
+        let events = audit::list_events(self.accounts.pool(), request.get_ref()).await?;
+        Ok(Response::new(events))
     }
 
     #[tracing::instrument(name = "CollectRecommendations", skip_all, fields(account_id = %request.get_ref().account_id))]

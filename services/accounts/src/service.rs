@@ -19,10 +19,15 @@ use crate::domain::{
     Account, AccountDraft, AccountFilter, AccountInput, AwsAuthMode, CredentialDraft, Provider,
     ValidCredentials,
 };
+use cudly_common::audit::{self, Actor};
+
 use crate::error::{AccountsError, AccountsResult};
 use crate::handover::Handover;
 use crate::repo;
 use crate::resolver::{CacheUse, ResolveError, Resolver};
+
+/// The name this service records its audit events under.
+const SERVICE: &str = "accounts";
 
 /// Role assumed in discovered member accounts unless the request names another: a
 /// dedicated role holding only what CUDly needs (README "IAM"), not
@@ -76,6 +81,11 @@ pub fn parse_id(field: &str, text: &str) -> AccountsResult<Uuid> {
 }
 
 impl Accounts {
+    /// The service's pool (its audit events are read straight from it).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub fn new(pool: PgPool, cipher: CredentialCipher, resolver: Resolver) -> Self {
         Self {
             pool,
@@ -106,6 +116,7 @@ impl Accounts {
     /// Creates an account, with its inline credentials in the same transaction.
     pub async fn create(
         &self,
+        actor: &Actor,
         draft: AccountDraft,
         credentials: Option<CredentialDraft>,
     ) -> AccountsResult<Account> {
@@ -130,6 +141,10 @@ impl Accounts {
                 .map_err(AccountsError::database("store credentials"))?;
         }
         let account = reload(&mut tx, id).await?;
+        audit(&mut tx, actor, "account.create", id, None, Some(&account)).await?;
+        if let Some((credential_type, _)) = &sealed {
+            audit_credentials(&mut tx, actor, id, *credential_type).await?;
+        }
         tx.commit()
             .await
             .map_err(AccountsError::database("commit"))?;
@@ -159,7 +174,12 @@ impl Accounts {
     }
 
     /// Replaces an account's writable fields; provider and external_id must not change.
-    pub async fn update(&self, id: Uuid, draft: AccountDraft) -> AccountsResult<Account> {
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        draft: AccountDraft,
+    ) -> AccountsResult<Account> {
         let mut tx = self.begin().await?;
         let existing = repo::lock_account(&mut tx, id)
             .await
@@ -173,6 +193,15 @@ impl Accounts {
             .await
             .map_err(|error| write_error("update account", error, &input))?;
         let account = reload(&mut tx, id).await?;
+        audit(
+            &mut tx,
+            actor,
+            "account.update",
+            id,
+            Some(&existing),
+            Some(&account),
+        )
+        .await?;
         tx.commit()
             .await
             .map_err(AccountsError::database("commit"))?;
@@ -182,9 +211,9 @@ impl Accounts {
     }
 
     /// Deletes an account and its credentials, unless other accounts use it as bastion.
-    pub async fn delete(&self, id: Uuid) -> AccountsResult<()> {
+    pub async fn delete(&self, actor: &Actor, id: Uuid) -> AccountsResult<()> {
         let mut tx = self.begin().await?;
-        repo::lock_account(&mut tx, id)
+        let existing = repo::lock_account(&mut tx, id)
             .await
             .map_err(AccountsError::database("lock account"))?
             .ok_or_else(|| not_found(id))?;
@@ -206,6 +235,7 @@ impl Accounts {
             }
             Err(error) => return Err(AccountsError::database("delete account")(error)),
         }
+        audit(&mut tx, actor, "account.delete", id, Some(&existing), None).await?;
         tx.commit()
             .await
             .map_err(AccountsError::database("commit"))?;
@@ -215,7 +245,12 @@ impl Accounts {
     }
 
     /// Stores (replaces) an account's credentials, encrypted.
-    pub async fn set_credentials(&self, id: Uuid, draft: CredentialDraft) -> AccountsResult<()> {
+    pub async fn set_credentials(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        draft: CredentialDraft,
+    ) -> AccountsResult<()> {
         let mut tx = self.begin().await?;
         let account = repo::lock_account(&mut tx, id)
             .await
@@ -232,6 +267,7 @@ impl Accounts {
         repo::touch_account(&mut tx, id)
             .await
             .map_err(AccountsError::database("touch account"))?;
+        audit_credentials(&mut tx, actor, id, credential_type).await?;
         tx.commit()
             .await
             .map_err(AccountsError::database("commit"))?;
@@ -394,6 +430,7 @@ impl Accounts {
     /// disabled, in bastion mode through the root.
     pub async fn discover(
         &self,
+        actor: &Actor,
         root_id: Uuid,
         member_role_name: Option<&str>,
     ) -> AccountsResult<Discovery> {
@@ -457,6 +494,16 @@ impl Accounts {
                 .await
                 .map_err(AccountsError::database("create member"))?;
             if created {
+                let account = reload(&mut tx, new_id).await?;
+                audit(
+                    &mut tx,
+                    actor,
+                    "account.create",
+                    new_id,
+                    None,
+                    Some(&account),
+                )
+                .await?;
                 accounts.push(DiscoveredAccount {
                     id: new_id,
                     name: input.name,
@@ -500,6 +547,47 @@ impl Accounts {
         );
         Ok(discovery)
     }
+}
+
+/// Records a change to an account in its transaction.
+async fn audit(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    action: &str,
+    id: Uuid,
+    before: Option<&Account>,
+    after: Option<&Account>,
+) -> AccountsResult<()> {
+    let change = audit::Change {
+        action,
+        target_type: "account",
+        target_id: id.to_string(),
+        before: before.map(audit::digest),
+        after: after.map(audit::digest),
+    };
+    audit::record(conn, SERVICE, actor, change)
+        .await
+        .map_err(AccountsError::database("record audit event"))
+}
+
+/// Records that an account's credentials were replaced: the fact and their type,
+/// never their values (nor a digest of them).
+async fn audit_credentials(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id: Uuid,
+    credential_type: crate::domain::CredentialType,
+) -> AccountsResult<()> {
+    let change = audit::Change {
+        action: "credentials.set",
+        target_type: "credentials",
+        target_id: format!("{id}/{}", credential_type.as_str()),
+        before: None,
+        after: None,
+    };
+    audit::record(conn, SERVICE, actor, change)
+        .await
+        .map_err(AccountsError::database("record audit event"))
 }
 
 fn not_found(id: Uuid) -> AccountsError {

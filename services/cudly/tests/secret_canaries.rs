@@ -2,7 +2,8 @@
 //! creation, the credentials route, Azure and GCP bodies, refused bodies), the main
 //! flows run (credential tests, executions that buy and executions whose credentials
 //! are wrong, approvals by token, a plan execution, history), and then every response
-//! body, every row of every table of every service's schema, and every log line (all
+//! body (the audit export in every format among them), every row of every table of
+//! every service's schema (the audit tables among them), and every log line (all
 //! services at debug level) are scanned for them: zero hits.
 
 #[allow(dead_code)]
@@ -282,6 +283,17 @@ async fn no_secret_appears_in_any_response_stored_row_or_log_line() {
             .call(Method::GET, &format!("/api/accounts/{id}"), None)
             .await;
     }
+    // The audit trail, in every export format, is scanned like any reply.
+    for format in ["json", "jsonl", "csv"] {
+        let (status, _) = client
+            .call(
+                Method::GET,
+                &format!("/api/audit?format={format}&limit=1000"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "audit export as {format}");
+    }
 
     // Every row of every table of every service's schema, as JSON text.
     let mut rows = Vec::new();
@@ -360,6 +372,13 @@ async fn no_secret_appears_in_any_response_stored_row_or_log_line() {
             .any(|row| row.starts_with("executor.execution_items"))
     );
     assert!(rows.iter().any(|row| row.starts_with("accounts.")));
+    for schema in ["accounts", "executor"] {
+        assert!(
+            rows.iter()
+                .any(|row| row.starts_with(&format!("{schema}.audit_events"))),
+            "{schema} audited the flows"
+        );
+    }
     assert!(logs.contains("AKIACANARY") || rows.iter().any(|row| row.contains(valid_id)));
     let mut hits = Vec::new();
     for (what, canary) in &canaries {

@@ -2,6 +2,7 @@
 //! and nowhere else; each handler checks its caller, then calls the service layer.
 
 use cudly_common::ApiError;
+use cudly_common::audit;
 use cudly_common::caller_policy::{CallerPolicy, CallerTable, caller_of};
 use cudly_common::grpc::Caller;
 use cudly_proto::common::v1 as common_pb;
@@ -46,6 +47,7 @@ pub const CALLERS: CallerTable = &[
     ("SafeFail", SWEEPER),
     ("GetGuardrails", GATEWAY_OR_PLANNER),
     ("PutGuardrails", GATEWAY),
+    ("ListAuditEvents", GATEWAY),
 ];
 
 /// The service implementation.
@@ -130,6 +132,7 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::ApproveExecutionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
+        let trail = audit::actor_of(&request)?;
         let request = request.into_inner();
         let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         let span = tracing::Span::current();
@@ -143,6 +146,7 @@ impl ExecutorService for ExecutorGrpc {
                 request.token.as_deref(),
                 &request.actor,
                 request.actor_key_id.as_deref(),
+                &trail,
             )
             .await?;
         Ok(Response::new(execution_to_proto(&view)))
@@ -153,6 +157,7 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::CancelExecutionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
+        let trail = audit::actor_of(&request)?;
         let request = request.into_inner();
         let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         let span = tracing::Span::current();
@@ -166,6 +171,7 @@ impl ExecutorService for ExecutorGrpc {
                 request.token.as_deref(),
                 &request.actor,
                 request.actor_key_id.as_deref(),
+                &trail,
             )
             .await?;
         Ok(Response::new(execution_to_proto(&view)))
@@ -191,12 +197,13 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::RetryExecutionRequest>,
     ) -> Result<Response<pb::Execution>, Status> {
+        let trail = audit::actor_of(&request)?;
         let request = request.into_inner();
         let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         tracing::Span::current().record("execution_id", tracing::field::display(id));
         let view = self
             .executor
-            .retry(id, &request.actor, request.actor_key_id.as_deref())
+            .retry(id, &request.actor, request.actor_key_id.as_deref(), &trail)
             .await?;
         Ok(Response::new(execution_to_proto(&view)))
     }
@@ -227,6 +234,7 @@ impl ExecutorService for ExecutorGrpc {
         request: Request<pb::ResolvePurchaseAttemptRequest>,
     ) -> Result<Response<pb::ResolvePurchaseAttemptResponse>, Status> {
         use pb::resolve_purchase_attempt_request::{Resolution, Target};
+        let trail = audit::actor_of(&request)?;
         let request = request.into_inner();
         let target = match request.target {
             Some(Target::IdempotencyToken(token)) => AttemptTarget::Token(token),
@@ -244,12 +252,15 @@ impl ExecutorService for ExecutorGrpc {
         };
         let attempt = self
             .executor
-            .resolve_attempt(ResolveRequest {
-                target,
-                bought_commitment_id,
-                actor: request.actor,
-                actor_key_id: request.actor_key_id,
-            })
+            .resolve_attempt(
+                ResolveRequest {
+                    target,
+                    bought_commitment_id,
+                    actor: request.actor,
+                    actor_key_id: request.actor_key_id,
+                },
+                &trail,
+            )
             .await?;
         Ok(Response::new(pb::ResolvePurchaseAttemptResponse {
             attempt: Some(attempt_to_proto(&attempt)),
@@ -389,6 +400,7 @@ impl ExecutorService for ExecutorGrpc {
         &self,
         request: Request<pb::PutGuardrailsRequest>,
     ) -> Result<Response<pb::Guardrails>, Status> {
+        let trail = audit::actor_of(&request)?;
         let request = request.into_inner();
         let update = GuardrailsUpdate {
             max_execution_commitment: request.max_execution_commitment,
@@ -399,9 +411,23 @@ impl ExecutorService for ExecutorGrpc {
         };
         let view = self
             .executor
-            .put_guardrails(&update, &request.actor, request.actor_key_id.as_deref())
+            .put_guardrails(
+                &update,
+                &request.actor,
+                request.actor_key_id.as_deref(),
+                &trail,
+            )
             .await?;
         Ok(Response::new(guardrails_to_proto(&view)))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListAuditEvents"))]
+    async fn list_audit_events(
+        &self,
+        request: Request<cudly_proto::audit::v1::ListAuditEventsRequest>,
+    ) -> Result<Response<cudly_proto::audit::v1::ListAuditEventsResponse>, Status> {
+        let events = audit::list_events(self.executor.pool(), request.get_ref()).await?;
+        Ok(Response::new(events))
     }
 }
 

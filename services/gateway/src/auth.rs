@@ -24,6 +24,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use cudly_common::audit::{Actor, CURRENT_ACTOR};
 use cudly_common::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -116,6 +117,23 @@ impl Principal {
             Some(id) => id.to_string(),
             None => BOOTSTRAP_NAME.to_owned(),
         }
+    }
+
+    /// Returns how the audit trail names this principal in a request.
+    pub fn audit_actor(&self, request_id: Option<String>) -> Actor {
+        Actor {
+            name: self.actor(),
+            key_id: Some(self.identity()),
+            request_id,
+        }
+    }
+
+    /// Returns who acts in the request being handled: the actor the auth layer set,
+    /// else this principal.
+    pub fn current_actor(&self) -> Actor {
+        CURRENT_ACTOR
+            .try_with(Actor::clone)
+            .unwrap_or_else(|_| self.audit_actor(None))
     }
 
     /// Returns Ok for an admin, else PERMISSION_DENIED.
@@ -245,8 +263,9 @@ pub async fn require_api_key(
         )));
     }
     record_principal(&principal);
+    let actor = principal.audit_actor(request_id(&request));
     request.extensions_mut().insert(principal);
-    next.run(request).await
+    CURRENT_ACTOR.scope(actor, next.run(request)).await
 }
 
 /// Middleware of the token-authorised routes: a key, when given, must be valid and is
@@ -258,15 +277,36 @@ pub async fn accept_optional_api_key(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match authenticate_limited(&state, request.headers(), limits::client_address(&request)).await {
-        Ok(Some(principal)) => {
-            record_principal(&principal);
-            request.extensions_mut().insert(principal);
-        }
-        Ok(None) => {}
-        Err(response) => return response,
-    }
-    next.run(request).await
+    let actor =
+        match authenticate_limited(&state, request.headers(), limits::client_address(&request))
+            .await
+        {
+            Ok(Some(principal)) => {
+                record_principal(&principal);
+                let actor = principal.audit_actor(request_id(&request));
+                request.extensions_mut().insert(principal);
+                actor
+            }
+            Ok(None) => Actor {
+                name: ACTOR_TOKEN.to_owned(),
+                key_id: None,
+                request_id: request_id(&request),
+            },
+            Err(response) => return response,
+        };
+    CURRENT_ACTOR.scope(actor, next.run(request)).await
+}
+
+/// Who acts in an approval by token alone (as the executor records it).
+const ACTOR_TOKEN: &str = "token";
+
+/// Returns the request's id (set by the request-id layer before any handler).
+fn request_id(request: &Request) -> Option<String> {
+    request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// [`authenticate`] under the failed-authentication limit: a client locked out is

@@ -26,6 +26,7 @@ pub const BEARER: &str = "bearer";
         (name = "keys", description = "API keys"),
         (name = "guardrails", description = "spend limits and approval rules"),
         (name = "recommendations", description = "Cost Explorer purchase recommendations"),
+        (name = "audit", description = "the audit trail of every change"),
         (name = "health", description = "liveness and readiness"),
     )
 )]

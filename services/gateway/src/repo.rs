@@ -82,11 +82,11 @@ pub async fn insert_key(
     from_raw(raw)
 }
 
-/// Returns every key, oldest first.
+/// Returns every key not revoked, oldest first.
 pub async fn list_keys(conn: &mut PgConnection) -> Result<Vec<ApiKeyRow>, GatewayError> {
     let raws: Vec<RawRow> = sqlx::query_as(
         "SELECT id, name, role, created_at, last_used_at, expires_at FROM api_keys \
-         ORDER BY created_at, id",
+         WHERE revoked_at IS NULL ORDER BY created_at, id",
     )
     .fetch_all(conn)
     .await
@@ -94,14 +94,22 @@ pub async fn list_keys(conn: &mut PgConnection) -> Result<Vec<ApiKeyRow>, Gatewa
     raws.into_iter().map(from_raw).collect()
 }
 
-/// Deletes a key; returns false when there was none with that id.
-pub async fn delete_key(conn: &mut PgConnection, id: Uuid) -> Result<bool, GatewayError> {
-    let result = sqlx::query("DELETE FROM api_keys WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await
-        .map_err(GatewayError::db("delete api key"))?;
-    Ok(result.rows_affected() > 0)
+/// Revokes a key: it authenticates no more, but its row stays so its name is never
+/// given to another key. Returns the key as it was, or none when there is no live key
+/// with that id.
+pub async fn revoke_key(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<ApiKeyRow>, GatewayError> {
+    let raw: Option<RawRow> = sqlx::query_as(
+        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL \
+         RETURNING id, name, role, created_at, last_used_at, expires_at",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .map_err(GatewayError::db("revoke api key"))?;
+    raw.map(from_raw).transpose()
 }
 
 /// Returns the key whose hash is `hash`.
@@ -111,7 +119,7 @@ pub async fn find_key_by_hash(
 ) -> Result<Option<ApiKeyRow>, GatewayError> {
     let raw: Option<RawRow> = sqlx::query_as(
         "SELECT id, name, role, created_at, last_used_at, expires_at FROM api_keys \
-         WHERE key_hash = $1",
+         WHERE key_hash = $1 AND revoked_at IS NULL",
     )
     .bind(&hash[..])
     .fetch_optional(conn)
@@ -141,7 +149,7 @@ pub async fn touch_key(
 /// Returns whether a usable admin key (not expired) is stored.
 pub async fn admin_key_exists(conn: &mut PgConnection) -> Result<bool, GatewayError> {
     sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM api_keys WHERE role = 'admin' \
+        "SELECT EXISTS (SELECT 1 FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL \
              AND (expires_at IS NULL OR expires_at > now()))",
     )
     .fetch_one(conn)

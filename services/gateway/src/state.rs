@@ -124,6 +124,17 @@ impl AppState {
 
     /// Returns a pooled connection for a handler: 503 while the migrations are not
     /// applied yet or the database cannot be reached.
+    /// Begins a transaction on the gateway's database (503 before the migrations).
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>, GatewayError> {
+        if !self.is_migrated() {
+            return Err(ApiError::unavailable("database unavailable").into());
+        }
+        self.pool
+            .begin()
+            .await
+            .map_err(GatewayError::db("begin transaction"))
+    }
+
     pub async fn db(&self) -> Result<PoolConnection<Postgres>, GatewayError> {
         if !self.is_migrated() {
             return Err(ApiError::unavailable("database unavailable").into());

@@ -4,6 +4,7 @@
 
 use chrono::{TimeDelta, Utc};
 use cudly_common::ApiError;
+use cudly_common::audit;
 use cudly_common::caller_policy::{CallerPolicy, CallerTable};
 use cudly_common::grpc::Caller;
 use cudly_proto::convert::{
@@ -47,6 +48,7 @@ pub const CALLERS: CallerTable = &[
         &[Caller::Gateway, Caller::Sweeper],
     ),
     ("ListRecommendations", &[Caller::Gateway]),
+    ("ListAuditEvents", &[Caller::Gateway]),
 ];
 
 /// The service implementation.
@@ -243,13 +245,14 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::CreatePlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
+        let actor = audit::actor_of(&request)?;
         let request = request.into_inner();
         let input = plan_input(request.plan)?;
         let account_ids = request.account_ids.map(|list| list.ids);
         let editor = editor(request.actor, request.actor_key_id)?;
         let plan = self
             .planner
-            .create_plan(input, account_ids, &editor, Utc::now())
+            .create_plan(&actor, input, account_ids, &editor, Utc::now())
             .await?;
         Ok(Response::new(plan_proto(&plan)))
     }
@@ -280,13 +283,14 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::UpdatePlanRequest>,
     ) -> Result<Response<pb::Plan>, Status> {
+        let actor = audit::actor_of(&request)?;
         let request = request.into_inner();
         let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
         let input = plan_input(request.plan)?;
         let editor = editor(request.actor, request.actor_key_id)?;
         let plan = self
             .planner
-            .update_plan(id, input, &editor, Utc::now())
+            .update_plan(&actor, id, input, &editor, Utc::now())
             .await?;
         Ok(Response::new(plan_proto(&plan)))
     }
@@ -296,8 +300,9 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::DeletePlanRequest>,
     ) -> Result<Response<pb::DeletePlanResponse>, Status> {
+        let actor = audit::actor_of(&request)?;
         let id = parse_id(&request.get_ref().id, "id").map_err(ApiError::from)?;
-        self.planner.delete_plan(id).await?;
+        self.planner.delete_plan(&actor, id).await?;
         Ok(Response::new(pb::DeletePlanResponse {}))
     }
 
@@ -306,11 +311,12 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::SetPlanAccountsRequest>,
     ) -> Result<Response<pb::PlanAccounts>, Status> {
+        let actor = audit::actor_of(&request)?;
         let request = request.into_inner();
         let plan_id = parse_id(&request.plan_id, "plan_id").map_err(ApiError::from)?;
         let binding = self
             .planner
-            .set_plan_accounts(plan_id, request.account_ids)
+            .set_plan_accounts(&actor, plan_id, request.account_ids)
             .await?;
         Ok(Response::new(plan_accounts_proto(&binding)))
     }
@@ -330,11 +336,24 @@ impl PlannerService for PlannerGrpc {
         &self,
         request: Request<pb::SetPlanRecommendationsRequest>,
     ) -> Result<Response<pb::PlanRecommendations>, Status> {
+        let actor = audit::actor_of(&request)?;
         let request = request.into_inner();
         let plan_id = parse_id(&request.plan_id, "plan_id").map_err(ApiError::from)?;
         let inputs = recommendation_inputs(request.recommendations).map_err(ApiError::from)?;
-        let stored = self.planner.set_recommendations(plan_id, inputs).await?;
+        let stored = self
+            .planner
+            .set_recommendations(&actor, plan_id, inputs)
+            .await?;
         Ok(Response::new(recommendations_proto(&stored)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_audit_events(
+        &self,
+        request: Request<cudly_proto::audit::v1::ListAuditEventsRequest>,
+    ) -> Result<Response<cudly_proto::audit::v1::ListAuditEventsResponse>, Status> {
+        let events = audit::list_events(self.planner.pool(), request.get_ref()).await?;
+        Ok(Response::new(events))
     }
 
     #[tracing::instrument(skip_all, fields(plan_id = %request.get_ref().plan_id))]

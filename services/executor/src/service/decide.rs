@@ -3,13 +3,14 @@
 
 use chrono::Utc;
 use cudly_common::ApiError;
+use cudly_common::audit::Actor;
 use uuid::Uuid;
 
 use crate::domain::approval::{self, ApprovalView};
 use crate::domain::status::{ACTOR_TOKEN, ExecutionStatus};
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::repo::executions::{self, CasOutcome, ExecutionRow, StatusChange};
-use crate::service::{ExecutionView, Executor, existing_view, view_of};
+use crate::service::{ExecutionView, Executor, audit, existing_view, view_of};
 
 /// What to do with a pending root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,7 @@ impl Executor {
         token: Option<&str>,
         actor: &str,
         actor_key_id: Option<&str>,
+        trail: &Actor,
     ) -> ExecutorResult<ExecutionView> {
         // A token holder who also presents a key acts as that key's identity.
         let actor = match (token, actor_key_id) {
@@ -124,6 +126,17 @@ impl Executor {
         )
         .await?;
         let view = existing_view(&mut tx, id).await?;
+        let change = cudly_common::audit::Change {
+            action: match decision {
+                Decision::Approve => "execution.approve",
+                Decision::Cancel => "execution.cancel",
+            },
+            target_type: "execution",
+            target_id: id.to_string(),
+            before: Some(cudly_common::audit::digest(&root)),
+            after: Some(cudly_common::audit::digest(&view)),
+        };
+        audit(&mut tx, trail, actor, actor_key_id, change).await?;
         tx.commit()
             .await
             .map_err(ExecutorError::db("committing a decision"))?;

@@ -2,6 +2,7 @@
 //! guardrails an admin reads and sets (docs/design/DOMAIN.md "Quotes, dry run and spend
 //! limits", "Separation of duties").
 
+use cudly_common::audit::Actor;
 use cudly_common::{ApiError, ErrorCode};
 use serde::Deserialize;
 use sqlx::PgConnection;
@@ -161,13 +162,23 @@ impl Executor {
         update: &GuardrailsUpdate,
         actor: &str,
         actor_key_id: Option<&str>,
+        trail: &Actor,
     ) -> ExecutorResult<GuardrailsView> {
         let next = update.checked()?;
         if actor.trim().is_empty() {
             return Err(ApiError::invalid_field("actor", "is required").into());
         }
         let mut tx = self.begin().await?;
+        let before = guardrails::get(&mut tx).await?;
         guardrails::update(&mut tx, &next, actor, actor_key_id).await?;
+        let change = cudly_common::audit::Change {
+            action: "guardrails.update",
+            target_type: "guardrails",
+            target_id: "guardrails".to_owned(),
+            before: Some(cudly_common::audit::digest(&before)),
+            after: Some(cudly_common::audit::digest(&next)),
+        };
+        super::audit(&mut tx, trail, actor, actor_key_id, change).await?;
         tx.commit()
             .await
             .map_err(ExecutorError::db("committing the guardrails"))?;

@@ -13,6 +13,7 @@ mod sweep;
 
 use std::collections::HashMap;
 
+use cudly_common::audit::{self, Actor};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -48,6 +49,11 @@ pub struct Executor {
 }
 
 impl Executor {
+    /// The service's pool (its audit events are read straight from it).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub fn new(pool: PgPool, runner: Runner) -> Self {
         Self {
             pool,
@@ -146,4 +152,26 @@ pub async fn existing_view(conn: &mut PgConnection, id: Uuid) -> ExecutorResult<
     view_of(conn, id)
         .await?
         .ok_or_else(|| ExecutorError::Internal(format!("execution {id} vanished")))
+}
+
+/// The name this service records its audit events under.
+pub(crate) const SERVICE: &str = "executor";
+
+/// Records a change in its transaction by `actor` with `actor_key_id`, as the executor
+/// recorded them (a token approval acts as `token`), in the request `trail` names.
+pub(crate) async fn audit(
+    conn: &mut PgConnection,
+    trail: &Actor,
+    actor: &str,
+    actor_key_id: Option<&str>,
+    change: audit::Change<'_>,
+) -> ExecutorResult<()> {
+    let actor = Actor {
+        name: actor.to_owned(),
+        key_id: actor_key_id.map(str::to_owned),
+        request_id: trail.request_id.clone(),
+    };
+    audit::record(conn, SERVICE, &actor, change)
+        .await
+        .map_err(ExecutorError::db("recording an audit event"))
 }

@@ -4,6 +4,7 @@
 //! retry of the lineage may buy).
 
 use cudly_common::ApiError;
+use cudly_common::audit::Actor;
 use cudly_common::idempotency::mask_token;
 use uuid::Uuid;
 
@@ -13,7 +14,7 @@ use crate::repo::attempts::{self, AttemptRow, Resolution};
 use crate::repo::executions;
 use crate::repo::history::{self, NewPurchase};
 use crate::repo::items;
-use crate::service::Executor;
+use crate::service::{Executor, audit};
 
 /// Which attempt to resolve.
 #[derive(Debug, Clone)]
@@ -35,7 +36,11 @@ pub struct ResolveRequest {
 
 impl Executor {
     /// Resolves an in_doubt attempt; 404 when unknown, 409 when not in_doubt.
-    pub async fn resolve_attempt(&self, request: ResolveRequest) -> ExecutorResult<AttemptRow> {
+    pub async fn resolve_attempt(
+        &self,
+        request: ResolveRequest,
+        trail: &Actor,
+    ) -> ExecutorResult<AttemptRow> {
         if request.actor.trim().is_empty() {
             return Err(ApiError::invalid_field("actor", "is required").into());
         }
@@ -111,6 +116,25 @@ impl Executor {
             self.record_resolved_purchase(&mut tx, &attempt, commitment_id)
                 .await?;
         }
+        // The attempt by its masked token: the full token is a purchase's idempotency key.
+        let change = cudly_common::audit::Change {
+            action: match request.bought_commitment_id {
+                Some(_) => "purchase_attempt.resolve_bought",
+                None => "purchase_attempt.resolve_not_bought",
+            },
+            target_type: "purchase_attempt",
+            target_id: mask_token(&token),
+            before: None,
+            after: Some(cudly_common::audit::digest(&attempt)),
+        };
+        audit(
+            &mut tx,
+            trail,
+            &request.actor,
+            request.actor_key_id.as_deref(),
+            change,
+        )
+        .await?;
         tx.commit()
             .await
             .map_err(ExecutorError::db("committing a resolution"))?;

@@ -4,6 +4,7 @@
 //! when approvers must differ, the retry waits pending for another identity's approval.
 
 use cudly_common::ApiError;
+use cudly_common::audit::Actor;
 use cudly_vocabulary::assign_targets;
 use uuid::Uuid;
 
@@ -13,7 +14,7 @@ use crate::error::{ExecutorError, ExecutorResult};
 use crate::repo::executions::{self, Identities, NewRoot};
 use crate::runner::accounts::Purpose;
 use crate::service::create::{ChildrenOf, child_totals, insert_children};
-use crate::service::{ExecutionView, Executor, existing_view};
+use crate::service::{ExecutionView, Executor, audit, existing_view};
 
 impl Executor {
     /// Retries a failed or partially_completed root; 409 otherwise, or when the lineage
@@ -23,6 +24,7 @@ impl Executor {
         id: Uuid,
         actor: &str,
         actor_key_id: Option<&str>,
+        trail: &Actor,
     ) -> ExecutorResult<ExecutionView> {
         if actor.trim().is_empty() {
             return Err(ApiError::invalid_field("actor", "is required").into());
@@ -158,6 +160,14 @@ impl Executor {
         )
         .await?;
         let view = existing_view(&mut tx, new_id).await?;
+        let change = cudly_common::audit::Change {
+            action: "execution.retry",
+            target_type: "execution",
+            target_id: id.to_string(),
+            before: Some(cudly_common::audit::digest(&root)),
+            after: Some(cudly_common::audit::digest(&view)),
+        };
+        audit(&mut tx, trail, actor, actor_key_id, change).await?;
         tx.commit()
             .await
             .map_err(ExecutorError::db("committing a retry"))?;

@@ -320,6 +320,20 @@ async fn several_matching_commitments_make_the_purchase_in_doubt_until_an_operat
         .await;
     assert_eq!(status, reqwest::StatusCode::OK, "{resolved}");
     assert_eq!(resolved["attempt"]["state"], "bought");
+    // The resolution is in the audit trail, naming the attempt by its masked token.
+    let (status, trail) = world
+        .call(
+            reqwest::Method::GET,
+            "/api/audit?action=purchase_attempt.*",
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{trail}");
+    let events = trail["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{trail}");
+    assert_eq!(events[0]["action"], "purchase_attempt.resolve_bought");
+    assert_eq!(events[0]["actor"], "key:bootstrap");
+    assert_eq!(events[0]["target_id"], format!("{}...", &token[..8]));
     assert_eq!(
         resolved["attempt"]["token_masked"],
         format!("{}...", &token[..8])

@@ -2,6 +2,7 @@
 //! Postgres and the AWS sandbox.
 
 mod approval;
+mod audit;
 mod common;
 mod fanout;
 mod idempotency;

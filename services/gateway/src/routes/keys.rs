@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use cudly_common::ApiError;
+use cudly_common::{ApiError, audit};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::{self, Principal, Role};
-use crate::error::{ErrorBody, HttpResult};
+use crate::error::{ErrorBody, GatewayError, HttpResult};
 use crate::extract::{ApiJson, ApiPath};
 use crate::repo::{self, ApiKeyRow};
 use crate::state::AppState;
@@ -130,9 +130,9 @@ async fn create_key(
     }
     let key = auth::generate_key();
     let hash = auth::hash_key(&key);
-    let mut conn = state.db().await?;
+    let mut tx = state.begin().await?;
     let row = repo::insert_key(
-        &mut conn,
+        &mut tx,
         Uuid::new_v4(),
         &name,
         request.role,
@@ -140,6 +140,8 @@ async fn create_key(
         request.expires_at,
     )
     .await?;
+    audit_key(&mut tx, &principal, "key.create", row.id, None, Some(&row)).await?;
+    tx.commit().await.map_err(GatewayError::db("commit"))?;
     tracing::info!(key_id = %row.id, key_name = %row.name, role = row.role.as_str(), by = %principal.name, "api key created");
     let created = CreatedKey {
         id: row.id,
@@ -152,14 +154,15 @@ async fn create_key(
     Ok((StatusCode::CREATED, ApiJson(created)))
 }
 
-/// Deletes an API key; requests with it fail with 401 from then on.
+/// Revokes an API key: requests with it fail with 401 from then on, and its name stays
+/// taken (the audit trail's `key:<name>` names one key forever).
 #[utoipa::path(
     delete,
     path = "/api/keys/{id}",
     tag = "keys",
     params(("id" = Uuid, Path, description = "the key's id")),
     responses(
-        (status = 204, description = "deleted"),
+        (status = 204, description = "revoked"),
         (status = 400, description = "malformed id", body = ErrorBody),
         (status = 401, description = "missing or unknown key", body = ErrorBody),
         (status = 403, description = "not an admin key", body = ErrorBody),
@@ -172,11 +175,13 @@ async fn delete_key(
     ApiPath(id): ApiPath<Uuid>,
 ) -> HttpResult<StatusCode> {
     principal.require_admin()?;
-    let mut conn = state.db().await?;
-    if !repo::delete_key(&mut conn, id).await? {
+    let mut tx = state.begin().await?;
+    let Some(revoked) = repo::revoke_key(&mut tx, id).await? else {
         return Err(ApiError::not_found(format!("api key {id} not found")).into());
-    }
-    tracing::info!(key_id = %id, by = %principal.name, "api key deleted");
+    };
+    audit_key(&mut tx, &principal, "key.revoke", id, Some(&revoked), None).await?;
+    tx.commit().await.map_err(GatewayError::db("commit"))?;
+    tracing::info!(key_id = %id, by = %principal.name, "api key revoked");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -203,16 +208,52 @@ async fn disable_bootstrap_key(
     let Some(hash) = state.bootstrap_key_hash.as_ref() else {
         return Err(ApiError::not_found("no bootstrap admin key is configured").into());
     };
-    let mut conn = state.db().await?;
-    if !repo::admin_key_exists(&mut conn).await? {
+    let mut tx = state.begin().await?;
+    if !repo::admin_key_exists(&mut tx).await? {
         return Err(ApiError::conflict(
             "create another admin key first: the bootstrap key is the only admin",
         )
         .into());
     }
-    repo::disable_bootstrap_key(&mut conn, hash, &principal.actor()).await?;
+    repo::disable_bootstrap_key(&mut tx, hash, &principal.actor()).await?;
+    let change = audit::Change {
+        action: "key.disable_bootstrap",
+        target_type: "key",
+        target_id: auth::BOOTSTRAP_NAME.to_owned(),
+        before: None,
+        after: None,
+    };
+    audit::record(&mut tx, SERVICE, &principal.current_actor(), change)
+        .await
+        .map_err(GatewayError::db("record audit event"))?;
+    tx.commit().await.map_err(GatewayError::db("commit"))?;
     tracing::warn!(by = %principal.name, "bootstrap admin key disabled");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The name the gateway records its audit events under.
+pub const SERVICE: &str = "gateway";
+
+/// Records a change to a key in its transaction (the key's row, never the key: only
+/// its hash is stored, and the row read back holds not even that).
+async fn audit_key(
+    conn: &mut sqlx::PgConnection,
+    principal: &Principal,
+    action: &str,
+    id: Uuid,
+    before: Option<&ApiKeyRow>,
+    after: Option<&ApiKeyRow>,
+) -> Result<(), GatewayError> {
+    let change = audit::Change {
+        action,
+        target_type: "key",
+        target_id: id.to_string(),
+        before: before.map(audit::digest),
+        after: after.map(audit::digest),
+    };
+    audit::record(conn, SERVICE, &principal.current_actor(), change)
+        .await
+        .map_err(GatewayError::db("record audit event"))
 }
 
 /// Returns the trimmed name, or a 400 naming the field.

@@ -7,6 +7,7 @@
 //! checks the token or the optional `Principal`).
 
 pub mod accounts;
+pub mod audit;
 pub mod executions;
 pub mod guardrails;
 pub mod keys;
@@ -54,6 +55,7 @@ fn key_routes() -> OpenApiRouter<AppState> {
         .merge(guardrails::router())
         .merge(recommendations::router())
         .merge(sweeps::router())
+        .merge(audit::router())
 }
 
 /// Routes authorised by an approval token (`POST /api/executions/{id}/approve|cancel`,

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use cudly_common::ApiError;
+use cudly_common::audit::{self, Actor};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -124,6 +125,11 @@ impl Planner {
         }
     }
 
+    /// The service's pool (its audit events are read straight from it).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     async fn begin(&self) -> PlannerResult<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.pool.begin().await.map_err(db("begin transaction"))
     }
@@ -136,6 +142,7 @@ impl Planner {
     /// its providers). The accounts are checked before anything is written.
     pub async fn create_plan(
         &self,
+        actor: &Actor,
         input: PlanInput,
         account_ids: Option<Vec<String>>,
         editor: &Editor,
@@ -175,6 +182,7 @@ impl Planner {
         )
         .await?;
         repo::replace_plan_accounts(&mut tx, plan.id, &ids).await?;
+        audit_plan(&mut tx, actor, "plan.create", plan.id, None, Some(&plan)).await?;
         tx.commit().await.map_err(db("commit create plan"))?;
         tracing::info!(plan_id = %plan.id, accounts = ids.len(), "plan created");
         Ok(plan)
@@ -197,6 +205,7 @@ impl Planner {
     /// accounts still use is refused, naming them.
     pub async fn update_plan(
         &self,
+        actor: &Actor,
         id: Uuid,
         input: PlanInput,
         editor: &Editor,
@@ -261,6 +270,7 @@ impl Planner {
         )
         .await?
         .ok_or_else(|| plan_not_found(id))?;
+        audit_plan(&mut tx, actor, "plan.update", id, Some(&old), Some(&plan)).await?;
         tx.commit().await.map_err(db("commit update plan"))?;
         tracing::info!(plan_id = %id, "plan updated");
         Ok(plan)
@@ -269,9 +279,9 @@ impl Planner {
     /// Deletes a plan unless it has a non-terminal execution. The executor is asked while
     /// the plan is locked, so no run of it can start in between; if the executor cannot
     /// answer, nothing is deleted.
-    pub async fn delete_plan(&self, id: Uuid) -> PlannerResult<()> {
+    pub async fn delete_plan(&self, actor: &Actor, id: Uuid) -> PlannerResult<()> {
         let mut tx = self.begin().await?;
-        repo::get_plan(&mut tx, id, Lock::Update)
+        let old = repo::get_plan(&mut tx, id, Lock::Update)
             .await?
             .ok_or_else(|| plan_not_found(id))?;
         let live = self.clients.has_live_execution(id).await?;
@@ -283,6 +293,7 @@ impl Planner {
             .into());
         }
         repo::delete_plan(&mut tx, id).await?;
+        audit_plan(&mut tx, actor, "plan.delete", id, Some(&old), None).await?;
         tx.commit().await.map_err(db("commit delete plan"))?;
         tracing::info!(plan_id = %id, "plan deleted");
         Ok(())
@@ -293,6 +304,7 @@ impl Planner {
     /// enabled accounts of its providers.
     pub async fn set_plan_accounts(
         &self,
+        actor: &Actor,
         plan_id: Uuid,
         account_ids: Vec<String>,
     ) -> PlannerResult<PlanAccounts> {
@@ -312,7 +324,18 @@ impl Planner {
                 &plan.providers(),
             )?
         };
+        let before = repo::plan_account_ids(&mut tx, plan_id).await?;
         repo::replace_plan_accounts(&mut tx, plan_id, &ids).await?;
+        let change = audit::Change {
+            action: "plan_accounts.set",
+            target_type: "plan_accounts",
+            target_id: plan_id.to_string(),
+            before: Some(audit::digest(&(plan.all_enabled_accounts, &before))),
+            after: Some(audit::digest(&(ids.is_empty(), &ids))),
+        };
+        audit::record(&mut tx, SERVICE, actor, change)
+            .await
+            .map_err(db("record audit event"))?;
         tx.commit().await.map_err(db("commit set plan accounts"))?;
         tracing::info!(%plan_id, accounts = ids.len(), all_enabled_accounts = ids.is_empty(), "plan accounts set");
         Ok(PlanAccounts {
@@ -357,14 +380,28 @@ impl Planner {
 
     pub async fn set_recommendations(
         &self,
+        actor: &Actor,
         plan_id: Uuid,
         inputs: Vec<RecommendationInput>,
     ) -> PlannerResult<Vec<Recommendation>> {
         let recommendations = validate_recommendations(inputs)?;
-        let mut conn = self.connection().await?;
-        if !repo::set_recommendations(&mut conn, plan_id, &recommendations).await? {
+        let mut tx = self.begin().await?;
+        if !repo::set_recommendations(&mut tx, plan_id, &recommendations).await? {
             return Err(plan_not_found(plan_id));
         }
+        let change = audit::Change {
+            action: "plan_recommendations.set",
+            target_type: "plan_recommendations",
+            target_id: plan_id.to_string(),
+            before: None,
+            after: Some(audit::digest(&recommendations)),
+        };
+        audit::record(&mut tx, SERVICE, actor, change)
+            .await
+            .map_err(db("record audit event"))?;
+        tx.commit()
+            .await
+            .map_err(db("commit plan recommendations"))?;
         tracing::info!(%plan_id, items = recommendations.len(), "plan recommendations set");
         Ok(recommendations)
     }
@@ -685,4 +722,28 @@ impl Planner {
             current_step: if moved { step } else { current_step },
         })
     }
+}
+
+/// The name this service records its audit events under.
+const SERVICE: &str = "planner";
+
+/// Records a change to a plan in its transaction.
+async fn audit_plan(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    action: &str,
+    id: Uuid,
+    before: Option<&Plan>,
+    after: Option<&Plan>,
+) -> PlannerResult<()> {
+    let change = audit::Change {
+        action,
+        target_type: "plan",
+        target_id: id.to_string(),
+        before: before.map(audit::digest),
+        after: after.map(audit::digest),
+    };
+    audit::record(conn, SERVICE, actor, change)
+        .await
+        .map_err(db("record audit event"))
 }

@@ -190,6 +190,13 @@ impl AccountsService for FakeAccounts {
     ) -> Result<Response<accounts_pb::CollectRecommendationsResponse>, Status> {
         not_faked()
     }
+
+    async fn list_audit_events(
+        &self,
+        _: Request<cudly_proto::audit::v1::ListAuditEventsRequest>,
+    ) -> Result<Response<cudly_proto::audit::v1::ListAuditEventsResponse>, Status> {
+        not_faked()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -374,6 +381,13 @@ impl ExecutorService for FakeExecutor {
         &self,
         _: Request<executor_pb::PutGuardrailsRequest>,
     ) -> Result<Response<executor_pb::Guardrails>, Status> {
+        not_faked()
+    }
+
+    async fn list_audit_events(
+        &self,
+        _: Request<cudly_proto::audit::v1::ListAuditEventsRequest>,
+    ) -> Result<Response<cudly_proto::audit::v1::ListAuditEventsResponse>, Status> {
         not_faked()
     }
 }

@@ -1,0 +1,1 @@
+../../../libs/common/sql/audit_events.sql
