@@ -73,7 +73,7 @@ impl Secrets {
     /// Dev mode: takes each secret from the environment when given, else from the
     /// files under `dir`, generating and keeping whatever is missing.
     pub fn load_or_create_dev(env: &Env, dir: &Path) -> anyhow::Result<(Self, DevSecretFiles)> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        create_private_dir(dir)?;
         let files = DevSecretFiles {
             credential_key: dir.join("credential.key"),
             secrets_env: dir.join("secrets.env"),
@@ -169,6 +169,23 @@ fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
         .collect())
 }
 
+/// Creates `dir` (and its parents) and makes it the owner's only (0700): the files in it
+/// are secrets, and a directory others can list would tell them when they change.
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    // An existing directory keeps its mode through create: tighten it.
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .with_context(|| format!("restricting {}", dir.display()))?;
+    Ok(())
+}
+
 /// Writes `contents` to `path` readable by the owner only, replacing it atomically.
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     let temporary = path.with_extension("tmp");
@@ -214,6 +231,9 @@ mod tests {
                 let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
                 assert_eq!(mode, 0o600, "{}", path.display());
             }
+            // The directory too, even one that existed with a looser mode.
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", dir.display());
         }
         std::fs::remove_dir_all(&dir).ok();
     }

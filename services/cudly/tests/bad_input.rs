@@ -146,8 +146,9 @@ async fn bad_input_gets_its_exact_4xx_and_changes_nothing() {
     // Every bad key and body comes from one address: lift the abuse limits, which
     // tests of their own cover (services/gateway/tests/gateway.rs).
     let stack = TestStack::start_with_sandbox_and(|config| {
-        config.gateway.token_requests_per_minute = std::num::NonZeroU32::MAX;
-        config.gateway.auth_failures_per_minute = std::num::NonZeroU32::MAX;
+        config.gateway.per_minute.token_requests = std::num::NonZeroU32::MAX;
+        config.gateway.per_minute.failed_authentications = std::num::NonZeroU32::MAX;
+        config.gateway.per_minute.aws_checks = std::num::NonZeroU32::MAX;
     })
     .await
     .unwrap();

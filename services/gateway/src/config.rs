@@ -10,6 +10,7 @@ use cudly_common::config::{ConfigError, ConfigResult, Env, Layout, SecretSource,
 use cudly_common::grpc::{Caller, refuse_foreign_tokens};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::limits::PerMinute;
 use crate::serve::ConnectionLimits;
 
 /// Default time a request may take before the gateway answers 504.
@@ -76,12 +77,11 @@ pub struct Config {
     /// How often the dependencies are checked for `/health/readyz`
     /// (`CUDLY_HEALTH_INTERVAL`), which answers from the last check.
     pub health_interval: Duration,
-    /// Failed authentications a client address may make a minute
-    /// (`CUDLY_AUTH_FAILURES_PER_MINUTE`); then it is locked out for a while.
-    pub auth_failures_per_minute: NonZeroU32,
-    /// Requests a client address may make a minute to the approval-token routes
-    /// (`CUDLY_TOKEN_REQUESTS_PER_MINUTE`).
-    pub token_requests_per_minute: NonZeroU32,
+    /// What a client address may do a minute: fail to authenticate
+    /// (`CUDLY_AUTH_FAILURES_PER_MINUTE`; then it is locked out for a while), call the
+    /// approval-token routes (`CUDLY_TOKEN_REQUESTS_PER_MINUTE`), and test credentials
+    /// or discover an organization (`CUDLY_AWS_CHECKS_PER_MINUTE`).
+    pub per_minute: PerMinute,
     /// Bounds on the connections clients hold open.
     pub connections: ConnectionLimits,
     /// Where `/metrics` is served (`CUDLY_GATEWAY_METRICS_ADDR`): its own listener, so
@@ -89,10 +89,12 @@ pub struct Config {
     pub metrics_addr: SocketAddr,
 }
 
-/// Default of [`Config::auth_failures_per_minute`].
-pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: NonZeroU32 = NonZeroU32::new(20).unwrap();
-/// Default of [`Config::token_requests_per_minute`].
-pub const DEFAULT_TOKEN_REQUESTS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(60).unwrap();
+/// Default of [`Config::per_minute`].
+pub const DEFAULT_PER_MINUTE: PerMinute = PerMinute {
+    failed_authentications: NonZeroU32::new(20).unwrap(),
+    token_requests: NonZeroU32::new(60).unwrap(),
+    aws_checks: NonZeroU32::new(10).unwrap(),
+};
 
 impl Config {
     /// Returns a configuration with the defaults and the given database and internal
@@ -111,8 +113,7 @@ impl Config {
             body_limit: DEFAULT_BODY_LIMIT,
             readiness_timeout: Duration::from_secs(2),
             health_interval: defaults::HEALTH_INTERVAL,
-            auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
-            token_requests_per_minute: DEFAULT_TOKEN_REQUESTS_PER_MINUTE,
+            per_minute: DEFAULT_PER_MINUTE,
             connections: ConnectionLimits::default(),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
@@ -153,14 +154,17 @@ impl Config {
         config.request_timeout = env.duration("CUDLY_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)?;
         config.health_interval =
             env.duration("CUDLY_HEALTH_INTERVAL", defaults::HEALTH_INTERVAL)?;
-        config.auth_failures_per_minute = env.parse(
-            "CUDLY_AUTH_FAILURES_PER_MINUTE",
-            DEFAULT_AUTH_FAILURES_PER_MINUTE,
-        )?;
-        config.token_requests_per_minute = env.parse(
-            "CUDLY_TOKEN_REQUESTS_PER_MINUTE",
-            DEFAULT_TOKEN_REQUESTS_PER_MINUTE,
-        )?;
+        config.per_minute = PerMinute {
+            failed_authentications: env.parse(
+                "CUDLY_AUTH_FAILURES_PER_MINUTE",
+                DEFAULT_PER_MINUTE.failed_authentications,
+            )?,
+            token_requests: env.parse(
+                "CUDLY_TOKEN_REQUESTS_PER_MINUTE",
+                DEFAULT_PER_MINUTE.token_requests,
+            )?,
+            aws_checks: env.parse("CUDLY_AWS_CHECKS_PER_MINUTE", DEFAULT_PER_MINUTE.aws_checks)?,
+        };
         let connections = ConnectionLimits::default();
         config.connections = ConnectionLimits {
             header_read_timeout: env

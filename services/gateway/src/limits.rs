@@ -1,6 +1,8 @@
-//! Per-client abuse limits (docs/design/API.md "Auth"): failed authentications and
-//! requests to the approval-token routes, counted per client address with governor's
-//! keyed GCRA limiters, refused with 429 and `Retry-After`.
+//! Per-client abuse limits (docs/design/API.md "Auth"): failed authentications,
+//! requests to the approval-token routes, and requests that call AWS on each use
+//! (credential tests, discovery: each spends the accounts' STS and Organizations
+//! quotas), counted per client address with governor's keyed GCRA limiters, refused
+//! with 429 and `Retry-After`.
 //!
 //! A client that spends its failed-authentication budget is locked out until the
 //! limiter would let it try again, with any key: guessing keys or approval tokens costs
@@ -33,17 +35,26 @@ pub struct ClientLimits {
     /// Clients out of failed-authentication budget, until when.
     locked: Mutex<HashMap<IpAddr, Instant>>,
     token_requests: DefaultKeyedRateLimiter<IpAddr>,
+    aws_checks: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
 }
 
+/// Requests a minute per client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PerMinute {
+    pub failed_authentications: NonZeroU32,
+    pub token_requests: NonZeroU32,
+    pub aws_checks: NonZeroU32,
+}
+
 impl ClientLimits {
-    /// Limits of `failures_per_minute` failed authentications and `token_per_minute`
-    /// token-route requests per client address.
-    pub fn new(failures_per_minute: NonZeroU32, token_per_minute: NonZeroU32) -> Self {
+    /// Limits of `per_minute` per client address.
+    pub fn new(per_minute: PerMinute) -> Self {
         Self {
-            failures: RateLimiter::keyed(Quota::per_minute(failures_per_minute)),
+            failures: RateLimiter::keyed(Quota::per_minute(per_minute.failed_authentications)),
             locked: Mutex::new(HashMap::new()),
-            token_requests: RateLimiter::keyed(Quota::per_minute(token_per_minute)),
+            token_requests: RateLimiter::keyed(Quota::per_minute(per_minute.token_requests)),
+            aws_checks: RateLimiter::keyed(Quota::per_minute(per_minute.aws_checks)),
             clock: DefaultClock::default(),
         }
     }
@@ -78,6 +89,12 @@ impl ClientLimits {
     /// over the limit.
     pub fn token_request(&self, client: IpAddr) -> Option<Duration> {
         self.spend(&self.token_requests, client)
+    }
+
+    /// Counts a request of `client` that calls AWS; returns how long to wait when it is
+    /// over the limit.
+    pub fn aws_check(&self, client: IpAddr) -> Option<Duration> {
+        self.spend(&self.aws_checks, client)
     }
 
     fn spend(&self, limiter: &DefaultKeyedRateLimiter<IpAddr>, client: IpAddr) -> Option<Duration> {
@@ -123,12 +140,34 @@ pub async fn limit_token_requests(
     next.run(request).await
 }
 
+/// Middleware of the routes that call AWS on every request: at most the configured
+/// requests a minute per client.
+pub async fn limit_aws_checks(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let client = client_address(&request);
+    if let Some(wait) = state.limits.aws_check(client) {
+        tracing::warn!(%client, "aws-check limit reached");
+        return too_many_requests(
+            wait,
+            "too many credential tests and discoveries from this address",
+        );
+    }
+    next.run(request).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn limits() -> ClientLimits {
-        ClientLimits::new(NonZeroU32::new(3).unwrap(), NonZeroU32::new(2).unwrap())
+        ClientLimits::new(PerMinute {
+            failed_authentications: NonZeroU32::new(3).unwrap(),
+            token_requests: NonZeroU32::new(2).unwrap(),
+            aws_checks: NonZeroU32::new(2).unwrap(),
+        })
     }
 
     #[test]

@@ -102,10 +102,7 @@ impl AppState {
             .bootstrap_admin_key
             .as_ref()
             .map(|key| hash_key(key.expose_secret().trim()));
-        let limits = Arc::new(ClientLimits::new(
-            config.auth_failures_per_minute,
-            config.token_requests_per_minute,
-        ));
+        let limits = Arc::new(ClientLimits::new(config.per_minute));
         Ok(Self {
             pool,
             clients,

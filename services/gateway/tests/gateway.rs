@@ -456,7 +456,7 @@ async fn the_bootstrap_key_can_be_disabled_once_another_admin_key_exists() {
 #[tokio::test]
 async fn a_client_that_keeps_failing_to_authenticate_is_locked_out_with_retry_after() {
     let gateway = TestGateway::spawn_adjusted(closed_port_url(), |config| {
-        config.auth_failures_per_minute = std::num::NonZeroU32::new(3).unwrap();
+        config.per_minute.failed_authentications = std::num::NonZeroU32::new(3).unwrap();
     })
     .await;
     let guess = || gateway.get("/api/keys", Some("cudly_a-guess")).send();
@@ -491,7 +491,7 @@ async fn a_client_that_keeps_failing_to_authenticate_is_locked_out_with_retry_af
 #[tokio::test]
 async fn the_approval_token_routes_answer_429_past_their_limit() {
     let gateway = TestGateway::spawn_adjusted(closed_port_url(), |config| {
-        config.token_requests_per_minute = std::num::NonZeroU32::new(2).unwrap();
+        config.per_minute.token_requests = std::num::NonZeroU32::new(2).unwrap();
     })
     .await;
     let approve = || gateway.approve_unknown_execution().send();
@@ -511,6 +511,48 @@ async fn the_approval_token_routes_answer_429_past_their_limit() {
         keys.status(),
         StatusCode::OK,
         "only the token routes are limited"
+    );
+}
+
+#[tokio::test]
+async fn credential_tests_and_discoveries_answer_429_past_their_limit() {
+    // Each calls AWS (STS, Organizations) with the account's quotas: a flood is cut off
+    // before it reaches the accounts service (here a closed port: 503 until the limit).
+    let gateway = TestGateway::spawn_adjusted(closed_port_url(), |config| {
+        config.per_minute.aws_checks = std::num::NonZeroU32::new(2).unwrap();
+    })
+    .await;
+    let id = uuid::Uuid::new_v4();
+    let test = || {
+        gateway
+            .post(&format!("/api/accounts/{id}/test"), Some(ADMIN_KEY))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_ne!(
+            test().await.unwrap().status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    let refused = test().await.unwrap();
+    assert!(refused.headers().contains_key("retry-after"));
+    expect_json_error(refused, StatusCode::TOO_MANY_REQUESTS).await;
+    let discover = gateway
+        .post("/api/accounts/discover-org", Some(ADMIN_KEY))
+        .json(&json!({"org_root_account_id": id}))
+        .send()
+        .await
+        .unwrap();
+    expect_json_error(discover, StatusCode::TOO_MANY_REQUESTS).await;
+    let listed = gateway
+        .get("/api/accounts", Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        listed.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "only AWS checks are limited"
     );
 }
 

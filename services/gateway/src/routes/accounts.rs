@@ -30,6 +30,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_accounts, create_account))
         .routes(routes!(get_account, update_account, delete_account))
         .routes(routes!(set_credentials))
+}
+
+/// The routes each of whose requests calls AWS (a credential test, a discovery): the
+/// caller puts them behind the per-client AWS-check limit.
+pub fn aws_check_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(test_credentials))
         .routes(routes!(discover_organization))
 }
@@ -141,7 +147,7 @@ pub struct AccountBody {
     /// Create only: credentials written with the account (`{type?, ...fields}`); the
     /// type defaults to the one of the account's provider.
     #[schema(value_type = Option<Object>)]
-    pub credentials: Option<serde_json::Map<String, serde_json::Value>>,
+    pub credentials: Option<CredentialFields>,
     /// Ignored (read-only).
     #[schema(value_type = Option<String>)]
     pub id: Option<serde_json::Value>,
@@ -156,13 +162,23 @@ pub struct AccountBody {
     pub updated_at: Option<serde_json::Value>,
 }
 
+/// A credential body as received (`{type?, ...fields}`): its `Debug` names the fields,
+/// never their values, so no log or panic message of a request can show a secret.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct CredentialFields(pub serde_json::Map<String, serde_json::Value>);
+
+impl std::fmt::Debug for CredentialFields {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_set()
+            .entries(self.0.keys().map(|key| format!("{key}: [redacted]")))
+            .finish()
+    }
+}
+
 impl AccountBody {
-    fn into_input(
-        self,
-    ) -> (
-        pb::AccountInput,
-        Option<serde_json::Map<String, serde_json::Value>>,
-    ) {
+    fn into_input(self) -> (pb::AccountInput, Option<CredentialFields>) {
         let input = pb::AccountInput {
             name: self.name,
             description: self.description,
@@ -200,7 +216,7 @@ const KNOWN_CREDENTIAL_FIELDS: [&str; 4] = [
 
 fn credentials_message(
     prefix: &str,
-    mut body: serde_json::Map<String, serde_json::Value>,
+    CredentialFields(mut body): CredentialFields,
 ) -> Result<pb::Credentials, ApiError> {
     let credential_type = match body.remove("type") {
         None | Some(serde_json::Value::Null) => String::new(),
@@ -508,7 +524,7 @@ async fn set_credentials(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<serde_json::Map<String, serde_json::Value>>,
+    ApiJson(body): ApiJson<CredentialFields>,
 ) -> HttpResult<StatusCode> {
     principal.require_admin()?;
     let credentials = credentials_message("", body)?;
@@ -615,7 +631,7 @@ mod tests {
             r#"{"type":"gcp_service_account","service_account_json":{"private_key":"k"},"empty":null}"#,
         )
         .unwrap();
-        let message = credentials_message("", body).unwrap();
+        let message = credentials_message("", CredentialFields(body)).unwrap();
         assert_eq!(message.r#type, "gcp_service_account");
         assert_eq!(
             message.fields["service_account_json"],
@@ -628,7 +644,7 @@ mod tests {
     fn a_credential_type_that_is_not_text_is_refused_without_echo() {
         let body: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(r#"{"type":{"s3cr3t":1}}"#).unwrap();
-        let error = credentials_message("credentials.", body).unwrap_err();
+        let error = credentials_message("credentials.", CredentialFields(body)).unwrap_err();
         assert_eq!(error.field.as_deref(), Some("credentials.type"));
         assert!(!error.message.contains("s3cr3t"));
     }
@@ -639,14 +655,14 @@ mod tests {
             r#"{"type":"aws_access_keys","access_key_id":"AKIAEXAMPLE000000001","secret_access_key":7}"#,
         )
         .unwrap();
-        let error = credentials_message("credentials.", body).unwrap_err();
+        let error = credentials_message("credentials.", CredentialFields(body)).unwrap_err();
         assert_eq!(
             error.field.as_deref(),
             Some("credentials.secret_access_key")
         );
         let body: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(r#"{"type":"aws_access_keys","pasted-s3cr3t":["x"]}"#).unwrap();
-        let error = credentials_message("", body).unwrap_err();
+        let error = credentials_message("", CredentialFields(body)).unwrap_err();
         assert_eq!(error.field.as_deref(), Some("credentials"));
         assert!(!format!("{error:?}").contains("s3cr3t"));
     }
@@ -655,5 +671,23 @@ mod tests {
     fn the_discovery_body_accepts_the_account_id_alias() {
         let request: DiscoverRequest = serde_json::from_str(r#"{"account_id":"x"}"#).unwrap();
         assert_eq!(request.org_root_account_id, "x");
+    }
+
+    #[test]
+    fn an_account_body_prints_no_credential_value() {
+        let body: AccountBody = serde_json::from_value(serde_json::json!({
+            "name": "a", "provider": "aws", "external_id": "123456789012",
+            "credentials": {"access_key_id": "AKIA-CANARY", "secret_access_key": "s3cr3t-canary"}
+        }))
+        .unwrap();
+        let printed = format!("{body:?}");
+        assert!(
+            printed.contains("secret_access_key: [redacted]"),
+            "{printed}"
+        );
+        assert!(
+            !printed.contains("s3cr3t-canary") && !printed.contains("AKIA-CANARY"),
+            "{printed}"
+        );
     }
 }

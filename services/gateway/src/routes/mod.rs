@@ -23,7 +23,7 @@ use crate::{auth, limits};
 
 /// Returns every `/api` route with its authentication layer.
 pub fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
-    let keyed = key_routes().route_layer(middleware::from_fn_with_state(
+    let keyed = key_routes(state).route_layer(middleware::from_fn_with_state(
         state.clone(),
         auth::require_api_key,
     ));
@@ -46,10 +46,16 @@ pub fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
 }
 
 /// Routes that need `Authorization: Bearer <api key>`.
-fn key_routes() -> OpenApiRouter<AppState> {
+fn key_routes(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(keys::router())
         .merge(accounts::router())
+        .merge(
+            accounts::aws_check_router().route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                limits::limit_aws_checks,
+            )),
+        )
         .merge(plans::router())
         .merge(executions::router())
         .merge(guardrails::router())
