@@ -11,6 +11,9 @@ pub enum LockError {
         #[source]
         source: RedisError,
     },
+    /// The CA file a `rediss://` server is checked against could not be read.
+    #[error("cannot read the redis tls ca {path}: {problem}")]
+    TlsCa { path: String, problem: String },
     /// Redis could not be reached, or did not answer in time.
     #[error("redis unavailable")]
     Unavailable {

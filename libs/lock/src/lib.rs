@@ -23,6 +23,7 @@ mod fencing;
 mod guard;
 mod lock;
 pub mod testing;
+pub mod tls;
 
 pub use error::{LockError, LockResult};
 pub use fencing::FencingSource;

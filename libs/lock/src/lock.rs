@@ -50,6 +50,9 @@ pub struct LockConfig {
     pub response_timeout: Duration,
     /// How many times a failed connection attempt is retried, with backoff.
     pub connection_retries: usize,
+    /// The CA (PEM file) a `rediss://` server's certificate must chain to; `None`: the
+    /// system's roots.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for LockConfig {
@@ -59,6 +62,7 @@ impl Default for LockConfig {
             connection_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_millis(500),
             connection_retries: 2,
+            tls_ca_file: None,
         }
     }
 }
@@ -97,7 +101,29 @@ impl RedisLock {
     /// Connects to Redis, failing with [`LockError::Unavailable`] when it cannot be
     /// reached after the configured retries.
     pub async fn connect_with_config(redis_url: &str, config: LockConfig) -> LockResult<Self> {
-        let client = Client::open(redis_url).map_err(|source| LockError::InvalidUrl { source })?;
+        let client = match &config.tls_ca_file {
+            Some(path) => {
+                crate::tls::install_crypto_provider();
+                let root_cert = std::fs::read(path).map_err(|error| LockError::TlsCa {
+                    path: path.display().to_string(),
+                    problem: error.kind().to_string(),
+                })?;
+                Client::build_with_tls(
+                    redis_url,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(root_cert),
+                    },
+                )
+            }
+            None => {
+                if redis_url.starts_with("rediss://") {
+                    crate::tls::install_crypto_provider();
+                }
+                Client::open(redis_url)
+            }
+        }
+        .map_err(|source| LockError::InvalidUrl { source })?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connection_timeout))
             .set_response_timeout(Some(config.response_timeout))

@@ -67,11 +67,23 @@ pub struct PrivatePostgres {
     bin: PathBuf,
     port: u16,
     running: bool,
+    /// Serves TLS only (TCP clients without it are refused).
+    tls: bool,
 }
 
 impl PrivatePostgres {
     /// Initialises and starts a cluster with trust auth for user `postgres`.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// As [`PrivatePostgres::start`], accepting TCP clients over TLS only, with the
+    /// server certificate of `pki`.
+    pub async fn start_tls(pki: &crate::tls::TestPki) -> anyhow::Result<Self> {
+        Self::start_with(Some(pki)).await
+    }
+
+    async fn start_with(pki: Option<&crate::tls::TestPki>) -> anyhow::Result<Self> {
         let bin = postgres_bin_dir()?;
         let dir = tempfile::Builder::new()
             .prefix("cudly-pg-")
@@ -104,11 +116,36 @@ impl PrivatePostgres {
             )
         })
         .await??;
+        if let Some(pki) = pki {
+            // The key must be the server user's, 0600; TCP clients only with TLS.
+            for (from, to) in [
+                (pki.server_cert_file(), "server.crt"),
+                (pki.server_key_file(), "server.key"),
+            ] {
+                let target = data.join(to);
+                std::fs::copy(&from, &target)?;
+                std::fs::set_permissions(
+                    &target,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )?;
+                if is_root() {
+                    Command::new("chown")
+                        .arg("postgres:postgres")
+                        .arg(&target)
+                        .status()?;
+                }
+            }
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            )?;
+        }
         let mut instance = Self {
             dir,
             bin,
             port: free_port(),
             running: false,
+            tls: pki.is_some(),
         };
         instance.start_again().await?;
         Ok(instance)
@@ -125,10 +162,13 @@ impl PrivatePostgres {
             .to_string_lossy()
             .to_string();
         let socket_dir = self.dir.path().to_string_lossy().to_string();
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
             self.port
         );
+        if self.tls {
+            options.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         tokio::task::spawn_blocking(move || {
             run_as_postgres(
                 &pg_ctl,
@@ -178,6 +218,8 @@ impl Drop for PrivatePostgres {
 pub struct PrivateRedis {
     port: u16,
     child: Option<Child>,
+    /// TLS only: the server certificate, its key and the CA files.
+    tls: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
 impl PrivateRedis {
@@ -185,6 +227,19 @@ impl PrivateRedis {
         let mut instance = Self {
             port: free_port(),
             child: None,
+            tls: None,
+        };
+        instance.start_again().await?;
+        Ok(instance)
+    }
+
+    /// As [`PrivateRedis::start`], serving TLS only with the server certificate of
+    /// `pki` (clients need no certificate of their own).
+    pub async fn start_tls(pki: &crate::tls::TestPki) -> anyhow::Result<Self> {
+        let mut instance = Self {
+            port: free_port(),
+            child: None,
+            tls: Some((pki.server_cert_file(), pki.server_key_file(), pki.ca_file())),
         };
         instance.start_again().await?;
         Ok(instance)
@@ -192,17 +247,27 @@ impl PrivateRedis {
 
     /// Starts the (stopped) server again on the same port, empty.
     pub async fn start_again(&mut self) -> anyhow::Result<()> {
+        let port = self.port.to_string();
+        let mut args: Vec<String> = match &self.tls {
+            None => vec!["--port".into(), port],
+            Some((cert, key, ca)) => vec![
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port,
+                "--tls-cert-file".into(),
+                cert.display().to_string(),
+                "--tls-key-file".into(),
+                key.display().to_string(),
+                "--tls-ca-cert-file".into(),
+                ca.display().to_string(),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ],
+        };
+        args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(str::to_owned));
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -232,7 +297,12 @@ impl PrivateRedis {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 }
 

@@ -12,6 +12,7 @@ mod instances;
 mod logs;
 pub mod rest;
 mod stack;
+pub mod tls;
 mod wait;
 
 pub use database::TestDb;

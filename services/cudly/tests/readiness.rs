@@ -79,6 +79,7 @@ async fn the_binary_prints_the_gateway_address_and_serves_livez() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cudly"))
         .env("DATABASE_URL", db.url())
         .env("CUDLY_GATEWAY_ADDR", format!("127.0.0.1:{port}"))
+        .env("CUDLY_GATEWAY_METRICS_ADDR", "127.0.0.1:0")
         .env("CUDLY_DEV_DIR", dev_dir.path())
         .env_remove("CUDLY_ENV")
         .stdout(std::process::Stdio::piped())
@@ -132,6 +133,7 @@ async fn a_fresh_start_on_an_empty_database_logs_no_warning() {
         .env("DATABASE_URL", db.url())
         .env("REDIS_URL", redis)
         .env("CUDLY_GATEWAY_ADDR", format!("127.0.0.1:{port}"))
+        .env("CUDLY_GATEWAY_METRICS_ADDR", "127.0.0.1:0")
         .env("CUDLY_DEV_DIR", dev_dir.path())
         .env("CUDLY_LOG_FORMAT", "json")
         .env(

@@ -124,8 +124,11 @@ pub struct Config {
     pub addr: SocketAddr,
     /// Database URL (`CUDLY_SWEEPER_DATABASE_URL`, else `DATABASE_URL`).
     pub database_url: SecretString,
-    /// Redis holding the task locks (`REDIS_URL`).
+    /// Redis holding the task locks (`REDIS_URL`; `rediss://` for TLS).
     pub redis_url: SecretString,
+    /// The CA a `rediss://` server's certificate must chain to
+    /// (`CUDLY_REDIS_TLS_CA_FILE`); unset: the system's roots.
+    pub redis_tls_ca_file: Option<std::path::PathBuf>,
     /// Tokens of the accepted callers (`CUDLY_INTERNAL_TOKEN_GATEWAY`).
     pub auth: InternalAuth,
     /// This service's own token for calls to the executor and planner.
@@ -146,6 +149,9 @@ impl Config {
             addr: env.listen_addr("sweeper", layout)?,
             database_url: env.database_url("sweeper"),
             redis_url: env.redis_url(),
+            redis_tls_ca_file: env
+                .var("CUDLY_REDIS_TLS_CA_FILE")
+                .map(std::path::PathBuf::from),
             auth: InternalAuth::from_source(Some(Caller::Sweeper), ACCEPTED_CALLERS, secrets)?,
             internal_token: secrets.internal_token(Caller::Sweeper)?,
             executor_url: env.peer_url("executor", layout),

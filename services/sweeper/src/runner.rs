@@ -72,8 +72,11 @@ impl Sweeper {
         if let Some(lock) = slot.as_ref() {
             return Ok(lock.clone());
         }
-        let lock_config =
-            LockConfig::default().with_key_prefix(self.inner.config.tuning.lock_key_prefix.clone());
+        let lock_config = LockConfig {
+            tls_ca_file: self.inner.config.redis_tls_ca_file.clone(),
+            ..LockConfig::default()
+                .with_key_prefix(self.inner.config.tuning.lock_key_prefix.clone())
+        };
         let lock = RedisLock::connect_with_config(
             self.inner.config.redis_url.expose_secret(),
             lock_config,
