@@ -1249,8 +1249,8 @@ def required_secrets_problems(name: str, given: dict) -> list[str]:
     for service in SERVICES:
         if not str(urls.get(service, "")).startswith("postgres://"):
             problems.append(f"{name}: secrets.databaseUrls.values.{service} should be a postgres:// URL")
-    if not str((secrets.get("redisUrl") or {}).get("value", "")).startswith("redis://"):
-        problems.append(f"{name}: secrets.redisUrl.value should be a redis:// URL")
+    if not str((secrets.get("redisUrl") or {}).get("value", "")).startswith(("redis://", "rediss://")):
+        problems.append(f"{name}: secrets.redisUrl.value should be a redis:// or rediss:// URL")
     key = str((secrets.get("credentialKey") or {}).get("value", ""))
     if not re.fullmatch(r"[0-9a-fA-F]{64}", key):
         problems.append(f"{name}: secrets.credentialKey.value should be 64 hex characters")

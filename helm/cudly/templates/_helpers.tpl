@@ -192,6 +192,10 @@ secret is ever a literal value here.
       name: {{ include "cudly.secretName" (dict "root" $root "kind" "internalTokens") }}
       key: {{ printf "%s-digest" (index $secrets.internalTokens.keys $caller) }}
 {{- end }}
+{{- if and (eq $name "sweeper") $root.Values.tls.caSecret }}
+- name: CUDLY_REDIS_TLS_CA_FILE
+  value: /var/run/secrets/cudly/tls/ca.crt
+{{- end }}
 {{- if eq $name "sweeper" }}
 - name: REDIS_URL
   valueFrom:
