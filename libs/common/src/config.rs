@@ -18,6 +18,7 @@ use secrecy::SecretString;
 
 use crate::grpc::{Caller, TokenDigest};
 use crate::grpc_limits::GrpcLimits;
+use crate::tls::GrpcTls;
 
 /// Default database of every service when neither its own URL nor `DATABASE_URL` is set.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/cudly";
@@ -302,6 +303,8 @@ pub struct CommonSettings {
     /// Whether the server answers gRPC reflection (`CUDLY_GRPC_REFLECTION`; by default
     /// in dev mode only: it lists every RPC to whoever can connect).
     pub grpc_reflection: bool,
+    /// TLS of the gRPC server and clients (`CUDLY_GRPC_TLS_*`), when configured.
+    pub grpc_tls: Option<GrpcTls>,
 }
 
 impl Default for CommonSettings {
@@ -311,6 +314,7 @@ impl Default for CommonSettings {
             internal_call_timeout: defaults::INTERNAL_CALL_TIMEOUT,
             grpc_limits: GrpcLimits::default(),
             grpc_reflection: false,
+            grpc_tls: None,
         }
     }
 }
@@ -326,6 +330,7 @@ impl CommonSettings {
             )?,
             grpc_limits: GrpcLimits::read(env)?,
             grpc_reflection: env.parse("CUDLY_GRPC_REFLECTION", env.is_dev_mode())?,
+            grpc_tls: GrpcTls::read(env)?,
         };
         if settings.health_interval.is_zero() {
             return Err(ConfigError::new(

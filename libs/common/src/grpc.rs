@@ -16,6 +16,7 @@ use tonic::{Request, Status};
 
 use crate::config::{ConfigError, ConfigResult, SecretSource};
 use crate::error::ApiError;
+use crate::tls::GrpcTls;
 
 /// Metadata key carrying the calling service's internal token.
 pub const TOKEN_METADATA_KEY: &str = "x-cudly-internal-token";
@@ -202,15 +203,25 @@ impl Interceptor for ClientAuth {
 pub type AuthChannel =
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ClientAuth>;
 
-/// Returns a lazily connecting channel to `url` (so a caller starts even when the
-/// callee is down and gets UNAVAILABLE per call) with this caller's token attached.
+/// Returns a lazily connecting plaintext channel to `url` (see [`secure_channel`]).
 pub fn client_channel(
     url: &str,
     token: &SecretString,
     call_timeout: Duration,
 ) -> ConfigResult<AuthChannel> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
-        .map_err(|_| ConfigError::new("CUDLY_*_URL", format!("not a valid url: {url}")))?
+    secure_channel(url, token, call_timeout, None)
+}
+
+/// Returns a lazily connecting channel to `url` (so a caller starts even when the
+/// callee is down and gets UNAVAILABLE per call) with this caller's token attached,
+/// over TLS when `tls` is given.
+pub fn secure_channel(
+    url: &str,
+    token: &SecretString,
+    call_timeout: Duration,
+    tls: Option<&GrpcTls>,
+) -> ConfigResult<AuthChannel> {
+    let endpoint = endpoint(url, tls)?
         .connect_timeout(Duration::from_secs(3))
         .timeout(call_timeout)
         .tcp_nodelay(true);
@@ -220,6 +231,24 @@ pub fn client_channel(
             ClientAuth::new(token)?,
         ))
         .service(channel))
+}
+
+/// Returns the endpoint of `url`, with TLS when `tls` is given.
+pub fn endpoint(url: &str, tls: Option<&GrpcTls>) -> ConfigResult<tonic::transport::Endpoint> {
+    let url = crate::tls::peer_url(url, tls);
+    let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+        .map_err(|_| ConfigError::new("CUDLY_*_URL", format!("not a valid url: {url}")))?;
+    match tls {
+        None => Ok(endpoint),
+        Some(tls) => {
+            let config = tls
+                .client_config()
+                .map_err(|error| ConfigError::new("CUDLY_GRPC_TLS_*", format!("{error:#}")))?;
+            endpoint
+                .tls_config(config)
+                .map_err(|error| ConfigError::new("CUDLY_GRPC_TLS_*", error.to_string()))
+        }
+    }
 }
 
 /// The outcome of one dependency check: the dependency's name (`postgres`, `redis`)

@@ -12,5 +12,6 @@ pub mod grpc_limits;
 pub mod idempotency;
 pub mod metrics;
 pub mod server;
+pub mod tls;
 
 pub use error::{ApiError, ErrorCode, SpendRefusal};

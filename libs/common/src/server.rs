@@ -35,6 +35,8 @@ pub struct ServiceSpec {
     pub limits: GrpcLimits,
     /// Whether gRPC reflection is served.
     pub reflection: bool,
+    /// Serve over TLS (and ask callers for certificates with mutual TLS).
+    pub tls: Option<crate::tls::GrpcTls>,
     pub extra_checks: Vec<ExtraCheck>,
     /// Told when the migrations are applied and every dependency answers; background
     /// work that needs them waits on it ([`Readiness::wait_ready`]).
@@ -129,18 +131,29 @@ pub async fn serve(
     } else {
         None
     };
-    let result = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .layer(cudly_telemetry::GrpcTraceLayer::new(spec.name))
         .layer(crate::metrics::RpcMetricsLayer::new(spec.name))
         .layer(GrpcLimitsLayer::new(spec.limits))
         .add_routes(routes)
         .add_service(health_service)
-        .add_optional_service(reflection)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
-        .await;
+        .add_optional_service(reflection);
+    let result = match &spec.tls {
+        Some(tls) => {
+            let incoming = crate::tls::tls_incoming(listener, tls.acceptor()?);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    shutdown,
+                )
+                .await
+        }
+    };
     cancel.cancel();
     let _ = health_task.await;
     pool.close().await;
@@ -190,9 +203,13 @@ fn dependency_checker(
 /// Completes once every peer (name and gRPC URL) answers its health check SERVING,
 /// checking again every `interval`. A peer serves only once its own migrations are
 /// applied, so work that calls it does not start early and fail.
-pub async fn wait_serving(peers: &[(&'static str, String)], interval: Duration) {
+pub async fn wait_serving(
+    peers: &[(&'static str, String)],
+    interval: Duration,
+    tls: Option<&crate::tls::GrpcTls>,
+) {
     for (name, url) in peers {
-        let Some(mut client) = health_client(url) else {
+        let Some(mut client) = health_client(url, tls) else {
             tracing::warn!(peer = name, "peer url is not valid, not waiting for it");
             continue;
         };
@@ -214,8 +231,8 @@ type HealthClient = tonic_health::pb::health_client::HealthClient<tonic::transpo
 
 /// Returns a health client of the gRPC service at `url` (3 s to connect and answer),
 /// or None for a URL that is not valid.
-fn health_client(url: &str) -> Option<HealthClient> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned()).ok()?;
+fn health_client(url: &str, tls: Option<&crate::tls::GrpcTls>) -> Option<HealthClient> {
+    let endpoint = crate::grpc::endpoint(url, tls).ok()?;
     Some(HealthClient::new(
         endpoint
             .connect_timeout(Duration::from_secs(3))
@@ -237,7 +254,7 @@ async fn check_serving(client: &mut HealthClient) -> bool {
 
 /// Returns whether the gRPC service at `url` answers its health check SERVING now.
 pub async fn is_serving(url: &str) -> bool {
-    match health_client(url) {
+    match health_client(url, None) {
         Some(mut client) => check_serving(&mut client).await,
         None => false,
     }

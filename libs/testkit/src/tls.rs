@@ -1,6 +1,7 @@
 //! Certificates for TLS tests, generated in the test (rcgen): a CA, a server certificate
-//! for `localhost` and `127.0.0.1` signed by it, and a second CA that signed nothing (a
-//! client trusting only it must refuse the server).
+//! for `localhost` and `127.0.0.1` signed by it (which may be reissued, to test
+//! reloading), and a second CA with a client certificate of its own (a client trusting
+//! only that CA must refuse the server; a server must refuse that client).
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,7 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 /// PEM files of a test PKI, in a temporary directory removed on drop.
 pub struct TestPki {
     dir: tempfile::TempDir,
+    ca: Issuer<'static, KeyPair>,
 }
 
 impl TestPki {
@@ -17,19 +19,38 @@ impl TestPki {
         let dir = tempfile::Builder::new()
             .prefix("cudly-pki-")
             .tempdir_in("/tmp")?;
-        let ca = new_ca()?;
-        let other_ca = new_ca()?;
-        let server_key = KeyPair::generate()?;
-        let server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?
-            .signed_by(&server_key, &ca.1)?;
+        let (ca_pem, ca) = new_ca()?;
+        let (other_ca_pem, other_ca) = new_ca()?;
         let write = |name: &str, text: String| -> anyhow::Result<()> {
             std::fs::write(dir.path().join(name), text).with_context(|| format!("writing {name}"))
         };
-        write("ca.pem", ca.0)?;
-        write("other-ca.pem", other_ca.0)?;
-        write("server.pem", server.pem())?;
-        write("server.key", server_key.serialize_pem())?;
-        Ok(Self { dir })
+        write("ca.pem", ca_pem)?;
+        write("other-ca.pem", other_ca_pem)?;
+        let (rogue, rogue_key) = leaf(&other_ca)?;
+        write("rogue.pem", rogue)?;
+        write("rogue.key", rogue_key)?;
+        let pki = Self { dir, ca };
+        pki.reissue_server()?;
+        Ok(pki)
+    }
+
+    /// Writes a new server certificate and key, signed by the CA, over the old ones.
+    pub fn reissue_server(&self) -> anyhow::Result<()> {
+        let (cert, key) = leaf(&self.ca)?;
+        // The key first: a server reloading in between fails on a mismatched pair and
+        // keeps the old one until the certificate lands too.
+        std::fs::write(self.server_key_file(), key)?;
+        std::fs::write(self.server_cert_file(), cert)?;
+        Ok(())
+    }
+
+    /// A certificate and key signed by the other CA (a client no server here trusts).
+    pub fn rogue_cert_file(&self) -> PathBuf {
+        self.dir.path().join("rogue.pem")
+    }
+
+    pub fn rogue_key_file(&self) -> PathBuf {
+        self.dir.path().join("rogue.key")
     }
 
     pub fn dir(&self) -> &Path {
@@ -53,6 +74,15 @@ impl TestPki {
     pub fn server_key_file(&self) -> PathBuf {
         self.dir.path().join("server.key")
     }
+}
+
+/// Returns a certificate for `localhost` and `127.0.0.1` signed by `issuer`, and its
+/// key, as PEM.
+fn leaf(issuer: &Issuer<'static, KeyPair>) -> anyhow::Result<(String, String)> {
+    let key = KeyPair::generate()?;
+    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?
+        .signed_by(&key, issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 /// Returns a self-signed CA: its certificate (PEM) and its issuer.

@@ -66,6 +66,7 @@ impl App {
             health_interval: self.config.common.health_interval,
             limits: self.config.common.grpc_limits,
             reflection: self.config.common.grpc_reflection,
+            tls: self.config.common.grpc_tls.clone(),
             extra_checks: Vec::new(),
             readiness: Default::default(),
         };

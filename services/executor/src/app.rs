@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use cudly_common::grpc::client_channel;
+use cudly_common::grpc::secure_channel;
 use cudly_common::server::{ServiceSpec, serve};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -63,15 +63,17 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let accounts = client_channel(
+        let accounts = secure_channel(
             &self.config.accounts_url,
             &self.config.internal_token,
             self.config.common.internal_call_timeout,
+            self.config.common.grpc_tls.as_ref(),
         )?;
-        let planner = client_channel(
+        let planner = secure_channel(
             &self.config.planner_url,
             &self.config.internal_token,
             self.config.common.internal_call_timeout,
+            self.config.common.grpc_tls.as_ref(),
         )?;
         let runner = Runner::new(
             self.pool.clone(),
@@ -95,6 +97,7 @@ impl App {
             health_interval: self.config.common.health_interval,
             limits: self.config.common.grpc_limits,
             reflection: self.config.common.grpc_reflection,
+            tls: self.config.common.grpc_tls.clone(),
             extra_checks: Vec::new(),
             readiness: Default::default(),
         };

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use cudly_common::config::{ConfigError, ConfigResult, Env, Layout, SecretSource, defaults};
 use cudly_common::grpc::{Caller, refuse_foreign_tokens};
+use cudly_common::tls::GrpcTls;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::limits::PerMinute;
@@ -87,6 +88,8 @@ pub struct Config {
     /// Where `/metrics` is served (`CUDLY_GATEWAY_METRICS_ADDR`): its own listener, so
     /// an ingress in front of the API never exposes it.
     pub metrics_addr: SocketAddr,
+    /// TLS of the calls to the backends (`CUDLY_GRPC_TLS_*`), when configured.
+    pub grpc_tls: Option<GrpcTls>,
 }
 
 /// Default of [`Config::per_minute`].
@@ -116,6 +119,7 @@ impl Config {
             per_minute: DEFAULT_PER_MINUTE,
             connections: ConnectionLimits::default(),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc_tls: None,
         }
     }
 
@@ -154,6 +158,7 @@ impl Config {
         config.request_timeout = env.duration("CUDLY_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)?;
         config.health_interval =
             env.duration("CUDLY_HEALTH_INTERVAL", defaults::HEALTH_INTERVAL)?;
+        config.grpc_tls = GrpcTls::read(env)?;
         config.per_minute = PerMinute {
             failed_authentications: env.parse(
                 "CUDLY_AUTH_FAILURES_PER_MINUTE",

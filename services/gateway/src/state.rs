@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use cudly_common::ApiError;
 use cudly_common::config::defaults;
-use cudly_common::grpc::{AuthChannel, client_channel};
+use cudly_common::grpc::{AuthChannel, secure_channel};
 use secrecy::ExposeSecret;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
@@ -40,16 +40,18 @@ impl Backends {
     pub fn connect_lazy(config: &Config) -> anyhow::Result<Self> {
         let token = &config.internal_token;
         let timeout = config.request_timeout;
+        let tls = config.grpc_tls.as_ref();
         Ok(Self {
-            accounts: client_channel(&config.backends.accounts, token, timeout)?,
-            planner: client_channel(&config.backends.planner, token, timeout)?,
-            planner_refresh: client_channel(
+            accounts: secure_channel(&config.backends.accounts, token, timeout, tls)?,
+            planner: secure_channel(&config.backends.planner, token, timeout, tls)?,
+            planner_refresh: secure_channel(
                 &config.backends.planner,
                 token,
                 timeout.max(defaults::RECOMMENDATION_REFRESH_TIMEOUT),
+                tls,
             )?,
-            executor: client_channel(&config.backends.executor, token, timeout)?,
-            sweeper: client_channel(&config.backends.sweeper, token, timeout)?,
+            executor: secure_channel(&config.backends.executor, token, timeout, tls)?,
+            sweeper: secure_channel(&config.backends.sweeper, token, timeout, tls)?,
         })
     }
 

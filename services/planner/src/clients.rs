@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use cudly_common::ApiError;
 use cudly_common::config::ConfigResult;
-use cudly_common::grpc::{AuthChannel, client_channel};
+use cudly_common::grpc::{AuthChannel, secure_channel};
 use cudly_proto::accounts::v1 as accounts_pb;
 use cudly_proto::accounts::v1::accounts_service_client::AccountsServiceClient;
 use cudly_proto::convert::timestamp;
@@ -68,20 +68,23 @@ pub struct Clients {
 impl Clients {
     /// Returns clients of the configured services; nothing connects until the first call.
     pub fn new(config: &Config) -> ConfigResult<Self> {
-        let accounts = client_channel(
+        let accounts = secure_channel(
             &config.accounts_url,
             &config.internal_token,
             config.common.internal_call_timeout,
+            config.common.grpc_tls.as_ref(),
         )?;
-        let executor = client_channel(
+        let executor = secure_channel(
             &config.executor_url,
             &config.internal_token,
             config.common.internal_call_timeout,
+            config.common.grpc_tls.as_ref(),
         )?;
-        let collector = client_channel(
+        let collector = secure_channel(
             &config.accounts_url,
             &config.internal_token,
             config.collection_timeout,
+            config.common.grpc_tls.as_ref(),
         )?;
         Ok(Self {
             accounts: AccountsServiceClient::new(accounts),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cudly_common::config::defaults;
-use cudly_common::grpc::client_channel;
+use cudly_common::grpc::secure_channel;
 use cudly_common::server::{Readiness, ServiceSpec, serve, wait_serving};
 use cudly_proto::executor::v1::executor_service_client::ExecutorServiceClient;
 use cudly_proto::planner::v1::planner_service_client::PlannerServiceClient;
@@ -45,23 +45,26 @@ impl App {
         config.tuning.validate()?;
         let pool = cudly_common::db::lazy_pool(&config.database_url, SCHEMA, 10)?;
         let clients = Clients {
-            executor: ExecutorServiceClient::new(client_channel(
+            executor: ExecutorServiceClient::new(secure_channel(
                 &config.executor_url,
                 &config.internal_token,
                 config.common.internal_call_timeout,
+                config.common.grpc_tls.as_ref(),
             )?),
-            planner: PlannerServiceClient::new(client_channel(
+            planner: PlannerServiceClient::new(secure_channel(
                 &config.planner_url,
                 &config.internal_token,
                 config.common.internal_call_timeout,
+                config.common.grpc_tls.as_ref(),
             )?),
-            planner_refresh: PlannerServiceClient::new(client_channel(
+            planner_refresh: PlannerServiceClient::new(secure_channel(
                 &config.planner_url,
                 &config.internal_token,
                 config
                     .common
                     .internal_call_timeout
                     .max(defaults::RECOMMENDATION_REFRESH_TIMEOUT),
+                config.common.grpc_tls.as_ref(),
             )?),
         };
         let sweeper = Sweeper::new(config.clone(), pool.clone(), clients);
@@ -105,6 +108,7 @@ impl App {
             health_interval: self.config.common.health_interval,
             limits: self.config.common.grpc_limits,
             reflection: self.config.common.grpc_reflection,
+            tls: self.config.common.grpc_tls.clone(),
             extra_checks: vec![redis_check],
             readiness: readiness.clone(),
         };
@@ -115,11 +119,12 @@ impl App {
                 ("planner", self.config.planner_url.clone()),
             ];
             let interval = self.config.common.health_interval;
+            let tls = self.config.common.grpc_tls.clone();
             // The first sweep waits for what every task needs: the sweeper's own schema,
             // Postgres and Redis, and the executor and planner serving (each migrated).
             let dependencies = async move {
                 readiness.wait_ready().await;
-                wait_serving(&peers, interval).await;
+                wait_serving(&peers, interval, tls.as_ref()).await;
             };
             self.sweeper.spawn_loops(cancel.clone(), dependencies)
         } else {
