@@ -60,8 +60,11 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 # The same package selection for `cook` and `build`, so that feature unification is
-# identical and the cooked dependencies are reused rather than rebuilt.
-ARG PACKAGES="-p cudly-accounts -p cudly-planner -p cudly-executor -p cudly-sweeper -p cudly-gateway -p cudly -p cudly-aws-sandbox"
+# identical and the cooked dependencies are reused rather than rebuilt. No default
+# features: the image's `cudly` is built without the in-process AWS emulator (feature
+# `emulator`, the only default feature of these packages); the emulator ships in the
+# `sandbox` target alone.
+ARG PACKAGES="-p cudly-accounts -p cudly-planner -p cudly-executor -p cudly-sweeper -p cudly-gateway -p cudly -p cudly-aws-sandbox --no-default-features"
 COPY --from=planner /build/recipe.json recipe.json
 RUN cargo chef cook --release --locked ${PACKAGES} --recipe-path recipe.json
 COPY . .

@@ -112,6 +112,16 @@ app.kubernetes.io/component: {{ .name }}
 {{- end }}
 {{- end }}
 
+{{/* Where a service's gRPC certificate Secret is mounted (values tls.grpc). */}}
+{{- define "cudly.grpcTlsDir" -}}
+/var/run/secrets/cudly/grpc-tls
+{{- end }}
+
+{{/* The Secret of one service's gRPC certificate. Call with (dict "root" $ "name" $name). */}}
+{{- define "cudly.grpcTlsSecret" -}}
+{{- printf "%s-grpc-tls" (include "cudly.componentName" .) }}
+{{- end }}
+
 {{/* gRPC address of one service inside the cluster. Call with (dict "root" $ "name" $callee). */}}
 {{- define "cudly.grpcUrl" -}}
 {{- $svc := index .root.Values.services .name }}
@@ -191,6 +201,19 @@ secret is ever a literal value here.
     secretKeyRef:
       name: {{ include "cudly.secretName" (dict "root" $root "kind" "internalTokens") }}
       key: {{ printf "%s-digest" (index $secrets.internalTokens.keys $caller) }}
+{{- end }}
+{{- if $root.Values.tls.grpc.enabled }}
+{{- $dir := include "cudly.grpcTlsDir" . }}
+- name: CUDLY_GRPC_TLS_CERT
+  value: {{ printf "%s/tls.crt" $dir | quote }}
+- name: CUDLY_GRPC_TLS_KEY
+  value: {{ printf "%s/tls.key" $dir | quote }}
+- name: CUDLY_GRPC_TLS_CA
+  value: {{ printf "%s/ca.crt" $dir | quote }}
+{{- if $root.Values.tls.grpc.mutual }}
+- name: CUDLY_GRPC_MTLS
+  value: "true"
+{{- end }}
 {{- end }}
 {{- if and (eq $name "sweeper") $root.Values.tls.caSecret }}
 - name: CUDLY_REDIS_TLS_CA_FILE

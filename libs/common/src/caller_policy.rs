@@ -6,7 +6,9 @@
 //! caller by its internal token ([`InternalAuth`]), refuses an RPC the table does not
 //! name to everyone (a new RPC is closed until the table opens it), refuses a caller the
 //! table does not list for the RPC, and hands the handler the caller in the request's
-//! extensions ([`caller_of`]). Handlers hold no caller lists of their own.
+//! extensions ([`caller_of`]). Handlers hold no caller lists of their own. Over mutual
+//! TLS the caller's certificate must name the same service as its token, so a stolen
+//! token is no use without that service's key as well.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -17,10 +19,12 @@ use std::task::{Context, Poll};
 use tonic::Status;
 use tonic::body::Body;
 use tonic::server::NamedService;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::Service;
 
 use crate::error::ApiError;
 use crate::grpc::{Caller, InternalAuth, TOKEN_METADATA_KEY};
+use crate::tls::named_callers;
 
 /// Every RPC of one service (its method name, e.g. `ResolveCredentials`) with the
 /// callers allowed to call it.
@@ -57,6 +61,7 @@ impl<S> CallerPolicy<S> {
             .auth
             .identify(presented.as_bytes())
             .ok_or_else(|| Status::from(ApiError::unauthenticated("unknown internal token")))?;
+        check_certificate(request, caller)?;
         let method = crate::grpc::method_name(request.uri().path());
         match allowed_callers(self.table, method) {
             Some(callers) if callers.contains(&caller) => Ok(caller),
@@ -66,6 +71,36 @@ impl<S> CallerPolicy<S> {
             ))
             .into()),
         }
+    }
+}
+
+/// Over mutual TLS, refuses a call whose client certificate does not name `caller`,
+/// the service its token identifies (one name exactly; [`named_callers`]).
+fn check_certificate(request: &http::Request<Body>, caller: Caller) -> Result<(), Status> {
+    let Some(certs) = request
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(TlsConnectInfo::peer_certs)
+    else {
+        return Ok(());
+    };
+    let named = certs.first().map(named_callers).unwrap_or_default();
+    match named.as_slice() {
+        [named] if *named == caller => Ok(()),
+        [named] => Err(ApiError::permission_denied(format!(
+            "the client certificate names {} but the token is {}'s",
+            named.name(),
+            caller.name()
+        ))
+        .into()),
+        [] => Err(ApiError::permission_denied(
+            "the client certificate names no CUDly service (spiffe://cudly/<service>)",
+        )
+        .into()),
+        _ => Err(ApiError::permission_denied(
+            "the client certificate names more than one CUDly service",
+        )
+        .into()),
     }
 }
 

@@ -47,6 +47,11 @@ impl Caller {
         }
     }
 
+    /// Returns the caller called `name` ([`Caller::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|caller| caller.name() == name)
+    }
+
     /// Returns the variable holding this caller's own token (read by the caller only).
     pub fn token_var(self) -> String {
         format!("CUDLY_INTERNAL_TOKEN_{}", self.name().to_ascii_uppercase())

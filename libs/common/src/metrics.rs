@@ -14,6 +14,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::server::Readiness;
+
 /// Latency buckets in seconds, from 1 ms to 30 s.
 const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -53,11 +55,32 @@ pub fn render() -> String {
 
 /// Serves `GET /metrics` on `listener` until `cancel` fires: every binary's own
 /// listener (`CUDLY_<SERVICE>_METRICS_ADDR`), never the API's, so an ingress in front of
-/// the API cannot expose it.
-pub async fn serve_metrics(listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
+/// the API cannot expose it. Given a gRPC service's `readiness`, it also answers
+/// `/health/livez` and `/health/readyz` (503 until ready) in plain HTTP, for kubelet
+/// probes when the gRPC port speaks only TLS (a native gRPC probe cannot).
+pub async fn serve_metrics(
+    listener: TcpListener,
+    cancel: CancellationToken,
+    readiness: Option<Readiness>,
+) -> anyhow::Result<()> {
     use axum::routing::get;
     prometheus_handle();
-    let app = axum::Router::new().route(
+    let probes = match readiness {
+        Some(readiness) => axum::Router::new()
+            .route("/health/livez", get(|| async { "ok" }))
+            .route(
+                "/health/readyz",
+                get(move || async move {
+                    if readiness.is_ready() {
+                        (http::StatusCode::OK, "ready")
+                    } else {
+                        (http::StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    }
+                }),
+            ),
+        None => axum::Router::new(),
+    };
+    let app = probes.route(
         "/metrics",
         get(|| async {
             (
@@ -175,14 +198,14 @@ pub fn standalone_addr(
     env.addr(&variable, &default)
 }
 
-/// Starts the `/metrics` listener of a standalone service binary on `addr`; cancel the
-/// returned token to stop it.
-pub fn spawn_standalone(addr: SocketAddr) -> CancellationToken {
+/// Starts the `/metrics` listener of a standalone service binary on `addr` (with the
+/// probes of `readiness`, [`serve_metrics`]); cancel the returned token to stop it.
+pub fn spawn_standalone(addr: SocketAddr, readiness: Option<Readiness>) -> CancellationToken {
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     tokio::spawn(async move {
         let served = match TcpListener::bind(addr).await {
-            Ok(listener) => serve_metrics(listener, stop).await,
+            Ok(listener) => serve_metrics(listener, stop, readiness).await,
             Err(error) => Err(error.into()),
         };
         if let Err(error) = served {
@@ -190,4 +213,60 @@ pub fn spawn_standalone(addr: SocketAddr) -> CancellationToken {
         }
     });
     cancel
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// Returns the status line of `GET path` on `addr`.
+    async fn status_line(addr: SocketAddr, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).await.unwrap();
+        reply.lines().next().unwrap_or_default().to_owned()
+    }
+
+    #[tokio::test]
+    async fn the_metrics_listener_answers_the_probes_of_a_services_readiness() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let readiness = Readiness::default();
+        let cancel = CancellationToken::new();
+        let served = tokio::spawn(serve_metrics(
+            listener,
+            cancel.clone(),
+            Some(readiness.clone()),
+        ));
+
+        assert_eq!(status_line(addr, "/health/livez").await, "HTTP/1.1 200 OK");
+        assert_eq!(
+            status_line(addr, "/health/readyz").await,
+            "HTTP/1.1 503 Service Unavailable",
+            "not ready until migrated and every dependency answers"
+        );
+        readiness.set_ready(true);
+        assert_eq!(status_line(addr, "/health/readyz").await, "HTTP/1.1 200 OK");
+        assert_eq!(status_line(addr, "/metrics").await, "HTTP/1.1 200 OK");
+        cancel.cancel();
+        served.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn without_a_readiness_the_listener_serves_metrics_only() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cancel = CancellationToken::new();
+        let served = tokio::spawn(serve_metrics(listener, cancel.clone(), None));
+        assert_eq!(
+            status_line(addr, "/health/readyz").await,
+            "HTTP/1.1 404 Not Found"
+        );
+        cancel.cancel();
+        served.await.unwrap().unwrap();
+    }
 }

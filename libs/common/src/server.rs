@@ -65,6 +65,11 @@ impl Readiness {
         self.migrated.load(Ordering::Acquire)
     }
 
+    /// Whether the service is migrated and its dependencies answered the last check.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
     /// Completes once the service is migrated and its dependencies answer.
     pub async fn wait_ready(&self) {
         let mut ready = self.ready.subscribe();
@@ -72,7 +77,7 @@ impl Readiness {
         let _ = ready.wait_for(|ready| *ready).await;
     }
 
-    fn set_ready(&self, ready: bool) {
+    pub(crate) fn set_ready(&self, ready: bool) {
         self.ready.send_if_modified(|current| {
             let changed = *current != ready;
             *current = ready;

@@ -5,6 +5,11 @@
 //! certificate signed by that CA and presents its own to its peers. A renewed
 //! certificate (cert-manager rewrites the files) is served from the next handshake on,
 //! without a restart.
+//!
+//! With mutual TLS a caller's certificate also names the caller, as the URI subject
+//! alternative name `spiffe://cudly/<service>` (cert-manager's `uris`), and the caller
+//! policy refuses a call whose certificate names another service than its token
+//! ([`named_callers`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,9 +25,14 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::config::{ConfigError, ConfigResult, Env};
+use crate::grpc::Caller;
 
 /// Longest a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a certificate names the CUDly service holding it (followed by the service's
+/// name): the SPIFFE ID form of a URI subject alternative name.
+pub const SERVICE_ID_PREFIX: &str = "spiffe://cudly/";
 
 /// Installs ring as the process's rustls provider, unless one is installed already:
 /// rustls needs one default when several are compiled in (the AWS SDK brings aws-lc-rs).
@@ -167,6 +177,18 @@ fn read_certified_key(cert_file: &Path, key_file: &Path) -> anyhow::Result<Certi
     Ok(CertifiedKey::from_der(certs, key, &provider)?)
 }
 
+/// Returns the callers a certificate (DER) names by [`SERVICE_ID_PREFIX`]: none for a
+/// certificate that cannot be parsed or names no service.
+pub fn named_callers(cert: &CertificateDer<'_>) -> Vec<Caller> {
+    let Ok(cert) = webpki::EndEntityCert::try_from(cert) else {
+        return Vec::new();
+    };
+    cert.valid_uri_names()
+        .filter_map(|uri| uri.strip_prefix(SERVICE_ID_PREFIX))
+        .filter_map(Caller::from_name)
+        .collect()
+}
+
 /// Accepts connections on `listener` and hands on those whose TLS handshake completes
 /// (each handshake runs on its own task, so a slow client holds up no one).
 pub fn tls_incoming(
@@ -176,7 +198,12 @@ pub fn tls_incoming(
     let (sender, receiver) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         loop {
-            let (stream, peer) = match listener.accept().await {
+            // The server dropped the stream (it stopped): stop accepting at once.
+            let accepted = tokio::select! {
+                _ = sender.closed() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, "cannot accept a connection");
@@ -195,9 +222,6 @@ pub fn tls_incoming(
                     Err(_) => tracing::info!(%peer, "tls handshake timed out"),
                 }
             });
-            if sender.is_closed() {
-                return;
-            }
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(receiver)
@@ -209,5 +233,43 @@ pub fn peer_url(url: &str, tls: Option<&GrpcTls>) -> String {
     match (tls, url.strip_prefix("http://")) {
         (Some(_), Some(rest)) => format!("https://{rest}"),
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, KeyPair, SanType};
+
+    use super::*;
+
+    fn certificate_naming(uris: &[&str]) -> CertificateDer<'static> {
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        for uri in uris {
+            let uri = (*uri).to_owned().try_into().unwrap();
+            params.subject_alt_names.push(SanType::URI(uri));
+        }
+        let key = KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn a_certificate_names_the_services_of_its_spiffe_uris_only() {
+        let named = |uris: &[&str]| named_callers(&certificate_naming(uris));
+        assert_eq!(named(&["spiffe://cudly/executor"]), [Caller::Executor]);
+        assert_eq!(
+            named(&["spiffe://cudly/gateway", "spiffe://cudly/planner"]),
+            [Caller::Gateway, Caller::Planner]
+        );
+        assert!(named(&[]).is_empty(), "no uri names no one");
+        assert!(
+            named(&["spiffe://cudly/accounts"]).is_empty(),
+            "accounts calls no one"
+        );
+        assert!(
+            named(&["spiffe://other/executor"]).is_empty(),
+            "another trust domain"
+        );
+        assert!(named(&["https://cudly/executor"]).is_empty());
+        assert!(named_callers(&CertificateDer::from(vec![1, 2, 3])).is_empty());
     }
 }

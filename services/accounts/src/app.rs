@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use cudly_common::server::{ServiceSpec, serve};
+use cudly_common::server::{Readiness, ServiceSpec, serve};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
@@ -25,6 +25,7 @@ pub struct App {
     config: Config,
     listener: TcpListener,
     pool: PgPool,
+    readiness: Readiness,
 }
 
 impl App {
@@ -43,6 +44,7 @@ impl App {
             config,
             listener,
             pool,
+            readiness: Readiness::default(),
         })
     }
 
@@ -51,6 +53,11 @@ impl App {
         self.listener
             .local_addr()
             .expect("bound listener has an address")
+    }
+
+    /// Whether the service is migrated and its dependencies answer (its probes).
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
     }
 
     /// Serves until `shutdown` completes.
@@ -68,7 +75,7 @@ impl App {
             reflection: self.config.common.grpc_reflection,
             tls: self.config.common.grpc_tls.clone(),
             extra_checks: Vec::new(),
-            readiness: Default::default(),
+            readiness: self.readiness.clone(),
         };
         let cipher = CredentialCipher::new(self.config.credential_keys.clone());
         let resolver = Resolver::new(

@@ -1,7 +1,8 @@
 //! TLS everywhere it travels, with certificates generated in the test: the services
 //! call each other over TLS (and mutual TLS), and a plaintext client, one trusting
 //! another CA, or (with mutual TLS) one without a certificate from the services' CA is
-//! refused; a renewed server certificate is served without a restart. The pool every
+//! refused, as is one whose certificate names another service than its token (or
+//! none); a renewed server certificate is served without a restart. The pool every
 //! service uses connects to Postgres with `sslmode=verify-full`, and the sweeper's Redis
 //! locks over `rediss://`, refusing a server whose certificate the root did not sign and
 //! a server that accepts only TLS refuses a plaintext client.
@@ -20,6 +21,7 @@ use cudly_testkit::tls::TestPki;
 use cudly_testkit::{PrivatePostgres, PrivateRedis};
 use rustls::pki_types::pem::PemObject;
 use secrecy::SecretString;
+use serde_json::json;
 
 fn url_with(base: &str, query: &str) -> SecretString {
     SecretString::from(format!("{base}?{query}"))
@@ -101,28 +103,38 @@ async fn redis_over_tls_accepts_the_right_ca_and_refuses_a_wrong_one_or_plaintex
     );
 }
 
-/// The TLS settings of every service of a test stack: the PKI's server certificate,
-/// which also serves as each service's client certificate.
-fn stack_tls(pki: &TestPki, mutual: bool) -> GrpcTls {
+/// TLS with the PKI's server certificate, which names no service.
+fn server_tls(pki: &TestPki) -> GrpcTls {
     GrpcTls {
         cert_file: pki.server_cert_file(),
         key_file: pki.server_key_file(),
         ca_file: pki.ca_file(),
-        mutual,
+        mutual: false,
     }
 }
 
-async fn stack_with(tls: &GrpcTls) -> TestStack {
+/// Mutual TLS with the certificate naming `service`.
+fn service_mtls(pki: &TestPki, service: &str) -> GrpcTls {
+    GrpcTls {
+        cert_file: pki.service_cert_file(service),
+        key_file: pki.service_key_file(service),
+        ca_file: pki.ca_file(),
+        mutual: true,
+    }
+}
+
+/// Starts a stack whose every service serves and calls with `tls_of(its name)`.
+async fn stack_with(tls_of: impl Fn(&str) -> GrpcTls) -> TestStack {
     TestStack::start_with(|config| {
-        for common in [
-            &mut config.accounts.common,
-            &mut config.planner.common,
-            &mut config.executor.common,
-            &mut config.sweeper.common,
+        for (service, common) in [
+            ("accounts", &mut config.accounts.common),
+            ("planner", &mut config.planner.common),
+            ("executor", &mut config.executor.common),
+            ("sweeper", &mut config.sweeper.common),
         ] {
-            common.grpc_tls = Some(tls.clone());
+            common.grpc_tls = Some(tls_of(service));
         }
-        config.gateway.grpc_tls = Some(tls.clone());
+        config.gateway.grpc_tls = Some(tls_of("gateway"));
     })
     .await
     .expect("the stack starts, every service reaching the others over tls")
@@ -165,8 +177,8 @@ async fn presented_certificate(addr: std::net::SocketAddr, pki: &TestPki) -> Vec
 #[tokio::test]
 async fn the_services_speak_tls_refuse_plaintext_and_a_wrong_ca_and_reload_a_renewed_certificate() {
     let pki = TestPki::generate().unwrap();
-    let tls = stack_tls(&pki, false);
-    let stack = stack_with(&tls).await;
+    let tls = server_tls(&pki);
+    let stack = stack_with(|_| tls.clone()).await;
     // The stack is ready: the gateway reached every backend's health over TLS.
     let (status, _) =
         cudly_testkit::rest::call(&stack, reqwest::Method::GET, "/api/accounts", None).await;
@@ -205,43 +217,79 @@ async fn the_services_speak_tls_refuse_plaintext_and_a_wrong_ca_and_reload_a_ren
 }
 
 #[tokio::test]
-async fn with_mutual_tls_a_caller_needs_a_certificate_from_the_services_ca() {
+async fn with_mutual_tls_a_caller_needs_a_certificate_from_the_services_ca_naming_it() {
     let pki = TestPki::generate().unwrap();
-    let tls = stack_tls(&pki, true);
-    let stack = stack_with(&tls).await;
-    let (status, _) =
-        cudly_testkit::rest::call(&stack, reqwest::Method::GET, "/api/accounts", None).await;
+    let stack = stack_with(|service| service_mtls(&pki, service)).await;
+    let (status, account) = cudly_testkit::rest::call(
+        &stack,
+        reqwest::Method::POST,
+        "/api/accounts",
+        Some(json!({"name": "mtls", "provider": "aws", "external_id": "123456789012"})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::CREATED,
+        "the gateway presents its certificate: {account}"
+    );
+    let (status, plan) = cudly_testkit::rest::call(
+        &stack,
+        reqwest::Method::POST,
+        "/api/plans",
+        Some(
+            json!({"name": "mtls", "services": {"aws/rds": {"provider": "aws",
+            "service": "rds", "term": 1, "payment": "all-upfront", "coverage": 50}}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{plan}");
+    let path = format!("/api/plans/{}/accounts", plan["id"].as_str().unwrap());
+    let body = json!({"account_ids": [account["id"]]});
+    let (status, bound) =
+        cudly_testkit::rest::call(&stack, reqwest::Method::PUT, &path, Some(body)).await;
     assert_eq!(
         status,
         reqwest::StatusCode::OK,
-        "the gateway presents its certificate"
+        "the planner checks the account with the accounts service as itself: {bound}"
     );
 
-    list_accounts(&stack, Some(&tls))
+    let gateway = service_mtls(&pki, "gateway");
+    list_accounts(&stack, Some(&gateway))
         .await
-        .expect("a client certificate the ca signed");
+        .expect("the gateway's token with the gateway's certificate");
+    let refused = |result: Result<(), tonic::Status>| result.expect_err("refused");
+    let borrowed = refused(list_accounts(&stack, Some(&service_mtls(&pki, "executor"))).await);
+    assert_eq!(
+        borrowed.code(),
+        tonic::Code::PermissionDenied,
+        "{borrowed:?}"
+    );
+    assert!(
+        borrowed.message().contains("names executor"),
+        "the gateway's token with the executor's certificate: {borrowed:?}"
+    );
+    let unnamed = GrpcTls {
+        mutual: true,
+        ..server_tls(&pki)
+    };
+    let anonymous = refused(list_accounts(&stack, Some(&unnamed)).await);
+    assert_eq!(
+        anonymous.code(),
+        tonic::Code::PermissionDenied,
+        "{anonymous:?}"
+    );
+
     let without_certificate = GrpcTls {
         mutual: false,
-        ..tls.clone()
+        ..gateway.clone()
     };
-    assert!(
-        list_accounts(&stack, Some(&without_certificate))
-            .await
-            .is_err(),
-        "a caller without a certificate is refused"
-    );
+    refused(list_accounts(&stack, Some(&without_certificate)).await);
     let rogue = GrpcTls {
         cert_file: pki.rogue_cert_file(),
         key_file: pki.rogue_key_file(),
-        ..tls.clone()
+        ..gateway.clone()
     };
-    assert!(
-        list_accounts(&stack, Some(&rogue)).await.is_err(),
-        "a caller whose certificate another ca signed is refused"
-    );
-    assert!(
-        list_accounts(&stack, None).await.is_err(),
-        "plaintext is refused"
-    );
+    refused(list_accounts(&stack, Some(&rogue)).await);
+    refused(list_accounts(&stack, None).await);
     stack.stop().await.unwrap();
 }

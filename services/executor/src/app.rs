@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use cudly_common::grpc::secure_channel;
-use cudly_common::server::{ServiceSpec, serve};
+use cudly_common::server::{Readiness, ServiceSpec, serve};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
@@ -25,6 +25,7 @@ pub struct App {
     config: Config,
     listener: TcpListener,
     pool: PgPool,
+    readiness: Readiness,
     cloud: AwsConnector,
 }
 
@@ -47,6 +48,7 @@ impl App {
             config,
             listener,
             pool,
+            readiness: Readiness::default(),
             cloud,
         })
     }
@@ -55,6 +57,11 @@ impl App {
         self.listener
             .local_addr()
             .expect("bound listener has an address")
+    }
+
+    /// Whether the service is migrated and its dependencies answer (its probes).
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
     }
 
     /// Serves until `shutdown` completes. The runner polls in the background; at
@@ -99,7 +106,7 @@ impl App {
             reflection: self.config.common.grpc_reflection,
             tls: self.config.common.grpc_tls.clone(),
             extra_checks: Vec::new(),
-            readiness: Default::default(),
+            readiness: self.readiness.clone(),
         };
         let routes = grpc::routes(&self.config, executor);
         let stop_runner = runner.clone();

@@ -97,8 +97,13 @@ impl App {
         let metrics = tokio::spawn(cudly_common::metrics::serve_metrics(
             self.metrics_listener,
             cancel.clone(),
+            None,
         ));
         let health = tokio::spawn(crate::health::keep_checking(
+            self.state.clone(),
+            cancel.clone(),
+        ));
+        let key_uses = tokio::spawn(crate::key_uses::keep_flushing(
             self.state.clone(),
             cancel.clone(),
         ));
@@ -116,6 +121,8 @@ impl App {
             tracing::warn!(error = %format!("{error:#}"), "metrics listener failed");
         }
         let _ = health.await;
+        // Its last flush, on cancel, wrote the uses of the requests just finished.
+        let _ = key_uses.await;
         tracing::info!("gateway stopped");
         Ok(())
     }

@@ -16,14 +16,24 @@
 //! The authenticated [`Principal`] travels in the request extensions; handlers take it
 //! as an extractor argument.
 //!
-//! `last_used_at` is written at most once a minute per key ([`LAST_USED_RESOLUTION_SECS`])
-//! so that reads do not each cost a write.
+//! The hot path asks Postgres nothing (issue 22):
+//! - A key that verified is trusted for `CUDLY_API_KEY_CACHE_TTL` (default 5 s) from
+//!   [`crate::key_cache`], without a connection; its `expires_at` is checked on every
+//!   request. Revoking a key or disabling the bootstrap key takes effect at once on the
+//!   replica that did it and within the TTL on the others. Unknown keys are never
+//!   cached: each costs a look-up, under the failed-authentication limit.
+//! - `last_used_at` is recorded at most once a minute per key
+//!   ([`LAST_USED_RESOLUTION_SECS`]), in memory, and written in batches every few
+//!   seconds by [`crate::key_uses`], so that reads do not each cost a write.
+
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 use cudly_common::audit::{Actor, CURRENT_ACTOR};
 use cudly_common::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -33,6 +43,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{HttpError, error_response};
+use crate::key_cache::{CachedKey, Lookup};
 use crate::limits;
 use crate::repo;
 use crate::state::AppState;
@@ -182,8 +193,9 @@ pub fn generate_key() -> String {
 }
 
 /// Returns the caller named by the `Authorization` header: `Ok(None)` without one, an
-/// UNAUTHENTICATED error for a malformed header or an unknown key, UNAVAILABLE when
-/// the key store cannot be reached.
+/// UNAUTHENTICATED error for a malformed header or an unknown or expired key,
+/// UNAVAILABLE when the key store cannot be reached (a key verified within the cache's
+/// TTL needs no key store).
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
@@ -195,8 +207,32 @@ pub async fn authenticate(
         ApiError::unauthenticated("malformed authorization header, expected: Bearer <api key>")
     })?;
     let hash = hash_key(presented);
+    let now = Utc::now();
+    let key = match state.key_cache.lookup(&hash, now) {
+        Lookup::Valid(cached) => cached,
+        Lookup::Expired => return Err(key_expired()),
+        Lookup::Miss => verify(state, hash, now).await?,
+    };
+    if let Some(key_id) = key.principal().key_id
+        && key.claim_use(now, LAST_USED_RESOLUTION_SECS)
+    {
+        state.key_uses.record(key_id, now);
+    }
+    Ok(Some(key.principal().clone()))
+}
+
+/// Looks the key of `hash` up in the key store (a cache miss) and caches it when it
+/// verifies.
+async fn verify(
+    state: &AppState,
+    hash: KeyHash,
+    now: DateTime<Utc>,
+) -> Result<Arc<CachedKey>, ApiError> {
+    // Taken before the read, so that a revocation committed meanwhile keeps what this
+    // read saw out of the cache.
+    let ticket = state.key_cache.ticket();
     let mut conn = state.db().await?;
-    if let Some(bootstrap_hash) = &state.bootstrap_key_hash
+    let key = if let Some(bootstrap_hash) = &state.bootstrap_key_hash
         && bool::from(hash.ct_eq(bootstrap_hash))
     {
         if repo::bootstrap_key_disabled(&mut conn, bootstrap_hash).await? {
@@ -204,33 +240,28 @@ pub async fn authenticate(
                 "the bootstrap admin key is disabled",
             ));
         }
-        return Ok(Some(Principal::bootstrap()));
-    }
-    let Some(row) = repo::find_key_by_hash(&mut conn, &hash).await? else {
-        return Err(ApiError::unauthenticated("unknown api key"));
-    };
-    if row.expired(chrono::Utc::now()) {
-        return Err(ApiError::unauthenticated("api key expired"));
-    }
-    let recently_used = row.last_used_at.is_some_and(|at| {
-        chrono::Utc::now() - at < chrono::TimeDelta::seconds(LAST_USED_RESOLUTION_SECS)
-    });
-    if recently_used {
-        return Ok(Some(Principal {
+        CachedKey::new(Principal::bootstrap(), None, None)
+    } else {
+        let Some(row) = repo::find_key_by_hash(&mut conn, &hash).await? else {
+            return Err(ApiError::unauthenticated("unknown api key"));
+        };
+        if row.expired(now) {
+            return Err(key_expired());
+        }
+        let principal = Principal {
             key_id: Some(row.id),
             name: row.name,
             role: row.role,
-        }));
-    }
-    if let Err(error) = repo::touch_key(&mut conn, row.id, LAST_USED_RESOLUTION_SECS).await {
-        // Losing a last-used timestamp must not fail the request.
-        tracing::warn!(key_id = %row.id, error = %cudly_common::db::error_kind(&error), "cannot record api key use");
-    }
-    Ok(Some(Principal {
-        key_id: Some(row.id),
-        name: row.name,
-        role: row.role,
-    }))
+        };
+        CachedKey::new(principal, row.expires_at, row.last_used_at)
+    };
+    let key = Arc::new(key);
+    state.key_cache.insert(ticket, hash, Arc::clone(&key));
+    Ok(key)
+}
+
+fn key_expired() -> ApiError {
+    ApiError::unauthenticated("api key expired")
 }
 
 /// Returns the token of a `Bearer <token>` header value (scheme case-insensitive).
@@ -419,10 +450,9 @@ mod tests {
         assert_eq!(call(&router, Some("Basic abc")).await.0, 401);
     }
 
-    #[tokio::test]
-    async fn key_routes_refuse_requests_without_a_key() {
-        let state = test_state();
-        let router = axum::Router::new()
+    /// A route behind [`require_api_key`] answering the principal's name.
+    fn key_router(state: AppState) -> axum::Router {
+        axum::Router::new()
             .route(
                 "/approve",
                 axum::routing::get(|principal: Principal| async move { principal.name }),
@@ -431,7 +461,12 @@ mod tests {
                 state.clone(),
                 require_api_key,
             ))
-            .with_state(state);
+            .with_state(state)
+    }
+
+    #[tokio::test]
+    async fn key_routes_refuse_requests_without_a_key() {
+        let router = key_router(test_state());
         assert_eq!(call(&router, None).await.0, 401);
         assert_eq!(
             call(&router, Some("Bearer bootstrap-key-for-unit-tests"))
@@ -440,6 +475,39 @@ mod tests {
             503,
             "the key store cannot say whether the bootstrap key was disabled"
         );
+    }
+
+    #[tokio::test]
+    async fn a_cached_key_needs_no_key_store() {
+        let state = test_state();
+        let router = key_router(state.clone());
+        let bootstrap = Arc::new(CachedKey::new(Principal::bootstrap(), None, None));
+        let bootstrap_hash = hash_key("bootstrap-key-for-unit-tests");
+        state
+            .key_cache
+            .insert(state.key_cache.ticket(), bootstrap_hash, bootstrap);
+        assert_eq!(
+            call(&router, Some("Bearer bootstrap-key-for-unit-tests")).await,
+            (200, BOOTSTRAP_NAME.to_owned()),
+            "the key store is unreachable here"
+        );
+
+        let expired_key = generate_key();
+        let expired = Principal {
+            key_id: Some(Uuid::new_v4()),
+            name: "expired".to_owned(),
+            role: Role::Admin,
+        };
+        let expires_at = Utc::now() - chrono::TimeDelta::seconds(1);
+        state.key_cache.insert(
+            state.key_cache.ticket(),
+            hash_key(&expired_key),
+            Arc::new(CachedKey::new(expired, Some(expires_at), None)),
+        );
+        let authorization = format!("Bearer {expired_key}");
+        let (status, body) = call(&router, Some(authorization.as_str())).await;
+        assert_eq!(status, 401);
+        assert!(body.contains("api key expired"), "{body}");
     }
 
     #[test]

@@ -18,6 +18,8 @@ use crate::serve::ConnectionLimits;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default largest accepted request body (1 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// Default time a verified API key is trusted before it is looked up again.
+pub const DEFAULT_API_KEY_CACHE_TTL: Duration = crate::key_cache::DEFAULT_TTL;
 /// Shortest bootstrap admin key accepted, so a guessable key is refused at start-up.
 pub const MIN_BOOTSTRAP_KEY_LEN: usize = 16;
 
@@ -90,6 +92,11 @@ pub struct Config {
     pub metrics_addr: SocketAddr,
     /// TLS of the calls to the backends (`CUDLY_GRPC_TLS_*`), when configured.
     pub grpc_tls: Option<GrpcTls>,
+    /// How long a verified API key is trusted without looking it up again
+    /// (`CUDLY_API_KEY_CACHE_TTL`; zero: every request looks its key up). Revoking a
+    /// key or disabling the bootstrap key takes effect at once on the replica that did
+    /// it, on the others within this time ([`crate::key_cache`]).
+    pub api_key_cache_ttl: Duration,
 }
 
 /// Default of [`Config::per_minute`].
@@ -120,6 +127,7 @@ impl Config {
             connections: ConnectionLimits::default(),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             grpc_tls: None,
+            api_key_cache_ttl: DEFAULT_API_KEY_CACHE_TTL,
         }
     }
 
@@ -159,6 +167,8 @@ impl Config {
         config.health_interval =
             env.duration("CUDLY_HEALTH_INTERVAL", defaults::HEALTH_INTERVAL)?;
         config.grpc_tls = GrpcTls::read(env)?;
+        config.api_key_cache_ttl =
+            env.duration("CUDLY_API_KEY_CACHE_TTL", DEFAULT_API_KEY_CACHE_TTL)?;
         config.per_minute = PerMinute {
             failed_authentications: env.parse(
                 "CUDLY_AUTH_FAILURES_PER_MINUTE",
@@ -288,6 +298,25 @@ mod tests {
         let own = SecretString::from("a-key-of-our-own-0123456789");
         check_not_public_default(Some(&own), false).unwrap();
         check_not_public_default(None, false).unwrap();
+    }
+
+    #[test]
+    fn the_api_key_cache_ttl_is_read_and_zero_turns_the_cache_off() {
+        let read = |ttl: Option<&str>| {
+            let mut pairs = vec![(Caller::Gateway.token_var(), "token".to_owned())];
+            if let Some(ttl) = ttl {
+                pairs.push(("CUDLY_API_KEY_CACHE_TTL".to_owned(), ttl.to_owned()));
+            }
+            let env = Env::from_pairs(pairs);
+            Config::read(&env, &env, Layout::Standalone).map(|config| config.api_key_cache_ttl)
+        };
+        assert_eq!(read(None).unwrap(), DEFAULT_API_KEY_CACHE_TTL);
+        assert_eq!(read(Some("0")).unwrap(), Duration::ZERO);
+        assert_eq!(read(Some("1s 500ms")).unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            read(Some("soon")).unwrap_err().variable,
+            "CUDLY_API_KEY_CACHE_TTL"
+        );
     }
 
     #[test]

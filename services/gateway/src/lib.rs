@@ -19,6 +19,8 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod key_cache;
+pub mod key_uses;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;

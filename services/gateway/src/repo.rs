@@ -128,22 +128,28 @@ pub async fn find_key_by_hash(
     raw.map(from_raw).transpose()
 }
 
-/// Records a use of the key, at most once per `resolution_secs`, so a busy key does not
-/// turn every request into a write.
-pub async fn touch_key(
+/// Records the uses of keys in one statement: key `ids[i]` was last used at
+/// `used_at[i]`. A row whose `last_used_at` is less than `resolution_secs` older than
+/// the use is left alone, so a busy key is written once per `resolution_secs` whichever
+/// replica saw it. Returns how many rows changed.
+pub async fn record_key_uses(
     conn: &mut PgConnection,
-    id: Uuid,
+    ids: Vec<Uuid>,
+    used_at: Vec<DateTime<Utc>>,
     resolution_secs: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<u64, sqlx::Error> {
     sqlx::query(
-        "UPDATE api_keys SET last_used_at = now()
-         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2))",
+        "UPDATE api_keys AS k SET last_used_at = u.used_at
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, used_at)
+         WHERE k.id = u.id
+           AND (k.last_used_at IS NULL OR k.last_used_at < u.used_at - make_interval(secs => $3))",
     )
-    .bind(id)
+    .bind(ids)
+    .bind(used_at)
     .bind(resolution_secs as f64)
     .execute(conn)
     .await
-    .map(|_| ())
+    .map(|result| result.rows_affected())
 }
 
 /// Returns whether a usable admin key (not expired) is stored.

@@ -14,6 +14,8 @@ use sqlx::{PgPool, Postgres};
 use crate::auth::{KeyHash, hash_key};
 use crate::config::Config;
 use crate::error::GatewayError;
+use crate::key_cache::KeyCache;
+use crate::key_uses::KeyUses;
 use crate::limits::ClientLimits;
 
 /// The schema holding the gateway's tables.
@@ -91,6 +93,10 @@ pub struct AppState {
     readiness: Arc<RwLock<Readiness>>,
     /// Per-client abuse limits.
     pub limits: Arc<ClientLimits>,
+    /// Keys verified a moment ago, so that most requests need no key look-up.
+    pub(crate) key_cache: Arc<KeyCache>,
+    /// Key uses waiting to be written to `last_used_at`.
+    pub(crate) key_uses: Arc<KeyUses>,
 }
 
 impl AppState {
@@ -105,6 +111,7 @@ impl AppState {
             .as_ref()
             .map(|key| hash_key(key.expose_secret().trim()));
         let limits = Arc::new(ClientLimits::new(config.per_minute));
+        let key_cache = Arc::new(KeyCache::new(config.api_key_cache_ttl));
         Ok(Self {
             pool,
             clients,
@@ -113,7 +120,23 @@ impl AppState {
             migrated: Arc::new(AtomicBool::new(false)),
             readiness: Arc::new(RwLock::new(Readiness::default())),
             limits,
+            key_cache,
+            key_uses: Arc::new(KeyUses::default()),
         })
+    }
+
+    /// Writes the key uses recorded so far to `last_used_at` (the background flush does
+    /// this every few seconds); returns how many rows changed. Needs no connection when
+    /// nothing waits.
+    pub async fn flush_key_uses(&self) -> Result<u64, GatewayError> {
+        if !self.key_uses.has_pending() {
+            return Ok(0);
+        }
+        let mut conn = self.db().await?;
+        self.key_uses
+            .flush(&mut conn)
+            .await
+            .map_err(GatewayError::db("record api key uses"))
     }
 
     /// Returns true once the gateway's migrations have been applied.

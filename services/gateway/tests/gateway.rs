@@ -952,3 +952,164 @@ async fn a_traceparent_makes_the_request_span_a_child_of_the_caller() {
     assert_eq!(span.parent_span_id.to_string(), parent_span_id);
     assert_eq!(span.name, "GET /health/livez");
 }
+
+// ---------------------------------------------------------------------------------------
+// The key cache and the batched `last_used_at` (issue 22)
+
+/// Starts a gateway that trusts a verified key for an hour, so that a key it refuses
+/// right after accepting it is refused through invalidation or the expiry check, not
+/// because its cache entry aged out.
+async fn spawn_with_long_key_cache() -> TestGateway {
+    TestGateway::spawn_adjusted(closed_port_url(), |config| {
+        config.api_key_cache_ttl = Duration::from_secs(3600);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_at_once_even_right_after_a_cached_success() {
+    let gateway = spawn_with_long_key_cache().await;
+    let list = |key: &str| gateway.get("/api/keys", Some(key)).send();
+    let admin = gateway.create_key("ops", "admin").await;
+    let admin = admin["key"].as_str().unwrap();
+    let reader = gateway.create_key("reader", "viewer").await;
+    let reader_key = reader["key"].as_str().unwrap();
+    let reader_id = reader["id"].as_str().unwrap();
+    for attempt in ["looked up", "cached"] {
+        let listed = list(reader_key).await.unwrap();
+        assert_eq!(listed.status(), StatusCode::OK, "{attempt}");
+    }
+
+    let revoked = gateway
+        .delete(&format!("/api/keys/{reader_id}"), Some(admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let refused = list(reader_key).await.unwrap();
+    let body = expect_json_error(refused, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(body["error"], "unknown api key");
+
+    // The bootstrap key likewise, once disabled (it is cached: it created the keys).
+    assert_eq!(list(ADMIN_KEY).await.unwrap().status(), StatusCode::OK);
+    let disabled = gateway
+        .delete("/api/keys/bootstrap", Some(admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disabled.status(), StatusCode::NO_CONTENT);
+    let refused = list(ADMIN_KEY).await.unwrap();
+    let body = expect_json_error(refused, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(body["error"], "the bootstrap admin key is disabled");
+    assert_eq!(list(admin).await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_expired_key_is_refused_even_while_it_is_cached() {
+    let gateway = spawn_with_long_key_cache().await;
+    let soon = (chrono::Utc::now() + chrono::TimeDelta::seconds(3)).to_rfc3339();
+    let created = gateway
+        .post("/api/keys", Some(ADMIN_KEY))
+        .json(&json!({"name": "short-lived", "role": "viewer", "expires_at": soon}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    let key = created["key"].as_str().unwrap();
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        created["expires_at"].as_str().unwrap().parse().unwrap();
+    let cached = gateway.get("/api/keys", Some(key)).send().await.unwrap();
+    assert_eq!(cached.status(), StatusCode::OK);
+
+    let until_expired = (expires_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(until_expired + Duration::from_millis(100)).await;
+    let after = gateway.get("/api/keys", Some(key)).send().await.unwrap();
+    let body = expect_json_error(after, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(body["error"], "api key expired");
+}
+
+/// Returns the stored `last_used_at` of the key of id `id`.
+async fn stored_last_use(
+    gateway: &TestGateway,
+    id: uuid::Uuid,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let pool = gateway.db.pool("gateway").await.unwrap();
+    let last_used_at: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT last_used_at FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    last_used_at
+}
+
+#[tokio::test]
+async fn key_uses_are_written_to_last_used_at_by_a_flush() {
+    let gateway = spawn_with_long_key_cache().await;
+    let created = gateway.create_key("dashboard", "viewer").await;
+    let key = created["key"].as_str().unwrap();
+    let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    for _ in 0..3 {
+        let listed = gateway.get("/api/keys", Some(key)).send().await.unwrap();
+        assert_eq!(listed.status(), StatusCode::OK);
+        let listed: Value = listed.json().await.unwrap();
+        assert!(
+            listed["keys"][0]["last_used_at"].is_string(),
+            "listed before it is written: {listed}"
+        );
+    }
+
+    gateway.state.flush_key_uses().await.unwrap();
+    assert!(stored_last_use(&gateway, id).await.is_some());
+    assert_eq!(
+        gateway.state.flush_key_uses().await.unwrap(),
+        0,
+        "a use written is not written again"
+    );
+}
+
+#[tokio::test]
+async fn the_last_key_uses_are_written_when_the_gateway_stops() {
+    let gateway = TestGateway::spawn().await;
+    let created = gateway.create_key("nightly", "viewer").await;
+    let key = created["key"].as_str().unwrap();
+    let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
+
+    // A second gateway on the same database, stopped right after one request.
+    let config = Config::new(
+        gateway.db.secret_url(),
+        SecretString::from("gateway-test-token"),
+    )
+    .with_backends(BackendUrls {
+        accounts: closed_port_url(),
+        planner: closed_port_url(),
+        executor: closed_port_url(),
+        sweeper: closed_port_url(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = App::from_listener(config, listener)
+        .await
+        .expect("build gateway");
+    let state = app.state().clone();
+    let url = format!("http://{}/api/keys", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    eventually("gateway migrations", Duration::from_secs(30), || {
+        let state = state.clone();
+        async move { state.is_migrated().then_some(()) }
+    })
+    .await
+    .unwrap();
+    let listed = gateway.http.get(url).bearer_auth(key).send().await.unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    assert!(stored_last_use(&gateway, id).await.is_some());
+}

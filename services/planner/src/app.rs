@@ -4,7 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use cudly_common::server::{ServiceSpec, serve};
+use cudly_common::server::{Readiness, ServiceSpec, serve};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
@@ -20,6 +20,7 @@ pub struct App {
     config: Config,
     listener: TcpListener,
     pool: PgPool,
+    readiness: Readiness,
 }
 
 impl App {
@@ -38,6 +39,7 @@ impl App {
             config,
             listener,
             pool,
+            readiness: Readiness::default(),
         })
     }
 
@@ -46,6 +48,11 @@ impl App {
         self.listener
             .local_addr()
             .expect("bound listener has an address")
+    }
+
+    /// Whether the service is migrated and its dependencies answer (its probes).
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
     }
 
     /// Serves until `shutdown` completes.
@@ -63,7 +70,7 @@ impl App {
             reflection: self.config.common.grpc_reflection,
             tls: self.config.common.grpc_tls.clone(),
             extra_checks: Vec::new(),
-            readiness: Default::default(),
+            readiness: self.readiness.clone(),
         };
         let planner = grpc::planner(&self.config, self.pool.clone())?;
         let routes = grpc::routes(&self.config, planner);

@@ -28,6 +28,7 @@ pub struct App {
     config: Config,
     listener: TcpListener,
     pool: PgPool,
+    readiness: Readiness,
     sweeper: Sweeper,
 }
 
@@ -72,6 +73,7 @@ impl App {
             config,
             listener,
             pool,
+            readiness: Readiness::default(),
             sweeper,
         })
     }
@@ -81,6 +83,11 @@ impl App {
         self.listener
             .local_addr()
             .expect("bound listener has an address")
+    }
+
+    /// Whether the service is migrated and its dependencies answer (its probes).
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
     }
 
     /// Returns the task runner (tests drive tasks through it).
@@ -99,7 +106,7 @@ impl App {
             let sweeper = redis_sweeper.clone();
             Box::pin(async move { ("redis", sweeper.ping_redis().await) })
         });
-        let readiness = Readiness::default();
+        let readiness = self.readiness.clone();
         let spec = ServiceSpec {
             name: "sweeper",
             grpc_name: grpc::SERVICE_NAME,

@@ -13,8 +13,8 @@ async fn main() -> anyhow::Result<()> {
         .context("invalid configuration")?;
     let metrics_addr = standalone_addr(&env, "sweeper").context("invalid configuration")?;
     env.report_unused_vars();
-    let metrics = cudly_common::metrics::spawn_standalone(metrics_addr);
     let app = cudly_sweeper::app::App::build(config).await?;
+    let metrics = cudly_common::metrics::spawn_standalone(metrics_addr, Some(app.readiness()));
     let result = app
         .run_until_stopped(cudly_common::grpc::shutdown_signal())
         .await;

@@ -84,6 +84,8 @@ pub struct KeyList {
 }
 
 /// Lists the API keys (never the keys themselves).
+///
+/// `last_used_at` includes the uses this gateway has not written yet.
 #[utoipa::path(
     get,
     path = "/api/keys",
@@ -94,11 +96,20 @@ pub struct KeyList {
     ),
 )]
 async fn list_keys(State(state): State<AppState>) -> HttpResult<ApiJson<KeyList>> {
+    // Uses are written in batches (key_uses.rs): show those not written yet too. Taken
+    // before the read, so that a use written in between is in one or the other.
+    let unwritten = state.key_uses.unwritten();
     let mut conn = state.db().await?;
     let rows = repo::list_keys(&mut conn).await?;
-    Ok(ApiJson(KeyList {
-        keys: rows.into_iter().map(KeyInfo::from).collect(),
-    }))
+    let keys: Vec<KeyInfo> = rows
+        .into_iter()
+        .map(|row| {
+            let mut info = KeyInfo::from(row);
+            info.last_used_at = info.last_used_at.max(unwritten.get(&info.id).copied());
+            info
+        })
+        .collect();
+    Ok(ApiJson(KeyList { keys }))
 }
 
 /// Creates an API key; the reply shows the key once.
@@ -156,6 +167,9 @@ async fn create_key(
 
 /// Revokes an API key: requests with it fail with 401 from then on, and its name stays
 /// taken (the audit trail's `key:<name>` names one key forever).
+///
+/// At once on this gateway; other replicas may accept the key for up to
+/// `CUDLY_API_KEY_CACHE_TTL` (default 5 s) more.
 #[utoipa::path(
     delete,
     path = "/api/keys/{id}",
@@ -177,10 +191,14 @@ async fn delete_key(
     principal.require_admin()?;
     let mut tx = state.begin().await?;
     let Some(revoked) = repo::revoke_key(&mut tx, id).await? else {
+        // Revoked already, maybe through another replica: stop trusting it here too.
+        state.key_cache.invalidate_key(id);
         return Err(ApiError::not_found(format!("api key {id} not found")).into());
     };
     audit_key(&mut tx, &principal, "key.revoke", id, Some(&revoked), None).await?;
     tx.commit().await.map_err(GatewayError::db("commit"))?;
+    // After the commit: a look-up before it could cache the key again.
+    state.key_cache.invalidate_key(id);
     tracing::info!(key_id = %id, by = %principal.name, "api key revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -188,6 +206,9 @@ async fn delete_key(
 /// Disables the bootstrap admin key (admin), once another admin key exists: from then
 /// on it is refused like an unknown key. Configuring a new `CUDLY_BOOTSTRAP_ADMIN_KEY`
 /// brings a bootstrap key back.
+///
+/// At once on this gateway; other replicas may accept the key for up to
+/// `CUDLY_API_KEY_CACHE_TTL` (default 5 s) more.
 #[utoipa::path(
     delete,
     path = "/api/keys/bootstrap",
@@ -227,6 +248,8 @@ async fn disable_bootstrap_key(
         .await
         .map_err(GatewayError::db("record audit event"))?;
     tx.commit().await.map_err(GatewayError::db("commit"))?;
+    // After the commit: a look-up before it could cache the key again.
+    state.key_cache.invalidate_hash(hash);
     tracing::warn!(by = %principal.name, "bootstrap admin key disabled");
     Ok(StatusCode::NO_CONTENT)
 }
