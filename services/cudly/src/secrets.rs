@@ -2,7 +2,6 @@
 //! and kept in 0600 files under `.cudly/` (docs/design/ARCHITECTURE.md, Dev mode).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -10,6 +9,8 @@ use cudly_common::config::{ConfigError, ConfigResult, Env, SecretSource};
 use cudly_common::grpc::{Caller, TokenDigest};
 use rand::RngCore;
 use secrecy::SecretString;
+
+use crate::private_files::{create_private_dir, write_private};
 
 /// Every secret of the system. `Debug` is not derived: nothing here may be printed.
 #[derive(Clone)]
@@ -167,41 +168,6 @@ fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
         .filter_map(|line| line.split_once('='))
         .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
         .collect())
-}
-
-/// Creates `dir` (and its parents) and makes it the owner's only (0700): the files in it
-/// are secrets, and a directory others can list would tell them when they change.
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))?;
-    // An existing directory keeps its mode through create: tighten it.
-    #[cfg(unix)]
-    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .with_context(|| format!("restricting {}", dir.display()))?;
-    Ok(())
-}
-
-/// Writes `contents` to `path` readable by the owner only, replacing it atomically.
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let temporary = path.with_extension("tmp");
-    {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(&temporary)
-            .with_context(|| format!("writing {}", temporary.display()))?;
-        file.write_all(contents.as_bytes())?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&temporary, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -123,3 +123,137 @@ async fn the_emulator_keeps_its_state_across_restarts() {
     assert_eq!(seeded, reloaded, "a restart reloads the demo organisation");
     dev_aws::stop_emulator(second).await;
 }
+
+/// Runs the `cudly` binary's CLI with `vars` (and none of the user's own setup).
+async fn cli(args: &[&str], vars: &[(&str, &str)]) -> std::process::Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cudly"));
+    command.args(args).kill_on_drop(true);
+    for name in [
+        "CUDLY_URL",
+        "CUDLY_API_KEY",
+        "CUDLY_CONFIG",
+        "CUDLY_DEV_DIR",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(vars.iter().copied());
+    command.output().await.expect("the binary runs")
+}
+
+/// Reads the server's start-up banner until it has named the gateway and the emulator.
+async fn banner(stdout: tokio::process::ChildStdout) -> (String, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let (mut gateway, mut emulator) = (None, None);
+    while gateway.is_none() || emulator.is_none() {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the server printed its banner before exiting");
+        if let Some(url) = line.strip_prefix("gateway listening on ") {
+            gateway = Some(url.trim().to_owned());
+        }
+        if let Some(rest) = line.split("AWS is the in-process emulator at ").nth(1) {
+            emulator = rest.split_whitespace().next().map(str::to_owned);
+        }
+    }
+    // Keep draining, so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (gateway.unwrap(), emulator.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cudly_then_demo_then_approve_buys_in_the_emulator_and_nothing_else() {
+    let database = cudly_testkit::TestDb::create().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dev_dir = dir.path().to_str().unwrap().to_owned();
+    let absent_config = dir.path().join("absent.toml").to_str().unwrap().to_owned();
+    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_cudly"))
+        .env_remove("CUDLY_ENV")
+        .env_remove("CUDLY_AWS")
+        .env_remove("AWS_ENDPOINT_URL")
+        // Credentials a careless run might carry: dev mode must not use them.
+        .env("AWS_ACCESS_KEY_ID", "AKIAREALLOOKING00001")
+        .env("AWS_SECRET_ACCESS_KEY", "real-looking-secret-0123456789")
+        .env("DATABASE_URL", database.url())
+        .env("REDIS_URL", &redis)
+        .env("CUDLY_DEV_DIR", &dev_dir)
+        .env("CUDLY_GATEWAY_ADDR", "127.0.0.1:0")
+        .env("CUDLY_GATEWAY_METRICS_ADDR", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (gateway, emulator) = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        banner(server.stdout.take().unwrap()),
+    )
+    .await
+    .expect("the server starts within a minute");
+    assert!(is_loopback(&emulator), "{emulator}");
+
+    // The CLI finds the gateway by CUDLY_URL and its key in the dev secrets: nothing
+    // else set by hand.
+    let vars = [
+        ("CUDLY_URL", gateway.as_str()),
+        ("CUDLY_DEV_DIR", dev_dir.as_str()),
+        ("CUDLY_CONFIG", absent_config.as_str()),
+    ];
+    cudly_testkit::eventually(
+        "the gateway is ready",
+        std::time::Duration::from_secs(60),
+        || async {
+            let ready = reqwest::get(format!("{gateway}/health/readyz")).await;
+            ready
+                .is_ok_and(|reply| reply.status() == StatusCode::OK)
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    let demo = cli(&["demo", "--json"], &vars).await;
+    assert_eq!(demo.status.code(), Some(0), "{demo:?}");
+    let demo: serde_json::Value = serde_json::from_slice(&demo.stdout).unwrap();
+    let execution = demo["execution"]["id"].as_str().unwrap().to_owned();
+    let approved = cli(&["executions", "approve", &execution], &vars).await;
+    assert_eq!(approved.status.code(), Some(0), "{approved:?}");
+    let watched = cli(
+        &["executions", "watch", &execution, "--interval", "0.2"],
+        &vars,
+    )
+    .await;
+    assert_eq!(watched.status.code(), Some(0), "completed: {watched:?}");
+
+    let ledger: serde_json::Value = reqwest::get(format!("{emulator}/_sandbox/ledger"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let commitments = ledger["commitments"].as_array().unwrap();
+    assert!(!commitments.is_empty(), "bought in the emulator: {ledger}");
+    let members: Vec<&str> = demo::MEMBERS.iter().map(|(id, _)| *id).collect();
+    for commitment in commitments {
+        let account = commitment["account_id"].as_str().unwrap();
+        assert!(
+            members.contains(&account),
+            "bought only for the demo members: {commitment}"
+        );
+    }
+    let demo_accounts: Vec<&str> = members
+        .iter()
+        .copied()
+        .chain([demo::ROOT_ACCOUNT_ID, demo::HOST_ACCOUNT_ID])
+        .collect();
+    for call in ledger["calls"].as_array().unwrap() {
+        let account = call["account_id"].as_str().unwrap_or_default();
+        assert!(
+            demo_accounts.contains(&account),
+            "every call is the demo's: {call}"
+        );
+    }
+    server.start_kill().unwrap();
+    let _ = server.wait().await;
+}
