@@ -12,6 +12,11 @@
 //! stopped. The load generator shares the machine's cores with the system, Postgres and
 //! Redis.
 //!
+//! The gateway phase runs twice on the same database, the system restarted in between:
+//! first with the API-key cache off (`CUDLY_API_KEY_CACHE_TTL=0`: every request looks
+//! its key up in Postgres, as before the cache), then with it on (the default 5 s), so
+//! one run measures before and after on the same machine.
+//!
 //! `cargo bench --workspace --bench gateway`.
 //! Knobs: `GATEWAY_CONNECTIONS` (64), `GATEWAY_WARMUP_SECONDS` (2), `GATEWAY_SECONDS`
 //! (10), `GATEWAY_RUST_LOG` (the system's `RUST_LOG`, default `info` as in production),
@@ -73,17 +78,36 @@ async fn run() -> anyhow::Result<()> {
     print_header(&shape, &log_level);
 
     let db = TestDb::create().await?;
-    let system = System::start(Layout::AllInOne, &db, &log_level).await?;
-    let seeded = common::seed(&system).await?;
-    let urls = [system.url(&seeded.account_path())];
-    let accounts = common::run_load(common::http_probes(&urls, shape.connections)?, &shape).await?;
-    accounts.print("gateway GET /api/accounts/{id}");
-    let urls = [system.url(&seeded.execution_path())];
-    let executions =
-        common::run_load(common::http_probes(&urls, shape.connections)?, &shape).await?;
-    executions.print("gateway GET /api/executions/{id}");
-    // Stopped before the baseline: its cores and connections go to the baseline.
-    system.stop().await;
+    let mut measured = Vec::new();
+    let mut seeded = None;
+    for (label, ttl) in [
+        ("key cache off (before)", "0s"),
+        ("key cache 5 s (after)", "5s"),
+    ] {
+        let system = System::start_with(
+            Layout::AllInOne,
+            &db,
+            &log_level,
+            &[("CUDLY_API_KEY_CACHE_TTL", ttl)],
+        )
+        .await?;
+        if seeded.is_none() {
+            seeded = Some(common::seed(&system).await?);
+        }
+        let rows = seeded.as_ref().expect("seeded above");
+        let urls = [system.url(&rows.account_path())];
+        let accounts =
+            common::run_load(common::http_probes(&urls, shape.connections)?, &shape).await?;
+        accounts.print(&format!("gateway GET /api/accounts/{{id}}, {label}"));
+        let urls = [system.url(&rows.execution_path())];
+        let executions =
+            common::run_load(common::http_probes(&urls, shape.connections)?, &shape).await?;
+        executions.print(&format!("gateway GET /api/executions/{{id}}, {label}"));
+        // Stopped before the next phase: its cores and connections go to that phase.
+        system.stop().await;
+        measured.push((label, accounts, executions));
+    }
+    let seeded = seeded.expect("seeded by the first phase");
 
     let pool = common::pool(&db, "accounts", shape.connections).await?;
     let probes = common::sql_probes(&pool, ACCOUNT_SELECT, seeded.account_id, shape.connections);
@@ -101,17 +125,19 @@ async fn run() -> anyhow::Result<()> {
     execution_rows.print("postgres execution select");
     pool.close().await;
 
-    print_comparison(
-        "/api/accounts/{id}",
-        &accounts,
-        &account_rows,
-        ACCOUNT_SELECT,
-    );
-    print_comparison(
-        "/api/executions/{id}",
-        &executions,
-        &execution_rows,
-        EXECUTION_SELECT,
-    );
+    for (label, accounts, executions) in &measured {
+        print_comparison(
+            &format!("/api/accounts/{{id}} ({label})"),
+            accounts,
+            &account_rows,
+            ACCOUNT_SELECT,
+        );
+        print_comparison(
+            &format!("/api/executions/{{id}} ({label})"),
+            executions,
+            &execution_rows,
+            EXECUTION_SELECT,
+        );
+    }
     Ok(())
 }

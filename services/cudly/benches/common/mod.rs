@@ -202,9 +202,24 @@ async fn terminate(process: &mut Process) {
 impl System {
     /// Starts the system in `layout` on `db` and waits until the gateway is ready.
     pub async fn start(layout: Layout, db: &TestDb, log_level: &str) -> anyhow::Result<Self> {
+        Self::start_with(layout, db, log_level, &[]).await
+    }
+
+    /// As [`System::start`], with `extra` variables for every process.
+    pub async fn start_with(
+        layout: Layout,
+        db: &TestDb,
+        log_level: &str,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("cudly-bench-").tempdir()?;
         let gateway_addr = loopback();
         let mut env = common_env(db, &gateway_addr, log_level);
+        env.extend(
+            extra
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+        );
         let mut processes = Vec::new();
         match layout {
             Layout::AllInOne => {
