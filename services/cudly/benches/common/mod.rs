@@ -340,16 +340,16 @@ fn created_id(what: &str, status: StatusCode, body: &Value) -> anyhow::Result<Uu
     Ok(Uuid::parse_str(id)?)
 }
 
-/// Creates an account (access keys, nothing checked against AWS) and a pending
-/// execution buying one RDS reservation in it.
+/// Creates an account and a pending execution buying one RDS reservation in it. The
+/// account is the demo organisation's root, which the all-in-one binary's in-process
+/// AWS emulator knows (dev mode), so the execution can be priced.
 pub async fn seed(system: &System) -> anyhow::Result<Seeded> {
-    let digits = rand::random::<u64>() % 100_000_000_000;
-    let external_id = format!("5{digits:011}");
+    use cudly::demo;
     let account = json!({
-        "name": format!("bench-{external_id}"), "provider": "aws", "external_id": external_id,
+        "name": "bench", "provider": "aws", "external_id": demo::ROOT_ACCOUNT_ID,
         "aws_auth_mode": "access_keys",
-        "credentials": {"type": "aws_access_keys", "access_key_id": format!("AKIAB{external_id}"),
-                        "secret_access_key": format!("benchSecret{external_id}abcdefghijklmnop")},
+        "credentials": {"type": "aws_access_keys", "access_key_id": demo::ROOT_ACCESS_KEY_ID,
+                        "secret_access_key": demo::ROOT_SECRET_ACCESS_KEY},
     });
     let (status, body) = system
         .admin_json(Method::POST, "/api/accounts", account)
