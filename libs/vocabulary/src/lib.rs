@@ -14,6 +14,7 @@
 
 mod error;
 pub mod limits;
+mod money;
 mod provider;
 mod recommendation;
 mod savings_plan;
@@ -25,6 +26,7 @@ mod validate;
 pub mod testing;
 
 pub use error::FieldError;
+pub use money::{format_money, format_usd};
 pub use provider::{AWS_PAYMENT_OPTIONS, Provider, TERMS_YEARS};
 pub use recommendation::{
     CollectedRecommendation, Recommendation, RecommendationDetails, RecommendationInput,

@@ -130,7 +130,7 @@ pub async fn hygiene_headers(request: Request, next: Next) -> Response {
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || has_json_body(&response) {
+    if !(status.is_client_error() || status.is_server_error()) || has_own_body(&response) {
         return response;
     }
     let (mut parts, _body) = response.into_parts();
@@ -143,12 +143,15 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
-fn has_json_body(response: &Response) -> bool {
+/// Whether the handler rendered its error itself: JSON, or the approval page's HTML.
+fn has_own_body(response: &Response) -> bool {
     response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"))
+        .is_some_and(|value| {
+            value.starts_with("application/json") || value.starts_with("text/html")
+        })
 }
 
 /// The router's fallback: an unknown route is a JSON 404.

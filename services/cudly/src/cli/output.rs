@@ -120,21 +120,9 @@ pub fn money(value: &Value) -> String {
     value.as_f64().map_or_else(|| "-".to_owned(), usd)
 }
 
-/// Returns `amount` as `$1,234.50`.
+/// Returns `amount` as `$1,234.50` ([`cudly_vocabulary::format_usd`]).
 pub fn usd(amount: f64) -> String {
-    let cents = (amount.abs() * 100.0).round();
-    let whole = (cents / 100.0).trunc();
-    let fraction = cents - whole * 100.0;
-    let digits = format!("{whole:.0}");
-    let mut grouped = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    let sign = if amount < 0.0 && cents > 0.0 { "-" } else { "" };
-    format!("{sign}${grouped}.{fraction:02.0}")
+    cudly_vocabulary::format_usd(amount)
 }
 
 /// Returns an RFC 3339 UTC time to the second (`2026-11-23 10:00:00Z`), or `-`.

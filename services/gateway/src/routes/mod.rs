@@ -7,6 +7,7 @@
 //! checks the token or the optional `Principal`).
 
 pub mod accounts;
+mod approval_page;
 pub mod audit;
 pub mod executions;
 pub mod guardrails;
@@ -27,6 +28,9 @@ pub fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
         state.clone(),
         auth::require_api_key,
     ));
+    // The approval page authenticates by its token (and a key typed into its form),
+    // under its own rate limit: no API-key layer.
+    let keyed = keyed.merge(OpenApiRouter::from(approval_page::router(state)));
     let token = token_routes();
     // axum refuses a route layer on a router without routes.
     if token.get_openapi().paths.paths.is_empty() {

@@ -96,7 +96,7 @@ fn decider(token: Option<String>, principal: Option<&Principal>) -> Result<Decid
     }
 }
 
-async fn decide(
+pub(crate) async fn decide(
     state: &AppState,
     id: Uuid,
     approve: bool,
