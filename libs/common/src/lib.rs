@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod grpc_limits;
 pub mod idempotency;
 pub mod metrics;
+pub mod names;
 pub mod server;
 pub mod tls;
 

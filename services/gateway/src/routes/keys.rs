@@ -281,29 +281,14 @@ async fn audit_key(
 
 /// Returns the trimmed name, or a 400 naming the field.
 fn validate_name(name: &str) -> Result<String, ApiError> {
-    let trimmed = name.trim();
-    if trimmed.is_empty() {
-        return Err(ApiError::invalid_field("name", "must not be empty"));
-    }
-    if trimmed.chars().count() > MAX_NAME_LEN {
-        return Err(ApiError::invalid_field(
-            "name",
-            format!("must be at most {MAX_NAME_LEN} characters"),
-        ));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(
-            "name",
-            "must not contain control characters",
-        ));
-    }
+    let trimmed = cudly_common::names::display_name("name", name, MAX_NAME_LEN)?;
     if trimmed.eq_ignore_ascii_case(auth::BOOTSTRAP_NAME) {
         return Err(ApiError::invalid_field(
             "name",
             "is reserved for the bootstrap key",
         ));
     }
-    Ok(trimmed.to_owned())
+    Ok(trimmed)
 }
 
 #[cfg(test)]

@@ -77,23 +77,7 @@ pub fn validate_plan(input: PlanInput) -> Result<PlanSpec, ApiError> {
 
 /// Returns the trimmed name: required, at most 100 characters, no control characters.
 pub fn validate_name(name: &str) -> Result<String, ApiError> {
-    let trimmed = name.trim();
-    if trimmed.is_empty() {
-        return Err(ApiError::invalid_field("name", "is required"));
-    }
-    if trimmed.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::invalid_field(
-            "name",
-            format!("must be at most {MAX_NAME_CHARS} characters"),
-        ));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(
-            "name",
-            "must not contain control characters",
-        ));
-    }
-    Ok(trimmed.to_owned())
+    cudly_common::names::display_name("name", name, MAX_NAME_CHARS)
 }
 
 fn validate_services(

@@ -1,0 +1,6 @@
+//! The SQL of the notification tables (`sql/notifications.sql`), every function on the
+//! caller's connection or pool.
+
+pub mod channels;
+pub(crate) mod claims;
+pub mod outbox;
