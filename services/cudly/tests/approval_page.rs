@@ -20,7 +20,7 @@ use reqwest::header::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// The page's Content-Security-Policy (services/gateway/src/routes/approval_page.rs).
+/// The page's Content-Security-Policy (services/gateway/src/routes/approval_page/response.rs).
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const CSRF_COOKIE: &str = "cudly_csrf";
