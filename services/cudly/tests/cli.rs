@@ -393,7 +393,7 @@ async fn plans_and_executions_are_created_approved_watched_canceled_and_retried(
         .await;
     started.assert_ok().shows(&[
         "pending",
-        "/api/purchases/approve/",
+        "/approve/",
         "cudly executions approve",
     ]);
     let to_cancel = admin
@@ -574,7 +574,7 @@ async fn demo_plans_the_demo_organisation_and_its_execution_buys_once_approved()
     assert_eq!(execution["status"], "pending", "{demo}");
     let execution_id = id_of(execution);
     let approval_url = demo["approval_url"].as_str().unwrap().to_owned();
-    assert!(approval_url.starts_with(&stack.url("/api/purchases/approve/")));
+    assert!(approval_url.starts_with(&stack.url("/approve/")));
     admin.run(&["demo"]).await.assert_ok().shows(&[
         &execution_id,
         "earlier",
@@ -618,13 +618,15 @@ async fn demo_plans_the_demo_organisation_and_its_execution_buys_once_approved()
         .await
         .assert_exit(5);
 
-    // the printed link approves without a key
-    let approved = reqwest::Client::new()
-        .post(&approval_url)
-        .send()
+    // the printed link opens the approval page, which shows the execution and decides
+    // nothing by itself; `executions approve` then approves it
+    let page = reqwest::get(&approval_url).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains(&execution_id));
+    admin
+        .run(&["executions", "approve", &execution_id])
         .await
-        .unwrap();
-    assert_eq!(approved.status(), 200);
+        .assert_ok();
     let watched = admin
         .run(&[
             "executions",

@@ -257,11 +257,11 @@ pub fn print_execution(out: &mut Output<'_>, execution: &Value) -> CliResult<Exi
     Ok(ExitStatus::Success)
 }
 
-/// Returns the approval link of a new execution: the CUDly-compatible route, which
-/// previews on GET and approves on POST (docs/design/API.md, Executions).
+/// Returns the approval link of a new execution: the approval page, which shows the
+/// execution and its quote and decides only by its forms (docs/APPROVAL_PAGE.md).
 pub fn approval_link(base_url: &str, id: &str, token: &str) -> String {
     format!(
-        "{base_url}/api/purchases/approve/{}?token={}",
+        "{base_url}/approve/{}?token={}",
         segment(id),
         segment(token)
     )
@@ -286,7 +286,7 @@ pub fn print_created(out: &mut Output<'_>, base_url: &str, created: &Value) -> C
     }
     if let Some(token) = created["approval_token"].as_str() {
         out.line(&format!(
-            "approval link (GET previews, POST approves): {}",
+            "approval page: {}",
             approval_link(base_url, &id, token)
         ))?;
     }
@@ -305,7 +305,7 @@ mod tests {
     fn the_approval_link_escapes_its_parts() {
         assert_eq!(
             approval_link("http://127.0.0.1:8080", "6f1c", "ab12"),
-            "http://127.0.0.1:8080/api/purchases/approve/6f1c?token=ab12"
+            "http://127.0.0.1:8080/approve/6f1c?token=ab12"
         );
     }
 }
