@@ -391,11 +391,9 @@ async fn plans_and_executions_are_created_approved_watched_canceled_and_retried(
     let started = admin
         .run(&["plans", "start", &plan_id, "--recommendations", list_path])
         .await;
-    started.assert_ok().shows(&[
-        "pending",
-        "/approve/",
-        "cudly executions approve",
-    ]);
+    started
+        .assert_ok()
+        .shows(&["pending", "/approve/", "cudly executions approve"]);
     let to_cancel = admin
         .json(&["plans", "start", &plan_id, "--recommendations", list_path])
         .await;
