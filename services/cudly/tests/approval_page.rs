@@ -20,6 +20,9 @@ use reqwest::header::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+#[allow(dead_code)]
+mod common;
+
 /// The page's Content-Security-Policy (services/gateway/src/routes/approval_page/response.rs).
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -32,19 +35,6 @@ async fn start() -> TestStack {
     })
     .await
     .expect("the stack starts")
-}
-
-/// Two lines: RDS all upfront (an upfront price, two instances) and EC2 no upfront (a
-/// monthly price).
-fn lines() -> Value {
-    json!([
-        {"provider": "aws", "service": "rds", "region": "us-east-1",
-         "resource_type": "db.r5.large", "engine": "postgresql", "count": 2, "term": 1,
-         "payment": "all-upfront", "details": {"multi_az": false}},
-        {"provider": "aws", "service": "ec2", "region": "us-east-1",
-         "resource_type": "m5.large", "platform": "Linux/UNIX", "count": 1, "term": 1,
-         "payment": "no-upfront", "details": {"tenancy": "default", "offering_class": "standard"}},
-    ])
 }
 
 /// A pending execution and its approval token.
@@ -72,7 +62,7 @@ async fn create_pending(stack: &TestStack) -> Pending {
         stack,
         Method::POST,
         "/api/executions",
-        Some(json!({"cloud_account_id": buyer, "recommendations": lines()})),
+        Some(json!({"cloud_account_id": buyer, "recommendations": common::approval_lines()})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{execution}");

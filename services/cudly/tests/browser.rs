@@ -24,6 +24,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+#[allow(dead_code)]
+mod common;
+
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -125,18 +128,6 @@ impl<T, E: std::fmt::Display> WebDriverResult<T> for Result<T, E> {
     }
 }
 
-/// Two lines: RDS all upfront (two instances) and EC2 no upfront (one instance).
-fn lines() -> Value {
-    json!([
-        {"provider": "aws", "service": "rds", "region": "us-east-1",
-         "resource_type": "db.r5.large", "engine": "postgresql", "count": 2, "term": 1,
-         "payment": "all-upfront", "details": {"multi_az": false}},
-        {"provider": "aws", "service": "ec2", "region": "us-east-1",
-         "resource_type": "m5.large", "platform": "Linux/UNIX", "count": 1, "term": 1,
-         "payment": "no-upfront", "details": {"tenancy": "default", "offering_class": "standard"}},
-    ])
-}
-
 /// Returns `amount` as the page and the CLI show it: `$1,234.50`.
 fn usd(amount: f64) -> String {
     cudly_vocabulary::format_usd(amount)
@@ -214,7 +205,7 @@ async fn an_approver_reads_the_quote_clicks_approve_and_the_sandbox_sells_it() {
         &stack,
         Method::POST,
         "/api/executions",
-        Some(json!({"cloud_account_id": buyer, "recommendations": lines()})),
+        Some(json!({"cloud_account_id": buyer, "recommendations": common::approval_lines()})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");

@@ -13,6 +13,9 @@ use cudly_testkit::{TestStack, free_port};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+#[allow(dead_code)]
+mod common;
+
 /// An id no object has.
 const UNKNOWN: &str = "00000000-0000-4000-8000-000000000000";
 
@@ -833,25 +836,6 @@ async fn completions_and_usage_errors_need_no_server() {
     cudly(&["serve"]).await.assert_exit(2);
 }
 
-/// Runs the real binary with the CLI's variables removed from its environment and
-/// `vars` set.
-async fn binary(args: &[&str], vars: &[(&str, String)]) -> std::process::Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cudly"));
-    command.args(args).kill_on_drop(true);
-    for name in [
-        "CUDLY_URL",
-        "CUDLY_API_KEY",
-        "CUDLY_CONFIG",
-        "CUDLY_DEV_DIR",
-    ] {
-        command.env_remove(name);
-    }
-    for (name, value) in vars {
-        command.env(name, value);
-    }
-    command.output().await.expect("the binary runs")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_exits_with_the_documented_codes() {
     let stack = TestStack::start().await.unwrap();
@@ -874,9 +858,10 @@ async fn the_binary_exits_with_the_documented_codes() {
         ]
     };
 
-    let listed = binary(&["accounts", "list"], &keyed(stack.admin_key())).await;
+    let listed = common::run_binary(&["accounts", "list"], &keyed(stack.admin_key())).await;
     assert_eq!(listed.status.code(), Some(0), "{listed:?}");
-    let unknown = binary(&["accounts", "show", UNKNOWN], &keyed(stack.admin_key())).await;
+    let unknown =
+        common::run_binary(&["accounts", "show", UNKNOWN], &keyed(stack.admin_key())).await;
     assert_eq!(unknown.status.code(), Some(4), "{unknown:?}");
     let stderr = String::from_utf8_lossy(&unknown.stderr);
     assert!(
@@ -885,10 +870,10 @@ async fn the_binary_exits_with_the_documented_codes() {
             .any(|line| line.starts_with("error: ") && line.ends_with("(http 404)")),
         "{stderr}"
     );
-    let refused = binary(&["accounts", "list"], &keyed("cudly_not_a_key")).await;
+    let refused = common::run_binary(&["accounts", "list"], &keyed("cudly_not_a_key")).await;
     assert_eq!(refused.status.code(), Some(3), "{refused:?}");
     // No key anywhere but the dev secrets file: a loopback URL gets the dev admin key.
-    let dev_mode = binary(
+    let dev_mode = common::run_binary(
         &["accounts", "list"],
         &[
             ("CUDLY_URL", url.clone()),
@@ -898,14 +883,14 @@ async fn the_binary_exits_with_the_documented_codes() {
     )
     .await;
     assert_eq!(dev_mode.status.code(), Some(0), "{dev_mode:?}");
-    let usage = binary(&["accounts", "show"], &keyed(stack.admin_key())).await;
+    let usage = common::run_binary(&["accounts", "show"], &keyed(stack.admin_key())).await;
     assert_eq!(usage.status.code(), Some(2), "{usage:?}");
     stack.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn the_binary_prints_a_bash_completion_script() {
-    let output = binary(&["completions", "bash"], &[]).await;
+    let output = common::run_binary::<&str>(&["completions", "bash"], &[]).await;
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let script = String::from_utf8(output.stdout).unwrap();
     assert!(

@@ -13,6 +13,9 @@ use cudly_testkit::rest::call;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+#[allow(dead_code)]
+mod common;
+
 /// Returns whether `url` names a loopback address.
 fn is_loopback(url: &str) -> bool {
     let host = url
@@ -96,48 +99,29 @@ async fn with_aws_credentials_in_the_environment_dev_mode_reaches_only_the_emula
     dev_aws::stop_emulator(emulator).await;
 }
 
+/// Returns the ids of the accounts the emulator holds.
+async fn account_ids(emulator: &dev_aws::Emulator) -> Vec<String> {
+    let accounts = emulator.snapshot().await.accounts;
+    accounts
+        .into_iter()
+        .map(|account| account.account_id)
+        .collect()
+}
+
 #[tokio::test]
 async fn the_emulator_keeps_its_state_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let first = dev_aws::start_emulator(dir.path()).await.unwrap();
-    let seeded: Vec<String> = first
-        .snapshot()
-        .await
-        .accounts
-        .into_iter()
-        .map(|account| account.account_id)
-        .collect();
+    let seeded = account_ids(&first).await;
     assert!(
         seeded.iter().any(|id| id == demo::ROOT_ACCOUNT_ID),
         "{seeded:?}"
     );
     dev_aws::stop_emulator(first).await;
     let second = dev_aws::start_emulator(dir.path()).await.unwrap();
-    let reloaded: Vec<String> = second
-        .snapshot()
-        .await
-        .accounts
-        .into_iter()
-        .map(|account| account.account_id)
-        .collect();
+    let reloaded = account_ids(&second).await;
     assert_eq!(seeded, reloaded, "a restart reloads the demo organisation");
     dev_aws::stop_emulator(second).await;
-}
-
-/// Runs the `cudly` binary's CLI with `vars` (and none of the user's own setup).
-async fn cli(args: &[&str], vars: &[(&str, &str)]) -> std::process::Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cudly"));
-    command.args(args).kill_on_drop(true);
-    for name in [
-        "CUDLY_URL",
-        "CUDLY_API_KEY",
-        "CUDLY_CONFIG",
-        "CUDLY_DEV_DIR",
-    ] {
-        command.env_remove(name);
-    }
-    command.envs(vars.iter().copied());
-    command.output().await.expect("the binary runs")
 }
 
 /// Reads the server's start-up banner until it has named the gateway and the emulator.
@@ -213,13 +197,13 @@ async fn cudly_then_demo_then_approve_buys_in_the_emulator_and_nothing_else() {
     )
     .await
     .unwrap();
-    let demo = cli(&["demo", "--json"], &vars).await;
+    let demo = common::run_binary(&["demo", "--json"], &vars).await;
     assert_eq!(demo.status.code(), Some(0), "{demo:?}");
     let demo: serde_json::Value = serde_json::from_slice(&demo.stdout).unwrap();
     let execution = demo["execution"]["id"].as_str().unwrap().to_owned();
-    let approved = cli(&["executions", "approve", &execution], &vars).await;
+    let approved = common::run_binary(&["executions", "approve", &execution], &vars).await;
     assert_eq!(approved.status.code(), Some(0), "{approved:?}");
-    let watched = cli(
+    let watched = common::run_binary(
         &["executions", "watch", &execution, "--interval", "0.2"],
         &vars,
     )

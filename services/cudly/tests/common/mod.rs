@@ -1,11 +1,12 @@
 //! Helpers shared by the `cudly` integration tests: an AWS account registered with its
-//! access keys, and the tables of every service's schema for the tests that scan or
-//! digest every stored row.
+//! access keys, the tables of every service's schema for the tests that scan or digest
+//! every stored row, the lines the approval-page tests buy, and the real binary run as
+//! the CLI.
 
 use cudly_aws_sandbox::AccountSpec;
 use cudly_testkit::TestStack;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 /// The schemas of the five services, each holding only its own service's tables.
@@ -52,4 +53,39 @@ pub async fn tables_of(pool: &PgPool, schema: &str) -> Vec<String> {
     .fetch_all(pool)
     .await
     .unwrap()
+}
+
+/// Two lines the approval-page tests buy: RDS all upfront (an upfront price, two
+/// instances) and EC2 no upfront (a monthly price, one instance).
+pub fn approval_lines() -> Value {
+    json!([
+        {"provider": "aws", "service": "rds", "region": "us-east-1",
+         "resource_type": "db.r5.large", "engine": "postgresql", "count": 2, "term": 1,
+         "payment": "all-upfront", "details": {"multi_az": false}},
+        {"provider": "aws", "service": "ec2", "region": "us-east-1",
+         "resource_type": "m5.large", "platform": "Linux/UNIX", "count": 1, "term": 1,
+         "payment": "no-upfront", "details": {"tenancy": "default", "offering_class": "standard"}},
+    ])
+}
+
+/// Runs the real `cudly` binary with the CLI's variables removed from its environment
+/// (nothing of the user's own setup is read) and `vars` set.
+pub async fn run_binary<V: AsRef<std::ffi::OsStr>>(
+    args: &[&str],
+    vars: &[(&str, V)],
+) -> std::process::Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cudly"));
+    command.args(args).kill_on_drop(true);
+    for name in [
+        "CUDLY_URL",
+        "CUDLY_API_KEY",
+        "CUDLY_CONFIG",
+        "CUDLY_DEV_DIR",
+    ] {
+        command.env_remove(name);
+    }
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command.output().await.expect("the binary runs")
 }
