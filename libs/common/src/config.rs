@@ -363,6 +363,9 @@ pub trait SecretSource {
     fn credential_key(&self) -> ConfigResult<SecretString>;
     /// Returns the bootstrap admin key, if there is one (gateway).
     fn bootstrap_admin_key(&self) -> Option<SecretString>;
+    /// Returns the key of notification channels and the outbox, 64 hex characters
+    /// (executor); none: notifications are off.
+    fn notify_key(&self) -> ConfigResult<Option<SecretString>>;
 }
 
 impl SecretSource for Env {
@@ -407,6 +410,10 @@ impl SecretSource for Env {
 
     fn bootstrap_admin_key(&self) -> Option<SecretString> {
         self.secret("CUDLY_BOOTSTRAP_ADMIN_KEY")
+    }
+
+    fn notify_key(&self) -> ConfigResult<Option<SecretString>> {
+        self.secret_or_file("CUDLY_NOTIFY_KEY")
     }
 }
 

@@ -213,9 +213,10 @@ pub struct NotifyConfig {
 }
 
 impl NotifyConfig {
-    /// Reads the notification variables.
-    pub fn read(env: &Env) -> ConfigResult<Self> {
-        let key = read_key(env, "CUDLY_NOTIFY_KEY")?;
+    /// Reads the notification variables; `key` is `CUDLY_NOTIFY_KEY` as the service's
+    /// secret source gives it (the environment, or the key `cudly` keeps in dev mode).
+    pub fn read(env: &Env, key: Option<SecretString>) -> ConfigResult<Self> {
+        let key = parse_key("CUDLY_NOTIFY_KEY", key)?;
         let old_key = read_key(env, "CUDLY_NOTIFY_OLD_KEY")?;
         let allow_private = env.parse("CUDLY_NOTIFY_ALLOW_PRIVATE_TARGETS", env.is_dev_mode())?;
         Ok(Self {
@@ -248,8 +249,11 @@ impl NotifyConfig {
 }
 
 fn read_key(env: &Env, variable: &str) -> ConfigResult<Option<ChannelKey>> {
-    env.secret_or_file(variable)?
-        .map(|hex| ChannelKey::from_hex(hex.expose_secret()))
+    parse_key(variable, env.secret_or_file(variable)?)
+}
+
+fn parse_key(variable: &str, hex: Option<SecretString>) -> ConfigResult<Option<ChannelKey>> {
+    hex.map(|hex| ChannelKey::from_hex(hex.expose_secret()))
         .transpose()
         .map_err(|problem| ConfigError::new(variable, problem))
 }
@@ -260,30 +264,35 @@ mod tests {
 
     #[test]
     fn dev_mode_allows_private_targets_and_production_refuses_them() {
-        let dev = NotifyConfig::read(&Env::empty()).unwrap();
+        let dev = NotifyConfig::read(&Env::empty(), None).unwrap();
         assert_eq!(dev.private_targets, PrivateTargets::Allowed);
         assert!(dev.key.is_none());
         assert!(!dev.channel_rules().email_enabled);
         let production =
-            NotifyConfig::read(&Env::from_pairs([("CUDLY_ENV", "production")])).unwrap();
+            NotifyConfig::read(&Env::from_pairs([("CUDLY_ENV", "production")]), None).unwrap();
         assert_eq!(production.private_targets, PrivateTargets::Refused);
-        let opted_in = NotifyConfig::read(&Env::from_pairs([
-            ("CUDLY_ENV", "production"),
-            ("CUDLY_NOTIFY_ALLOW_PRIVATE_TARGETS", "true"),
-        ]))
+        let opted_in = NotifyConfig::read(
+            &Env::from_pairs([
+                ("CUDLY_ENV", "production"),
+                ("CUDLY_NOTIFY_ALLOW_PRIVATE_TARGETS", "true"),
+            ]),
+            None,
+        )
         .unwrap();
         assert_eq!(opted_in.private_targets, PrivateTargets::Allowed);
     }
 
     #[test]
     fn a_bad_key_is_named_but_never_echoed() {
-        let env = Env::from_pairs([("CUDLY_NOTIFY_KEY", "s3cr3t-not-hex")]);
-        let error = NotifyConfig::read(&env).unwrap_err();
+        let error = NotifyConfig::read(&Env::empty(), Some("s3cr3t-not-hex".into())).unwrap_err();
         assert_eq!(error.variable, "CUDLY_NOTIFY_KEY");
         assert!(!error.to_string().contains("s3cr3t"));
+        let env = Env::from_pairs([("CUDLY_NOTIFY_OLD_KEY", "s3cr3t-not-hex")]);
+        let error = NotifyConfig::read(&env, None).unwrap_err();
+        assert_eq!(error.variable, "CUDLY_NOTIFY_OLD_KEY");
         let key = "ab".repeat(32);
-        let env = Env::from_pairs([("CUDLY_NOTIFY_KEY", key.as_str())]);
-        assert!(NotifyConfig::read(&env).unwrap().cipher().is_some());
+        let config = NotifyConfig::read(&Env::empty(), Some(key.into())).unwrap();
+        assert!(config.cipher().is_some());
     }
 
     #[test]

@@ -63,6 +63,10 @@ impl Dispatcher {
             let pause = match self.dispatch_once().await {
                 Ok(claimed) if claimed >= self.settings.batch_size as usize => Duration::ZERO,
                 Ok(_) => self.settings.poll_interval,
+                Err(error) if error.is_missing_schema() => {
+                    tracing::debug!("notification dispatch waits for the migrations");
+                    self.settings.poll_interval
+                }
                 Err(error) => {
                     tracing::warn!(error = %error.log_text(), "notification dispatch failed");
                     self.settings.poll_interval

@@ -55,6 +55,18 @@ impl NotifyError {
         }
     }
 
+    /// Returns true when the notification tables or their schema do not exist yet: the
+    /// service's loops start before its migrations have run.
+    pub fn is_missing_schema(&self) -> bool {
+        match self {
+            NotifyError::Db { source, .. } => source
+                .as_database_error()
+                .and_then(|database| database.code())
+                .is_some_and(|code| code == "42P01" || code == "3F000"),
+            _ => false,
+        }
+    }
+
     /// Returns the error's text for a log line: a database error with its kind (never
     /// a connection detail).
     pub fn log_text(&self) -> String {

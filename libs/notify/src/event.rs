@@ -6,7 +6,7 @@
 //! neither the stored payload nor a rendered body by accident: the outbox stores it
 //! encrypted apart, and only a private channel's renderer puts it back.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -28,17 +28,20 @@ pub enum EventKind {
     PlanPaused,
     /// A recommendations refresh failed.
     RecommendationsFailed,
+    /// A plan step fires soon (the plan's `notification_days_before`).
+    StepUpcoming,
 }
 
 impl EventKind {
     /// Every kind, in a stable order.
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 7] = [
         EventKind::ApprovalRequested,
         EventKind::ExecutionFinished,
         EventKind::OutcomeUnknown,
         EventKind::LimitRefused,
         EventKind::PlanPaused,
         EventKind::RecommendationsFailed,
+        EventKind::StepUpcoming,
     ];
 
     /// Returns the kind's wire name, e.g. `approval_requested` (as serde writes it).
@@ -50,6 +53,7 @@ impl EventKind {
             EventKind::LimitRefused => "limit_refused",
             EventKind::PlanPaused => "plan_paused",
             EventKind::RecommendationsFailed => "recommendations_failed",
+            EventKind::StepUpcoming => "step_upcoming",
         }
     }
 
@@ -228,6 +232,19 @@ pub struct RecommendationsFailed {
     pub failures: Vec<AccountFailure>,
 }
 
+/// A plan step fires soon: the reminder sent `notification_days_before` days ahead,
+/// once per step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepUpcoming {
+    pub plan_name: String,
+    /// The step that fires (1-based).
+    pub step_number: u32,
+    /// The day (UTC) it is due.
+    pub fires_on: NaiveDate,
+    /// True when the run it creates waits for approval (the plan has no auto_purchase).
+    pub needs_approval: bool,
+}
+
 /// The data of an event, one variant per kind. Serialized as `{"event": <kind>,
 /// "data": {...}}`: the stored payload and the webhook body's `event` and `data`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -239,6 +256,7 @@ pub enum EventData {
     LimitRefused(LimitRefused),
     PlanPaused(PlanPaused),
     RecommendationsFailed(RecommendationsFailed),
+    StepUpcoming(StepUpcoming),
 }
 
 impl EventData {
@@ -251,6 +269,7 @@ impl EventData {
             EventData::LimitRefused(_) => EventKind::LimitRefused,
             EventData::PlanPaused(_) => EventKind::PlanPaused,
             EventData::RecommendationsFailed(_) => EventKind::RecommendationsFailed,
+            EventData::StepUpcoming(_) => EventKind::StepUpcoming,
         }
     }
 
@@ -277,7 +296,8 @@ impl EventData {
             EventData::OutcomeUnknown(data) => data.page_url.as_deref(),
             EventData::LimitRefused(_)
             | EventData::PlanPaused(_)
-            | EventData::RecommendationsFailed(_) => None,
+            | EventData::RecommendationsFailed(_)
+            | EventData::StepUpcoming(_) => None,
         }
     }
 }
@@ -416,6 +436,14 @@ pub(crate) mod samples {
                     error: "access denied".to_owned(),
                 }],
             })),
+            Event::new(EventData::StepUpcoming(StepUpcoming {
+                plan_name: "nightly & <weekly>".to_owned(),
+                step_number: 2,
+                fires_on: NaiveDate::from_ymd_opt(2026, 1, 12).unwrap(),
+                needs_approval: true,
+            }))
+            .for_plan(Uuid::new_v4())
+            .for_accounts([Uuid::new_v4()]),
         ]
     }
 }
@@ -435,6 +463,23 @@ mod tests {
             assert_eq!(value["event"], event.kind().as_str());
         }
         assert_eq!(EventKind::parse("approval"), None);
+    }
+
+    #[test]
+    fn a_step_reminder_carries_its_day_as_a_date_and_reads_back() {
+        let event = samples::every_kind().pop().unwrap();
+        assert_eq!(event.kind(), EventKind::StepUpcoming);
+        let value = serde_json::to_value(&event.data).unwrap();
+        assert_eq!(value["event"], "step_upcoming");
+        assert_eq!(value["data"]["fires_on"], "2026-01-12");
+        assert_eq!(value["data"]["step_number"], 2);
+        assert_eq!(value["data"]["needs_approval"], true);
+        let back: EventData = serde_json::from_value(value).unwrap();
+        assert!(matches!(
+            back,
+            EventData::StepUpcoming(StepUpcoming { step_number: 2, .. })
+        ));
+        assert_eq!(back.page_url(), None);
     }
 
     #[test]

@@ -105,6 +105,11 @@ fn descriptor_set_describes_every_service_and_rpc() {
                 "GetGuardrails",
                 "PutGuardrails",
                 "ListAuditEvents",
+                "CreateNotificationChannel",
+                "ListNotificationChannels",
+                "DeleteNotificationChannel",
+                "ListNotifications",
+                "RaiseNotification",
             ],
         ),
         (

@@ -2,6 +2,8 @@
 //! services on loopback ports (the `cudly` stack) and an HTTP client holding the
 //! bootstrap admin key.
 
+use std::sync::Arc;
+
 use cudly::{Stack, StackConfig};
 use cudly_aws::sdk::SessionCredentials;
 use cudly_aws_sandbox::{AccountSpec, Sandbox, SandboxConfig, SandboxHandle};
@@ -19,6 +21,17 @@ pub struct TestStack {
     base_url: String,
     pub http: reqwest::Client,
     sandbox: Option<SandboxHandle>,
+    /// Points a configuration at the sandbox, for a restart.
+    sandbox_wiring: Option<Arc<Wiring>>,
+}
+
+/// A change of the test configuration that a restart makes again.
+type Wiring = dyn Fn(&mut StackConfig) + Send + Sync;
+
+fn redis_url() -> SecretString {
+    SecretString::from(
+        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned()),
+    )
 }
 
 /// The AWS account the stack's services run as when wired to the sandbox: its keys
@@ -34,9 +47,7 @@ impl TestStack {
     /// Starts the stack after `adjust` has changed the test configuration.
     pub async fn start_with(adjust: impl FnOnce(&mut StackConfig)) -> anyhow::Result<Self> {
         let db = TestDb::create().await?;
-        let redis_url =
-            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
-        let mut config = StackConfig::for_tests(db.secret_url(), SecretString::from(redis_url));
+        let mut config = StackConfig::for_tests(db.secret_url(), redis_url());
         adjust(&mut config);
         let admin_key = config
             .secrets
@@ -54,6 +65,7 @@ impl TestStack {
             base_url,
             http: reqwest::Client::new(),
             sandbox: None,
+            sandbox_wiring: None,
         };
         this.wait_ready().await?;
         Ok(this)
@@ -82,18 +94,22 @@ impl TestStack {
             .with_access_key(access_key_id.clone(), secret_access_key.clone());
         let sandbox = Sandbox::start(SandboxConfig::default().with_account(host)).await?;
         let endpoint = sandbox.endpoint();
-        let mut this = Self::start_with(|config| {
-            config.set_aws(config.executor.aws.clone().with_endpoint(endpoint));
+        let wiring: Arc<Wiring> = Arc::new(move |config: &mut StackConfig| {
+            config.set_aws(config.executor.aws.clone().with_endpoint(endpoint.clone()));
             config.accounts.aws_ambient_credentials = Some(SessionCredentials {
-                access_key_id,
-                secret_access_key: SecretString::from(secret_access_key),
+                access_key_id: access_key_id.clone(),
+                secret_access_key: SecretString::from(secret_access_key.clone()),
                 session_token: None,
                 expiration: None,
             });
+        });
+        let mut this = Self::start_with(|config| {
+            wiring(config);
             adjust(config);
         })
         .await?;
         this.sandbox = Some(sandbox);
+        this.sandbox_wiring = Some(wiring);
         Ok(this)
     }
 
@@ -217,6 +233,25 @@ impl TestStack {
             Some(stack) => stack.stop().await,
             None => Ok(()),
         }
+    }
+
+    /// Stops every service, then starts them again on the same database with the same
+    /// secrets (and sandbox) after `adjust`: a restart of the whole system.
+    pub async fn restart_services(
+        &mut self,
+        adjust: impl FnOnce(&mut StackConfig),
+    ) -> anyhow::Result<()> {
+        self.stop_services().await?;
+        let mut config =
+            StackConfig::for_tests_with(self.db.secret_url(), redis_url(), self.secrets.clone());
+        if let Some(wiring) = &self.sandbox_wiring {
+            wiring(&mut config);
+        }
+        adjust(&mut config);
+        let stack = Stack::start(config).await?;
+        self.base_url = stack.gateway_url();
+        self.stack = Some(stack);
+        self.wait_ready().await
     }
 
     /// Stops every service gracefully.

@@ -18,6 +18,9 @@ pub struct Secrets {
     /// 64 hex characters: the AES-256-GCM key of stored credentials.
     pub credential_key: SecretString,
     pub bootstrap_admin_key: SecretString,
+    /// 64 hex characters: the key of notification channels and the outbox; none in
+    /// production without `CUDLY_NOTIFY_KEY` (notifications off).
+    pub notify_key: Option<SecretString>,
     internal_tokens: BTreeMap<&'static str, SecretString>,
 }
 
@@ -40,6 +43,7 @@ impl Secrets {
         Self {
             credential_key: SecretString::from(random_hex(32)),
             bootstrap_admin_key: SecretString::from(format!("cudly_admin_{}", random_hex(24))),
+            notify_key: Some(SecretString::from(random_hex(32))),
             internal_tokens: Caller::ALL
                 .iter()
                 .map(|caller| (caller.name(), SecretString::from(random_hex(32))))
@@ -67,6 +71,7 @@ impl Secrets {
             bootstrap_admin_key: env
                 .bootstrap_admin_key()
                 .ok_or_else(|| ConfigError::new("CUDLY_BOOTSTRAP_ADMIN_KEY", "must be set"))?,
+            notify_key: env.notify_key()?,
             internal_tokens,
         })
     }
@@ -107,6 +112,10 @@ impl Secrets {
         for caller in Caller::ALL {
             internal_tokens.insert(caller.name(), take(caller.token_var(), &|| random_hex(32)));
         }
+        let notify_key = match env.notify_key()? {
+            Some(key) => key,
+            None => take("CUDLY_NOTIFY_KEY".to_owned(), &|| random_hex(32)),
+        };
         if changed {
             let body: String = stored
                 .iter()
@@ -118,6 +127,7 @@ impl Secrets {
             Self {
                 credential_key,
                 bootstrap_admin_key,
+                notify_key: Some(notify_key),
                 internal_tokens,
             },
             files,
@@ -147,6 +157,10 @@ impl SecretSource for Secrets {
 
     fn bootstrap_admin_key(&self) -> Option<SecretString> {
         Some(self.bootstrap_admin_key.clone())
+    }
+
+    fn notify_key(&self) -> ConfigResult<Option<SecretString>> {
+        Ok(self.notify_key.clone())
     }
 }
 

@@ -51,6 +51,15 @@ impl StackConfig {
     /// else the defaults (no variable of the process environment is read), on
     /// 127.0.0.1 port 0, fresh secrets, fast health checks, sweeps on demand only.
     pub fn for_tests(database_url: SecretString, redis_url: SecretString) -> Self {
+        Self::for_tests_with(database_url, redis_url, Secrets::generate())
+    }
+
+    /// As [`StackConfig::for_tests`] with the given secrets (a restart keeps them).
+    pub fn for_tests_with(
+        database_url: SecretString,
+        redis_url: SecretString,
+        secrets: Secrets,
+    ) -> Self {
         let env = Env::from_pairs([
             ("DATABASE_URL", database_url.expose_secret()),
             ("REDIS_URL", redis_url.expose_secret()),
@@ -60,9 +69,11 @@ impl StackConfig {
             ("CUDLY_EXECUTOR_POLL_INTERVAL", "200ms"),
             ("CUDLY_PURCHASE_SETTLE_MARGIN", "200ms"),
             ("CUDLY_ENV", "production"),
+            // Tests receive notifications on loopback, quickly.
+            ("CUDLY_NOTIFY_ALLOW_PRIVATE_TARGETS", "true"),
+            ("CUDLY_NOTIFY_POLL_INTERVAL", "100ms"),
         ]);
-        let mut config =
-            Self::read(&env, Secrets::generate()).expect("the test configuration is valid");
+        let mut config = Self::read(&env, secrets).expect("the test configuration is valid");
         // Tests run sweeps on demand (RunTask), never on a timer behind their back, and
         // share one Redis: each stack locks under its own prefix.
         config.sweeper.tuning.run_loops = false;
@@ -110,6 +121,17 @@ fn random_suffix() -> String {
     hex::encode(bytes)
 }
 
+/// Returns the gateway's address as people on this host reach it (loopback for a
+/// gateway on every interface), unless `CUDLY_PUBLIC_URL` says otherwise.
+fn public_url(gateway: SocketAddr) -> anyhow::Result<cudly_notify::Url> {
+    let mut reachable = gateway;
+    if reachable.ip().is_unspecified() {
+        reachable.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    cudly_notify::Url::parse(&format!("http://{reachable}"))
+        .context("the gateway's address as a URL")
+}
+
 fn url(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
@@ -143,6 +165,10 @@ impl Stack {
         sweeper.addr = sweeper_listener.local_addr()?;
         gateway.addr = gateway_listener.local_addr()?;
 
+        if executor.public_url.is_none() {
+            // Notifications link to the approval page on this gateway.
+            executor.public_url = Some(public_url(gateway.addr)?);
+        }
         planner.accounts_url = url(accounts.addr);
         planner.executor_url = url(executor.addr);
         executor.accounts_url = url(accounts.addr);

@@ -814,6 +814,171 @@ async fn guardrails_keys_audit_and_login_work_and_fail_with_their_codes() {
     admin.run(&["plans", "list"]).await.assert_exit(6);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_and_notifications_are_added_listed_and_deleted_and_fail_with_their_codes() {
+    // The test stack allows webhook targets on loopback and has a notification key.
+    let stack = TestStack::start().await.unwrap();
+    let admin = Operator::admin(&stack);
+    let target = format!("http://127.0.0.1:{}/hook", free_port());
+    let chosen = "chosen-signing-secret-0123456789abcdef";
+
+    // channels add: a generated secret is printed once, the target never
+    let added = admin
+        .run(&[
+            "channels",
+            "add",
+            "--name",
+            "ops hook",
+            "--kind",
+            "webhook",
+            "--target",
+            &target,
+            "--event",
+            "approval_requested",
+            "--event",
+            "execution_finished",
+        ])
+        .await;
+    added.assert_ok().shows(&[
+        "ops hook",
+        "webhook",
+        "approval_requested, execution_finished",
+        "shown this once",
+    ]);
+    assert!(!added.out.contains(&target), "{}", added.out);
+    let approvers = admin
+        .json(&[
+            "channels",
+            "add",
+            "--name",
+            "approvers",
+            "--kind",
+            "webhook",
+            "--target",
+            &target,
+            "--secret",
+            chosen,
+            "--event",
+            "approval_requested",
+            "--private",
+        ])
+        .await;
+    assert_eq!(approvers["private"], true);
+    assert!(approvers.get("secret").is_none(), "{approvers}");
+    assert!(approvers.get("target").is_none(), "{approvers}");
+    let approvers_id = id_of(&approvers);
+    // an unknown event, a taken name: refused
+    admin
+        .run(&[
+            "channels", "add", "--name", "tea", "--kind", "webhook", "--target", &target,
+            "--event", "tea_time",
+        ])
+        .await
+        .assert_exit(5);
+    admin
+        .run(&[
+            "channels",
+            "add",
+            "--name",
+            "ops hook",
+            "--kind",
+            "webhook",
+            "--target",
+            &target,
+            "--event",
+            "approval_requested",
+        ])
+        .await
+        .assert_exit(5);
+    assert!(
+        Cli::try_parse_from([
+            "cudly",
+            "channels",
+            "add",
+            "--name",
+            "x",
+            "--kind",
+            "pager",
+            "--target",
+            "t",
+            "--event",
+            "approval_requested",
+        ])
+        .is_err(),
+        "an unknown kind is a usage error"
+    );
+
+    // channels list: never a target or a secret
+    let channels = admin.json(&["channels", "list"]).await;
+    find(&channels["channels"], "name", "ops hook");
+    find(&channels["channels"], "name", "approvers");
+    let listed = channels.to_string();
+    assert!(
+        !listed.contains(&target) && !listed.contains(chosen),
+        "{listed}"
+    );
+    admin.run(&["channels", "list"]).await.assert_ok().shows(&[
+        "ops hook",
+        "approvers",
+        "webhook",
+        "any",
+    ]);
+
+    // a viewer key may do none of it
+    let (status, created_key) = stack
+        .admin_json(
+            Method::POST,
+            "/api/keys",
+            Some(json!({"name": "channel reader", "role": "viewer"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{created_key}");
+    let viewer = Operator::with_key(&stack, created_key["key"].as_str().unwrap());
+    viewer.run(&["channels", "list"]).await.assert_exit(3);
+    viewer.run(&["notifications", "list"]).await.assert_exit(3);
+    viewer
+        .run(&["channels", "delete", &approvers_id])
+        .await
+        .assert_exit(3);
+
+    // notifications list: nothing happened that the channels want
+    let notifications = admin
+        .json(&[
+            "notifications",
+            "list",
+            "--channel",
+            &approvers_id,
+            "--limit",
+            "5",
+        ])
+        .await;
+    assert_eq!(notifications["notifications"], json!([]));
+    admin
+        .run(&["notifications", "list"])
+        .await
+        .assert_ok()
+        .shows(&["EVENT", "STATE"]);
+    admin
+        .run(&["notifications", "list", "--execution", "yesterday"])
+        .await
+        .assert_exit(5);
+
+    // channels delete: then it is gone
+    let deleted = admin.json(&["channels", "delete", &approvers_id]).await;
+    assert_eq!(deleted["deleted"], true);
+    admin
+        .run(&["channels", "delete", &approvers_id])
+        .await
+        .assert_exit(4);
+    admin
+        .run(&["channels", "list"])
+        .await
+        .assert_ok()
+        .shows(&["ops hook"]);
+    stack.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn completions_and_usage_errors_need_no_server() {
     cudly(&["completions", "bash"])

@@ -10,8 +10,12 @@ use cudly_common::server::{Readiness, ServiceSpec, serve};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
+use cudly_notify::{Dispatcher, Sender};
+use tokio_util::sync::CancellationToken;
+
 use crate::config::Config;
 use crate::grpc;
+use crate::notices::Notices;
 use crate::runner::Runner;
 use crate::runner::cloud::AwsConnector;
 use crate::service::Executor;
@@ -82,12 +86,14 @@ impl App {
             self.config.common.internal_call_timeout,
             self.config.common.grpc_tls.as_ref(),
         )?;
+        let notices = Notices::new(&self.config.notify, self.config.public_url.clone());
         let runner = Runner::new(
             self.pool.clone(),
             self.config.runner.clone(),
             self.cloud.clone(),
             accounts,
             planner,
+            notices.clone(),
         );
         tracing::info!(
             process_id = runner.process_id(),
@@ -95,6 +101,8 @@ impl App {
             "executor runner ready"
         );
         runner.spawn_poll_loop();
+        let stop_dispatcher = CancellationToken::new();
+        let dispatcher = self.spawn_dispatcher(&notices, stop_dispatcher.clone())?;
         let executor = Executor::new(self.pool.clone(), runner.clone());
         let spec = ServiceSpec {
             name: "executor",
@@ -114,7 +122,37 @@ impl App {
             shutdown.await;
             tracing::info!("executor stopping: finishing the current steps");
             stop_runner.stop().await;
+            stop_dispatcher.cancel();
+            if let Some(dispatcher) = dispatcher {
+                let _ = dispatcher.await;
+            }
         };
         serve(spec, self.listener, self.pool, routes, shutdown).await
+    }
+
+    /// Starts delivering the outbox when notifications are on (a key is set).
+    fn spawn_dispatcher(
+        &self,
+        notices: &Notices,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+        let Some(cipher) = notices.cipher() else {
+            tracing::info!("notifications are off: CUDLY_NOTIFY_KEY is not set");
+            return Ok(None);
+        };
+        let notify = &self.config.notify;
+        let sender = Sender::new(
+            notify.private_targets,
+            notify.dispatch.send_timeout,
+            notify.smtp.as_ref(),
+        )
+        .map_err(|error| anyhow::anyhow!(error.log_text()))?;
+        let dispatcher = Dispatcher::new(
+            self.pool.clone(),
+            cipher.clone(),
+            sender,
+            notify.dispatch.clone(),
+        )?;
+        Ok(Some(tokio::spawn(dispatcher.run(cancel))))
     }
 }

@@ -11,6 +11,8 @@ use cudly_common::config::{
 use cudly_common::grpc::{Caller, InternalAuth};
 use secrecy::SecretString;
 
+use cudly_notify::{NotifyConfig, Url};
+
 use crate::domain::limits::GuardrailDefaults;
 
 /// The callers this service accepts (docs/design/ARCHITECTURE.md "Who calls whom").
@@ -36,6 +38,11 @@ pub struct Config {
     pub aws: AwsSettings,
     /// How runs are driven.
     pub runner: RunnerSettings,
+    /// Notification channels, the outbox and its dispatcher (`CUDLY_NOTIFY_*`).
+    pub notify: NotifyConfig,
+    /// Where people reach the gateway (`CUDLY_PUBLIC_URL`): the approval page's links
+    /// in notifications.
+    pub public_url: Option<Url>,
 }
 
 impl Config {
@@ -51,7 +58,42 @@ impl Config {
             common: CommonSettings::read(env)?,
             aws: AwsSettings::read(env)?,
             runner: RunnerSettings::read(env)?,
+            notify: NotifyConfig::read(env, secrets.notify_key()?)?,
+            public_url: read_public_url(env, layout, secrets.notify_key()?.is_some())?,
         })
+    }
+}
+
+/// Reads `CUDLY_PUBLIC_URL`, the gateway as people reach it, e.g.
+/// `https://cudly.example.com`. Unset, `cudly` uses the address its gateway bound and
+/// a lone executor in dev mode the gateway's default address; a lone executor in
+/// production needs it when notifications are on, since their links point there.
+fn read_public_url(env: &Env, layout: Layout, notifications_on: bool) -> ConfigResult<Option<Url>> {
+    const NAME: &str = "CUDLY_PUBLIC_URL";
+    let text = match env.var(NAME) {
+        Some(text) => text,
+        None if layout == Layout::AllInOne => return Ok(None),
+        None if env.is_dev_mode() => format!(
+            "http://{}",
+            env.var("CUDLY_GATEWAY_ADDR")
+                .unwrap_or_else(|| defaults::GATEWAY_ADDR.to_owned())
+        ),
+        None if notifications_on => {
+            return Err(ConfigError::new(
+                NAME,
+                "must be set when CUDLY_NOTIFY_KEY is: notifications link to the approval page there",
+            ));
+        }
+        None => return Ok(None),
+    };
+    match Url::parse(text.trim()) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(Some(url))
+        }
+        _ => Err(ConfigError::new(
+            NAME,
+            "must be an http(s) URL, e.g. https://cudly.example.com",
+        )),
     }
 }
 
@@ -237,6 +279,41 @@ fn read_tolerance(env: &Env) -> ConfigResult<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_url_defaults_in_dev_mode_and_is_needed_in_production_with_notifications() {
+        let alone = Layout::Standalone;
+        let dev = read_public_url(&Env::empty(), alone, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(dev.as_str(), "http://127.0.0.1:8080/");
+        let production = Env::from_pairs([("CUDLY_ENV", "production")]);
+        assert_eq!(read_public_url(&production, alone, false).unwrap(), None);
+        assert_eq!(
+            read_public_url(&production, alone, true)
+                .unwrap_err()
+                .variable,
+            "CUDLY_PUBLIC_URL"
+        );
+        // Inside cudly the stack fills in its gateway's address.
+        assert_eq!(
+            read_public_url(&production, Layout::AllInOne, true).unwrap(),
+            None
+        );
+        let bad = Env::from_pairs([("CUDLY_PUBLIC_URL", "ftp://cudly")]);
+        assert!(read_public_url(&bad, alone, true).is_err());
+        let set = Env::from_pairs([
+            ("CUDLY_ENV", "production"),
+            ("CUDLY_PUBLIC_URL", "https://cudly.example.com/base"),
+        ]);
+        assert_eq!(
+            read_public_url(&set, alone, true)
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "https://cudly.example.com/base"
+        );
+    }
 
     #[test]
     fn the_lease_is_renewed_every_third_of_the_staleness_threshold() {

@@ -11,6 +11,7 @@ use cudly_proto::convert::{
 };
 use cudly_proto::executor::v1 as pb;
 use cudly_proto::executor::v1::executor_service_server::{ExecutorService, ExecutorServiceServer};
+use secrecy::ExposeSecret;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -24,6 +25,8 @@ use crate::service::{
     AttemptTarget, CreateRequest, Decision, ExecutionView, Executor, GuardrailsUpdate,
     GuardrailsView, ResolveRequest,
 };
+
+mod notifications;
 
 /// Fully qualified name of the service, reported in health.
 pub const SERVICE_NAME: &str = cudly_proto::executor::v1::executor_service_server::SERVICE_NAME;
@@ -48,6 +51,11 @@ pub const CALLERS: CallerTable = &[
     ("GetGuardrails", GATEWAY_OR_PLANNER),
     ("PutGuardrails", GATEWAY),
     ("ListAuditEvents", GATEWAY),
+    ("CreateNotificationChannel", GATEWAY),
+    ("ListNotificationChannels", GATEWAY),
+    ("DeleteNotificationChannel", GATEWAY),
+    ("ListNotifications", GATEWAY),
+    ("RaiseNotification", PLANNER),
 ];
 
 /// The service implementation.
@@ -428,6 +436,88 @@ impl ExecutorService for ExecutorGrpc {
     ) -> Result<Response<cudly_proto::audit::v1::ListAuditEventsResponse>, Status> {
         let events = audit::list_events(self.executor.pool(), request.get_ref()).await?;
         Ok(Response::new(events))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "CreateNotificationChannel"))]
+    async fn create_notification_channel(
+        &self,
+        request: Request<pb::CreateNotificationChannelRequest>,
+    ) -> Result<Response<pb::CreateNotificationChannelResponse>, Status> {
+        let trail = audit::actor_of(&request)?;
+        let mut request = request.into_inner();
+        let draft = notifications::channel_draft(&mut request)?;
+        let created = self
+            .executor
+            .create_channel(
+                draft,
+                &request.actor,
+                request.actor_key_id.as_deref(),
+                &trail,
+            )
+            .await?;
+        Ok(Response::new(pb::CreateNotificationChannelResponse {
+            channel: Some(notifications::channel_to_proto(&created.info)),
+            generated_secret: created
+                .generated_secret
+                .map(|secret| secret.expose().expose_secret().to_owned()),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListNotificationChannels"))]
+    async fn list_notification_channels(
+        &self,
+        _request: Request<pb::ListNotificationChannelsRequest>,
+    ) -> Result<Response<pb::ListNotificationChannelsResponse>, Status> {
+        let channels = self.executor.list_channels().await?;
+        Ok(Response::new(pb::ListNotificationChannelsResponse {
+            channels: channels
+                .iter()
+                .map(notifications::channel_to_proto)
+                .collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "DeleteNotificationChannel", channel_id))]
+    async fn delete_notification_channel(
+        &self,
+        request: Request<pb::DeleteNotificationChannelRequest>,
+    ) -> Result<Response<pb::DeleteNotificationChannelResponse>, Status> {
+        let trail = audit::actor_of(&request)?;
+        let request = request.into_inner();
+        let id = parse_id(&request.id, "id").map_err(ApiError::from)?;
+        tracing::Span::current().record("channel_id", tracing::field::display(id));
+        self.executor
+            .delete_channel(id, &request.actor, request.actor_key_id.as_deref(), &trail)
+            .await?;
+        Ok(Response::new(pb::DeleteNotificationChannelResponse {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "ListNotifications"))]
+    async fn list_notifications(
+        &self,
+        request: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        let filter = notifications::notification_filter(request.get_ref())?;
+        let listed = self.executor.list_notifications(filter).await?;
+        Ok(Response::new(pb::ListNotificationsResponse {
+            notifications: listed
+                .iter()
+                .map(notifications::notification_to_proto)
+                .collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "RaiseNotification", event_id))]
+    async fn raise_notification(
+        &self,
+        request: Request<pb::RaiseNotificationRequest>,
+    ) -> Result<Response<pb::RaiseNotificationResponse>, Status> {
+        let event = notifications::raised_event(request.get_ref())?;
+        tracing::Span::current().record("event_id", tracing::field::display(event.id));
+        let deliveries = self.executor.raise_planner_event(event).await?;
+        Ok(Response::new(pb::RaiseNotificationResponse {
+            deliveries: u32::try_from(deliveries).unwrap_or(u32::MAX),
+        }))
     }
 }
 

@@ -9,6 +9,7 @@ pub mod grpc;
 
 pub use grpc::CALLERS;
 pub mod metrics;
+pub mod notices;
 pub mod pricing;
 pub mod repo;
 pub mod runner;

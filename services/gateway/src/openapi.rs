@@ -27,6 +27,7 @@ pub const BEARER: &str = "bearer";
         (name = "guardrails", description = "spend limits and approval rules"),
         (name = "recommendations", description = "Cost Explorer purchase recommendations"),
         (name = "audit", description = "the audit trail of every change"),
+        (name = "notifications", description = "notification channels (webhook, Slack, Teams, email) and their deliveries"),
         (name = "health", description = "liveness and readiness"),
     )
 )]

@@ -927,6 +927,86 @@ async fn the_openapi_document_is_valid_json_listing_the_keys_routes() {
 }
 
 #[tokio::test]
+async fn the_notification_routes_are_documented_admin_only_and_check_input_before_the_executor() {
+    let gateway = TestGateway::spawn().await;
+    let response = gateway.get("/api/openapi.json", None).send().await.unwrap();
+    let document: Value = response.json().await.unwrap();
+    let paths = &document["paths"];
+    let channels = &paths["/api/notification-channels"];
+    assert!(
+        channels["get"].is_object() && channels["post"].is_object(),
+        "{document}"
+    );
+    for code in ["201", "400", "401", "403", "409", "503"] {
+        assert!(
+            channels["post"]["responses"][code].is_object(),
+            "POST channels documents {code}"
+        );
+    }
+    for code in ["204", "400", "403", "404", "503"] {
+        assert!(
+            paths["/api/notification-channels/{id}"]["delete"]["responses"][code].is_object(),
+            "DELETE channel documents {code}"
+        );
+    }
+    assert!(paths["/api/notifications"]["get"]["responses"]["400"].is_object());
+    assert_eq!(
+        document["components"]["schemas"]["CreateChannelBody"]["additionalProperties"],
+        false
+    );
+
+    // Refused before the executor is asked (it is down here).
+    let viewer = gateway.create_key("channel reader", "viewer").await;
+    let viewer_key = viewer["key"].as_str().unwrap();
+    let read = gateway
+        .get("/api/notification-channels", Some(viewer_key))
+        .send()
+        .await
+        .unwrap();
+    expect_json_error(read, StatusCode::FORBIDDEN).await;
+    let read = gateway
+        .get("/api/notifications", Some(viewer_key))
+        .send()
+        .await
+        .unwrap();
+    expect_json_error(read, StatusCode::FORBIDDEN).await;
+    let bad_filter = gateway
+        .get("/api/notifications?execution_id=yesterday", Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_json_error(bad_filter, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["field"], "execution_id", "{body}");
+    let bad_kind = gateway
+        .post("/api/notification-channels", Some(ADMIN_KEY))
+        .json(
+            &json!({"name": "ops", "kind": "pager", "target": "https://example.com/s3cr3t",
+                      "events": ["approval_requested"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = expect_json_error(bad_kind, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["field"], "kind", "{body}");
+    assert!(!body.to_string().contains("s3cr3t"), "{body}");
+    let bad_id = gateway
+        .delete("/api/notification-channels/not-a-uuid", Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    expect_json_error(bad_id, StatusCode::BAD_REQUEST).await;
+
+    // Good input reaches the executor, which is down: 503 naming it.
+    let down = gateway
+        .get("/api/notification-channels", Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_json_error(down, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(body["error"], "executor service unavailable", "{body}");
+}
+
+#[tokio::test]
 async fn a_traceparent_makes_the_request_span_a_child_of_the_caller() {
     let exporter = cudly_telemetry::init_for_tests("gateway");
     let gateway = TestGateway::spawn().await;

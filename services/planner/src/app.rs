@@ -1,13 +1,17 @@
-//! Start-up of the planner service: bind, connect, migrate, serve until stopped.
+//! Start-up of the planner service: bind, connect, migrate, serve until stopped, with
+//! the notification relay in the background.
 
 use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use cudly_common::server::{Readiness, ServiceSpec, serve};
+use cudly_notify::{Event, Relay, RelaySettings};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
+use crate::clients::Clients;
 use crate::config::Config;
 use crate::grpc;
 
@@ -55,7 +59,9 @@ impl App {
         self.readiness.clone()
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes. The relay forwards the planner's staged
+    /// notifications (`notification_relay`) to the executor meanwhile; at shutdown it
+    /// finishes the batch in hand before the server stops.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -74,6 +80,22 @@ impl App {
         };
         let planner = grpc::planner(&self.config, self.pool.clone())?;
         let routes = grpc::routes(&self.config, planner);
+        let clients = Clients::new(&self.config)?;
+        let relay = Relay::new(self.pool.clone(), RelaySettings::default());
+        let stop_relay = CancellationToken::new();
+        // Also stopped when serving ends on an error, before `shutdown` completed.
+        let _stop_relay_on_return = stop_relay.clone().drop_guard();
+        let relay_task = tokio::spawn(relay.run(stop_relay.clone(), move |event: Event| {
+            let clients = clients.clone();
+            async move { clients.raise_notification(&event).await }
+        }));
+        let shutdown = async move {
+            shutdown.await;
+            stop_relay.cancel();
+            if relay_task.await.is_err() {
+                tracing::warn!("notification relay ended abnormally");
+            }
+        };
         serve(spec, self.listener, self.pool, routes, shutdown).await
     }
 }

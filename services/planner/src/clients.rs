@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use cudly_common::ApiError;
 use cudly_common::config::ConfigResult;
 use cudly_common::grpc::{AuthChannel, secure_channel};
+use cudly_notify::{Event, RelayError};
 use cudly_proto::accounts::v1 as accounts_pb;
 use cudly_proto::accounts::v1::accounts_service_client::AccountsServiceClient;
 use cudly_proto::convert::timestamp;
@@ -175,6 +176,7 @@ impl Clients {
                 Ok(CollectableAccount {
                     is_org_root: account.aws_is_org_root,
                     bastion_id,
+                    name: account.name.clone(),
                     external_id: account.external_id.clone(),
                     id: account_ref(account)?.id,
                 })
@@ -329,6 +331,43 @@ impl Clients {
             window_limit: guardrails.max_window_commitment,
             require_different_approver: guardrails.require_different_approver,
         })
+    }
+
+    /// Hands an event of the planner's relay to the executor, which owns the channels:
+    /// it writes the event to its outbox under the same id, so a repeat adds nothing.
+    /// A failure is reported by its gRPC code only (the relay stores it and tries
+    /// again later); the executor's message is logged.
+    pub async fn raise_notification(&self, event: &Event) -> Result<(), RelayError> {
+        let payload_json = serde_json::to_string(&event.data).map_err(|error| {
+            tracing::error!(event_id = %event.id, %error, "notification payload does not serialize");
+            RelayError::new("payload")
+        })?;
+        let request = executor_pb::RaiseNotificationRequest {
+            event_id: event.id.to_string(),
+            occurred_at: Some(timestamp(event.occurred_at)),
+            plan_id: event.plan_id.map(|id| id.to_string()),
+            account_ids: event.account_ids.iter().map(Uuid::to_string).collect(),
+            payload_json,
+        };
+        match self.executor.clone().raise_notification(request).await {
+            Ok(reply) => {
+                tracing::debug!(
+                    event_id = %event.id,
+                    deliveries = reply.into_inner().deliveries,
+                    "notification raised with the executor"
+                );
+                Ok(())
+            }
+            Err(status) => {
+                // An outage is the relay's to report; a refusal is worth its message.
+                if matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded) {
+                    tracing::debug!(event_id = %event.id, code = ?status.code(), "executor did not take the notification");
+                } else {
+                    tracing::warn!(event_id = %event.id, code = ?status.code(), detail = %status.message(), "executor refused the notification");
+                }
+                Err(RelayError::new(format!("{:?}", status.code())))
+            }
+        }
     }
 
     /// Asks the executor whether the plan has a non-terminal execution. Any failure is

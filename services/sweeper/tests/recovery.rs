@@ -58,6 +58,9 @@ impl Victim {
             internal_token: secrets.internal_token(Caller::Executor),
             aws: cudly_aws::sdk::AwsSettings::default().with_endpoint(stack.sandbox().endpoint()),
             runner,
+            notify: cudly_notify::NotifyConfig::read(&cudly_common::config::Env::empty(), None)
+                .unwrap(),
+            public_url: None,
         };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();

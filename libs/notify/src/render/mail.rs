@@ -107,6 +107,19 @@ mod tests {
     }
 
     #[test]
+    fn a_step_reminder_mail_names_the_step_and_escapes_the_plan() {
+        let event = samples::every_kind().pop().unwrap();
+        let mail = content(&event, Audience::Private);
+        assert_eq!(
+            mail.subject,
+            "[CUDly] Plan nightly & <weekly> step 2 fires on 2026-01-12"
+        );
+        assert!(mail.text.contains("Fires on: 2026-01-12"), "{}", mail.text);
+        assert!(!mail.text.contains("Open:"), "no page to link");
+        assert!(mail.html.contains("nightly &amp; &lt;weekly&gt;"));
+    }
+
+    #[test]
     fn a_subject_is_one_line() {
         assert_eq!(subject("a\r\nBcc: x@y.z"), "[CUDly] a  Bcc: x@y.z");
     }

@@ -113,4 +113,18 @@ mod tests {
         // Plain text is shown as is.
         assert_eq!(blocks[0]["text"]["text"], "Plan nightly & <weekly> paused");
     }
+
+    #[test]
+    fn a_step_reminder_has_no_button_and_its_facts_are_escaped() {
+        let message = body(&samples::every_kind().pop().unwrap(), Audience::Broadcast);
+        let blocks = message["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(
+            message["text"],
+            "Plan nightly &amp; &lt;weekly&gt; step 2 fires on 2026-01-12"
+        );
+        let section = blocks[1]["text"]["text"].as_str().unwrap();
+        assert!(section.contains("*Fires on:* 2026-01-12"), "{section}");
+        assert!(section.contains("*Approval:* needed"), "{section}");
+    }
 }

@@ -120,4 +120,18 @@ mod tests {
                 .is_none()
         );
     }
+
+    #[test]
+    fn a_step_reminder_lists_its_facts_without_an_action() {
+        let message = body(&samples::every_kind().pop().unwrap(), Audience::Broadcast);
+        let card = &message["attachments"][0]["content"];
+        assert!(card.get("actions").is_none());
+        assert_eq!(
+            card["body"][0]["text"],
+            "Plan nightly & <weekly> step 2 fires on 2026-01-12"
+        );
+        let facts = card["body"][1]["facts"].as_array().unwrap();
+        let fires_on = facts.iter().find(|fact| fact["title"] == "Fires on");
+        assert_eq!(fires_on.unwrap()["value"], "2026-01-12");
+    }
 }

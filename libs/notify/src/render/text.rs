@@ -2,7 +2,7 @@
 //! value) and, for an approval request, its purchase lines. Each renderer only lays
 //! them out, so Slack, Teams and email say the same thing.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::event::{Event, EventData, PurchaseLine};
 
@@ -37,6 +37,12 @@ pub(crate) fn title(event: &Event) -> String {
             "Recommendations refresh failed for {} {}",
             data.failures.len(),
             plural(data.failures.len(), "account", "accounts")
+        ),
+        EventData::StepUpcoming(data) => format!(
+            "Plan {} step {} fires on {}",
+            data.plan_name,
+            data.step_number,
+            date(data.fires_on)
         ),
     }
 }
@@ -82,6 +88,19 @@ pub(crate) fn facts(event: &Event) -> Vec<(String, String)> {
             for failure in &data.failures {
                 fact(&failure.account, failure.error.clone());
             }
+        }
+        EventData::StepUpcoming(data) => {
+            fact("Plan", data.plan_name.clone());
+            fact("Step", data.step_number.to_string());
+            fact("Fires on", date(data.fires_on));
+            fact(
+                "Approval",
+                if data.needs_approval {
+                    "needed: the run waits for an approver".to_owned()
+                } else {
+                    "none: the plan buys automatically (auto_purchase)".to_owned()
+                },
+            );
         }
     }
     if let Some(execution_id) = event.execution_id {
@@ -143,6 +162,10 @@ pub(crate) fn time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+pub(crate) fn date(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
 fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
     if count == 1 { one } else { many }
 }
@@ -184,6 +207,27 @@ mod tests {
                     .to_owned()
             ]
         );
+    }
+
+    #[test]
+    fn a_step_reminder_names_the_plan_the_step_its_day_and_the_approval() {
+        let event = samples::every_kind().pop().unwrap();
+        assert_eq!(
+            title(&event),
+            "Plan nightly & <weekly> step 2 fires on 2026-01-12"
+        );
+        let facts = facts(&event);
+        assert_eq!(
+            facts[0],
+            ("Plan".to_owned(), "nightly & <weekly>".to_owned())
+        );
+        assert_eq!(facts[1], ("Step".to_owned(), "2".to_owned()));
+        assert_eq!(facts[2], ("Fires on".to_owned(), "2026-01-12".to_owned()));
+        assert_eq!(facts[3].0, "Approval");
+        assert!(facts[3].1.starts_with("needed"), "{:?}", facts[3]);
+        assert!(facts.iter().any(|(label, _)| label == "Plan id"));
+        assert!(lines(&event).is_empty());
+        assert_eq!(link_label(&event), "Open");
     }
 
     #[test]

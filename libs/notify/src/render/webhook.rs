@@ -79,4 +79,18 @@ mod tests {
         assert!(finished.get("execution").is_none());
         assert!(finished.get("approve_url").is_none());
     }
+
+    #[test]
+    fn a_step_reminder_has_its_plan_its_day_and_no_link() {
+        let event = samples::every_kind().pop().unwrap();
+        let reminder = body(&event, Audience::Private);
+        assert_eq!(reminder["event"], "step_upcoming");
+        assert_eq!(reminder["plan"], json!(event.plan_id.unwrap()));
+        assert_eq!(reminder["accounts"], json!(event.account_ids));
+        assert_eq!(reminder["data"]["step_number"], 2);
+        assert_eq!(reminder["data"]["fires_on"], "2026-01-12");
+        assert_eq!(reminder["data"]["needs_approval"], true);
+        assert!(reminder.get("execution").is_none());
+        assert!(reminder.get("approve_url").is_none());
+    }
 }

@@ -4,3 +4,4 @@
 mod channels;
 mod common;
 mod delivery;
+mod relay;

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod audit;
+mod channels;
 mod client;
 mod completions;
 mod config;
@@ -17,6 +18,7 @@ mod exit;
 mod guardrails;
 mod keys;
 mod login;
+mod notifications;
 mod output;
 mod plans;
 mod recommendations;
@@ -103,6 +105,12 @@ pub enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Notification channels: list, add (webhook, Slack, Teams, email), delete.
+    #[command(subcommand)]
+    Channels(channels::ChannelsCommand),
+    /// Notifications: each event for each channel and where its delivery stands.
+    #[command(subcommand)]
+    Notifications(notifications::NotificationsCommand),
     /// Registers the demo organisation, plans its recommendations and starts the plan.
     Demo(demo::DemoArgs),
     /// Prints a shell completion script.
@@ -174,6 +182,8 @@ async fn execute(command: Command, flags: &Flags, out: &mut Output<'_>) -> CliRe
         Command::Guardrails(sub) => guardrails::run(sub, &connect(flags)?, out).await,
         Command::Keys(sub) => keys::run(sub, &connect(flags)?, out).await,
         Command::Audit(sub) => audit::run(sub, &connect(flags)?, out).await,
+        Command::Channels(sub) => channels::run(sub, &connect(flags)?, out).await,
+        Command::Notifications(sub) => notifications::run(sub, &connect(flags)?, out).await,
         Command::Demo(args) => demo::run(&args, &connect(flags)?, out).await,
     }
 }

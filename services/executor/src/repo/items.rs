@@ -286,6 +286,25 @@ pub async fn anything_bought_for_root(
     .map_err(ExecutorError::db("checking purchases of an execution"))
 }
 
+/// Counts the items of a root that were not bought but whose purchase was sent with
+/// an outcome still unknown or in doubt: an operator must look.
+pub async fn unsettled_for_root(conn: &mut PgConnection, root_id: Uuid) -> ExecutorResult<u32> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM execution_items i JOIN executions c ON c.id = i.execution_id \
+         WHERE c.parent_id = $1 AND i.status <> 'bought' AND EXISTS ( \
+             SELECT 1 FROM purchase_attempts a \
+             WHERE a.idempotency_token = i.idempotency_token \
+               AND a.state IN ('in_flight', 'in_doubt') AND a.sent_at IS NOT NULL)",
+    )
+    .bind(root_id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(ExecutorError::db(
+        "counting unsettled purchases of an execution",
+    ))?;
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
 /// Same as [`anything_bought_for_root`] for one child.
 pub async fn anything_bought_for_child(
     conn: &mut PgConnection,

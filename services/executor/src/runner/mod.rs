@@ -37,6 +37,7 @@ use uuid::Uuid;
 use crate::config::RunnerSettings;
 use crate::domain::status::{ACTOR_EXECUTOR, ExecutionStatus};
 use crate::error::{ExecutorError, ExecutorResult};
+use crate::notices::Notices;
 use crate::repo::Lease;
 use crate::repo::executions::{self, StatusChange};
 use crate::runner::cloud::AwsConnector;
@@ -71,6 +72,8 @@ pub(crate) struct Inner {
     pub tracker: TaskTracker,
     /// Executions whose plan step report is under way.
     pub reporting: Mutex<HashSet<Uuid>>,
+    /// The notifications a run's end raises.
+    pub notices: Notices,
 }
 
 /// Handle on this process's runner; cheap to clone.
@@ -87,6 +90,7 @@ impl Runner {
         cloud: AwsConnector,
         accounts: AuthChannel,
         planner: AuthChannel,
+        notices: Notices,
     ) -> Self {
         let process_id = Uuid::new_v4().simple().to_string()[..12].to_owned();
         Self {
@@ -103,6 +107,7 @@ impl Runner {
                 cancel: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 reporting: Mutex::new(HashSet::new()),
+                notices,
             }),
         }
     }
@@ -120,6 +125,11 @@ impl Runner {
 
     pub fn settings(&self) -> &RunnerSettings {
         &self.inner.settings
+    }
+
+    /// The notifications of this service.
+    pub fn notices(&self) -> &Notices {
+        &self.inner.notices
     }
 
     /// Returns a new lease of `root_id` for one run of this process.

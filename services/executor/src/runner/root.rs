@@ -10,14 +10,18 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use sqlx::Acquire;
+
 use crate::domain::outcome::root_outcome;
 use crate::domain::status::{ACTOR_EXECUTOR, ExecutionStatus};
 use crate::error::{ExecutorError, ExecutorResult};
+use crate::notices::RunEnd;
 use crate::repo::Lease;
 use crate::repo::executions::{self, CasOutcome, StatusChange};
 use crate::repo::items;
 use crate::runner::Inner;
 use crate::runner::child::{self, ChildEnd};
+use crate::service::existing_view;
 
 /// Runs a root whose lease `lease` holds.
 pub async fn run_root(inner: Arc<Inner>, lease: Lease) {
@@ -140,7 +144,24 @@ async fn finish_root(
             ACTOR_EXECUTOR,
         )
     };
-    match executions::change_status(&mut conn, &change).await? {
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(ExecutorError::db("starting a transaction"))?;
+    let applied = executions::change_status(&mut tx, &change).await?;
+    if let CasOutcome::Applied { .. } = applied {
+        // The run's end and its notifications commit together.
+        let root = existing_view(&mut tx, lease.root_id).await?;
+        let unsettled = items::unsettled_for_root(&mut tx, lease.root_id).await?;
+        let ended = RunEnd::of(&root, outcome, unsettled);
+        for event in inner.notices.run_finished(&root, &ended) {
+            inner.notices.raise(&mut tx, &event).await?;
+        }
+    }
+    tx.commit()
+        .await
+        .map_err(ExecutorError::db("committing the end of a run"))?;
+    match applied {
         CasOutcome::Applied { .. } => {
             tracing::info!(status = %outcome, "execution run finished");
             if outcome == ExecutionStatus::Completed

@@ -18,7 +18,7 @@ use crate::error::{ExecutorError, ExecutorResult};
 use crate::pricing::Quotes;
 use crate::repo::executions::{self, Identities, NewChild, NewItem, NewRoot};
 use crate::runner::accounts::Purpose;
-use crate::service::{ExecutionView, Executor, existing_view};
+use crate::service::{ExecutionView, Executor, Refused, existing_view};
 
 /// Rounds of the creation transaction when a concurrent creation of the same key wins
 /// a unique index: the next round finds its row.
@@ -137,7 +137,7 @@ impl Executor {
         let mut pricings = 0;
         loop {
             let mut tx = self.begin().await?;
-            let round = self
+            let round = match self
                 .create_round(
                     &mut tx,
                     &request,
@@ -146,7 +146,22 @@ impl Executor {
                     request_hash.as_deref(),
                     priced.as_ref(),
                 )
-                .await?;
+                .await
+            {
+                Ok(round) => round,
+                Err(error) => {
+                    drop(tx);
+                    if !request.dry_run {
+                        let about = Refused {
+                            execution_id: None,
+                            plan_id: request.plan_id,
+                            accounts: &request.targets,
+                        };
+                        self.notify_refusal(&error, about).await;
+                    }
+                    return Err(error);
+                }
+            };
             match round {
                 Round::Done(created) if request.dry_run => {
                     tx.rollback()
@@ -155,6 +170,14 @@ impl Executor {
                     return self.dry_run(created).await;
                 }
                 Round::Done(created) => {
+                    if created.created
+                        && created.view.row.status == ExecutionStatus::Pending.as_str()
+                    {
+                        let event = self
+                            .notices()
+                            .approval_requested(&created.view, created.approval_token.as_ref());
+                        self.notices().raise(&mut tx, &event).await?;
+                    }
                     tx.commit()
                         .await
                         .map_err(ExecutorError::db("committing an execution"))?;

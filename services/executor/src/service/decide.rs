@@ -10,7 +10,7 @@ use crate::domain::approval::{self, ApprovalView};
 use crate::domain::status::{ACTOR_TOKEN, ExecutionStatus};
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::repo::executions::{self, CasOutcome, ExecutionRow, StatusChange};
-use crate::service::{ExecutionView, Executor, audit, existing_view, view_of};
+use crate::service::{ExecutionView, Executor, Refused, audit, existing_view, view_of};
 
 /// What to do with a pending root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,8 +90,19 @@ impl Executor {
         approval::check_decision(&approval_view(&root)?, token, now)?;
         if let Some(limits) = &limits {
             limits.check_approver(root.created_by_key_id.as_deref(), actor_key_id)?;
-            self.check_window(&mut tx, limits, root.total_commitment)
-                .await?;
+            if let Err(error) = self
+                .check_window(&mut tx, limits, root.total_commitment)
+                .await
+            {
+                drop(tx);
+                let about = Refused {
+                    execution_id: Some(id),
+                    plan_id: root.plan_id,
+                    accounts: &root.target_account_ids,
+                };
+                self.notify_refusal(&error, about).await;
+                return Err(error);
+            }
         }
         let reason = match token {
             Some(_) => format!("{} by approval token", decision.verb()),

@@ -2,6 +2,7 @@
 //! input, applies the rules of `domain` in one transaction through `repo`, and returns
 //! views the edge turns into proto messages.
 
+mod channels;
 mod create;
 mod decide;
 mod dry_run;
@@ -13,10 +14,12 @@ mod sweep;
 
 use std::collections::HashMap;
 
+use cudly_common::ApiError;
 use cudly_common::audit::{self, Actor};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+pub use channels::relayed_event;
 pub use create::{CreateRequest, Created};
 pub use decide::Decision;
 pub use guard::{GuardrailsUpdate, GuardrailsView};
@@ -26,6 +29,7 @@ pub use sweep::{ExpireCounts, RedriveOutcome, SafeFailOutcome};
 
 use crate::config::RunnerSettings;
 use crate::error::{ExecutorError, ExecutorResult};
+use crate::notices::Notices;
 use crate::pricing::Pricer;
 use crate::repo::executions::{self, ExecutionRow};
 use crate::repo::items::{self, ItemRow};
@@ -66,6 +70,25 @@ impl Executor {
         &self.runner
     }
 
+    /// The notifications this service raises.
+    pub(crate) fn notices(&self) -> &Notices {
+        self.runner.notices()
+    }
+
+    /// When `error` is a spend-limit refusal, notifies it. The refused change rolled
+    /// back, so the event is written in a transaction of its own.
+    pub(crate) async fn notify_refusal(&self, error: &ExecutorError, about: Refused<'_>) {
+        if let ExecutorError::Api(ApiError {
+            spend: Some(refusal),
+            ..
+        }) = error
+        {
+            let event =
+                Notices::limit_refused(refusal, about.execution_id, about.plan_id, about.accounts);
+            self.notices().raise_alone(&self.pool, &event).await;
+        }
+    }
+
     fn settings(&self) -> &RunnerSettings {
         self.runner.settings()
     }
@@ -83,6 +106,15 @@ impl Executor {
             .await
             .map_err(ExecutorError::db("starting a transaction"))
     }
+}
+
+/// What a refused execution was about, for its notification.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Refused<'a> {
+    /// None for a creation: nothing was created.
+    pub execution_id: Option<Uuid>,
+    pub plan_id: Option<Uuid>,
+    pub accounts: &'a [Uuid],
 }
 
 /// Returns the views of rows: roots get their children and items, children their items.

@@ -14,7 +14,7 @@ use crate::error::{ExecutorError, ExecutorResult};
 use crate::repo::executions::{self, Identities, NewRoot};
 use crate::runner::accounts::Purpose;
 use crate::service::create::{ChildrenOf, child_totals, insert_children};
-use crate::service::{ExecutionView, Executor, audit, existing_view};
+use crate::service::{ExecutionView, Executor, Refused, audit, existing_view};
 
 impl Executor {
     /// Retries a failed or partially_completed root; 409 otherwise, or when the lineage
@@ -81,14 +81,31 @@ impl Executor {
         let assignment = assign_targets(&targets, &recommendations)?;
         let totals = child_totals(&assignment, &quotes)?;
         let root_total = QuoteTotal::sum(totals.iter())?;
-        limits
+        let refused = Refused {
+            execution_id: Some(id),
+            plan_id: root.plan_id,
+            accounts: &root.target_account_ids,
+        };
+        if let Err(error) = limits
             .check_execution(root_total.total_commitment)
-            .inspect_err(crate::metrics::limit_refused)?;
+            .inspect_err(crate::metrics::limit_refused)
+        {
+            drop(tx);
+            let error = ExecutorError::from(error);
+            self.notify_refusal(&error, refused).await;
+            return Err(error);
+        }
         let status = if limits.require_different_approver {
             ExecutionStatus::Pending
         } else {
-            self.check_window(&mut tx, &limits, root_total.total_commitment)
-                .await?;
+            if let Err(error) = self
+                .check_window(&mut tx, &limits, root_total.total_commitment)
+                .await
+            {
+                drop(tx);
+                self.notify_refusal(&error, refused).await;
+                return Err(error);
+            }
             ExecutionStatus::Approved
         };
         let approved = status == ExecutionStatus::Approved;
@@ -168,6 +185,11 @@ impl Executor {
             after: Some(cudly_common::audit::digest(&view)),
         };
         audit(&mut tx, trail, actor, actor_key_id, change).await?;
+        if !approved {
+            // Waits for another identity's key: the event links to the page, no token.
+            let event = self.notices().approval_requested(&view, None);
+            self.notices().raise(&mut tx, &event).await?;
+        }
         tx.commit()
             .await
             .map_err(ExecutorError::db("committing a retry"))?;

@@ -9,9 +9,10 @@ use uuid::Uuid;
 use crate::domain::outcome::safe_fail_outcome;
 use crate::domain::status::{ACTOR_SWEEPER, ExecutionStatus};
 use crate::error::{ExecutorError, ExecutorResult};
+use crate::notices::RunEnd;
 use crate::repo::executions::{self, CasOutcome, StaleRow, StatusChange};
 use crate::repo::{self, items};
-use crate::service::Executor;
+use crate::service::{Executor, existing_view};
 
 /// Counts of an expiry pass.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -319,6 +320,12 @@ impl Executor {
                 ..StatusChange::new(child.id, &child_from, child_outcome, ACTOR_SWEEPER)
             };
             executions::change_status(&mut tx, &child_change).await?;
+        }
+        let view = existing_view(&mut tx, id).await?;
+        let unsettled = items::unsettled_for_root(&mut tx, id).await?;
+        let ended = RunEnd::of(&view, outcome, unsettled);
+        for event in self.notices().run_finished(&view, &ended) {
+            self.notices().raise(&mut tx, &event).await?;
         }
         tx.commit()
             .await

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod executions;
 pub mod guardrails;
 pub mod keys;
+pub mod notifications;
 pub mod plans;
 pub mod recommendations;
 pub mod sweeps;
@@ -66,6 +67,7 @@ fn key_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(recommendations::router())
         .merge(sweeps::router())
         .merge(audit::router())
+        .merge(notifications::router())
 }
 
 /// Routes authorised by an approval token (`POST /api/executions/{id}/approve|cancel`,

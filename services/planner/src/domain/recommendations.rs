@@ -38,6 +38,8 @@ pub struct StoredRecommendation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectableAccount {
     pub id: Uuid,
+    /// The account's name, as people know it.
+    pub name: String,
     /// The 12-digit AWS account id.
     pub external_id: String,
     pub is_org_root: bool,
@@ -212,6 +214,7 @@ mod tests {
     fn account(id: u128, external: &str, root: bool) -> CollectableAccount {
         CollectableAccount {
             id: Uuid::from_u128(id),
+            name: format!("account {id}"),
             external_id: external.into(),
             is_org_root: root,
             bastion_id: None,

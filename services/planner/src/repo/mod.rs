@@ -437,6 +437,57 @@ pub async fn pause_plan(
     Ok(result.rows_affected() == 1)
 }
 
+/// The next step of a plan to remind its channels of, as [`take_due_reminders`] marked
+/// it.
+#[derive(Debug, FromRow)]
+pub struct StepReminder {
+    pub plan_id: Uuid,
+    pub plan_name: String,
+    /// The step after the plan's current one.
+    pub step_number: i32,
+    /// When it is due (never null: only plans with a date are reminded of).
+    pub fires_at: Option<DateTime<Utc>>,
+    pub auto_purchase: bool,
+}
+
+/// Marks as reminded and returns up to `limit` plan steps due for their reminder at
+/// `now`: the next step of each enabled plan with `notification_days_before` > 0 whose
+/// date falls after `now` and at most that many days after it, that was not fired yet
+/// (a re-fire of a step is not its first) and not reminded of before (compare-and-set
+/// on `reminded_step`, so each step is reminded of once). Plans another transaction
+/// holds are skipped, for the next call; the caller's transaction makes the mark and
+/// the staged reminder one.
+pub async fn take_due_reminders(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> PlannerResult<Vec<StepReminder>> {
+    sqlx::query_as(
+        "WITH due AS (
+             SELECT id FROM plans
+             WHERE enabled AND notification_days_before > 0 AND step_fires = 0
+               AND ramp_current_step < ramp_total_steps
+               AND reminded_step <= ramp_current_step
+               AND next_execution_date IS NOT NULL
+               AND next_execution_date > $1
+               AND next_execution_date <= $1 + make_interval(days => notification_days_before)
+             ORDER BY next_execution_date, id
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED
+         )
+         UPDATE plans p SET reminded_step = p.ramp_current_step + 1
+         FROM due
+         WHERE p.id = due.id
+         RETURNING p.id AS plan_id, p.name AS plan_name, p.ramp_current_step + 1 AS step_number,
+             p.next_execution_date AS fires_at, p.auto_purchase",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .map_err(db("take due step reminders"))
+}
+
 /// Moves a plan's next date while its step is still `expected_step` (compare-and-set);
 /// returns false when the step moved meanwhile.
 pub async fn move_next_date(

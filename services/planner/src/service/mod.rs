@@ -22,6 +22,7 @@ use crate::metrics;
 use crate::repo::{self, Authors, Lock};
 use cudly_vocabulary::{Recommendation, RecommendationInput, validate_recommendations};
 
+mod notices;
 mod recommendations;
 
 pub use recommendations::{AccountRefresh, RecommendationSettings, RefreshReport};
@@ -53,6 +54,8 @@ pub struct FireReport {
     pub errors: u32,
     pub executions: Vec<FiredExecution>,
     pub skipped: Vec<SkippedPlan>,
+    /// Reminders of upcoming steps staged (`step_upcoming`).
+    pub reminders: u32,
 }
 
 /// An execution created (or found) for a due plan.
@@ -550,12 +553,20 @@ impl Planner {
                 }
             }
         }
+        // After the fires: a step fired now is no longer upcoming. A failure leaves the
+        // reminders for the next sweep.
+        match self.stage_reminders(task, token, now).await {
+            Ok(staged) => report.reminders = staged,
+            Err(error @ PlannerError::StaleFencingToken { .. }) => return Err(error),
+            Err(error) => tracing::warn!(error = %error, "step reminders not staged"),
+        }
         tracing::info!(
             found = report.found,
             fired = report.fired,
             skipped = report.skipped.len(),
             race_lost = report.race_lost,
             errors = report.errors,
+            reminders = report.reminders,
             "due plans fired"
         );
         Ok(report)
@@ -616,6 +627,9 @@ impl Planner {
                 if !repo::pause_plan(&mut tx, plan_id, current_step, &reason).await? {
                     return Ok(FireOutcome::RaceLost);
                 }
+                // Raised with the pause: both commit or neither does.
+                let paused = notices::plan_paused(&plan, &reason, &targets);
+                notices::stage(&mut tx, &paused).await?;
                 metrics::plan_paused("step_max_fires");
                 tracing::warn!(%plan_id, step, fires = plan.step_fires, "plan paused: its step keeps failing to complete");
                 FireOutcome::Skipped(SkippedPlan {

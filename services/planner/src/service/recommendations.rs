@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
-use super::Planner;
+use super::{Planner, notices};
 use crate::clients::Collection;
 use crate::domain::plan::{Plan, PlanSource};
 use crate::domain::recommendations::{
@@ -58,7 +58,10 @@ impl Planner {
     /// registered accounts its organization lists, then per account for the enabled
     /// accounts no root covered. Each collection's sets replace the stored ones in one
     /// transaction; an account whose collection failed keeps its previous set and is
-    /// reported with the error. With a fencing token, a newer holder's token refuses it.
+    /// reported with the error, and one `recommendations_failed` notification names
+    /// every such account (staged with their errors, in one transaction at the end;
+    /// also when the refresh stopped half-way). With a fencing token, a newer holder's
+    /// token refuses it.
     pub async fn refresh_recommendations(
         &self,
         fencing: Option<(&str, i64)>,
@@ -72,43 +75,10 @@ impl Planner {
         drop(conn);
         let accounts = self.clients.collectable_accounts().await?;
         let mut report = RefreshReport::default();
-        let mut done: HashSet<Uuid> = HashSet::new();
-        for root in accounts.iter().filter(|account| account.is_org_root) {
-            let collection = self.collect(root.id, true, &queries, &report).await?;
-            report.calls += collection.calls;
-            if let Some(error) = &collection.error {
-                // Its members are reached through it, and would be collected through it:
-                // they keep their sets too.
-                for reached in accounts.iter().filter(|account| {
-                    (account.id == root.id || account.bastion_id == Some(root.id))
-                        && done.insert(account.id)
-                }) {
-                    self.keep_previous(reached.id, error, &mut report).await?;
-                }
-                continue;
-            }
-            let covered: Vec<Uuid> =
-                covered_by_root(&accounts, &collection.organization_account_ids)
-                    .into_iter()
-                    .filter(|id| done.insert(*id))
-                    .collect();
-            self.store(&accounts, &covered, collection, &mut report)
-                .await?;
-        }
-        for account in accounts
-            .iter()
-            .filter(|account| !done.contains(&account.id))
-        {
-            let collection = self.collect(account.id, false, &queries, &report).await?;
-            report.calls += collection.calls;
-            match &collection.error {
-                Some(error) => self.keep_previous(account.id, error, &mut report).await?,
-                None => {
-                    self.store(&accounts, &[account.id], collection, &mut report)
-                        .await?
-                }
-            }
-        }
+        let collected = self.collect_all(&accounts, &queries, &mut report).await;
+        let recorded = self.record_failures(&accounts, &report).await;
+        collected?;
+        recorded?;
         report.accounts.sort_by_key(|entry| entry.cloud_account_id);
         crate::metrics::recommendations_refreshed(report.calls);
         tracing::info!(
@@ -122,6 +92,54 @@ impl Planner {
             "recommendations refreshed"
         );
         Ok(report)
+    }
+
+    /// Collects at each root, then at each account no root covered, storing each
+    /// collection as it comes; failures are only reported (see
+    /// [`Self::record_failures`]).
+    async fn collect_all(
+        &self,
+        accounts: &[CollectableAccount],
+        queries: &[Query],
+        report: &mut RefreshReport,
+    ) -> PlannerResult<()> {
+        let mut done: HashSet<Uuid> = HashSet::new();
+        for root in accounts.iter().filter(|account| account.is_org_root) {
+            let collection = self.collect(root.id, true, queries, report).await?;
+            report.calls += collection.calls;
+            if let Some(error) = &collection.error {
+                // Its members are reached through it, and would be collected through it:
+                // they keep their sets too.
+                for reached in accounts.iter().filter(|account| {
+                    (account.id == root.id || account.bastion_id == Some(root.id))
+                        && done.insert(account.id)
+                }) {
+                    keep_previous(reached.id, error, report);
+                }
+                continue;
+            }
+            let covered: Vec<Uuid> =
+                covered_by_root(accounts, &collection.organization_account_ids)
+                    .into_iter()
+                    .filter(|id| done.insert(*id))
+                    .collect();
+            self.store(accounts, &covered, collection, report).await?;
+        }
+        for account in accounts
+            .iter()
+            .filter(|account| !done.contains(&account.id))
+        {
+            let collection = self.collect(account.id, false, queries, report).await?;
+            report.calls += collection.calls;
+            match &collection.error {
+                Some(error) => keep_previous(account.id, error, report),
+                None => {
+                    self.store(accounts, &[account.id], collection, report)
+                        .await?
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn collect(
@@ -168,16 +186,30 @@ impl Planner {
         Ok(())
     }
 
-    async fn keep_previous(
+    /// Records why each failed account of `report` kept its previous set, and stages
+    /// the `recommendations_failed` notification naming them, in one transaction.
+    async fn record_failures(
         &self,
-        account_id: Uuid,
-        error: &str,
-        report: &mut RefreshReport,
+        accounts: &[CollectableAccount],
+        report: &RefreshReport,
     ) -> PlannerResult<()> {
-        tracing::warn!(%account_id, error, "recommendations not collected; the previous set stays");
-        let mut conn = self.connection().await?;
-        stored::record_failure(&mut conn, account_id, error).await?;
-        report.failed(account_id, error);
+        let failed: Vec<(Uuid, &str)> = report
+            .accounts
+            .iter()
+            .filter_map(|entry| Some((entry.cloud_account_id, entry.error.as_deref()?)))
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for (account_id, error) in &failed {
+            stored::record_failure(&mut tx, *account_id, error).await?;
+        }
+        let event = notices::recommendations_failed(accounts, &failed);
+        notices::stage(&mut tx, &event).await?;
+        tx.commit()
+            .await
+            .map_err(db("commit recommendation failures"))?;
         Ok(())
     }
 
@@ -236,4 +268,10 @@ impl Planner {
         })
         .map(|sized| (RunList::Sized(sized), Vec::new())))
     }
+}
+
+/// Reports an account whose collection failed: it keeps its previous set.
+fn keep_previous(account_id: Uuid, error: &str, report: &mut RefreshReport) {
+    tracing::warn!(%account_id, error, "recommendations not collected; the previous set stays");
+    report.failed(account_id, error);
 }

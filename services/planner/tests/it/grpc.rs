@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::support::{NO_WINDOW_LIMIT, PlannerUnderTest};
 
 /// A fixed past instant (whole seconds, so Postgres keeps it exactly).
-fn t0() -> DateTime<Utc> {
+pub(crate) fn t0() -> DateTime<Utc> {
     "2026-01-05T00:00:00Z".parse().unwrap()
 }
 
@@ -34,7 +34,11 @@ fn rds_service(coverage: f64) -> pb::ServiceConfigInput {
 /// The key id the tests' plans are created with.
 const OPS_KEY_ID: &str = "6f1c1c6e-0000-4000-8000-0000000000ee";
 
-fn plan_input(ramp_type: &str, start: DateTime<Utc>, auto_purchase: bool) -> pb::PlanInput {
+pub(crate) fn plan_input(
+    ramp_type: &str,
+    start: DateTime<Utc>,
+    auto_purchase: bool,
+) -> pb::PlanInput {
     pb::PlanInput {
         name: format!("{ramp_type} rds"),
         auto_purchase: Some(auto_purchase),
@@ -48,7 +52,7 @@ fn plan_input(ramp_type: &str, start: DateTime<Utc>, auto_purchase: bool) -> pb:
     }
 }
 
-fn rds(count: u32, all_accounts: bool) -> common_pb::Recommendation {
+pub(crate) fn rds(count: u32, all_accounts: bool) -> common_pb::Recommendation {
     common_pb::Recommendation {
         provider: "aws".into(),
         service: "rds".into(),
@@ -66,7 +70,7 @@ fn rds(count: u32, all_accounts: bool) -> common_pb::Recommendation {
 impl PlannerUnderTest {
     /// Creates a plan bound to `accounts` (empty: all enabled accounts) with `standing`
     /// as its standing list; returns it.
-    async fn plan(
+    pub(crate) async fn plan(
         &self,
         input: pb::PlanInput,
         accounts: &[Uuid],
@@ -95,7 +99,7 @@ impl PlannerUnderTest {
         plan
     }
 
-    async fn fire(
+    pub(crate) async fn fire(
         &self,
         token: i64,
         now: DateTime<Utc>,
@@ -112,7 +116,7 @@ impl PlannerUnderTest {
             .map(tonic::Response::into_inner)
     }
 
-    async fn complete(
+    pub(crate) async fn complete(
         &self,
         plan_id: &str,
         step: u32,
@@ -129,7 +133,7 @@ impl PlannerUnderTest {
             .map(tonic::Response::into_inner)
     }
 
-    async fn get(&self, plan_id: &str) -> pb::Plan {
+    pub(crate) async fn get(&self, plan_id: &str) -> pb::Plan {
         self.client(Caller::Gateway)
             .get_plan(pb::GetPlanRequest {
                 id: plan_id.to_owned(),

@@ -3,6 +3,7 @@
 
 mod end_to_end;
 mod grpc;
+mod notifications;
 mod recommendations;
 mod rest;
 mod support;

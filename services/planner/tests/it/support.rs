@@ -203,10 +203,15 @@ impl AccountsService for FakeAccounts {
 // Fake executor service
 
 /// An in-memory executor: records every CreateExecution request, returns one execution
-/// per creation key (the same one again for a repeated key, like a live lineage), and
-/// answers HasLiveExecution as told.
+/// per creation key (the same one again for a repeated key, like a live lineage),
+/// answers HasLiveExecution as told, and takes the notifications the planner's relay
+/// raises (once per event id, like the executor's outbox), or refuses them as told.
 #[derive(Clone, Default)]
 pub struct FakeExecutor {
+    /// Every notification raised with it, once per event id, in order.
+    pub notifications: Arc<Mutex<Vec<executor_pb::RaiseNotificationRequest>>>,
+    /// While true, RaiseNotification answers UNAVAILABLE (an executor that is down).
+    pub refuse_notifications: Arc<Mutex<bool>>,
     pub created: Arc<Mutex<Vec<executor_pb::CreateExecutionRequest>>>,
     by_key: Arc<Mutex<HashMap<String, String>>>,
     pub live_plans: Arc<Mutex<Vec<String>>>,
@@ -223,6 +228,22 @@ pub const NO_WINDOW_LIMIT: f64 = -1.0;
 impl FakeExecutor {
     pub fn requests(&self) -> Vec<executor_pb::CreateExecutionRequest> {
         self.created.lock().unwrap().clone()
+    }
+
+    /// Returns the notifications raised so far of kind `event` (e.g. `plan_paused`),
+    /// each with its payload (`{"event", "data"}`).
+    pub fn raised(&self, event: &str) -> Vec<(executor_pb::RaiseNotificationRequest, Value)> {
+        self.notifications
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|request| {
+                let payload: Value =
+                    serde_json::from_str(&request.payload_json).expect("a json payload");
+                (request.clone(), payload)
+            })
+            .filter(|(_, payload)| payload["event"] == event)
+            .collect()
     }
 }
 
@@ -389,6 +410,51 @@ impl ExecutorService for FakeExecutor {
         _: Request<cudly_proto::audit::v1::ListAuditEventsRequest>,
     ) -> Result<Response<cudly_proto::audit::v1::ListAuditEventsResponse>, Status> {
         not_faked()
+    }
+
+    async fn create_notification_channel(
+        &self,
+        _: Request<executor_pb::CreateNotificationChannelRequest>,
+    ) -> Result<Response<executor_pb::CreateNotificationChannelResponse>, Status> {
+        not_faked()
+    }
+    async fn list_notification_channels(
+        &self,
+        _: Request<executor_pb::ListNotificationChannelsRequest>,
+    ) -> Result<Response<executor_pb::ListNotificationChannelsResponse>, Status> {
+        not_faked()
+    }
+    async fn delete_notification_channel(
+        &self,
+        _: Request<executor_pb::DeleteNotificationChannelRequest>,
+    ) -> Result<Response<executor_pb::DeleteNotificationChannelResponse>, Status> {
+        not_faked()
+    }
+    async fn list_notifications(
+        &self,
+        _: Request<executor_pb::ListNotificationsRequest>,
+    ) -> Result<Response<executor_pb::ListNotificationsResponse>, Status> {
+        not_faked()
+    }
+
+    async fn raise_notification(
+        &self,
+        request: Request<executor_pb::RaiseNotificationRequest>,
+    ) -> Result<Response<executor_pb::RaiseNotificationResponse>, Status> {
+        if *self.refuse_notifications.lock().unwrap() {
+            return Err(Status::unavailable("the executor is down"));
+        }
+        let request = request.into_inner();
+        let mut notifications = self.notifications.lock().unwrap();
+        let repeated = notifications
+            .iter()
+            .any(|seen| seen.event_id == request.event_id);
+        if !repeated {
+            notifications.push(request);
+        }
+        Ok(Response::new(executor_pb::RaiseNotificationResponse {
+            deliveries: u32::from(!repeated),
+        }))
     }
 }
 

@@ -1,0 +1,502 @@
+//! Notifications through the whole system (issue 21; docs/design/API.md
+//! "Notifications and the approval page"): channels created over REST, events written
+//! with the changes that cause them, delivered by the executor's dispatcher to a local
+//! HTTP receiver.
+//!
+//! A webhook delivery carries a signature that verifies under the channel's secret;
+//! Slack and Teams get their documented bodies and never the approval token; a receiver
+//! that fails twice gets the event on the third try, under the same ids; a restart of
+//! the whole system between the change and the delivery still delivers, under one
+//! event id; a spend-limit refusal is announced.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode as AxumStatus, Uri};
+use cudly_notify::sign;
+use cudly_testkit::rest::call;
+use cudly_testkit::{TestStack, eventually};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+#[allow(dead_code)]
+mod common;
+
+/// A webhook secret the tests choose, so they can verify signatures.
+const SECRET: &str = "notification-test-secret-0123456789abcdef";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// How the receiver answers.
+#[derive(Debug, Default)]
+struct Behaviour {
+    /// Requests to answer 500 before answering 200.
+    fail_next: usize,
+    /// Requests to record and then never answer.
+    hang_next: usize,
+}
+
+/// A local HTTP receiver of notifications that records every request.
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+    behaviour: Arc<Mutex<Behaviour>>,
+}
+
+impl Receiver {
+    async fn start(behaviour: Behaviour) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let receiver = Receiver {
+            url,
+            received: Arc::default(),
+            behaviour: Arc::new(Mutex::new(behaviour)),
+        };
+        let state = receiver.clone();
+        let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+            let state = state.clone();
+            async move {
+                state.received.lock().unwrap().push(Received {
+                    path: uri.path().to_owned(),
+                    headers,
+                    body,
+                });
+                let answer = {
+                    let mut behaviour = state.behaviour.lock().unwrap();
+                    if behaviour.hang_next > 0 {
+                        behaviour.hang_next -= 1;
+                        None
+                    } else if behaviour.fail_next > 0 {
+                        behaviour.fail_next -= 1;
+                        Some(AxumStatus::INTERNAL_SERVER_ERROR)
+                    } else {
+                        Some(AxumStatus::OK)
+                    }
+                };
+                match answer {
+                    Some(status) => status,
+                    None => {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        AxumStatus::OK
+                    }
+                }
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        receiver
+    }
+
+    fn target(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until the requests to `path` of event `kind` number at least `count`.
+    async fn wait_for(&self, path: &str, kind: &str, count: usize) -> Vec<Received> {
+        let what = format!("{count} {kind} notification(s) at {path}");
+        eventually(&what, WAIT, || async {
+            let found: Vec<Received> = self
+                .received()
+                .into_iter()
+                .filter(|request| request.path == path && event_kind(request) == kind)
+                .collect();
+            (found.len() >= count).then_some(found)
+        })
+        .await
+        .unwrap()
+    }
+}
+
+/// The event a request is about: the webhook's header, else found in the body.
+fn event_kind(request: &Received) -> String {
+    let header = request.header(sign::EVENT_HEADER);
+    if !header.is_empty() {
+        return header.to_owned();
+    }
+    // Slack and Teams: the title (libs/notify/src/render/text.rs) opens the message.
+    let text = request.text();
+    let titles = [
+        ("Approval requested: ", "approval_requested"),
+        ("Execution ", "execution_finished"),
+        ("Spend limit ", "limit_refused"),
+    ];
+    titles
+        .into_iter()
+        .find(|(title, _)| text.contains(&format!("\"{title}")))
+        .map(|(_, kind)| kind.to_owned())
+        .unwrap_or_default()
+}
+
+/// Starts the stack on the sandbox: its runner polls often, its dispatcher gives a
+/// send 2 s and takes an abandoned delivery back after 4 s.
+async fn start() -> TestStack {
+    TestStack::start_with_sandbox_and(fast_notifications)
+        .await
+        .expect("the stack starts")
+}
+
+fn fast_notifications(config: &mut cudly::StackConfig) {
+    config.executor.runner.poll_interval = Duration::from_millis(200);
+    let dispatch = &mut config.executor.notify.dispatch;
+    dispatch.poll_interval = Duration::from_millis(100);
+    dispatch.send_timeout = Duration::from_secs(2);
+    dispatch.lease = Duration::from_secs(4);
+}
+
+/// Creates a channel over REST; returns its id.
+async fn add_channel(stack: &TestStack, body: Value) -> String {
+    let (status, channel) = call(
+        stack,
+        Method::POST,
+        "/api/notification-channels",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{channel}");
+    assert!(
+        channel.get("target").is_none(),
+        "a target is never shown: {channel}"
+    );
+    channel["id"].as_str().expect("an id").to_owned()
+}
+
+/// A private, signed webhook wanting `events`.
+async fn add_webhook(stack: &TestStack, receiver: &Receiver, events: &[&str]) -> String {
+    add_channel(
+        stack,
+        json!({
+            "name": "ops webhook",
+            "kind": "webhook",
+            "target": receiver.target("/hook"),
+            "secret": SECRET,
+            "events": events,
+            "private": true,
+        }),
+    )
+    .await
+}
+
+/// A pending execution in a fresh sandbox account: its id and approval token.
+async fn create_pending(stack: &TestStack) -> (String, String) {
+    let buyer = stack
+        .add_sandbox_account("notified buyer")
+        .await
+        .expect("account registered");
+    let (status, execution) = call(
+        stack,
+        Method::POST,
+        "/api/executions",
+        Some(json!({"cloud_account_id": buyer, "recommendations": common::approval_lines()})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{execution}");
+    assert_eq!(execution["status"], "pending");
+    (
+        execution["id"].as_str().expect("an id").to_owned(),
+        execution["approval_token"]
+            .as_str()
+            .expect("a token")
+            .to_owned(),
+    )
+}
+
+/// Returns the execution's notifications as the API lists them.
+async fn notifications_of(stack: &TestStack, execution_id: &str) -> Vec<Value> {
+    let path = format!("/api/notifications?execution_id={execution_id}");
+    let (status, listed) = call(stack, Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    listed["notifications"].as_array().expect("a list").clone()
+}
+
+/// Checks a webhook request's signature under [`SECRET`], as a receiver would.
+fn assert_signed(request: &Received) {
+    let now = chrono::Utc::now().timestamp();
+    sign::verify(
+        SECRET.as_bytes(),
+        request.header(sign::TIMESTAMP_HEADER),
+        &request.body,
+        request.header(sign::SIGNATURE_HEADER),
+        now,
+        sign::DEFAULT_TOLERANCE,
+    )
+    .expect("the signature verifies under the channel's secret");
+    let mut tampered = request.body.to_vec();
+    tampered.push(b' ');
+    assert!(
+        sign::verify(
+            SECRET.as_bytes(),
+            request.header(sign::TIMESTAMP_HEADER),
+            &tampered,
+            request.header(sign::SIGNATURE_HEADER),
+            now,
+            sign::DEFAULT_TOLERANCE,
+        )
+        .is_err(),
+        "a changed body does not verify"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvers_are_told_signed_on_a_webhook_and_without_the_token_on_slack_and_teams() {
+    let stack = start().await;
+    let receiver = Receiver::start(Behaviour::default()).await;
+    let events = ["approval_requested", "execution_finished"];
+    add_webhook(&stack, &receiver, &events).await;
+    for (kind, path) in [("slack", "/slack"), ("teams", "/teams")] {
+        add_channel(
+            &stack,
+            json!({"name": kind, "kind": kind, "target": receiver.target(path), "events": events}),
+        )
+        .await;
+    }
+    let (id, token) = create_pending(&stack).await;
+
+    let hook = receiver.wait_for("/hook", "approval_requested", 1).await;
+    let request = &hook[0];
+    assert_signed(request);
+    let body = request.json();
+    assert_eq!(body["event"], "approval_requested");
+    assert_eq!(
+        body["id"].as_str(),
+        Some(request.header(sign::EVENT_ID_HEADER))
+    );
+    assert_eq!(body["execution"], id.as_str());
+    let approve_url = body["approve_url"]
+        .as_str()
+        .expect("a private channel gets the link");
+    assert_eq!(
+        approve_url,
+        stack.url(&format!("/approve/{id}?token={token}")),
+        "the link opens the approval page on the gateway"
+    );
+    let quote = &body["data"]["totals"];
+    assert!(quote["total_commitment"].as_f64().unwrap() > 0.0, "{body}");
+    assert_eq!(body["data"]["lines"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(body["data"]["requested_by"], "key:bootstrap");
+
+    let slack = receiver.wait_for("/slack", "approval_requested", 1).await;
+    let slack = slack[0].json();
+    assert!(slack["text"].is_string(), "{slack}");
+    let blocks = slack["blocks"].as_array().expect("Block Kit blocks");
+    assert_eq!(blocks[0]["type"], "header", "{slack}");
+    assert!(
+        blocks.iter().any(|block| block["type"] == "actions"),
+        "a button to the page: {slack}"
+    );
+    let teams = receiver.wait_for("/teams", "approval_requested", 1).await;
+    let teams = teams[0].json();
+    assert_eq!(teams["type"], "message");
+    assert_eq!(
+        teams["attachments"][0]["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    assert_eq!(teams["attachments"][0]["content"]["type"], "AdaptiveCard");
+    let page = stack.url(&format!("/approve/{id}"));
+    for broadcast in [&slack, &teams] {
+        let text = broadcast.to_string();
+        assert!(
+            !text.contains(&token),
+            "a broadcast channel never gets the token: {text}"
+        );
+        assert!(text.contains(&page), "it links to the page instead: {text}");
+    }
+
+    let (status, approved) = call(
+        &stack,
+        Method::POST,
+        &format!("/api/executions/{id}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    let finished = receiver.wait_for("/hook", "execution_finished", 1).await;
+    assert_signed(&finished[0]);
+    let finished = finished[0].json();
+    assert_eq!(finished["data"]["status"], "completed", "{finished}");
+    assert_eq!(finished["data"]["bought"], 2, "{finished}");
+    assert_eq!(finished["data"]["failed"], 0, "{finished}");
+    assert!(
+        finished["data"]["committed"].as_f64().unwrap() > 0.0,
+        "{finished}"
+    );
+    for path in ["/slack", "/teams"] {
+        let finished = receiver.wait_for(path, "execution_finished", 1).await;
+        assert!(!finished[0].text().contains(&token));
+    }
+
+    let listed = eventually("every notification delivered", WAIT, || async {
+        let listed = notifications_of(&stack, &id).await;
+        (listed.len() == 6 && listed.iter().all(|n| n["state"] == "delivered")).then_some(listed)
+    })
+    .await
+    .unwrap();
+    for notification in &listed {
+        assert_eq!(notification["attempts"], 1, "{notification}");
+        assert!(notification["last_error"].is_null(), "{notification}");
+    }
+    for request in receiver.received() {
+        assert!(
+            request.path == "/hook" || !request.text().contains(&token),
+            "only the private webhook carries the token"
+        );
+    }
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_fails_twice_gets_the_event_on_the_third_try() {
+    let stack = start().await;
+    let receiver = Receiver::start(Behaviour {
+        fail_next: 2,
+        ..Behaviour::default()
+    })
+    .await;
+    add_webhook(&stack, &receiver, &["approval_requested"]).await;
+    let (id, _) = create_pending(&stack).await;
+
+    let tries = receiver.wait_for("/hook", "approval_requested", 3).await;
+    assert_eq!(tries.len(), 3, "no fourth try after a success");
+    for request in &tries {
+        assert_signed(request);
+        assert_eq!(
+            request.header(sign::EVENT_ID_HEADER),
+            tries[0].header(sign::EVENT_ID_HEADER),
+            "a retry is the same event"
+        );
+        assert_eq!(
+            request.header(sign::DELIVERY_HEADER),
+            tries[0].header(sign::DELIVERY_HEADER),
+            "and the same delivery"
+        );
+    }
+    let listed = eventually("the delivery recorded", WAIT, || async {
+        let listed = notifications_of(&stack, &id).await;
+        (listed.len() == 1 && listed[0]["state"] == "delivered").then_some(listed)
+    })
+    .await
+    .unwrap();
+    assert_eq!(listed[0]["attempts"], 3);
+    assert_eq!(
+        listed[0]["id"].as_str(),
+        Some(tries[0].header(sign::DELIVERY_HEADER))
+    );
+    assert_eq!(
+        listed[0]["event_id"].as_str(),
+        Some(tries[0].header(sign::EVENT_ID_HEADER))
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        receiver.received().len(),
+        3,
+        "nothing more after the success"
+    );
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_between_the_change_and_the_delivery_delivers_one_event_id() {
+    let mut stack = start().await;
+    // The first request is received but never answered: the system stops while the
+    // delivery is in flight, with its outcome unknown to the dispatcher.
+    let receiver = Receiver::start(Behaviour {
+        hang_next: 1,
+        ..Behaviour::default()
+    })
+    .await;
+    add_webhook(&stack, &receiver, &["approval_requested"]).await;
+    let (id, token) = create_pending(&stack).await;
+    let first = receiver.wait_for("/hook", "approval_requested", 1).await;
+    let event_id = first[0].header(sign::EVENT_ID_HEADER).to_owned();
+
+    stack
+        .restart_services(fast_notifications)
+        .await
+        .expect("the whole system restarts");
+
+    let listed = eventually("the delivery made after the restart", WAIT, || async {
+        let listed = notifications_of(&stack, &id).await;
+        (listed.len() == 1 && listed[0]["state"] == "delivered").then_some(listed)
+    })
+    .await
+    .unwrap();
+    let requests = receiver.received();
+    assert!(requests.len() >= 2, "delivered again after the restart");
+    for request in &requests {
+        assert_eq!(
+            request.header(sign::EVENT_ID_HEADER),
+            event_id,
+            "every copy is the same event"
+        );
+        assert_signed(request);
+        assert!(
+            request.text().contains(&token),
+            "the private link survived the restart"
+        );
+    }
+    assert_eq!(listed[0]["event_id"], event_id.as_str());
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spend_limit_refusal_is_announced() {
+    let stack = start().await;
+    let receiver = Receiver::start(Behaviour::default()).await;
+    add_webhook(&stack, &receiver, &["limit_refused"]).await;
+    let (status, guardrails) = call(
+        &stack,
+        Method::PUT,
+        "/api/guardrails",
+        Some(json!({"max_execution_commitment": 1.0})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{guardrails}");
+    let buyer = stack.add_sandbox_account("limited buyer").await.unwrap();
+    let (status, refused) = call(
+        &stack,
+        Method::POST,
+        "/api/executions",
+        Some(json!({"cloud_account_id": buyer, "recommendations": common::approval_lines()})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+
+    let announced = receiver.wait_for("/hook", "limit_refused", 1).await;
+    assert_signed(&announced[0]);
+    let body = announced[0].json();
+    assert_eq!(body["data"]["limit"], "max_execution_commitment", "{body}");
+    assert_eq!(body["data"]["amount"], 1.0, "{body}");
+    assert!(body["data"]["requested"].as_f64().unwrap() > 1.0, "{body}");
+    assert_eq!(body["accounts"], json!([buyer]), "{body}");
+    assert!(body.get("approve_url").is_none());
+    stack.stop().await.unwrap();
+}

@@ -1,0 +1,295 @@
+//! Which of the executor's changes notify whom (docs/design/API.md "Notifications and
+//! the approval page"): each event is built here from the rows the change wrote and
+//! written to the outbox on the change's own transaction, so that it commits with the
+//! change or not at all. The dispatcher (libs/notify) delivers it afterwards.
+//!
+//! Without a notification key (`CUDLY_NOTIFY_KEY`) notifications are off: no channel
+//! can be stored, so nothing is written.
+
+use chrono::Utc;
+use cudly_notify::event::{
+    ApprovalRequested, ExecutionFinished, LimitRefused, OutcomeUnknown, PurchaseLine, Totals,
+};
+use cudly_notify::{
+    ChannelCipher, ChannelRules, Event, EventData, NotifyConfig, Url, approval_links,
+};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::approval::ApprovalToken;
+use crate::domain::status::{ExecutionStatus, ItemStatus};
+use crate::error::{ExecutorError, ExecutorResult};
+use crate::service::ExecutionView;
+
+/// The executor's notifications: the key the outbox is encrypted with, and where the
+/// approval page is.
+#[derive(Clone)]
+pub struct Notices {
+    cipher: Option<ChannelCipher>,
+    rules: ChannelRules,
+    public_url: Option<Url>,
+}
+
+impl Notices {
+    pub fn new(config: &NotifyConfig, public_url: Option<Url>) -> Self {
+        Self {
+            cipher: config.cipher(),
+            rules: config.channel_rules(),
+            public_url,
+        }
+    }
+
+    /// Notifications off: nothing is written (tests of other concerns).
+    pub fn off() -> Self {
+        Self {
+            cipher: None,
+            rules: ChannelRules {
+                private_targets: cudly_notify::PrivateTargets::Refused,
+                email_enabled: false,
+            },
+            public_url: None,
+        }
+    }
+
+    /// The key channels and the outbox are encrypted with; none when notifications are
+    /// off.
+    pub fn cipher(&self) -> Option<&ChannelCipher> {
+        self.cipher.as_ref()
+    }
+
+    /// What new channels may be.
+    pub fn rules(&self) -> ChannelRules {
+        self.rules
+    }
+
+    /// Writes `event` to the outbox on `conn` (the change's transaction).
+    pub async fn raise(&self, conn: &mut PgConnection, event: &Event) -> ExecutorResult<()> {
+        let Some(cipher) = &self.cipher else {
+            return Ok(());
+        };
+        cudly_notify::enqueue(conn, cipher, event)
+            .await
+            .map(|_| ())
+            .map_err(notify_error)
+    }
+
+    /// Raises `event` in a transaction of its own: for what is not a change of this
+    /// service's rows (a refusal). A failure is logged, never returned: the refusal
+    /// itself must still reach its caller.
+    pub async fn raise_alone(&self, pool: &PgPool, event: &Event) {
+        if self.cipher.is_none() {
+            return;
+        }
+        let raised = async {
+            let mut tx = pool
+                .begin()
+                .await
+                .map_err(ExecutorError::db("starting a transaction"))?;
+            self.raise(&mut tx, event).await?;
+            tx.commit()
+                .await
+                .map_err(ExecutorError::db("committing a notification"))
+        };
+        if let Err(error) = raised.await {
+            tracing::warn!(error = %error, kind = %event.kind(), "a notification could not be written");
+        }
+    }
+
+    /// The event of a root created pending: what it buys, for which accounts, at what
+    /// quote, who asked, until when, and the approval page (with `token`, when the root
+    /// has one, for private channels only).
+    pub fn approval_requested(&self, root: &ExecutionView, token: Option<&ApprovalToken>) -> Event {
+        let token = SecretString::from(token.map(ApprovalToken::reveal).unwrap_or_default());
+        let links = self
+            .public_url
+            .as_ref()
+            .and_then(|base| approval_links(base, root.row.id, &token));
+        let lines = root
+            .children
+            .iter()
+            .flat_map(|child| {
+                child
+                    .items
+                    .iter()
+                    .map(move |item| purchase_line(child.row.cloud_account_id, item))
+            })
+            .collect();
+        let totals = match &root.row.quote {
+            Some(quote) => Totals {
+                currency: quote.0.currency.clone(),
+                upfront: quote.0.upfront,
+                monthly: quote.0.monthly,
+                total_commitment: quote.0.total_commitment,
+            },
+            None => Totals {
+                currency: cudly_aws::purchase::DEFAULT_CURRENCY.to_owned(),
+                upfront: 0.0,
+                monthly: 0.0,
+                total_commitment: root.row.total_commitment,
+            },
+        };
+        let has_token = !token.expose_secret().is_empty();
+        let (page_url, approval_url) = match links {
+            Some(links) => (links.page_url, has_token.then_some(links.approval_url)),
+            None => (String::new(), None),
+        };
+        about_root(
+            root,
+            EventData::ApprovalRequested(ApprovalRequested {
+                lines,
+                totals,
+                requested_by: root.row.created_by.clone(),
+                expires_at: root.row.approval_expires_at.unwrap_or_else(Utc::now),
+                page_url,
+                approval_url,
+            }),
+        )
+    }
+
+    /// The events of a root that ended: the outcome, and when purchases were left
+    /// unknown or in doubt, the call for an operator.
+    pub fn run_finished(&self, root: &ExecutionView, ended: &RunEnd) -> Vec<Event> {
+        let page_url = self.page_url(root.row.id);
+        let mut events = vec![about_root(
+            root,
+            EventData::ExecutionFinished(ExecutionFinished {
+                status: ended.status.as_str().to_owned(),
+                bought: ended.bought,
+                failed: ended.failed,
+                committed: ended.committed,
+                currency: ended.currency.clone(),
+                page_url: page_url.clone(),
+            }),
+        )];
+        if ended.unknown > 0 {
+            events.push(about_root(
+                root,
+                EventData::OutcomeUnknown(OutcomeUnknown {
+                    items: ended.unknown,
+                    reason: "purchases whose outcome is unknown or in doubt: check them in \
+                             the cloud console, then resolve them"
+                        .to_owned(),
+                    page_url,
+                }),
+            ));
+        }
+        events
+    }
+
+    /// The event of a spend-limit refusal of a creation or an approval.
+    pub fn limit_refused(
+        refusal: &cudly_common::SpendRefusal,
+        execution_id: Option<Uuid>,
+        plan_id: Option<Uuid>,
+        account_ids: &[Uuid],
+    ) -> Event {
+        let mut event = Event::new(EventData::LimitRefused(LimitRefused::from_refusal(refusal)))
+            .for_accounts(account_ids.iter().copied());
+        event.execution_id = execution_id;
+        event.plan_id = plan_id;
+        event
+    }
+
+    /// The approval page of an execution without a token: whoever opens it
+    /// authenticates there.
+    fn page_url(&self, execution_id: Uuid) -> Option<String> {
+        let base = self.public_url.as_ref()?;
+        approval_links(base, execution_id, &SecretString::from(String::new()))
+            .map(|links| links.page_url)
+    }
+}
+
+impl std::fmt::Debug for Notices {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Notices")
+            .field("on", &self.cipher.is_some())
+            .field("public_url", &self.public_url.as_ref().map(Url::as_str))
+            .finish()
+    }
+}
+
+/// How a root's run ended, counted over its items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEnd {
+    pub status: ExecutionStatus,
+    pub bought: u32,
+    pub failed: u32,
+    /// Items not bought whose purchase may have happened (an attempt in flight or in
+    /// doubt): an operator must look.
+    pub unknown: u32,
+    /// What the bought items committed, by their quotes.
+    pub committed: f64,
+    pub currency: String,
+}
+
+impl RunEnd {
+    /// Counts the items of `root` (a view with its children's items); `unknown_items`
+    /// are the items whose attempt is in flight or in doubt.
+    pub fn of(root: &ExecutionView, status: ExecutionStatus, unknown: u32) -> Self {
+        let mut ended = RunEnd {
+            status,
+            bought: 0,
+            failed: 0,
+            unknown,
+            committed: 0.0,
+            currency: root
+                .row
+                .quote
+                .as_ref()
+                .map(|quote| quote.0.currency.clone())
+                .unwrap_or_else(|| cudly_aws::purchase::DEFAULT_CURRENCY.to_owned()),
+        };
+        for item in root.children.iter().flat_map(|child| &child.items) {
+            match item.status() {
+                Ok(ItemStatus::Bought) => {
+                    ended.bought += 1;
+                    if let Some(quote) = &item.quote {
+                        ended.committed += quote.0.total_commitment();
+                    }
+                }
+                Ok(ItemStatus::Failed) => ended.failed += 1,
+                _ => {}
+            }
+        }
+        ended
+    }
+}
+
+/// Returns `data` as an event about `root`: its execution, plan and accounts.
+fn about_root(root: &ExecutionView, data: EventData) -> Event {
+    let mut event = Event::new(data)
+        .for_execution(root.row.id)
+        .for_accounts(root.row.target_account_ids.iter().copied());
+    event.plan_id = root.row.plan_id;
+    event
+}
+
+/// Returns one quoted line of a child's items.
+fn purchase_line(account_id: Option<Uuid>, item: &crate::repo::items::ItemRow) -> PurchaseLine {
+    let recommendation = &item.recommendation.0;
+    let (upfront, monthly) = match &item.quote {
+        Some(quote) => (quote.0.upfront(), quote.0.monthly()),
+        None => (recommendation.upfront_cost.unwrap_or_default(), 0.0),
+    };
+    PurchaseLine {
+        account: account_id.map(|id| id.to_string()).unwrap_or_default(),
+        service: recommendation.service.to_string(),
+        region: recommendation.region.clone(),
+        resource_type: recommendation.resource_type.clone(),
+        count: recommendation.count,
+        term_years: u8::try_from(recommendation.term).unwrap_or(u8::MAX),
+        payment: recommendation.payment.clone(),
+        upfront,
+        monthly,
+    }
+}
+
+/// Returns a notification error as the executor's.
+pub fn notify_error(error: cudly_notify::NotifyError) -> ExecutorError {
+    match error {
+        cudly_notify::NotifyError::Api(error) => ExecutorError::Api(error),
+        other => ExecutorError::Api(other.into_api_error()),
+    }
+}

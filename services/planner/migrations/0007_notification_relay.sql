@@ -1,0 +1,1 @@
+../../../libs/notify/sql/relay.sql
