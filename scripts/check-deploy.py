@@ -22,14 +22,17 @@ A check whose tool is missing prints `skip`; with --require-tools (CI) that fail
 This project's rules, which no tool knows:
 - each service gets every variable its binary requires, in compose and in the rendered
   chart (REQUIRED_ENV, itself compared with the names services/<name>/src/config.rs
-  reads);
+  reads), and the executor what notifications need where they are on (NOTIFY_ENV:
+  compose, and the chart with notifications.enabled; never with them off);
 - secrets only by reference: `${VAR:-dev-only...}` in compose; in the chart a
-  secretKeyRef, or a read-only 0400 Secret file for the credential key
-  (CUDLY_CREDENTIAL_KEY_FILE); never a literal, a ConfigMap or plain env (the chart
-  refuses secret-looking names there); rendering without the secrets fails;
+  secretKeyRef, or a read-only 0400 Secret file for the credential and notification
+  keys (CUDLY_CREDENTIAL_KEY_FILE, CUDLY_NOTIFY_KEY_FILE); never a literal, a ConfigMap
+  or plain env (the chart refuses secret-looking names there); rendering without the
+  secrets fails;
 - the wiring (URLs, tokens, token digests, ports) is the same in compose and the chart,
   and the rendered NetworkPolicies open each backend's gRPC port to exactly the callers
-  whose token digests it holds; hardened pods and their probes; tls.grpc;
+  whose token digests it holds; egress to the SMTP relay only from the executor, when
+  it sends email; hardened pods and their probes; tls.grpc;
 - helm/cudly/ci: the default values give only the required secrets, the all-features
   values turn every `enabled` flag on, and every optional object then renders;
 - the Dockerfile builds exactly the binaries compose and the chart run; the production
@@ -139,10 +142,26 @@ REQUIRED_ENV = {
     },
 }
 
+# What a service needs for notifications (libs/notify), which are optional: the
+# executor's key (without it notifications are off) and, outside dev mode, the
+# gateway's public URL that notifications link to (the executor refuses to start with
+# the key and without the URL). Compose turns notifications on; the chart with
+# notifications.enabled, and then gives exactly these. check_required_table compares
+# this with what each config.rs reads.
+NOTIFY_ENV = {"executor": {"CUDLY_NOTIFY_KEY", "CUDLY_PUBLIC_URL"}}
+
 # Secrets the chart gives as files (a read-only Secret volume) rather than variables:
 # the binary reads <NAME>_FILE instead of <NAME> (Env::secret_or_file in libs/common),
 # so a secret stays out of the process environment. compose keeps the plain variables.
-CHART_FILE_SECRETS = {"CUDLY_CREDENTIAL_KEY", "CUDLY_CREDENTIAL_OLD_KEY"}
+CHART_FILE_SECRETS = {"CUDLY_CREDENTIAL_KEY", "CUDLY_CREDENTIAL_OLD_KEY", "CUDLY_NOTIFY_KEY", "CUDLY_NOTIFY_OLD_KEY"}
+# The AES-256-GCM keys (64 hex characters each, one per purpose): compose's dev defaults.
+HEX_KEYS = {"CUDLY_CREDENTIAL_KEY", "CUDLY_NOTIFY_KEY"}
+# Where the code reads the file secrets (secret_or_file, or libs/notify's read_key,
+# which calls it).
+FILE_SECRET_SOURCES = ["libs/common/src/config.rs", "libs/notify/src/config.rs"]
+# The SMTP relay's port by CUDLY_NOTIFY_SMTP_SECURITY, unless CUDLY_NOTIFY_SMTP_PORT
+# says otherwise (libs/notify/src/config.rs).
+SMTP_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 # Paths of files the chart mounts from a Secret (values tls.grpc): not secrets themselves.
 MOUNTED_SECRET_PATHS = {"CUDLY_GRPC_TLS_CERT", "CUDLY_GRPC_TLS_KEY", "CUDLY_GRPC_TLS_CA"}
 
@@ -281,7 +300,10 @@ def required_env_from_source(service: str) -> set[str]:
         names.add(f"CUDLY_{listener.upper()}_ADDR")
     for peer in re.findall(r'env\.peer_url\("(\w+)"', text):
         names.add(f"CUDLY_{peer.upper()}_URL")
-    for literal in set(re.findall(r'"(CUDLY_[A-Z0-9_]+)"', text)):
+    optional = notify_env_from_source(service) | {f"CUDLY_{other.upper()}_ADDR" for other in SERVICES if other != service}
+    for literal in set(re.findall(r'"(CUDLY_[A-Z0-9_]+)"', text)) - optional:
+        # Not another service's listen address (the executor's dev-mode default of
+        # CUDLY_PUBLIC_URL is the gateway's), nor what only notifications need.
         if literal.endswith(("_ADDR", "_URL")) and "METRICS" not in literal:
             names.add(literal)
     if "secrets.credential_key()" in text:
@@ -293,8 +315,20 @@ def required_env_from_source(service: str) -> set[str]:
     return names
 
 
+def notify_env_from_source(service: str) -> set[str]:
+    """Returns what that service's config.rs reads for notifications: the key (from its
+    secret source) and the public URL."""
+    text = config_sources(service)
+    names = {"CUDLY_NOTIFY_KEY"} if "secrets.notify_key()" in text else set()
+    return names | ({"CUDLY_PUBLIC_URL"} if '"CUDLY_PUBLIC_URL"' in text else set())
+
+
 def required_env(service: str) -> set[str]:
     return REQUIRED_ENV[service] | required_env_from_source(service)
+
+
+def notify_env(service: str) -> set[str]:
+    return NOTIFY_ENV.get(service, set()) | notify_env_from_source(service)
 
 
 def default_grpc_port(service: str) -> int | None:
@@ -330,9 +364,14 @@ def check_required_table():
             problems.append(f"{service}: config.rs reads {name}, missing from REQUIRED_ENV")
         for name in sorted(REQUIRED_ENV[service] - derived):
             problems.append(f"{service}: REQUIRED_ENV lists {name}, config.rs does not read it")
-    sources = read("libs/common/src/config.rs") + config_sources("accounts")
+        notify = notify_env_from_source(service)
+        for name in sorted(notify - NOTIFY_ENV.get(service, set())):
+            problems.append(f"{service}: config.rs reads {name}, missing from NOTIFY_ENV")
+        for name in sorted(NOTIFY_ENV.get(service, set()) - notify):
+            problems.append(f"{service}: NOTIFY_ENV lists {name}, config.rs does not read it")
+    sources = "".join(read(path) for path in FILE_SECRET_SOURCES) + config_sources("accounts")
     for name in sorted(CHART_FILE_SECRETS):
-        if not re.search(rf'secret_or_file\(\s*"{name}"', sources):
+        if not re.search(rf'(secret_or_file\(|read_key\(\s*env,)\s*"{name}"', sources):
             problems.append(f"the code no longer reads {name}_FILE (secret_or_file), which the chart sets")
     return problems
 
@@ -365,6 +404,12 @@ def interpolation(value: str) -> tuple[str, str] | None:
     """Returns (variable, default) when the value is exactly `${VAR:-default}`."""
     match = re.fullmatch(r"\$\{([A-Z0-9_]+):-([^}]*)\}", value)
     return (match.group(1), match.group(2)) if match else None
+
+
+def compose_default(value: str) -> str:
+    """Returns what a value is when its variable is unset: the default of `${VAR:-default}`."""
+    parsed = interpolation(value)
+    return parsed[1] if parsed else value
 
 
 def check_compose_schema():
@@ -464,10 +509,17 @@ def check_compose_required_env():
     problems = []
     for service in SERVICES:
         env = compose_env(service)
-        for name in sorted(required_env(service) - env.keys()):
+        # Notifications are on in compose: the executor gets what they need too.
+        for name in sorted((required_env(service) | notify_env(service)) - env.keys()):
             problems.append(f"{service}: missing {name}")
         if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") != "http://jaeger:4317":
             problems.append(f"{service}: OTEL_EXPORTER_OTLP_ENDPOINT should be http://jaeger:4317")
+    # Notifications link to the approval page where people reach the gateway: the
+    # address compose publishes it on.
+    published = next((str(entry).rsplit(":", 1)[0] for entry in compose()["services"]["gateway"].get("ports", []) if str(entry).endswith(f":{GATEWAY_PORT}")), "")
+    public = compose_default(compose_env("executor").get("CUDLY_PUBLIC_URL", ""))
+    if public and public != f"http://{compose_default(published)}":
+        problems.append(f"executor: CUDLY_PUBLIC_URL is {public}, not the gateway's published http://{compose_default(published)}")
     return problems
 
 
@@ -571,13 +623,16 @@ def check_compose_secrets_are_dev_defaults():
             variable, default = parsed
             if variable != name:
                 problems.append(f"{service}: {name} reads ${{{variable}}}; use the same name")
-            if name == "CUDLY_CREDENTIAL_KEY":
+            if name in HEX_KEYS:
                 if not re.fullmatch(r"[0-9a-fA-F]{64}", default):
-                    problems.append(f"{service}: the CUDLY_CREDENTIAL_KEY default must be 64 hex characters")
+                    problems.append(f"{service}: the {name} default must be 64 hex characters")
             elif "dev-only" not in default:
                 problems.append(f"{service}: the {name} default must say dev-only")
             elif name == "CUDLY_BOOTSTRAP_ADMIN_KEY" and len(default) < 16:
                 problems.append(f"{service}: the bootstrap key default is under 16 characters")
+    hex_defaults = {name: interpolation(compose_env(service).get(name, "")) for service in SERVICES for name in HEX_KEYS if name in compose_env(service)}
+    if len({parsed[1].lower() for parsed in hex_defaults.values() if parsed}) != len(hex_defaults):
+        problems.append(f"{sorted(hex_defaults)} share a default: one key per purpose")
     if "DEV ONLY" not in read("compose.yaml"):
         problems.append("compose.yaml must warn loudly that its secrets are dev only")
     for name, value in compose()["services"]["postgres"]["environment"].items():
@@ -874,6 +929,13 @@ def check_chart_ci_values():
     old = str(features["secrets"].get("credentialKey", {}).get("oldValue", ""))
     if not re.fullmatch(r"[0-9a-fA-F]{64}", old) or old == features["secrets"]["credentialKey"].get("value"):
         problems.append(f"{ALL_FEATURES}: secrets.credentialKey.oldValue should be another 64-hex key (a rotation)")
+    notify = features["secrets"].get("notifyKey", {})
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", str(notify.get("oldValue", ""))) or notify.get("oldValue") == notify.get("value"):
+        problems.append(f"{ALL_FEATURES}: secrets.notifyKey.oldValue should be another 64-hex key (a rotation)")
+    if effective.get("notifications", {}).get("publicUrl"):
+        problems.append(f"{ALL_FEATURES}: leave notifications.publicUrl empty, so that its default from the ingress host renders")
+    if not effective["services"]["executor"].get("env", {}).get("CUDLY_NOTIFY_SMTP_HOST"):
+        problems.append(f"{ALL_FEATURES}: set services.executor.env.CUDLY_NOTIFY_SMTP_HOST, so that the SMTP egress rule renders")
     if not effective["ingress"].get("tls") or not effective["otel"].get("endpoint") or not effective["tls"].get("caSecret"):
         problems.append(f"{ALL_FEATURES}: set ingress.tls, otel.endpoint and tls.caSecret too")
     if not effective["tls"]["grpc"].get("mutual") or not effective["tls"]["grpc"].get("issuerRef"):
@@ -930,9 +992,9 @@ def secret_file_problems(name: str, entry: dict, pod: dict) -> list[str]:
     return problems
 
 
-def deployment_problems(deployment: dict) -> list[str]:
-    """One service's binary, ports, environment (required variables, secrets only by
-    reference), probes and hardened pod."""
+def deployment_problems(deployment: dict, notifications: bool) -> list[str]:
+    """One service's binary, ports, environment (required variables, what notifications
+    need exactly when they are on, secrets only by reference), probes and hardened pod."""
     service = component(deployment)
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
@@ -945,6 +1007,11 @@ def deployment_problems(deployment: dict) -> list[str]:
     if ports != {**own, "metrics": METRICS_PORTS[service]}:
         problems.append(f"{service}: ports {ports}, expected {own} and metrics {METRICS_PORTS[service]}")
     problems += [f"{service}: env lacks {name}" for name in sorted(required_env(service)) if not chart_provides(name, env)]
+    for name in sorted(notify_env(service)):
+        if notifications and not chart_provides(name, env):
+            problems.append(f"{service}: notifications are on, but env lacks {name}")
+        elif not notifications and chart_provides(name, env):
+            problems.append(f"{service}: notifications are off, but env has {name}")
     for name, entry in env.items():
         source = entry.get("valueFrom") or {}
         if name.removesuffix("_FILE") in CHART_FILE_SECRETS:
@@ -987,7 +1054,8 @@ def check_chart_services():
                 problems.append(f"{values_file}: {kind}s for {sorted(component(item) for item in kinds.get(kind, []))}, expected one per service")
         if kinds.get("ConfigMap"):
             problems.append(f"{values_file}: the chart renders a ConfigMap")
-        problems += [f"{values_file}: {problem}" for deployment in kinds.get("Deployment", []) for problem in deployment_problems(deployment)]
+        notifications = merged(values(), values(f"ci/{values_file}")).get("notifications", {}).get("enabled") is True
+        problems += [f"{values_file}: {problem}" for deployment in kinds.get("Deployment", []) for problem in deployment_problems(deployment, notifications)]
     return problems
 
 
@@ -1049,8 +1117,20 @@ def check_chart_secret_sources():
     except RuntimeError as error:
         if "looks like a secret" not in str(error):
             problems.append(f"a secret-looking plain env failed, but not as one: {str(error)[:300]}")
-    existing = {"databaseUrls": "db", "redisUrl": "redis", "credentialKey": "credential", "bootstrapAdminKey": "bootstrap", "internalTokens": "tokens"}
-    objects = render(None, {"secrets": {kind: {"existingSecret": name} for kind, name in existing.items()}})
+    # Notifications on without their key or the public URL (no ingress to take it from).
+    for overrides, wanted in (
+        ({"notifications": {"enabled": True}, "secrets": {"notifyKey": {"value": "ab" * 32}}}, "notifications.publicUrl is required"),
+        ({"notifications": {"enabled": True, "publicUrl": "https://cudly.example.com"}}, "secrets.notifyKey.value is required"),
+    ):
+        try:
+            render(DEFAULT_VALUES, overrides)
+            problems.append(f"rendered notifications without {wanted.split()[0]}: `required` must stop it")
+        except RuntimeError as error:
+            if wanted not in str(error):
+                problems.append(f"notifications without {wanted.split()[0]} failed, but not naming it: {str(error)[:300]}")
+    existing = {"databaseUrls": "db", "redisUrl": "redis", "credentialKey": "credential", "notifyKey": "notify", "bootstrapAdminKey": "bootstrap", "internalTokens": "tokens"}
+    notifications = {"enabled": True, "publicUrl": "https://cudly.example.com"}
+    objects = render(None, {"secrets": {kind: {"existingSecret": name} for kind, name in existing.items()}, "notifications": notifications})
     if any(item["kind"] == "Secret" for item in objects):
         problems.append("with every existingSecret set the chart still creates a Secret")
     referenced = set()
@@ -1071,13 +1151,27 @@ def selected_components(peers: list[dict]) -> set[str]:
     }
 
 
+def smtp_port(env: dict[str, dict]) -> int | None:
+    """The SMTP relay's port a rendered executor sends email to, or None when it sends
+    none (notifications off, or no CUDLY_NOTIFY_SMTP_HOST)."""
+
+    def value(name: str) -> str:
+        return str((env.get(name) or {}).get("value") or "")
+
+    if not value("CUDLY_NOTIFY_SMTP_HOST") or "CUDLY_NOTIFY_KEY_FILE" not in env:
+        return None
+    return int(value("CUDLY_NOTIFY_SMTP_PORT") or SMTP_PORTS.get(value("CUDLY_NOTIFY_SMTP_SECURITY") or "starttls", 0))
+
+
 def network_policy_problems(objects: list[dict]) -> list[str]:
     """The rendered NetworkPolicies allow exactly the chart's wiring: a backend's gRPC
     port only from the callers whose token digests it holds, each service's egress to
     the gRPC ports of exactly its callees, Redis only from the sweeper, AWS (the
-    internet, not the private ranges) only from accounts and executor."""
+    internet, not the private ranges) only from accounts and executor, the SMTP relay
+    only from the executor when it sends email."""
     problems = []
     wiring = rendered_wiring(objects)
+    smtp = smtp_port(next((container_env(item) for item in objects if item["kind"] == "Deployment" and component(item) == "executor"), {}))
     policies = [item for item in objects if item["kind"] == "NetworkPolicy"]
     deny = [p for p in policies if "app.kubernetes.io/component" not in p["spec"]["podSelector"].get("matchLabels", {})]
     if len(deny) != 1:
@@ -1130,6 +1224,8 @@ def network_policy_problems(objects: list[dict]) -> list[str]:
             problems.append(f"{service}: Redis egress is for the sweeper only")
         if (values_np["aws"]["port"] in egress_ports) != (service in ("accounts", "executor")):
             problems.append(f"{service}: AWS (443) egress is for accounts and executor only")
+        if smtp and (smtp in egress_ports) != (service == "executor"):
+            problems.append(f"{service}: SMTP ({smtp}) egress is for the executor only, which sends email")
     return problems
 
 
@@ -1171,11 +1267,23 @@ def check_chart_optional_features():
         if "replicas" in deployment["spec"]:
             problems.append(f"{ALL_FEATURES}: {deployment['metadata']['name']} sets replicas under an HPA")
         problems += [f"{ALL_FEATURES}: {problem}" for problem in grpc_tls_problems(deployment)]
-        if component(deployment) == "accounts":
-            env = container_env(deployment)
-            if "CUDLY_CREDENTIAL_OLD_KEY_FILE" not in env:
-                problems.append(f"{ALL_FEATURES}: accounts lacks CUDLY_CREDENTIAL_OLD_KEY_FILE during the rotation")
+        env = container_env(deployment)
+        if component(deployment) == "accounts" and "CUDLY_CREDENTIAL_OLD_KEY_FILE" not in env:
+            problems.append(f"{ALL_FEATURES}: accounts lacks CUDLY_CREDENTIAL_OLD_KEY_FILE during the rotation")
+        if component(deployment) == "executor":
+            if "CUDLY_NOTIFY_OLD_KEY_FILE" not in env:
+                problems.append(f"{ALL_FEATURES}: executor lacks CUDLY_NOTIFY_OLD_KEY_FILE during the rotation")
+            host = effective_ingress_host(ALL_FEATURES)
+            if (env.get("CUDLY_PUBLIC_URL") or {}).get("value") != f"https://{host}":
+                problems.append(f"{ALL_FEATURES}: executor CUDLY_PUBLIC_URL is not the ingress host with TLS (https://{host})")
+            if smtp_port(env) is None:
+                problems.append(f"{ALL_FEATURES}: the executor sends no email (CUDLY_NOTIFY_SMTP_HOST): the SMTP egress rule is not checked")
     return problems + [f"{ALL_FEATURES}: {problem}" for problem in network_policy_problems(objects)]
+
+
+def effective_ingress_host(values_file: str) -> str:
+    hosts = merged(values(), values(f"ci/{values_file}"))["ingress"].get("hosts") or [{}]
+    return str(hosts[0].get("host", ""))
 
 
 def rendered_with_ci_values() -> list[tuple[str, dict]]:

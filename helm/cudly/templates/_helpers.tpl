@@ -152,8 +152,8 @@ creates (templates/secrets.yaml). Call with (dict "root" $ "kind" "<kind>").
 
 {{/*
 The environment of one service. Call with (dict "root" $ "name" $name "svc" $svc).
-Every secret is a secretKeyRef (the credential key: a path to its mounted file); nothing
-secret is ever a literal value here.
+Every secret is a secretKeyRef (the credential and notification keys: a path to their
+mounted file); nothing secret is ever a literal value here.
 */}}
 {{- define "cudly.env" -}}
 {{- $root := .root }}
@@ -226,15 +226,19 @@ secret is ever a literal value here.
       name: {{ include "cudly.secretName" (dict "root" $root "kind" "redisUrl") }}
       key: {{ $secrets.redisUrl.key }}
 {{- end }}
-{{- if eq $name "accounts" }}
-{{- /* Files of the credential-key Secret volume (deployment.yaml; cudly.credentialKeyFiles), not secretKeyRefs. */}}
-{{- $files := include "cudly.credentialKeyFiles" $root | fromYaml }}
-- name: CUDLY_CREDENTIAL_KEY_FILE
+{{- /* Files of the key Secret volumes (deployment.yaml; cudly.keyFiles), not secretKeyRefs. */}}
+{{- range $kind := include "cudly.keyFileKinds" . | fromJsonArray }}
+{{- $files := include "cudly.keyFiles" (dict "root" $root "kind" $kind) | fromYaml }}
+- name: {{ $files.variable }}_FILE
   value: {{ printf "%s/%s" $files.mountPath $files.key | quote }}
 {{- with $files.oldKey }}
-- name: CUDLY_CREDENTIAL_OLD_KEY_FILE
+- name: {{ $files.oldVariable }}_FILE
   value: {{ printf "%s/%s" $files.mountPath . | quote }}
 {{- end }}
+{{- end }}
+{{- if and (eq $name "executor") $root.Values.notifications.enabled }}
+- name: CUDLY_PUBLIC_URL
+  value: {{ include "cudly.publicUrl" $root | quote }}
 {{- end }}
 {{- if and (eq $name "gateway") $secrets.bootstrapAdminKey.enabled }}
 - name: CUDLY_BOOTSTRAP_ADMIN_KEY
@@ -273,23 +277,66 @@ secret is ever a literal value here.
 {{- end }}
 
 {{/*
-The credential key of accounts as files: the Secret's key(s) and where they are
-mounted. Returns YAML {mountPath, key, oldKey} (oldKey empty outside a rotation).
-Call with the root context.
+The keys a service reads as files from a Secret volume, as a JSON list of
+`secrets` kinds: the credential key of accounts, and the notification key of the
+executor when notifications are on. Call with (dict "root" $ "name" $name ...).
 */}}
-{{- define "cudly.credentialKeyFiles" -}}
-{{- $cfg := .Values.secrets.credentialKey }}
+{{- define "cudly.keyFileKinds" -}}
+{{- $kinds := list }}
+{{- if eq .name "accounts" }}
+{{- $kinds = append $kinds "credentialKey" }}
+{{- end }}
+{{- if and (eq .name "executor") .root.Values.notifications.enabled }}
+{{- $kinds = append $kinds "notifyKey" }}
+{{- end }}
+{{- toJson $kinds }}
+{{- end }}
+
+{{/*
+One key as files (secrets.credentialKey, secrets.notifyKey): the Secret's key(s), where
+they are mounted and the variables naming them. Returns YAML {kind, volume, mountPath,
+variable, oldVariable, key, oldKey} (oldKey empty outside a rotation), e.g. for
+credentialKey: volume credential-key at /var/run/secrets/cudly/credential-key,
+CUDLY_CREDENTIAL_KEY(_FILE), old key default old-credential-key.
+Call with (dict "root" $ "kind" "credentialKey").
+*/}}
+{{- define "cudly.keyFiles" -}}
+{{- $cfg := index .root.Values.secrets .kind }}
+{{- $volume := kebabcase .kind }}
+{{- $stem := upper (trimSuffix "Key" .kind) }}
 {{- $oldKey := "" }}
 {{- if or $cfg.oldKeyKey $cfg.oldValue }}
 {{- /* The same key name secrets.yaml stores oldValue under. */}}
-{{- $oldKey = default "old-credential-key" $cfg.oldKeyKey }}
+{{- $oldKey = default (printf "old-%s" $volume) $cfg.oldKeyKey }}
 {{- if eq $oldKey (toString $cfg.key) }}
-{{- fail "secrets.credentialKey.oldKeyKey must differ from secrets.credentialKey.key" }}
+{{- fail (printf "secrets.%s.oldKeyKey must differ from secrets.%s.key" .kind .kind) }}
 {{- end }}
 {{- end }}
-mountPath: /var/run/secrets/cudly/credential-key
-key: {{ required "secrets.credentialKey.key is required" $cfg.key | quote }}
+kind: {{ .kind }}
+volume: {{ $volume }}
+mountPath: {{ printf "/var/run/secrets/cudly/%s" $volume }}
+variable: {{ printf "CUDLY_%s_KEY" $stem }}
+oldVariable: {{ printf "CUDLY_%s_OLD_KEY" $stem }}
+key: {{ required (printf "secrets.%s.key is required" .kind) $cfg.key | quote }}
 oldKey: {{ $oldKey | quote }}
+{{- end }}
+
+{{/*
+CUDLY_PUBLIC_URL of the executor (notifications.publicUrl): the gateway as people
+reach it, by default the first ingress host. Call with the root context.
+*/}}
+{{- define "cudly.publicUrl" -}}
+{{- $url := .Values.notifications.publicUrl }}
+{{- if and (not $url) .Values.ingress.enabled .Values.ingress.hosts }}
+{{- with (first .Values.ingress.hosts).host }}
+{{- $url = printf "%s://%s" (ternary "https" "http" (not (empty $.Values.ingress.tls))) . }}
+{{- end }}
+{{- end }}
+{{- $url = required "notifications.publicUrl is required with notifications.enabled when the ingress is off: the gateway's URL as people reach it, e.g. https://cudly.example.com (notifications link to <publicUrl>/approve/<id>)" $url }}
+{{- if not (regexMatch "^https?://[^/?#]+" $url) }}
+{{- fail (printf "notifications.publicUrl must be an http(s) URL such as https://cudly.example.com, not %q" $url) }}
+{{- end }}
+{{- $url }}
 {{- end }}
 
 {{/*

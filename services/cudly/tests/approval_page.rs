@@ -367,9 +367,12 @@ async fn a_get_shows_the_quote_and_changes_nothing_and_forged_posts_are_refused(
     let malformed = open(&stack, "/approve/not-a-uuid?token=abc", &[]).await;
     assert_eq!(malformed.status, StatusCode::NOT_FOUND);
     malformed.assert_html();
+    // Without a token the page only asks to sign in (the last test of this file).
     let no_token = open(&stack, &format!("/approve/{}", pending.id), &[]).await;
-    assert_eq!(no_token.status, StatusCode::BAD_REQUEST);
+    assert_eq!(no_token.status, StatusCode::OK);
     no_token.assert_html();
+    assert!(no_token.html.contains("id=\"sign-in-form\""));
+    assert!(!no_token.html.contains("id=\"approve\""));
 
     // Forged posts: no cookie, another value, another origin, a cross-site fetch.
     let approve = [
@@ -691,6 +694,148 @@ async fn when_approvers_must_differ_the_form_takes_another_admins_key() {
     );
     let ended = wait_terminal(&stack, &pending.id).await;
     assert_eq!(ended["status"], "completed", "{ended}");
+    assert_eq!(commitments(&stack).await, 2);
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_without_a_token_shows_nothing_until_an_approver_signs_in_with_a_key() {
+    let stack = start().await;
+    let pending = create_pending(&stack).await;
+    let (status, viewer) = call(
+        &stack,
+        Method::POST,
+        "/api/keys",
+        Some(json!({"name": "page-viewer", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{viewer}");
+    let viewer_key = viewer["key"].as_str().expect("a key").to_owned();
+    let link = format!("/approve/{}", pending.id);
+
+    // What a broadcast channel links to: a sign-in form, nothing of the purchase.
+    let page = open(&stack, &link, &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    page.assert_html();
+    assert!(page.html.contains("id=\"sign-in-form\""), "{}", page.html);
+    let total = usd(pending.execution["total_upfront_cost"].as_f64().unwrap());
+    assert!(!page.html.contains(&total), "no quote before signing in");
+    assert!(!page.html.contains("id=\"approve\""));
+    let csrf = page.csrf_cookie().expect("a csrf cookie");
+    let posted = |fields: Vec<(&'static str, String)>| {
+        let stack = &stack;
+        let csrf = csrf.clone();
+        let id = pending.id.clone();
+        async move {
+            let fields: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(name, value)| (*name, value.as_str()))
+                .collect();
+            post(
+                stack,
+                &id,
+                Post {
+                    cookie: Some(csrf.as_str()),
+                    origin: Some(own_origin(stack)),
+                    extra_headers: &[],
+                    fields: &fields,
+                },
+            )
+            .await
+        }
+    };
+    let with_key = |decision: &'static str, key: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("decision", decision.to_owned()),
+            ("api_key", key.to_owned()),
+        ]
+    };
+
+    // A wrong key sees nothing; a decision without a key decides nothing.
+    let refused = posted(with_key("review", "cudly_not_a_key")).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.html);
+    assert!(!refused.html.contains(&total));
+    let keyless = posted(vec![
+        ("csrf", csrf.clone()),
+        ("decision", "approve".to_owned()),
+    ])
+    .await;
+    assert_eq!(keyless.status, StatusCode::UNAUTHORIZED, "{}", keyless.html);
+    assert_eq!(status_of(&stack, &pending.id).await, "pending");
+
+    // A viewer key shows the quote, without the forms.
+    let viewed = posted(with_key("review", &viewer_key)).await;
+    assert_eq!(viewed.status, StatusCode::OK, "{}", viewed.html);
+    viewed.assert_html();
+    assert_eq!(
+        viewed.text_of("total-upfront").as_deref(),
+        Some(total.as_str())
+    );
+    assert!(
+        !viewed.html.contains("id=\"approve\""),
+        "a viewer cannot decide"
+    );
+    // Nor can a viewer approve by posting the form anyway.
+    let forbidden = posted(with_key("approve", &viewer_key)).await;
+    assert_eq!(
+        forbidden.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        forbidden.html
+    );
+    assert_eq!(status_of(&stack, &pending.id).await, "pending");
+
+    // An admin key shows the quote and forms that ask for the key again.
+    let reviewed = posted(with_key("review", stack.admin_key())).await;
+    assert_eq!(reviewed.status, StatusCode::OK, "{}", reviewed.html);
+    assert_eq!(
+        reviewed.text_of("total-upfront").as_deref(),
+        Some(total.as_str())
+    );
+    assert!(
+        reviewed.html.contains("id=\"approve\""),
+        "{}",
+        reviewed.html
+    );
+    assert_eq!(
+        reviewed.hidden("token").as_deref(),
+        Some(""),
+        "no token on the page"
+    );
+    assert!(
+        !reviewed.html.contains(stack.admin_key()),
+        "the page never holds the key"
+    );
+    let form_csrf = reviewed.hidden("csrf").expect("a csrf field");
+    let fields = [
+        ("csrf", form_csrf.as_str()),
+        ("decision", "approve"),
+        ("api_key", stack.admin_key()),
+    ];
+    let decided = post(
+        &stack,
+        &pending.id,
+        Post {
+            cookie: reviewed.csrf_cookie().as_deref(),
+            origin: Some(own_origin(&stack)),
+            extra_headers: &[],
+            fields: &fields,
+        },
+    )
+    .await;
+    assert_eq!(decided.status, StatusCode::SEE_OTHER, "{}", decided.html);
+    assert_eq!(decided.header(LOCATION), format!("{link}?done=1"));
+    let after = open(&stack, &format!("{link}?done=1"), &[]).await;
+    assert!(
+        after.html.contains("Your decision was recorded"),
+        "{}",
+        after.html
+    );
+    assert!(!after.html.contains(&total));
+    let ended = wait_terminal(&stack, &pending.id).await;
+    assert_eq!(ended["status"], "completed", "{ended}");
+    assert_eq!(ended["approved_by"], "key:bootstrap", "decided as the key");
     assert_eq!(commitments(&stack).await, 2);
     stack.stop().await.unwrap();
 }

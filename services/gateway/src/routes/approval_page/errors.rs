@@ -52,11 +52,11 @@ impl Problem {
         )
     }
 
-    pub(super) fn incomplete_link() -> Self {
+    pub(super) fn key_needed() -> Self {
         Self::new(
-            StatusCode::BAD_REQUEST,
-            "This approval link is incomplete",
-            "The link has no approval token. Check that the whole link was copied.",
+            StatusCode::UNAUTHORIZED,
+            "Sign in to decide",
+            "This form carries no approval token: enter your CUDly API key to decide.",
         )
     }
 

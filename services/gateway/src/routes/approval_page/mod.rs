@@ -10,6 +10,10 @@
 //!   from the form and, when given, the principal of the API key typed into it.
 //!   Post/Redirect/Get: a decision answers 303 to the page with `done=1`, so a reload
 //!   is another harmless GET.
+//! - A link without a token (what broadcast channels get) shows only a sign-in form:
+//!   the approver's API key, posted with `decision=review`, shows the execution as
+//!   `GET /api/executions/{id}` would; an admin key also gets the forms, which ask for
+//!   the key again (the page keeps none) and decide as that key.
 //! - CSRF: a double-submit cookie (`cudly_csrf`, HttpOnly, SameSite=Strict, path
 //!   `/approve`) that the GET sets and repeats in a hidden field; a POST needs both,
 //!   equal (compared in constant time). A POST whose `Origin` is another origin, or
@@ -60,7 +64,7 @@ use csrf::{
 };
 use errors::{NOTHING_DECIDED, Problem, problem_page};
 use response::{page_headers, render};
-use view::{FormView, approval_page};
+use view::{FormView, SignInPage, approval_page};
 
 /// The page's path; also the CSRF cookie's path.
 const PAGE_PATH: &str = "/approve";
@@ -123,7 +127,8 @@ async fn show_page(
     };
     let query = PageQuery::parse(query.as_deref());
     let Some(token) = query.token else {
-        return problem_page(Problem::incomplete_link(), None);
+        // A link without a token (a broadcast channel's): the approver signs in.
+        return sign_in_page(id, query.done, &headers);
     };
     let mut executor = ExecutorServiceClient::new(state.clients.executor.clone());
     let reply = match executor
@@ -229,22 +234,20 @@ async fn submit_decision(
         return problem_page(Problem::expired_form(), Some(NOTHING_DECIDED));
     }
     let approve = match form.decision.as_deref().map(str::trim) {
-        Some("approve") => true,
-        Some("cancel") => false,
+        Some("approve") => Some(true),
+        Some("cancel") => Some(false),
+        Some("review") => None,
         _ => {
             return problem_page(
-                ApiError::invalid("decision must be approve or cancel").into(),
+                ApiError::invalid("decision must be approve, cancel or review").into(),
                 Some(NOTHING_DECIDED),
             );
         }
     };
-    let Some(token) = form
+    let token = form
         .token
         .map(|token| token.trim().to_owned())
-        .filter(|token| !token.is_empty())
-    else {
-        return problem_page(Problem::incomplete_link(), Some(NOTHING_DECIDED));
-    };
+        .filter(|token| !token.is_empty());
     let api_key = form
         .api_key
         .as_deref()
@@ -256,6 +259,15 @@ async fn submit_decision(
             Err(response) => return response,
         },
         None => None,
+    };
+    let approve = match (approve, &token, &principal) {
+        (None, _, Some(principal)) => {
+            return review_page(&state, id, principal, came_over_https(&headers)).await;
+        }
+        (None, _, None) | (Some(_), None, None) => {
+            return problem_page(Problem::key_needed(), Some(NOTHING_DECIDED));
+        }
+        (Some(approve), _, _) => approve,
     };
     let request_id = headers
         .get("x-request-id")
@@ -277,13 +289,67 @@ async fn submit_decision(
     let decided = CURRENT_ACTOR
         .scope(
             actor,
-            executions::decide(&state, id, approve, Some(token.clone()), principal.as_ref()),
+            executions::decide(&state, id, approve, token.clone(), principal.as_ref()),
         )
         .await;
     if let Err(error) = decided {
         return problem_page(error.0.into(), Some(NOTHING_DECIDED));
     }
-    see_other_to_outcome(id, &token, came_over_https(&headers))
+    see_other_to_outcome(id, token.as_deref(), came_over_https(&headers))
+}
+
+/// The page of a link without a token: a form to sign in with an API key, which
+/// posts `decision=review`. Shows nothing of the execution.
+fn sign_in_page(id: Uuid, just_decided: bool, headers: &HeaderMap) -> Response {
+    let csrf = new_csrf_value();
+    let Some(cookie) = csrf_cookie(&csrf, came_over_https(headers)) else {
+        return problem_page(ApiError::internal().into(), None);
+    };
+    let page = SignInPage {
+        title: "Review a purchase",
+        id: id.to_string(),
+        action: format!("{PAGE_PATH}/{id}"),
+        csrf,
+        just_decided,
+    };
+    render(StatusCode::OK, &page, Some(cookie))
+}
+
+/// The page a signed-in approver reviews: the execution as its key may see it, and
+/// for an admin key while it is pending, the forms (which ask for the key again: the
+/// page keeps none). Acts on nothing.
+async fn review_page(state: &AppState, id: Uuid, principal: &Principal, https: bool) -> Response {
+    let mut executor = ExecutorServiceClient::new(state.clients.executor.clone());
+    let execution = match executor
+        .get_execution(pb::GetExecutionRequest { id: id.to_string() })
+        .await
+    {
+        Ok(execution) => execution.into_inner(),
+        Err(status) => {
+            return problem_page(grpc_error("executor", status).0.into(), None);
+        }
+    };
+    let execution = match execution_view(execution) {
+        Ok(execution) => execution,
+        Err(error) => return problem_page(error.into(), None),
+    };
+    let decidable = execution.status == "pending" && principal.require_admin().is_ok();
+    let form = decidable.then(|| FormView {
+        action: format!("{PAGE_PATH}/{id}"),
+        token: String::new(),
+        csrf: new_csrf_value(),
+        require_key: true,
+    });
+    let cookie = match &form {
+        Some(form) => match csrf_cookie(&form.csrf, https) {
+            Some(cookie) => Some(cookie),
+            None => return problem_page(ApiError::internal().into(), None),
+        },
+        None => None,
+    };
+    let names = account_names(state, &account_ids(&execution)).await;
+    let page = approval_page(&execution, &names, form, false, Utc::now());
+    render(StatusCode::OK, &page, cookie)
 }
 
 /// Returns the principal of an API key typed into the form, under the
@@ -342,8 +408,13 @@ async fn limit_page_requests(
 
 /// The 303 of Post/Redirect/Get, to the page showing the outcome. It also clears the
 /// CSRF cookie: one page load, one decision.
-fn see_other_to_outcome(id: Uuid, token: &str, https: bool) -> Response {
-    let query = serde_urlencoded::to_string([("token", token), ("done", "1")]).unwrap_or_default();
+fn see_other_to_outcome(id: Uuid, token: Option<&str>, https: bool) -> Response {
+    let pairs: Vec<(&str, &str)> = match token {
+        Some(token) => vec![("token", token), ("done", "1")],
+        // A keyed decision: the sign-in page says it was recorded.
+        None => vec![("done", "1")],
+    };
+    let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
     let location = format!("{PAGE_PATH}/{id}?{query}");
     let (Ok(location), Some(cleared)) =
         (HeaderValue::try_from(location), cleared_csrf_cookie(https))

@@ -16,6 +16,18 @@ use super::labels::{
 };
 use crate::routes::executions::{ExecutionItemView, ExecutionView};
 
+/// The page of a link without a token: sign in with an API key to review.
+#[derive(Template)]
+#[template(path = "approval_sign_in.html")]
+pub(super) struct SignInPage {
+    pub(super) title: &'static str,
+    pub(super) id: String,
+    pub(super) action: String,
+    pub(super) csrf: String,
+    /// A keyed decision redirected here.
+    pub(super) just_decided: bool,
+}
+
 #[derive(Template)]
 #[template(path = "approval.html")]
 pub(super) struct ApprovalPage {
@@ -61,6 +73,8 @@ struct OutcomeView {
 
 pub(super) struct FormView {
     pub(super) action: String,
+    /// Empty when the approver signed in with a key instead (a broadcast link): both
+    /// forms then ask for the key again.
     pub(super) token: String,
     pub(super) csrf: String,
     pub(super) require_key: bool,
