@@ -3,8 +3,10 @@
 //! flows run (credential tests, executions that buy and executions whose credentials
 //! are wrong, approvals by token, a plan execution, history), and then every response
 //! body (the audit export in every format among them), every row of every table of
-//! every service's schema (the audit tables among them), and every log line (all
-//! services at debug level) are scanned for them: zero hits.
+//! every service's schema (the audit tables and the notification outbox among them),
+//! every notification a channel received (a private webhook may carry the approval
+//! link; Slack and Teams never) and every log line (all services at debug level) are
+//! scanned for them: zero hits.
 
 #[allow(dead_code)]
 mod common;
@@ -12,6 +14,7 @@ mod common;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use common::receiver::{Behaviour, Receiver};
 use common::{SCHEMAS, tables_of};
 use cudly_aws_sandbox::AccountSpec;
 use cudly_common::grpc::Caller;
@@ -26,6 +29,11 @@ const WRONG_SECRET: &str = "CanaryWrongSecret2222iiiijjjjkkkkllll";
 const AZURE_SECRET: &str = "CanaryAzureSecret3333mmmmnnnnoooopppp";
 const GCP_KEY: &str = "CanaryGcpPrivateKey4444qqqqrrrrsssstttt";
 const REFUSED_SECRET: &str = "CanaryRefusedSecret5555uuuuvvvvwwwwxxxx";
+const WEBHOOK_SECRET: &str = "CanaryWebhookSecret6666yyyyzzzz00001111";
+/// Webhook URLs carry their own token (Slack's and Teams' do): in the path here.
+const WEBHOOK_URL_TOKEN: &str = "CanaryWebhookUrlToken7777aaaabbbbcccc";
+const SLACK_URL_TOKEN: &str = "CanarySlackUrlToken8888ddddeeeeffff";
+const TEAMS_URL_TOKEN: &str = "CanaryTeamsUrlToken9999gggghhhhiiii";
 
 /// The REST calls of the test, every reply body kept for the scan.
 struct Client<'a> {
@@ -69,6 +77,34 @@ async fn no_secret_appears_in_any_response_stored_row_or_log_line() {
         bodies: Mutex::new(Vec::new()),
         creation_replies: Mutex::new(Vec::new()),
     };
+    // Notification channels wanting every event: a private signed webhook, and Slack
+    // and Teams (broadcast) stand-ins on loopback.
+    let receiver = Receiver::start(Behaviour::default()).await;
+    let every_event = [
+        "approval_requested",
+        "execution_finished",
+        "outcome_unknown",
+        "limit_refused",
+        "plan_paused",
+        "recommendations_failed",
+        "step_upcoming",
+    ];
+    for channel in [
+        json!({"name": "canary webhook", "kind": "webhook", "private": true,
+            "target": receiver.target(&format!("/hook/{WEBHOOK_URL_TOKEN}")),
+            "secret": WEBHOOK_SECRET, "events": every_event}),
+        json!({"name": "canary slack", "kind": "slack",
+            "target": receiver.target(&format!("/services/{SLACK_URL_TOKEN}")),
+            "events": every_event}),
+        json!({"name": "canary teams", "kind": "teams",
+            "target": receiver.target(&format!("/teams/{TEAMS_URL_TOKEN}")),
+            "events": every_event}),
+    ] {
+        let (status, created) = client
+            .call(Method::POST, "/api/notification-channels", Some(channel))
+            .await;
+        assert_eq!(status, 201, "{created}");
+    }
     let (valid_id, wrong_id) = ("623456789012", "634567890123");
     stack
         .sandbox()
@@ -283,6 +319,22 @@ async fn no_secret_appears_in_any_response_stored_row_or_log_line() {
             .call(Method::GET, &format!("/api/accounts/{id}"), None)
             .await;
     }
+    // Every notification delivered (and the listing scanned like any reply).
+    eventually(
+        "every notification delivered",
+        Duration::from_secs(60),
+        || async {
+            let (_, listed) = client.call(Method::GET, "/api/notifications", None).await;
+            let listed = listed["notifications"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            (listed.len() >= 3 && listed.iter().all(|n| n["state"] == "delivered")).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    let messages = receiver.received();
     // The audit trail, in every export format, is scanned like any reply.
     for format in ["json", "jsonl", "csv"] {
         let (status, _) = client
@@ -328,6 +380,23 @@ async fn no_secret_appears_in_any_response_stored_row_or_log_line() {
     .map(|(what, value)| (what.to_owned(), value.to_owned()))
     .collect();
     canaries.push(("admin key".to_owned(), stack.admin_key().to_owned()));
+    for (what, value) in [
+        ("webhook signing secret", WEBHOOK_SECRET),
+        ("webhook url token", WEBHOOK_URL_TOKEN),
+        ("slack url token", SLACK_URL_TOKEN),
+        ("teams url token", TEAMS_URL_TOKEN),
+    ] {
+        canaries.push((what.to_owned(), value.to_owned()));
+    }
+    canaries.push((
+        "notification key".to_owned(),
+        secrets
+            .notify_key
+            .as_ref()
+            .expect("the test stack has a notification key")
+            .expose_secret()
+            .to_owned(),
+    ));
     canaries.push((
         "credential key".to_owned(),
         secrets.credential_key.expose_secret().to_owned(),
@@ -380,8 +449,63 @@ async fn no_secret_appears_in_any_response_stored_row_or_log_line() {
         );
     }
     assert!(logs.contains("AKIACANARY") || rows.iter().any(|row| row.contains(valid_id)));
+    // What the channels received: headers and body, never the target it was sent to.
+    // Only the private webhook may carry an approval link with its token.
+    assert!(
+        messages
+            .iter()
+            .any(|message| message.path.starts_with("/services/"))
+            && messages
+                .iter()
+                .any(|message| message.path.starts_with("/teams/"))
+            && messages
+                .iter()
+                .any(|message| message.path.starts_with("/hook/")),
+        "every channel was notified: {} messages",
+        messages.len()
+    );
+    let (private_messages, broadcast_messages): (Vec<String>, Vec<String>) = {
+        let (private, broadcast): (Vec<_>, Vec<_>) = messages
+            .iter()
+            .partition(|message| message.path.starts_with("/hook/"));
+        let text = |message: &&common::receiver::Received| {
+            format!(
+                "{}: {:?}\n{}",
+                message.path.split('/').nth(1).unwrap_or_default(),
+                message.headers,
+                message.text()
+            )
+        };
+        (
+            private.iter().map(text).collect(),
+            broadcast.iter().map(text).collect(),
+        )
+    };
+    assert!(
+        private_messages.iter().any(|message| approval_tokens
+            .iter()
+            .any(|token| message.contains(token.as_str()))),
+        "the private webhook got its approval link"
+    );
     let mut hits = Vec::new();
     for (what, canary) in &canaries {
+        let is_approval_token = what == "approval token";
+        for (place, texts) in [
+            ("broadcast message", &broadcast_messages),
+            ("private message", &private_messages),
+        ] {
+            if is_approval_token && place == "private message" {
+                continue;
+            }
+            for text in texts {
+                if text.contains(canary.as_str()) {
+                    hits.push(format!(
+                        "{what} in a {place}: {}",
+                        &text[..text.len().min(300)]
+                    ));
+                }
+            }
+        }
         for (place, texts) in [("response", &bodies), ("stored row", &rows)] {
             for text in texts.iter() {
                 if text.contains(canary.as_str()) {

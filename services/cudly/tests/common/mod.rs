@@ -3,6 +3,8 @@
 //! every stored row, the lines the approval-page tests buy, and the real binary run as
 //! the CLI.
 
+pub mod receiver;
+
 use cudly_aws_sandbox::AccountSpec;
 use cudly_testkit::TestStack;
 use reqwest::Method;
