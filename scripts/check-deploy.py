@@ -1172,6 +1172,7 @@ def network_policy_problems(objects: list[dict]) -> list[str]:
     problems = []
     wiring = rendered_wiring(objects)
     smtp = smtp_port(next((container_env(item) for item in objects if item["kind"] == "Deployment" and component(item) == "executor"), {}))
+    smtp_like = {smtp, *SMTP_PORTS.values()} - {None}
     policies = [item for item in objects if item["kind"] == "NetworkPolicy"]
     deny = [p for p in policies if "app.kubernetes.io/component" not in p["spec"]["podSelector"].get("matchLabels", {})]
     if len(deny) != 1:
@@ -1224,8 +1225,10 @@ def network_policy_problems(objects: list[dict]) -> list[str]:
             problems.append(f"{service}: Redis egress is for the sweeper only")
         if (values_np["aws"]["port"] in egress_ports) != (service in ("accounts", "executor")):
             problems.append(f"{service}: AWS (443) egress is for accounts and executor only")
-        if smtp and (smtp in egress_ports) != (service == "executor"):
-            problems.append(f"{service}: SMTP ({smtp}) egress is for the executor only, which sends email")
+        if service == "executor" and smtp and smtp not in egress_ports:
+            problems.append(f"executor: sends email, but has no egress to the SMTP relay's port {smtp}")
+        elif service != "executor" and egress_ports & smtp_like:
+            problems.append(f"{service}: SMTP egress ({sorted(egress_ports & smtp_like)}) is for the executor only, which sends email")
     return problems
 
 

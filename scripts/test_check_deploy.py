@@ -22,6 +22,8 @@ CHECKER = ROOT / "scripts/check-deploy.py"
 LINT = "tool: helm lint"
 KUBERNETES_SCHEMAS = "tool: kubernetes-validate"
 CRD_SCHEMAS = "tool: CRD schemas"
+SERVICES = "helm: each service's objects"
+OPTIONAL_FEATURES = "helm: optional objects"
 
 
 def run_checker(chart: Path) -> tuple[int, str, dict[str, str]]:
@@ -112,6 +114,23 @@ class CheckDeploy(unittest.TestCase):
         self.assert_fails(code, output)
         self.assertEqual(list(failed), [name for name in failed if name.startswith(CRD_SCHEMAS)], output)
         self.assertRegex(failures_of(failed, CRD_SCHEMAS), r"all-features-values\.yaml: Certificate check-cudly-\w+-grpc-tls .*spec\.usages\.1: 'client-auth' is not one of")
+
+    def test_the_notification_key_with_notifications_off_fails_the_service_check_only(self) -> None:
+        # The executor mounts the notification key whether or not notifications are on.
+        self.break_template("_helpers.tpl", '{{- if and (eq .name "executor") .root.Values.notifications.enabled }}', '{{- if eq .name "executor" }}')
+        code, output, failed = run_checker(self.chart)
+        self.assert_fails(code, output)
+        self.assertEqual(list(failed), [name for name in failed if name.startswith(SERVICES)], output)
+        self.assertIn("default-values.yaml: executor: notifications are off, but env has CUDLY_NOTIFY_KEY", failures_of(failed, SERVICES))
+
+    def test_smtp_egress_from_every_service_fails_the_network_policy_check_only(self) -> None:
+        # The SMTP relay opened to every service, not to the executor alone.
+        self.break_template("networkpolicy.yaml", '{{- if and (eq $name "executor") $.Values.notifications.enabled }}\n    {{- $env', "{{- if $.Values.notifications.enabled }}\n    {{- $env")
+        self.break_template("networkpolicy.yaml", "{{- if $env.CUDLY_NOTIFY_SMTP_HOST }}", "{{- if true }}")
+        code, output, failed = run_checker(self.chart)
+        self.assert_fails(code, output)
+        self.assertEqual(list(failed), [name for name in failed if name.startswith(OPTIONAL_FEATURES)], output)
+        self.assertRegex(failures_of(failed, OPTIONAL_FEATURES), r"all-features-values\.yaml: gateway: SMTP egress \(\[587\]\) is for the executor only")
 
 
 if __name__ == "__main__":

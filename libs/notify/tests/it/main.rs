@@ -4,4 +4,5 @@
 mod channels;
 mod common;
 mod delivery;
+mod email;
 mod relay;
