@@ -28,6 +28,8 @@ pub const SERVICE_NAME: &str = cudly_proto::accounts::v1::accounts_service_serve
 const GATEWAY: &[Caller] = &[Caller::Gateway];
 const PLANNER_READS: &[Caller] = &[Caller::Planner, Caller::Gateway];
 const EXECUTOR: &[Caller] = &[Caller::Executor];
+/// The executor names accounts in its notifications.
+const READ_BY_IDS: &[Caller] = &[Caller::Planner, Caller::Gateway, Caller::Executor];
 const PLANNER: &[Caller] = &[Caller::Planner];
 
 /// Every RPC of this service with the callers allowed to call it, enforced by
@@ -41,7 +43,7 @@ pub const CALLERS: CallerTable = &[
     ("SetCredentials", GATEWAY),
     ("TestCredentials", GATEWAY),
     ("DiscoverOrganization", GATEWAY),
-    ("GetAccountsByIds", PLANNER_READS),
+    ("GetAccountsByIds", READ_BY_IDS),
     ("ListEnabledAccounts", PLANNER_READS),
     ("ResolveCredentials", EXECUTOR),
     ("CollectRecommendations", PLANNER),

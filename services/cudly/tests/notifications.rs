@@ -168,7 +168,15 @@ async fn approvers_are_told_signed_on_a_webhook_and_without_the_token_on_slack_a
     );
     let quote = &body["data"]["totals"];
     assert!(quote["total_commitment"].as_f64().unwrap() > 0.0, "{body}");
-    assert_eq!(body["data"]["lines"].as_array().unwrap().len(), 2, "{body}");
+    let lines = body["data"]["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{body}");
+    for line in lines {
+        let account = line["account"].as_str().unwrap();
+        assert!(
+            account.starts_with("notified buyer (4"),
+            "the account by its name and number: {account}"
+        );
+    }
     assert_eq!(body["data"]["requested_by"], "key:bootstrap");
 
     let slack = receiver.wait_for("/slack", "approval_requested", 1).await;
@@ -366,4 +374,148 @@ async fn a_spend_limit_refusal_is_announced() {
     assert_eq!(body["accounts"], json!([buyer]), "{body}");
     assert!(body.get("approve_url").is_none());
     stack.stop().await.unwrap();
+}
+
+/// Creates a plan of one RDS line over `account` with `ramp_schedule`, not
+/// auto-purchasing (each step waits for approval); returns its id.
+async fn plan_needing_approval(stack: &TestStack, account: &str, ramp_schedule: Value) -> String {
+    let (status, plan) = call(
+        stack,
+        Method::POST,
+        "/api/plans",
+        Some(json!({
+            "name": format!("approved by hand {}", &uuid::Uuid::new_v4().to_string()[..8]),
+            "auto_purchase": false,
+            "notification_days_before": 7,
+            "services": {"aws/rds": {"provider": "aws", "service": "rds", "term": 1,
+                "payment": "all-upfront", "coverage": 100}},
+            "account_ids": [account],
+            "ramp_schedule": ramp_schedule,
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{plan}");
+    let id = plan["id"].as_str().expect("an id").to_owned();
+    let line = json!({"provider": "aws", "service": "rds", "region": "us-east-1",
+        "resource_type": "db.r5.large", "engine": "postgresql", "count": 1, "term": 1,
+        "payment": "all-upfront", "all_accounts": true});
+    let (status, listed) = call(
+        stack,
+        Method::PUT,
+        &format!("/api/plans/{id}/recommendations"),
+        Some(json!({"recommendations": [line]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_step_needing_approval_and_an_upcoming_step_reach_the_plans_channels() {
+    let stack = start().await;
+    let receiver = Receiver::start(Behaviour::default()).await;
+    let account = stack.add_sandbox_account("scheduled buyer").await.unwrap();
+    let now = chrono::Utc::now();
+    let due = plan_needing_approval(
+        &stack,
+        &account,
+        json!({"type": "immediate", "start_date": now - chrono::Duration::minutes(5)}),
+    )
+    .await;
+    let upcoming = plan_needing_approval(
+        &stack,
+        &account,
+        json!({"type": "weekly-25pct", "start_date": now + chrono::Duration::days(3)}),
+    )
+    .await;
+    // One channel per plan: each hears of its own plan only.
+    for (plan, path) in [(&due, "/due"), (&upcoming, "/upcoming")] {
+        add_channel(
+            &stack,
+            json!({"name": format!("plan channel {path}"), "kind": "webhook",
+                "target": receiver.target(path), "secret": SECRET, "private": true,
+                "events": ["approval_requested", "step_upcoming"], "plan_ids": [plan]}),
+        )
+        .await;
+    }
+
+    let (status, fired) = call(
+        &stack,
+        Method::POST,
+        "/api/admin/sweeps/fire_due_plans/run",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{fired}");
+
+    // The due step created a pending execution nobody asked for by hand: its approvers
+    // are told, with the link that approves it.
+    let requested = receiver.wait_for("/due", "approval_requested", 1).await;
+    assert_signed(&requested[0]);
+    let body = requested[0].json();
+    assert_eq!(body["plan"], due.as_str(), "{body}");
+    let (_, listed) = call(
+        &stack,
+        Method::GET,
+        &format!("/api/executions?plan_id={due}"),
+        None,
+    )
+    .await;
+    let scheduled = &listed["executions"][0];
+    assert_eq!(scheduled["source"], "schedule", "{listed}");
+    assert_eq!(scheduled["status"], "pending", "{listed}");
+    assert_eq!(body["execution"], scheduled["id"], "{body}");
+    let link = body["approve_url"].as_str().expect("the private link");
+    let path = link
+        .strip_prefix(&stack.url(""))
+        .expect("a link to this gateway");
+    let page = reqwest::get(stack.url(path)).await.unwrap();
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "the link opens the approval page"
+    );
+    assert!(page.text().await.unwrap().contains("id=\"approve\""));
+
+    // The other plan's first step fires in three days, within its seven days' notice.
+    let reminded = receiver.wait_for("/upcoming", "step_upcoming", 1).await;
+    assert_signed(&reminded[0]);
+    let reminder = reminded[0].json();
+    assert_eq!(reminder["plan"], upcoming.as_str(), "{reminder}");
+    assert_eq!(reminder["data"]["step_number"], 1, "{reminder}");
+    assert_eq!(reminder["data"]["needs_approval"], true, "{reminder}");
+    assert_eq!(
+        reminder["data"]["fires_on"],
+        (now + chrono::Duration::days(3)).date_naive().to_string(),
+        "{reminder}"
+    );
+
+    // Sweeping again reminds no one twice and fires nothing new.
+    let (status, _) = call(
+        &stack,
+        Method::POST,
+        "/api/admin/sweeps/fire_due_plans/run",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let received = receiver.received();
+    assert_eq!(
+        received.iter().filter(|r| r.path == "/upcoming").count(),
+        1,
+        "one reminder per step"
+    );
+    assert!(
+        received
+            .iter()
+            .filter(|r| r.path == "/due")
+            .all(|r| event_kind_is(r, "approval_requested")),
+        "the due plan's channel hears of its own plan only"
+    );
+    stack.stop().await.unwrap();
+}
+
+fn event_kind_is(request: &Received, kind: &str) -> bool {
+    request.header(sign::EVENT_HEADER) == kind
 }

@@ -6,13 +6,18 @@
 //! Without a notification key (`CUDLY_NOTIFY_KEY`) notifications are off: no channel
 //! can be stored, so nothing is written.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
+use cudly_common::grpc::AuthChannel;
 use cudly_notify::event::{
     ApprovalRequested, ExecutionFinished, LimitRefused, OutcomeUnknown, PurchaseLine, Totals,
 };
 use cudly_notify::{
     ChannelCipher, ChannelRules, Event, EventData, NotifyConfig, Url, approval_links,
 };
+use cudly_proto::accounts::v1::GetAccountsByIdsRequest;
+use cudly_proto::accounts::v1::accounts_service_client::AccountsServiceClient;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -40,16 +45,9 @@ impl Notices {
         }
     }
 
-    /// Notifications off: nothing is written (tests of other concerns).
-    pub fn off() -> Self {
-        Self {
-            cipher: None,
-            rules: ChannelRules {
-                private_targets: cudly_notify::PrivateTargets::Refused,
-                email_enabled: false,
-            },
-            public_url: None,
-        }
+    /// Whether notifications are on (a key is set).
+    pub fn on(&self) -> bool {
+        self.cipher.is_some()
     }
 
     /// The key channels and the outbox are encrypted with; none when notifications are
@@ -99,7 +97,12 @@ impl Notices {
     /// The event of a root created pending: what it buys, for which accounts, at what
     /// quote, who asked, until when, and the approval page (with `token`, when the root
     /// has one, for private channels only).
-    pub fn approval_requested(&self, root: &ExecutionView, token: Option<&ApprovalToken>) -> Event {
+    pub fn approval_requested(
+        &self,
+        root: &ExecutionView,
+        token: Option<&ApprovalToken>,
+        labels: &AccountLabels,
+    ) -> Event {
         let token = SecretString::from(token.map(ApprovalToken::reveal).unwrap_or_default());
         let links = self
             .public_url
@@ -112,7 +115,7 @@ impl Notices {
                 child
                     .items
                     .iter()
-                    .map(move |item| purchase_line(child.row.cloud_account_id, item))
+                    .map(move |item| purchase_line(labels.of(child.row.cloud_account_id), item))
             })
             .collect();
         let totals = match &root.row.quote {
@@ -210,6 +213,48 @@ impl std::fmt::Debug for Notices {
     }
 }
 
+/// The accounts as people know them, `name (external id)`, for the lines of an event.
+#[derive(Debug, Clone, Default)]
+pub struct AccountLabels(HashMap<Uuid, String>);
+
+impl AccountLabels {
+    /// Asks the accounts service for the names of `ids`. Best effort: an account it
+    /// cannot name (or a service that does not answer) is shown by its id.
+    pub async fn fetch(
+        mut accounts: AccountsServiceClient<AuthChannel>,
+        ids: &[Uuid],
+    ) -> AccountLabels {
+        let request = GetAccountsByIdsRequest {
+            ids: ids.iter().map(Uuid::to_string).collect(),
+        };
+        match accounts.get_accounts_by_ids(request).await {
+            Ok(reply) => AccountLabels(
+                reply
+                    .into_inner()
+                    .accounts
+                    .into_iter()
+                    .filter_map(|account| {
+                        let id = Uuid::parse_str(&account.id).ok()?;
+                        Some((id, format!("{} ({})", account.name, account.external_id)))
+                    })
+                    .collect(),
+            ),
+            Err(status) => {
+                tracing::info!(code = ?status.code(), "accounts not named in a notification: the accounts service did not answer");
+                AccountLabels::default()
+            }
+        }
+    }
+
+    /// Returns the label of `id`, or the id itself.
+    fn of(&self, id: Option<Uuid>) -> String {
+        match id {
+            Some(id) => self.0.get(&id).cloned().unwrap_or_else(|| id.to_string()),
+            None => String::new(),
+        }
+    }
+}
+
 /// How a root's run ended, counted over its items.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunEnd {
@@ -266,15 +311,15 @@ fn about_root(root: &ExecutionView, data: EventData) -> Event {
     event
 }
 
-/// Returns one quoted line of a child's items.
-fn purchase_line(account_id: Option<Uuid>, item: &crate::repo::items::ItemRow) -> PurchaseLine {
+/// Returns one quoted line of a child's items, bought by `account`.
+fn purchase_line(account: String, item: &crate::repo::items::ItemRow) -> PurchaseLine {
     let recommendation = &item.recommendation.0;
     let (upfront, monthly) = match &item.quote {
         Some(quote) => (quote.0.upfront(), quote.0.monthly()),
         None => (recommendation.upfront_cost.unwrap_or_default(), 0.0),
     };
     PurchaseLine {
-        account: account_id.map(|id| id.to_string()).unwrap_or_default(),
+        account,
         service: recommendation.service.to_string(),
         region: recommendation.region.clone(),
         resource_type: recommendation.resource_type.clone(),

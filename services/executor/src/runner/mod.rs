@@ -132,6 +132,11 @@ impl Runner {
         &self.inner.notices
     }
 
+    /// A client of the accounts service.
+    pub(crate) fn accounts(&self) -> AccountsServiceClient<AuthChannel> {
+        self.inner.accounts.clone()
+    }
+
     /// Returns a new lease of `root_id` for one run of this process.
     pub fn new_lease(&self, root_id: Uuid) -> Lease {
         let run_id = Uuid::new_v4().simple().to_string();

@@ -15,6 +15,7 @@ use crate::domain::lineage::{self, Route};
 use crate::domain::quotes::QuoteTotal;
 use crate::domain::status::{ExecutionStatus, Source};
 use crate::error::{ExecutorError, ExecutorResult};
+use crate::notices::AccountLabels;
 use crate::pricing::Quotes;
 use crate::repo::executions::{self, Identities, NewChild, NewItem, NewRoot};
 use crate::runner::accounts::Purpose;
@@ -132,6 +133,12 @@ impl Executor {
             };
             (creation_key, request_hash)
         };
+        // Named once, before any transaction: the approval request names its accounts.
+        let labels = if self.notices().on() && !request.dry_run {
+            AccountLabels::fetch(self.runner.accounts(), &request.targets).await
+        } else {
+            AccountLabels::default()
+        };
         let mut priced: Option<Priced> = None;
         let mut raced = 0;
         let mut pricings = 0;
@@ -173,9 +180,11 @@ impl Executor {
                     if created.created
                         && created.view.row.status == ExecutionStatus::Pending.as_str()
                     {
-                        let event = self
-                            .notices()
-                            .approval_requested(&created.view, created.approval_token.as_ref());
+                        let event = self.notices().approval_requested(
+                            &created.view,
+                            created.approval_token.as_ref(),
+                            &labels,
+                        );
                         self.notices().raise(&mut tx, &event).await?;
                     }
                     tx.commit()

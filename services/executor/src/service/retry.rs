@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::domain::quotes::QuoteTotal;
 use crate::domain::status::{ExecutionStatus, Source};
 use crate::error::{ExecutorError, ExecutorResult};
+use crate::notices::AccountLabels;
 use crate::repo::executions::{self, Identities, NewRoot};
 use crate::runner::accounts::Purpose;
 use crate::service::create::{ChildrenOf, child_totals, insert_children};
@@ -41,9 +42,20 @@ impl Executor {
             let sessions = self
                 .pricer
                 .sessions(&root.target_account_ids, Purpose::Quote);
-            self.pricer
+            let quotes = self
+                .pricer
                 .price(&sessions, &assignment, &root.recommendations.0)
-                .await?
+                .await?;
+            (quotes, root.target_account_ids)
+        };
+        let (quotes, labels) = {
+            let (quotes, targets) = quotes;
+            let labels = if self.notices().on() {
+                AccountLabels::fetch(self.runner.accounts(), &targets).await
+            } else {
+                AccountLabels::default()
+            };
+            (quotes, labels)
         };
         let mut tx = self.begin().await?;
         let limits = self.lock_guardrails(&mut tx).await?;
@@ -187,7 +199,7 @@ impl Executor {
         audit(&mut tx, trail, actor, actor_key_id, change).await?;
         if !approved {
             // Waits for another identity's key: the event links to the page, no token.
-            let event = self.notices().approval_requested(&view, None);
+            let event = self.notices().approval_requested(&view, None, &labels);
             self.notices().raise(&mut tx, &event).await?;
         }
         tx.commit()
