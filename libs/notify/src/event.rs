@@ -108,14 +108,7 @@ pub fn approval_links(
     execution_id: Uuid,
     token: &SecretString,
 ) -> Option<ApprovalLinks> {
-    let mut page = public_base_url.clone();
-    page.set_query(None);
-    page.set_fragment(None);
-    page.path_segments_mut()
-        .ok()?
-        .pop_if_empty()
-        .push("approve")
-        .push(&execution_id.to_string());
+    let page = approval_page(public_base_url, execution_id)?;
     let mut with_token = page.clone();
     with_token
         .query_pairs_mut()
@@ -124,6 +117,25 @@ pub fn approval_links(
         page_url: page.to_string(),
         approval_url: ApprovalUrl::new(with_token.to_string()),
     })
+}
+
+/// Returns the approval page of `execution_id` without a token
+/// (`<base>/approve/<id>`): whoever opens it signs in there. None when
+/// `public_base_url` cannot hold a path.
+pub fn approval_page_url(public_base_url: &Url, execution_id: Uuid) -> Option<String> {
+    approval_page(public_base_url, execution_id).map(|page| page.to_string())
+}
+
+fn approval_page(public_base_url: &Url, execution_id: Uuid) -> Option<Url> {
+    let mut page = public_base_url.clone();
+    page.set_query(None);
+    page.set_fragment(None);
+    page.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .push("approve")
+        .push(&execution_id.to_string());
+    Some(page)
 }
 
 /// One line of a quote: what one account would buy.

@@ -44,7 +44,7 @@ pub use config::{DispatchSettings, NotifyConfig, SmtpSettings};
 pub use crypto::{ChannelCipher, ChannelKey};
 pub use dispatcher::Dispatcher;
 pub use error::{NotifyError, NotifyResult};
-pub use event::{Event, EventData, EventKind, approval_links};
+pub use event::{Event, EventData, EventKind, approval_links, approval_page_url};
 pub use relay::{Relay, RelayError, RelaySettings};
 pub use repo::channels::{CreatedChannel, create_channel, delete_channel, list_channels};
 pub use repo::outbox::{

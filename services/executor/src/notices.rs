@@ -15,10 +15,11 @@ use cudly_notify::event::{
 };
 use cudly_notify::{
     ChannelCipher, ChannelRules, Event, EventData, NotifyConfig, Url, approval_links,
+    approval_page_url,
 };
 use cudly_proto::accounts::v1::GetAccountsByIdsRequest;
 use cudly_proto::accounts::v1::accounts_service_client::AccountsServiceClient;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -103,11 +104,21 @@ impl Notices {
         token: Option<&ApprovalToken>,
         labels: &AccountLabels,
     ) -> Event {
-        let token = SecretString::from(token.map(ApprovalToken::reveal).unwrap_or_default());
-        let links = self
-            .public_url
-            .as_ref()
-            .and_then(|base| approval_links(base, root.row.id, &token));
+        let (page_url, approval_url) = match &self.public_url {
+            Some(base) => match token {
+                Some(token) => {
+                    let token = SecretString::from(token.reveal());
+                    approval_links(base, root.row.id, &token)
+                        .map(|links| (links.page_url, Some(links.approval_url)))
+                        .unwrap_or_default()
+                }
+                None => (
+                    approval_page_url(base, root.row.id).unwrap_or_default(),
+                    None,
+                ),
+            },
+            None => (String::new(), None),
+        };
         let lines = root
             .children
             .iter()
@@ -131,11 +142,6 @@ impl Notices {
                 monthly: 0.0,
                 total_commitment: root.row.total_commitment,
             },
-        };
-        let has_token = !token.expose_secret().is_empty();
-        let (page_url, approval_url) = match links {
-            Some(links) => (links.page_url, has_token.then_some(links.approval_url)),
-            None => (String::new(), None),
         };
         about_root(
             root,
@@ -197,9 +203,7 @@ impl Notices {
     /// The approval page of an execution without a token: whoever opens it
     /// authenticates there.
     fn page_url(&self, execution_id: Uuid) -> Option<String> {
-        let base = self.public_url.as_ref()?;
-        approval_links(base, execution_id, &SecretString::from(String::new()))
-            .map(|links| links.page_url)
+        approval_page_url(self.public_url.as_ref()?, execution_id)
     }
 }
 
@@ -270,8 +274,8 @@ pub struct RunEnd {
 }
 
 impl RunEnd {
-    /// Counts the items of `root` (a view with its children's items); `unknown_items`
-    /// are the items whose attempt is in flight or in doubt.
+    /// Counts the items of `root` (a view with its children's items); `unknown` is the
+    /// number of items whose purchase was sent with its outcome unknown or in doubt.
     pub fn of(root: &ExecutionView, status: ExecutionStatus, unknown: u32) -> Self {
         let mut ended = RunEnd {
             status,
