@@ -1,7 +1,13 @@
 //! The rule for a display name a person types (accounts, plans, API keys, notification
-//! channels): trimmed, required, at most a given length, no control characters.
+//! channels): trimmed, required, at most a given length, no control characters; and how
+//! an account is named to people in messages.
 
 use crate::error::ApiError;
+
+/// Returns an account as people know it in a message: `prod (123456789012)`.
+pub fn account_label(name: &str, external_id: &str) -> String {
+    format!("{name} ({external_id})")
+}
 
 /// Returns `text` trimmed, or a 400 naming `field` when it is empty, longer than
 /// `max_chars` characters or holds a control character (never echoing the text).

@@ -5,9 +5,11 @@
 //! The approver opens the link, reads the quote, clicks Approve and sees the outcome;
 //! the execution is bought in the sandbox exactly as asked, and reloading the outcome
 //! buys nothing more. Before that, a client that is not a browser fetches the link and
-//! changes nothing. Screenshots of the page before and after the decision go to
-//! `target/approval-page.png` and `target/approval-page-done.png` (the ones in docs/
-//! come from there).
+//! changes nothing. From a link without a token (a broadcast channel's), the approver
+//! signs in with an API key, reads the quote and approves as that key. Screenshots of
+//! the page before and after the decision and of the sign-in go to `target/` as
+//! `approval-page.png`, `approval-page-done.png` and `approval-page-sign-in.png` (the
+//! ones in docs/ come from there).
 //!
 //! Without `/usr/bin/chromedriver` and `/usr/bin/chromium` this test fails: it never
 //! skips. `.ci/run` installs them (`chromium`, `chromium-driver`).
@@ -358,5 +360,119 @@ async fn approve_in_browser(
         stack.sandbox().ledger().await.commitments.len() == 2,
         "the reload bought nothing"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_from_a_broadcast_link_signs_in_with_a_key_and_approves() {
+    let driver = ChromeDriver::start().await.unwrap();
+    let stack = TestStack::start_with_sandbox_and(|config| {
+        config.executor.runner.poll_interval = Duration::from_millis(200);
+    })
+    .await
+    .expect("the stack starts");
+    let buyer = stack
+        .add_sandbox_account("broadcast buyer")
+        .await
+        .expect("account registered");
+    let (status, created) = call(
+        &stack,
+        Method::POST,
+        "/api/executions",
+        Some(json!({"cloud_account_id": buyer, "recommendations": common::approval_lines()})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().expect("an id").to_owned();
+    // What Slack or Teams carries: the page without the token.
+    let link = stack.url(&format!("/approve/{id}"));
+
+    let browser = driver.session().await.unwrap();
+    let outcome = sign_in_and_approve(&browser, &stack, &link, &id, &created).await;
+    let closed = browser.close().await;
+    outcome.unwrap();
+    closed.doing("closing the browser session").unwrap();
+    stack.stop().await.unwrap();
+}
+
+/// Types `key` into the page's API key field `field_id`.
+async fn type_key(browser: &Client, field_id: &str, key: &str) -> anyhow::Result<()> {
+    browser
+        .find(Locator::Id(field_id))
+        .await
+        .doing("finding the api key field")?
+        .send_keys(key)
+        .await
+        .doing("typing the api key")
+}
+
+/// The approver's part of a broadcast link, in the browser: sign in, read, approve.
+async fn sign_in_and_approve(
+    browser: &Client,
+    stack: &TestStack,
+    link: &str,
+    id: &str,
+    created: &Value,
+) -> anyhow::Result<()> {
+    browser.goto(link).await.doing("opening the link")?;
+    let total = usd(created["total_upfront_cost"].as_f64().context("a total")?);
+    let before = browser.source().await.doing("reading the page")?;
+    ensure!(
+        before.contains("sign-in-form") && !before.contains(&total),
+        "the page shows nothing of the purchase before signing in"
+    );
+    save_screenshot(browser, "approval-page-sign-in.png").await?;
+    type_key(browser, "api-key", stack.admin_key()).await?;
+    browser
+        .find(Locator::Id("review"))
+        .await
+        .doing("finding Review")?
+        .click()
+        .await
+        .doing("clicking Review")?;
+    let shown_total = browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id("total-upfront"))
+        .await
+        .doing("waiting for the quote")?
+        .text()
+        .await
+        .doing("reading the total")?;
+    ensure!(
+        shown_total == total,
+        "the page shows {shown_total:?}, the API {total}"
+    );
+    // The decision asks for the key again: the page keeps none.
+    type_key(browser, "api-key", stack.admin_key()).await?;
+    browser
+        .find(Locator::Id("approve"))
+        .await
+        .doing("finding Approve")?
+        .click()
+        .await
+        .doing("clicking Approve")?;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id("outcome"))
+        .await
+        .doing("waiting for the recorded decision")?;
+    let ended = eventually("the purchase to end", Duration::from_secs(60), || async {
+        let view = execution(stack, id).await.ok()?;
+        matches!(
+            view["status"].as_str(),
+            Some("completed" | "failed" | "partially_completed")
+        )
+        .then_some(view)
+    })
+    .await?;
+    ensure!(ended["status"] == "completed", "{ended}");
+    ensure!(
+        ended["approved_by"] == "key:bootstrap",
+        "decided as the key: {ended}"
+    );
+    let bought = stack.sandbox().ledger().await.commitments.len();
+    ensure!(bought == 2, "one commitment per item, saw {bought}");
     Ok(())
 }

@@ -239,7 +239,10 @@ impl AccountLabels {
                     .into_iter()
                     .filter_map(|account| {
                         let id = Uuid::parse_str(&account.id).ok()?;
-                        Some((id, format!("{} ({})", account.name, account.external_id)))
+                        Some((
+                            id,
+                            cudly_common::names::account_label(&account.name, &account.external_id),
+                        ))
                     })
                     .collect(),
             ),

@@ -61,7 +61,7 @@ pub(super) fn recommendations_failed(
 /// Returns how people know an account: `name (external id)`, else its id.
 fn account_label(accounts: &[CollectableAccount], account_id: Uuid) -> String {
     match accounts.iter().find(|account| account.id == account_id) {
-        Some(account) => format!("{} ({})", account.name, account.external_id),
+        Some(account) => cudly_common::names::account_label(&account.name, &account.external_id),
         None => account_id.to_string(),
     }
 }
