@@ -191,27 +191,35 @@ async fn execution(stack: &TestStack, id: &str) -> anyhow::Result<Value> {
     Ok(execution)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_approver_reads_the_quote_clicks_approve_and_the_sandbox_sells_it() {
-    let driver = ChromeDriver::start().await.unwrap();
+/// Starts the stack on the sandbox and creates a pending execution of the approval
+/// lines for a new account named `buyer`: the stack, the execution's id and its
+/// creation reply (with the approval token).
+async fn pending_purchase(buyer: &str) -> (TestStack, String, Value) {
     let stack = TestStack::start_with_sandbox_and(|config| {
         config.executor.runner.poll_interval = Duration::from_millis(200);
     })
     .await
     .expect("the stack starts");
-    let buyer = stack
-        .add_sandbox_account("browser buyer")
+    let account = stack
+        .add_sandbox_account(buyer)
         .await
         .expect("account registered");
     let (status, created) = call(
         &stack,
         Method::POST,
         "/api/executions",
-        Some(json!({"cloud_account_id": buyer, "recommendations": common::approval_lines()})),
+        Some(json!({"cloud_account_id": account, "recommendations": common::approval_lines()})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().expect("an id").to_owned();
+    (stack, id, created)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_reads_the_quote_clicks_approve_and_the_sandbox_sells_it() {
+    let driver = ChromeDriver::start().await.unwrap();
+    let (stack, id, created) = pending_purchase("browser buyer").await;
     let token = created["approval_token"]
         .as_str()
         .expect("a token")
@@ -366,24 +374,7 @@ async fn approve_in_browser(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approver_from_a_broadcast_link_signs_in_with_a_key_and_approves() {
     let driver = ChromeDriver::start().await.unwrap();
-    let stack = TestStack::start_with_sandbox_and(|config| {
-        config.executor.runner.poll_interval = Duration::from_millis(200);
-    })
-    .await
-    .expect("the stack starts");
-    let buyer = stack
-        .add_sandbox_account("broadcast buyer")
-        .await
-        .expect("account registered");
-    let (status, created) = call(
-        &stack,
-        Method::POST,
-        "/api/executions",
-        Some(json!({"cloud_account_id": buyer, "recommendations": common::approval_lines()})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().expect("an id").to_owned();
+    let (stack, id, created) = pending_purchase("broadcast buyer").await;
     // What Slack or Teams carries: the page without the token.
     let link = stack.url(&format!("/approve/{id}"));
 

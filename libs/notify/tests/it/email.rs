@@ -155,21 +155,32 @@ async fn email_world(relay: &Relay) -> (World, Dispatcher) {
     (world, dispatcher)
 }
 
+/// Runs `dispatcher` until every notification of `world` is in `state`; returns them.
+async fn run_until(
+    world: &World,
+    dispatcher: Dispatcher,
+    state: NotificationState,
+) -> Vec<cudly_notify::Notification> {
+    let running = Running::start(dispatcher);
+    let what = format!("every notification {state:?}");
+    let reached = wait_for_notifications(world, &what, |notifications| {
+        notifications
+            .iter()
+            .all(|notification| notification.state == state)
+            .then(|| notifications.to_vec())
+    })
+    .await;
+    running.stop().await;
+    reached
+}
+
 #[tokio::test]
 async fn an_email_channel_sends_one_message_to_its_approvers_with_the_link() {
     let relay = Relay::start(0, "").await;
     let (world, dispatcher) = email_world(&relay).await;
     let event = approval_event();
     assert_eq!(world.enqueue_committed(&event).await, 1);
-    let running = Running::start(dispatcher);
-    let delivered = wait_for_notifications(&world, "the email delivered", |notifications| {
-        notifications
-            .iter()
-            .all(|notification| notification.state == NotificationState::Delivered)
-            .then(|| notifications.to_vec())
-    })
-    .await;
-    running.stop().await;
+    let delivered = run_until(&world, dispatcher, NotificationState::Delivered).await;
     assert_eq!(delivered.len(), 1);
     let mails = relay.mails();
     assert_eq!(mails.len(), 1, "one message for both addresses");
@@ -194,15 +205,7 @@ async fn a_relay_that_defers_is_retried_and_one_that_refuses_is_not() {
     let relay = Relay::start(1, "451 4.3.0 mailbox busy, try later\r\n").await;
     let (world, dispatcher) = email_world(&relay).await;
     world.enqueue_committed(&approval_event()).await;
-    let running = Running::start(dispatcher);
-    let delivered = wait_for_notifications(&world, "the email delivered", |notifications| {
-        notifications
-            .iter()
-            .all(|notification| notification.state == NotificationState::Delivered)
-            .then(|| notifications.to_vec())
-    })
-    .await;
-    running.stop().await;
+    let delivered = run_until(&world, dispatcher, NotificationState::Delivered).await;
     assert_eq!(
         delivered[0].attempts, 2,
         "deferred once, sent on the second try"
@@ -216,15 +219,7 @@ async fn a_relay_that_defers_is_retried_and_one_that_refuses_is_not() {
     .await;
     let (world, dispatcher) = email_world(&refusing).await;
     world.enqueue_committed(&approval_event()).await;
-    let running = Running::start(dispatcher);
-    let failed = wait_for_notifications(&world, "the email failed", |notifications| {
-        notifications
-            .iter()
-            .all(|notification| notification.state == NotificationState::Failed)
-            .then(|| notifications.to_vec())
-    })
-    .await;
-    running.stop().await;
+    let failed = run_until(&world, dispatcher, NotificationState::Failed).await;
     assert_eq!(failed[0].attempts, 1, "a permanent refusal is not retried");
     let error = failed[0].last_error.clone().unwrap_or_default();
     assert!(error.contains("554"), "{error}");
