@@ -162,6 +162,26 @@ impl ChannelCipher {
         }
         Err(CryptoError::Undecryptable)
     }
+
+    /// Returns `blob` sealed again under the current key when only the old key opens
+    /// it; none when it is under the current key already (a key rotation).
+    pub fn reseal(
+        &self,
+        row_id: Uuid,
+        field: SecretField,
+        blob: &[u8],
+    ) -> Result<Option<Vec<u8>>, CryptoError> {
+        let current_only = ChannelCipher::new(self.current.clone(), None);
+        match current_only.decrypt(row_id, field, blob) {
+            Ok(_) => Ok(None),
+            Err(CryptoError::Undecryptable) => {
+                let plaintext = self.decrypt(row_id, field, blob)?;
+                self.encrypt(row_id, field, plaintext.expose_secret())
+                    .map(Some)
+            }
+            Err(other) => Err(other),
+        }
+    }
 }
 
 /// The associated data binding a blob to its place: `<row uuid>:<table>.<column>`.
@@ -193,6 +213,31 @@ mod tests {
             .decrypt(row, SecretField::ChannelTarget, &blob)
             .unwrap();
         assert_eq!(plain.expose_secret(), "https://hooks.example/canary");
+    }
+
+    #[test]
+    fn a_rotation_reseals_what_only_the_old_key_opens() {
+        let old = ChannelKey::generate();
+        let row = Uuid::new_v4();
+        let field = SecretField::ChannelSigningSecret;
+        let before = ChannelCipher::new(old.clone(), None)
+            .encrypt(row, field, "s3cret")
+            .unwrap();
+        let rotating = ChannelCipher::new(ChannelKey::generate(), Some(old));
+        let resealed = rotating.reseal(row, field, &before).unwrap().unwrap();
+        assert!(rotating.reseal(row, field, &resealed).unwrap().is_none());
+        let current_only = ChannelCipher::new(rotating.current.clone(), None);
+        assert_eq!(
+            current_only
+                .decrypt(row, field, &resealed)
+                .unwrap()
+                .expose_secret(),
+            "s3cret"
+        );
+        assert_eq!(
+            ChannelCipher::new(ChannelKey::generate(), None).reseal(row, field, &before),
+            Err(CryptoError::Undecryptable)
+        );
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub use repo::channels::{CreatedChannel, create_channel, delete_channel, list_ch
 pub use repo::outbox::{
     Notification, NotificationFilter, NotificationState, enqueue, list_notifications,
 };
+pub use repo::rotation::{RotationReport, rotate_keys};
 /// The URL type of targets and links (reqwest's), for callers that build links.
 pub use reqwest::Url;
 pub use sender::Sender;

@@ -156,3 +156,26 @@ impl App {
         Ok(Some(tokio::spawn(dispatcher.run(cancel))))
     }
 }
+
+/// Seals every stored notification secret under `CUDLY_NOTIFY_KEY`, opening those
+/// under `CUDLY_NOTIFY_OLD_KEY` (`cudly-executor rotate-notify-key`): all or nothing.
+pub async fn rotate_notify_key(
+    database_url: &secrecy::SecretString,
+    notify: &cudly_notify::NotifyConfig,
+) -> anyhow::Result<cudly_notify::RotationReport> {
+    let cipher = notify
+        .cipher()
+        .context("CUDLY_NOTIFY_KEY must be set: the key to rotate to")?;
+    let pool = cudly_common::db::lazy_pool(database_url, SCHEMA, 2)?;
+    cudly_common::db::migrate(&pool, &MIGRATOR, SCHEMA)
+        .await
+        .context("applying migrations")?;
+    let mut tx = pool.begin().await.context("starting the rotation")?;
+    let report = cudly_notify::rotate_keys(&mut tx, &cipher)
+        .await
+        .map_err(|error| anyhow::anyhow!(error.log_text()))
+        .context("re-encrypting notification secrets (nothing was changed)")?;
+    tx.commit().await.context("committing the rotation")?;
+    pool.close().await;
+    Ok(report)
+}

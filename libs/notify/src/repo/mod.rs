@@ -4,3 +4,4 @@
 pub mod channels;
 pub(crate) mod claims;
 pub mod outbox;
+pub mod rotation;

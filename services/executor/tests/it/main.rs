@@ -9,6 +9,7 @@ mod idempotency;
 mod items;
 mod leases;
 mod lineage;
+mod notify_key;
 mod quotes;
 mod races;
 mod reports;
