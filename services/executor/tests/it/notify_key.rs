@@ -32,7 +32,8 @@ fn rotate(database_url: &str, key: &str, old_key: Option<&str>) -> std::process:
 /// The stored secrets of every channel: (channel id, field, blob).
 async fn stored_secrets(stack: &TestStack) -> Vec<(Uuid, SecretField, Vec<u8>)> {
     let pool = stack.db.pool("executor").await.unwrap();
-    let rows: Vec<(Uuid, Option<Vec<u8>>, Option<Vec<u8>>)> = sqlx::query_as(
+    type Blob = Option<Vec<u8>>;
+    let rows: Vec<(Uuid, Blob, Blob)> = sqlx::query_as(
         "SELECT id, target_ciphertext, signing_secret_ciphertext FROM notification_channels",
     )
     .fetch_all(&pool)
