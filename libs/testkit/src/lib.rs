@@ -10,6 +10,7 @@ pub mod cluster;
 mod database;
 mod instances;
 mod logs;
+pub mod receiver;
 pub mod rest;
 mod stack;
 pub mod tls;

@@ -199,6 +199,31 @@ async fn post(stack: &TestStack, id: &str, post: Post<'_>) -> Reply {
     reply(request).await
 }
 
+/// Posts the form `fields` as the page would: from this origin, with `cookie`.
+async fn post_form(
+    stack: &TestStack,
+    id: &str,
+    cookie: Option<&str>,
+    fields: &[(&str, &str)],
+) -> Reply {
+    post(
+        stack,
+        id,
+        Post {
+            cookie,
+            origin: Some(own_origin(stack)),
+            extra_headers: &[],
+            fields,
+        },
+    )
+    .await
+}
+
+/// The fields of a form posted with an API key instead of a token.
+fn key_form<'a>(csrf: &'a str, decision: &'a str, key: &'a str) -> [(&'static str, &'a str); 3] {
+    [("csrf", csrf), ("decision", decision), ("api_key", key)]
+}
+
 async fn reply(request: reqwest::RequestBuilder) -> Reply {
     let response = request.send().await.expect("request sent");
     let status = response.status();
@@ -380,17 +405,7 @@ async fn a_get_shows_the_quote_and_changes_nothing_and_forged_posts_are_refused(
         ("csrf", csrf.as_str()),
         ("decision", "approve"),
     ];
-    let without_cookie = post(
-        &stack,
-        &pending.id,
-        Post {
-            cookie: None,
-            origin: Some(own_origin(&stack)),
-            extra_headers: &[],
-            fields: &approve,
-        },
-    )
-    .await;
+    let without_cookie = post_form(&stack, &pending.id, None, &approve).await;
     assert_eq!(
         without_cookie.status,
         StatusCode::FORBIDDEN,
@@ -400,17 +415,7 @@ async fn a_get_shows_the_quote_and_changes_nothing_and_forged_posts_are_refused(
     without_cookie.assert_html();
     assert!(without_cookie.html.contains("This form has expired"));
     let other_value = "f".repeat(64);
-    let mismatched = post(
-        &stack,
-        &pending.id,
-        Post {
-            cookie: Some(other_value.as_str()),
-            origin: Some(own_origin(&stack)),
-            extra_headers: &[],
-            fields: &approve,
-        },
-    )
-    .await;
+    let mismatched = post_form(&stack, &pending.id, Some(other_value.as_str()), &approve).await;
     assert_eq!(
         mismatched.status,
         StatusCode::FORBIDDEN,
@@ -539,17 +544,7 @@ async fn approving_by_the_form_buys_once_and_reloading_the_outcome_changes_nothi
             reloaded.html
         );
     }
-    let again = post(
-        &stack,
-        &pending.id,
-        Post {
-            cookie: Some(csrf.as_str()),
-            origin: Some(own_origin(&stack)),
-            extra_headers: &[],
-            fields: &fields,
-        },
-    )
-    .await;
+    let again = post_form(&stack, &pending.id, Some(csrf.as_str()), &fields).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.html);
     again.assert_html();
     assert!(again.html.contains("Already decided"));
@@ -649,17 +644,7 @@ async fn when_approvers_must_differ_the_form_takes_another_admins_key() {
         if let Some(key) = key {
             fields.push(("api_key", key));
         }
-        let refused = post(
-            &stack,
-            &pending.id,
-            Post {
-                cookie: Some(csrf.as_str()),
-                origin: Some(own_origin(&stack)),
-                extra_headers: &[],
-                fields: &fields,
-            },
-        )
-        .await;
+        let refused = post_form(&stack, &pending.id, Some(csrf.as_str()), &fields).await;
         assert_eq!(refused.status, expected, "{}", refused.html);
         refused.assert_html();
         assert!(refused.html.contains(text), "{text}: {}", refused.html);
@@ -722,50 +707,34 @@ async fn a_link_without_a_token_shows_nothing_until_an_approver_signs_in_with_a_
     assert!(!page.html.contains(&total), "no quote before signing in");
     assert!(!page.html.contains("id=\"approve\""));
     let csrf = page.csrf_cookie().expect("a csrf cookie");
-    let posted = |fields: Vec<(&'static str, String)>| {
-        let stack = &stack;
-        let csrf = csrf.clone();
-        let id = pending.id.clone();
-        async move {
-            let fields: Vec<(&str, &str)> = fields
-                .iter()
-                .map(|(name, value)| (*name, value.as_str()))
-                .collect();
-            post(
-                stack,
-                &id,
-                Post {
-                    cookie: Some(csrf.as_str()),
-                    origin: Some(own_origin(stack)),
-                    extra_headers: &[],
-                    fields: &fields,
-                },
-            )
-            .await
-        }
-    };
-    let with_key = |decision: &'static str, key: &str| {
-        vec![
-            ("csrf", csrf.clone()),
-            ("decision", decision.to_owned()),
-            ("api_key", key.to_owned()),
-        ]
-    };
-
     // A wrong key sees nothing; a decision without a key decides nothing.
-    let refused = posted(with_key("review", "cudly_not_a_key")).await;
+    let refused = post_form(
+        &stack,
+        &pending.id,
+        Some(&csrf),
+        &key_form(&csrf, "review", "cudly_not_a_key"),
+    )
+    .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.html);
     assert!(!refused.html.contains(&total));
-    let keyless = posted(vec![
-        ("csrf", csrf.clone()),
-        ("decision", "approve".to_owned()),
-    ])
+    let keyless = post_form(
+        &stack,
+        &pending.id,
+        Some(&csrf),
+        &[("csrf", csrf.as_str()), ("decision", "approve")],
+    )
     .await;
     assert_eq!(keyless.status, StatusCode::UNAUTHORIZED, "{}", keyless.html);
     assert_eq!(status_of(&stack, &pending.id).await, "pending");
 
     // A viewer key shows the quote, without the forms.
-    let viewed = posted(with_key("review", &viewer_key)).await;
+    let viewed = post_form(
+        &stack,
+        &pending.id,
+        Some(&csrf),
+        &key_form(&csrf, "review", &viewer_key),
+    )
+    .await;
     assert_eq!(viewed.status, StatusCode::OK, "{}", viewed.html);
     viewed.assert_html();
     assert_eq!(
@@ -777,7 +746,13 @@ async fn a_link_without_a_token_shows_nothing_until_an_approver_signs_in_with_a_
         "a viewer cannot decide"
     );
     // Nor can a viewer approve by posting the form anyway.
-    let forbidden = posted(with_key("approve", &viewer_key)).await;
+    let forbidden = post_form(
+        &stack,
+        &pending.id,
+        Some(&csrf),
+        &key_form(&csrf, "approve", &viewer_key),
+    )
+    .await;
     assert_eq!(
         forbidden.status,
         StatusCode::FORBIDDEN,
@@ -787,7 +762,13 @@ async fn a_link_without_a_token_shows_nothing_until_an_approver_signs_in_with_a_
     assert_eq!(status_of(&stack, &pending.id).await, "pending");
 
     // An admin key shows the quote and forms that ask for the key again.
-    let reviewed = posted(with_key("review", stack.admin_key())).await;
+    let reviewed = post_form(
+        &stack,
+        &pending.id,
+        Some(&csrf),
+        &key_form(&csrf, "review", stack.admin_key()),
+    )
+    .await;
     assert_eq!(reviewed.status, StatusCode::OK, "{}", reviewed.html);
     assert_eq!(
         reviewed.text_of("total-upfront").as_deref(),
@@ -808,20 +789,12 @@ async fn a_link_without_a_token_shows_nothing_until_an_approver_signs_in_with_a_
         "the page never holds the key"
     );
     let form_csrf = reviewed.hidden("csrf").expect("a csrf field");
-    let fields = [
-        ("csrf", form_csrf.as_str()),
-        ("decision", "approve"),
-        ("api_key", stack.admin_key()),
-    ];
-    let decided = post(
+    let fields = key_form(&form_csrf, "approve", stack.admin_key());
+    let decided = post_form(
         &stack,
         &pending.id,
-        Post {
-            cookie: reviewed.csrf_cookie().as_deref(),
-            origin: Some(own_origin(&stack)),
-            extra_headers: &[],
-            fields: &fields,
-        },
+        reviewed.csrf_cookie().as_deref(),
+        &fields,
     )
     .await;
     assert_eq!(decided.status, StatusCode::SEE_OTHER, "{}", decided.html);

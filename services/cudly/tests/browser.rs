@@ -287,19 +287,8 @@ async fn approve_in_browser(
     );
     save_screenshot(browser, "approval-page.png").await?;
 
-    browser
-        .find(Locator::Id("approve"))
-        .await
-        .doing("finding Approve")?
-        .click()
-        .await
-        .doing("clicking Approve")?;
-    let outcome = browser
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Id("outcome"))
-        .await
-        .doing("waiting for the outcome")?;
+    click(browser, "approve").await?;
+    let outcome = wait_for(browser, "outcome").await?;
     let shown_status = outcome
         .attr("data-status")
         .await
@@ -343,12 +332,7 @@ async fn approve_in_browser(
 
     // Reloading the outcome is another GET: it shows the end and buys nothing more.
     browser.refresh().await.doing("reloading the outcome")?;
-    let reloaded = browser
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Id("outcome"))
-        .await
-        .doing("waiting for the reloaded outcome")?;
+    let reloaded = wait_for(browser, "outcome").await?;
     let final_status = reloaded
         .attr("data-status")
         .await
@@ -386,6 +370,27 @@ async fn an_approver_from_a_broadcast_link_signs_in_with_a_key_and_approves() {
     stack.stop().await.unwrap();
 }
 
+/// Clicks the element whose id is `id`.
+async fn click(browser: &Client, id: &str) -> anyhow::Result<()> {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .doing(&format!("finding #{id}"))?
+        .click()
+        .await
+        .doing(&format!("clicking #{id}"))
+}
+
+/// Waits, 30 s at most, for the element whose id is `id` (the next page's).
+async fn wait_for(browser: &Client, id: &str) -> anyhow::Result<fantoccini::elements::Element> {
+    browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id(id))
+        .await
+        .doing(&format!("waiting for #{id}"))
+}
+
 /// Types `key` into the page's API key field `field_id`.
 async fn type_key(browser: &Client, field_id: &str, key: &str) -> anyhow::Result<()> {
     browser
@@ -414,19 +419,9 @@ async fn sign_in_and_approve(
     );
     save_screenshot(browser, "approval-page-sign-in.png").await?;
     type_key(browser, "api-key", stack.admin_key()).await?;
-    browser
-        .find(Locator::Id("review"))
-        .await
-        .doing("finding Review")?
-        .click()
-        .await
-        .doing("clicking Review")?;
-    let shown_total = browser
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Id("total-upfront"))
-        .await
-        .doing("waiting for the quote")?
+    click(browser, "review").await?;
+    let shown_total = wait_for(browser, "total-upfront")
+        .await?
         .text()
         .await
         .doing("reading the total")?;
@@ -436,19 +431,8 @@ async fn sign_in_and_approve(
     );
     // The decision asks for the key again: the page keeps none.
     type_key(browser, "api-key", stack.admin_key()).await?;
-    browser
-        .find(Locator::Id("approve"))
-        .await
-        .doing("finding Approve")?
-        .click()
-        .await
-        .doing("clicking Approve")?;
-    browser
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Id("outcome"))
-        .await
-        .doing("waiting for the recorded decision")?;
+    click(browser, "approve").await?;
+    wait_for(browser, "outcome").await?;
     let ended = eventually("the purchase to end", Duration::from_secs(60), || async {
         let view = execution(stack, id).await.ok()?;
         matches!(

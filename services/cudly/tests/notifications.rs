@@ -11,8 +11,9 @@
 
 use std::time::Duration;
 
-use common::receiver::{Behaviour, Received, Receiver, WAIT};
+use common::receiver::{Received, Receiver, WAIT, wait_for_event};
 use cudly_notify::sign;
+use cudly_testkit::receiver::Reply;
 use cudly_testkit::rest::call;
 use cudly_testkit::{TestStack, eventually};
 use reqwest::{Method, StatusCode};
@@ -64,7 +65,7 @@ async fn add_webhook(stack: &TestStack, receiver: &Receiver, events: &[&str]) ->
         json!({
             "name": "ops webhook",
             "kind": "webhook",
-            "target": receiver.target("/hook"),
+            "target": receiver.url("/hook"),
             "secret": SECRET,
             "events": events,
             "private": true,
@@ -105,14 +106,19 @@ async fn notifications_of(stack: &TestStack, execution_id: &str) -> Vec<Value> {
     listed["notifications"].as_array().expect("a list").clone()
 }
 
+/// Returns a header of `request`, empty when it has none.
+fn header(request: &Received, name: &str) -> String {
+    request.header(name).unwrap_or_default()
+}
+
 /// Checks a webhook request's signature under [`SECRET`], as a receiver would.
 fn assert_signed(request: &Received) {
     let now = chrono::Utc::now().timestamp();
     sign::verify(
         SECRET.as_bytes(),
-        request.header(sign::TIMESTAMP_HEADER),
+        &header(request, sign::TIMESTAMP_HEADER),
         &request.body,
-        request.header(sign::SIGNATURE_HEADER),
+        &header(request, sign::SIGNATURE_HEADER),
         now,
         sign::DEFAULT_TOLERANCE,
     )
@@ -122,9 +128,9 @@ fn assert_signed(request: &Received) {
     assert!(
         sign::verify(
             SECRET.as_bytes(),
-            request.header(sign::TIMESTAMP_HEADER),
+            &header(request, sign::TIMESTAMP_HEADER),
             &tampered,
-            request.header(sign::SIGNATURE_HEADER),
+            &header(request, sign::SIGNATURE_HEADER),
             now,
             sign::DEFAULT_TOLERANCE,
         )
@@ -136,26 +142,26 @@ fn assert_signed(request: &Received) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvers_are_told_signed_on_a_webhook_and_without_the_token_on_slack_and_teams() {
     let stack = start().await;
-    let receiver = Receiver::start(Behaviour::default()).await;
+    let receiver = Receiver::start([]).await;
     let events = ["approval_requested", "execution_finished"];
     add_webhook(&stack, &receiver, &events).await;
     for (kind, path) in [("slack", "/slack"), ("teams", "/teams")] {
         add_channel(
             &stack,
-            json!({"name": kind, "kind": kind, "target": receiver.target(path), "events": events}),
+            json!({"name": kind, "kind": kind, "target": receiver.url(path), "events": events}),
         )
         .await;
     }
     let (id, token) = create_pending(&stack).await;
 
-    let hook = receiver.wait_for("/hook", "approval_requested", 1).await;
+    let hook = wait_for_event(&receiver, "/hook", "approval_requested", 1).await;
     let request = &hook[0];
     assert_signed(request);
     let body = request.json();
     assert_eq!(body["event"], "approval_requested");
     assert_eq!(
         body["id"].as_str(),
-        Some(request.header(sign::EVENT_ID_HEADER))
+        request.header(sign::EVENT_ID_HEADER).as_deref()
     );
     assert_eq!(body["execution"], id.as_str());
     let approve_url = body["approve_url"]
@@ -179,7 +185,7 @@ async fn approvers_are_told_signed_on_a_webhook_and_without_the_token_on_slack_a
     }
     assert_eq!(body["data"]["requested_by"], "key:bootstrap");
 
-    let slack = receiver.wait_for("/slack", "approval_requested", 1).await;
+    let slack = wait_for_event(&receiver, "/slack", "approval_requested", 1).await;
     let slack = slack[0].json();
     assert!(slack["text"].is_string(), "{slack}");
     let blocks = slack["blocks"].as_array().expect("Block Kit blocks");
@@ -188,7 +194,7 @@ async fn approvers_are_told_signed_on_a_webhook_and_without_the_token_on_slack_a
         blocks.iter().any(|block| block["type"] == "actions"),
         "a button to the page: {slack}"
     );
-    let teams = receiver.wait_for("/teams", "approval_requested", 1).await;
+    let teams = wait_for_event(&receiver, "/teams", "approval_requested", 1).await;
     let teams = teams[0].json();
     assert_eq!(teams["type"], "message");
     assert_eq!(
@@ -214,7 +220,7 @@ async fn approvers_are_told_signed_on_a_webhook_and_without_the_token_on_slack_a
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{approved}");
-    let finished = receiver.wait_for("/hook", "execution_finished", 1).await;
+    let finished = wait_for_event(&receiver, "/hook", "execution_finished", 1).await;
     assert_signed(&finished[0]);
     let finished = finished[0].json();
     assert_eq!(finished["data"]["status"], "completed", "{finished}");
@@ -225,7 +231,7 @@ async fn approvers_are_told_signed_on_a_webhook_and_without_the_token_on_slack_a
         "{finished}"
     );
     for path in ["/slack", "/teams"] {
-        let finished = receiver.wait_for(path, "execution_finished", 1).await;
+        let finished = wait_for_event(&receiver, path, "execution_finished", 1).await;
         assert!(!finished[0].text().contains(&token));
     }
 
@@ -251,15 +257,11 @@ async fn approvers_are_told_signed_on_a_webhook_and_without_the_token_on_slack_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_fails_twice_gets_the_event_on_the_third_try() {
     let stack = start().await;
-    let receiver = Receiver::start(Behaviour {
-        fail_next: 2,
-        ..Behaviour::default()
-    })
-    .await;
+    let receiver = Receiver::start([Reply::Status(500); 2]).await;
     add_webhook(&stack, &receiver, &["approval_requested"]).await;
     let (id, _) = create_pending(&stack).await;
 
-    let tries = receiver.wait_for("/hook", "approval_requested", 3).await;
+    let tries = wait_for_event(&receiver, "/hook", "approval_requested", 3).await;
     assert_eq!(tries.len(), 3, "no fourth try after a success");
     for request in &tries {
         assert_signed(request);
@@ -283,11 +285,11 @@ async fn a_receiver_that_fails_twice_gets_the_event_on_the_third_try() {
     assert_eq!(listed[0]["attempts"], 3);
     assert_eq!(
         listed[0]["id"].as_str(),
-        Some(tries[0].header(sign::DELIVERY_HEADER))
+        tries[0].header(sign::DELIVERY_HEADER).as_deref()
     );
     assert_eq!(
         listed[0]["event_id"].as_str(),
-        Some(tries[0].header(sign::EVENT_ID_HEADER))
+        tries[0].header(sign::EVENT_ID_HEADER).as_deref()
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -303,15 +305,11 @@ async fn a_restart_between_the_change_and_the_delivery_delivers_one_event_id() {
     let mut stack = start().await;
     // The first request is received but never answered: the system stops while the
     // delivery is in flight, with its outcome unknown to the dispatcher.
-    let receiver = Receiver::start(Behaviour {
-        hang_next: 1,
-        ..Behaviour::default()
-    })
-    .await;
+    let receiver = Receiver::start([Reply::Hang(Duration::from_secs(3600))]).await;
     add_webhook(&stack, &receiver, &["approval_requested"]).await;
     let (id, token) = create_pending(&stack).await;
-    let first = receiver.wait_for("/hook", "approval_requested", 1).await;
-    let event_id = first[0].header(sign::EVENT_ID_HEADER).to_owned();
+    let first = wait_for_event(&receiver, "/hook", "approval_requested", 1).await;
+    let event_id = header(&first[0], sign::EVENT_ID_HEADER);
 
     stack
         .restart_services(fast_notifications)
@@ -328,7 +326,7 @@ async fn a_restart_between_the_change_and_the_delivery_delivers_one_event_id() {
     assert!(requests.len() >= 2, "delivered again after the restart");
     for request in &requests {
         assert_eq!(
-            request.header(sign::EVENT_ID_HEADER),
+            header(request, sign::EVENT_ID_HEADER),
             event_id,
             "every copy is the same event"
         );
@@ -345,7 +343,7 @@ async fn a_restart_between_the_change_and_the_delivery_delivers_one_event_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spend_limit_refusal_is_announced() {
     let stack = start().await;
-    let receiver = Receiver::start(Behaviour::default()).await;
+    let receiver = Receiver::start([]).await;
     add_webhook(&stack, &receiver, &["limit_refused"]).await;
     let (status, guardrails) = call(
         &stack,
@@ -365,7 +363,7 @@ async fn a_spend_limit_refusal_is_announced() {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
 
-    let announced = receiver.wait_for("/hook", "limit_refused", 1).await;
+    let announced = wait_for_event(&receiver, "/hook", "limit_refused", 1).await;
     assert_signed(&announced[0]);
     let body = announced[0].json();
     assert_eq!(body["data"]["limit"], "max_execution_commitment", "{body}");
@@ -413,7 +411,7 @@ async fn plan_needing_approval(stack: &TestStack, account: &str, ramp_schedule: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_step_needing_approval_and_an_upcoming_step_reach_the_plans_channels() {
     let stack = start().await;
-    let receiver = Receiver::start(Behaviour::default()).await;
+    let receiver = Receiver::start([]).await;
     let account = stack.add_sandbox_account("scheduled buyer").await.unwrap();
     let now = chrono::Utc::now();
     let due = plan_needing_approval(
@@ -433,7 +431,7 @@ async fn a_scheduled_step_needing_approval_and_an_upcoming_step_reach_the_plans_
         add_channel(
             &stack,
             json!({"name": format!("plan channel {path}"), "kind": "webhook",
-                "target": receiver.target(path), "secret": SECRET, "private": true,
+                "target": receiver.url(path), "secret": SECRET, "private": true,
                 "events": ["approval_requested", "step_upcoming"], "plan_ids": [plan]}),
         )
         .await;
@@ -450,7 +448,7 @@ async fn a_scheduled_step_needing_approval_and_an_upcoming_step_reach_the_plans_
 
     // The due step created a pending execution nobody asked for by hand: its approvers
     // are told, with the link that approves it.
-    let requested = receiver.wait_for("/due", "approval_requested", 1).await;
+    let requested = wait_for_event(&receiver, "/due", "approval_requested", 1).await;
     assert_signed(&requested[0]);
     let body = requested[0].json();
     assert_eq!(body["plan"], due.as_str(), "{body}");
@@ -478,7 +476,7 @@ async fn a_scheduled_step_needing_approval_and_an_upcoming_step_reach_the_plans_
     assert!(page.text().await.unwrap().contains("id=\"approve\""));
 
     // The other plan's first step fires in three days, within its seven days' notice.
-    let reminded = receiver.wait_for("/upcoming", "step_upcoming", 1).await;
+    let reminded = wait_for_event(&receiver, "/upcoming", "step_upcoming", 1).await;
     assert_signed(&reminded[0]);
     let reminder = reminded[0].json();
     assert_eq!(reminder["plan"], upcoming.as_str(), "{reminder}");
@@ -517,5 +515,5 @@ async fn a_scheduled_step_needing_approval_and_an_upcoming_step_reach_the_plans_
 }
 
 fn event_kind_is(request: &Received, kind: &str) -> bool {
-    request.header(sign::EVENT_HEADER) == kind
+    header(request, sign::EVENT_HEADER) == kind
 }

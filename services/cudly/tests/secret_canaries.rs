@@ -14,7 +14,7 @@ mod common;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::receiver::{Behaviour, Receiver};
+use common::receiver::Receiver;
 use common::{SCHEMAS, tables_of};
 use cudly_aws_sandbox::AccountSpec;
 use cudly_common::grpc::Caller;
@@ -79,7 +79,7 @@ async fn no_secret_appears_in_any_response_stored_row_or_log_line() {
     };
     // Notification channels wanting every event: a private signed webhook, and Slack
     // and Teams (broadcast) stand-ins on loopback.
-    let receiver = Receiver::start(Behaviour::default()).await;
+    let receiver = Receiver::start([]).await;
     let every_event = [
         "approval_requested",
         "execution_finished",
@@ -91,13 +91,13 @@ async fn no_secret_appears_in_any_response_stored_row_or_log_line() {
     ];
     for channel in [
         json!({"name": "canary webhook", "kind": "webhook", "private": true,
-            "target": receiver.target(&format!("/hook/{WEBHOOK_URL_TOKEN}")),
+            "target": receiver.url(&format!("/hook/{WEBHOOK_URL_TOKEN}")),
             "secret": WEBHOOK_SECRET, "events": every_event}),
         json!({"name": "canary slack", "kind": "slack",
-            "target": receiver.target(&format!("/services/{SLACK_URL_TOKEN}")),
+            "target": receiver.url(&format!("/services/{SLACK_URL_TOKEN}")),
             "events": every_event}),
         json!({"name": "canary teams", "kind": "teams",
-            "target": receiver.target(&format!("/teams/{TEAMS_URL_TOKEN}")),
+            "target": receiver.url(&format!("/teams/{TEAMS_URL_TOKEN}")),
             "events": every_event}),
     ] {
         let (status, created) = client

@@ -48,6 +48,8 @@ pub struct Config {
 impl Config {
     /// Reads the configuration; fails naming the first missing or invalid variable.
     pub fn read(env: &Env, secrets: &impl SecretSource, layout: Layout) -> ConfigResult<Self> {
+        let notify = NotifyConfig::read(env, secrets.notify_key()?)?;
+        let public_url = read_public_url(env, layout, notify.key.is_some())?;
         Ok(Self {
             addr: env.listen_addr("executor", layout)?,
             database_url: env.database_url("executor"),
@@ -58,8 +60,8 @@ impl Config {
             common: CommonSettings::read(env)?,
             aws: AwsSettings::read(env)?,
             runner: RunnerSettings::read(env)?,
-            notify: NotifyConfig::read(env, secrets.notify_key()?)?,
-            public_url: read_public_url(env, layout, secrets.notify_key()?.is_some())?,
+            notify,
+            public_url,
         })
     }
 }

@@ -51,6 +51,20 @@ impl Notices {
         self.cipher.is_some()
     }
 
+    /// The names of `ids` for an approval request, asked of the accounts service only
+    /// while notifications are on ([`AccountLabels::fetch`]).
+    pub async fn account_labels(
+        &self,
+        accounts: AccountsServiceClient<AuthChannel>,
+        ids: &[Uuid],
+    ) -> AccountLabels {
+        if self.on() {
+            AccountLabels::fetch(accounts, ids).await
+        } else {
+            AccountLabels::default()
+        }
+    }
+
     /// The key channels and the outbox are encrypted with; none when notifications are
     /// off.
     pub fn cipher(&self) -> Option<&ChannelCipher> {

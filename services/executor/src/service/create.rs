@@ -133,11 +133,14 @@ impl Executor {
             };
             (creation_key, request_hash)
         };
-        // Named once, before any transaction: the approval request names its accounts.
-        let labels = if self.notices().on() && !request.dry_run {
-            AccountLabels::fetch(self.runner.accounts(), &request.targets).await
-        } else {
+        // Named once, before any transaction, for the approval request a creation that
+        // waits for approval raises.
+        let labels = if request.dry_run || request.auto_approve {
             AccountLabels::default()
+        } else {
+            self.notices()
+                .account_labels(self.runner.accounts(), &request.targets)
+                .await
         };
         let mut priced: Option<Priced> = None;
         let mut raced = 0;

@@ -11,7 +11,6 @@ use uuid::Uuid;
 use crate::domain::quotes::QuoteTotal;
 use crate::domain::status::{ExecutionStatus, Source};
 use crate::error::{ExecutorError, ExecutorResult};
-use crate::notices::AccountLabels;
 use crate::repo::executions::{self, Identities, NewRoot};
 use crate::runner::accounts::Purpose;
 use crate::service::create::{ChildrenOf, child_totals, insert_children};
@@ -32,7 +31,7 @@ impl Executor {
         }
         // Priced before the transaction (no call to AWS holds a lock); the list and
         // targets of a root never change, so the quotes are those of the root read below.
-        let quotes = {
+        let (quotes, labels) = {
             let mut conn = self.conn().await?;
             let root = executions::get(&mut conn, id)
                 .await?
@@ -46,15 +45,11 @@ impl Executor {
                 .pricer
                 .price(&sessions, &assignment, &root.recommendations.0)
                 .await?;
-            (quotes, root.target_account_ids)
-        };
-        let (quotes, labels) = {
-            let (quotes, targets) = quotes;
-            let labels = if self.notices().on() {
-                AccountLabels::fetch(self.runner.accounts(), &targets).await
-            } else {
-                AccountLabels::default()
-            };
+            // For the approval request of a retry that waits for another approver.
+            let labels = self
+                .notices()
+                .account_labels(self.runner.accounts(), &root.target_account_ids)
+                .await;
             (quotes, labels)
         };
         let mut tx = self.begin().await?;

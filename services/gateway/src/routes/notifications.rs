@@ -148,17 +148,8 @@ pub struct ChannelView {
 /// A channel just created: the only reply that may show a secret.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedChannel {
-    pub id: Uuid,
-    pub name: String,
-    /// webhook | slack | teams | email
-    pub kind: String,
-    pub events: Vec<String>,
-    pub plan_ids: Vec<Uuid>,
-    pub account_ids: Vec<Uuid>,
-    pub private: bool,
-    pub consecutive_failures: u32,
-    pub failing_since: Option<DateTime<Utc>>,
-    pub created_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub channel: ChannelView,
     /// The webhook signing secret the server generated, shown this once (the receiver
     /// needs it to check `X-Cudly-Signature`); absent when the caller chose it or the
     /// channel is not a webhook.
@@ -351,16 +342,7 @@ async fn create_channel(
     let view = channel_view(channel);
     tracing::info!(channel_id = %view.id, kind = %view.kind, by = %principal.name, "notification channel created");
     let created = CreatedChannel {
-        id: view.id,
-        name: view.name,
-        kind: view.kind,
-        events: view.events,
-        plan_ids: view.plan_ids,
-        account_ids: view.account_ids,
-        private: view.private,
-        consecutive_failures: view.consecutive_failures,
-        failing_since: view.failing_since,
-        created_at: view.created_at,
+        channel: view,
         secret: reply.generated_secret,
     };
     Ok((StatusCode::CREATED, ApiJson(created)))

@@ -55,7 +55,7 @@ use uuid::Uuid;
 use crate::auth::{self, Principal};
 use crate::error::grpc_error;
 use crate::limits;
-use crate::routes::executions::{self, execution_view};
+use crate::routes::executions::{self, ExecutionView, execution_view};
 use crate::state::AppState;
 use accounts::{account_ids, account_names};
 use csrf::{
@@ -156,24 +156,49 @@ async fn show_page(
             Ok(guardrails) => guardrails.into_inner().require_different_approver,
             Err(status) => return problem_page(grpc_error("executor", status).0.into(), None),
         };
-        Some(FormView {
-            action: format!("{PAGE_PATH}/{id}"),
-            token,
-            csrf: new_csrf_value(),
-            require_key,
-        })
+        Some(decision_form(id, token, require_key))
     } else {
         None
     };
-    let names = account_names(&state, &account_ids(&execution)).await;
+    execution_page(
+        &state,
+        &execution,
+        form,
+        query.done,
+        came_over_https(&headers),
+    )
+    .await
+}
+
+/// The Approve and Cancel forms of execution `id`, with a fresh CSRF value; `token`
+/// is empty for an approver who signed in with a key.
+fn decision_form(id: Uuid, token: String, require_key: bool) -> FormView {
+    FormView {
+        action: format!("{PAGE_PATH}/{id}"),
+        token,
+        csrf: new_csrf_value(),
+        require_key,
+    }
+}
+
+/// Renders the page of `execution`, with `form` and its CSRF cookie when it may be
+/// decided.
+async fn execution_page(
+    state: &AppState,
+    execution: &ExecutionView,
+    form: Option<FormView>,
+    just_decided: bool,
+    https: bool,
+) -> Response {
     let cookie = match &form {
-        Some(form) => match csrf_cookie(&form.csrf, came_over_https(&headers)) {
+        Some(form) => match csrf_cookie(&form.csrf, https) {
             Some(cookie) => Some(cookie),
             None => return problem_page(ApiError::internal().into(), None),
         },
         None => None,
     };
-    let page = approval_page(&execution, &names, form, query.done, Utc::now());
+    let names = account_names(state, &account_ids(execution)).await;
+    let page = approval_page(execution, &names, form, just_decided, Utc::now());
     render(StatusCode::OK, &page, cookie)
 }
 
@@ -334,22 +359,8 @@ async fn review_page(state: &AppState, id: Uuid, principal: &Principal, https: b
         Err(error) => return problem_page(error.into(), None),
     };
     let decidable = execution.status == "pending" && principal.require_admin().is_ok();
-    let form = decidable.then(|| FormView {
-        action: format!("{PAGE_PATH}/{id}"),
-        token: String::new(),
-        csrf: new_csrf_value(),
-        require_key: true,
-    });
-    let cookie = match &form {
-        Some(form) => match csrf_cookie(&form.csrf, https) {
-            Some(cookie) => Some(cookie),
-            None => return problem_page(ApiError::internal().into(), None),
-        },
-        None => None,
-    };
-    let names = account_names(state, &account_ids(&execution)).await;
-    let page = approval_page(&execution, &names, form, false, Utc::now());
-    render(StatusCode::OK, &page, cookie)
+    let form = decidable.then(|| decision_form(id, String::new(), true));
+    execution_page(state, &execution, form, false, https).await
 }
 
 /// Returns the principal of an API key typed into the form, under the
