@@ -37,46 +37,6 @@ async fn start() -> TestStack {
     .expect("the stack starts")
 }
 
-/// A pending execution and its approval token.
-struct Pending {
-    id: String,
-    token: String,
-    execution: Value,
-}
-
-impl Pending {
-    /// The approval link's path, as the approver gets it.
-    fn link(&self) -> String {
-        format!("/approve/{}?token={}", self.id, self.token)
-    }
-}
-
-/// Registers a sandbox account and creates a pending direct execution of [`lines`]
-/// with the bootstrap admin key.
-async fn create_pending(stack: &TestStack) -> Pending {
-    let buyer = stack
-        .add_sandbox_account("approval page buyer")
-        .await
-        .expect("account registered");
-    let (status, execution) = call(
-        stack,
-        Method::POST,
-        "/api/executions",
-        Some(json!({"cloud_account_id": buyer, "recommendations": common::approval_lines()})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{execution}");
-    assert_eq!(execution["status"], "pending");
-    Pending {
-        id: execution["id"].as_str().expect("an id").to_owned(),
-        token: execution["approval_token"]
-            .as_str()
-            .expect("a token")
-            .to_owned(),
-        execution,
-    }
-}
-
 /// A reply of the page.
 struct Reply {
     status: StatusCode,
@@ -281,7 +241,7 @@ fn usd(amount: f64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_shows_the_quote_and_changes_nothing_and_forged_posts_are_refused() {
     let stack = start().await;
-    let pending = create_pending(&stack).await;
+    let pending = common::create_pending(&stack, "approval page buyer").await;
     let total = pending.execution["total_upfront_cost"]
         .as_f64()
         .expect("a total");
@@ -463,7 +423,7 @@ async fn a_get_shows_the_quote_and_changes_nothing_and_forged_posts_are_refused(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approving_by_the_form_buys_once_and_reloading_the_outcome_changes_nothing() {
     let stack = start().await;
-    let pending = create_pending(&stack).await;
+    let pending = common::create_pending(&stack, "approval page buyer").await;
     let page = open(&stack, &pending.link(), &[]).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     let csrf = page.csrf_cookie().expect("a csrf cookie");
@@ -557,7 +517,7 @@ async fn approving_by_the_form_buys_once_and_reloading_the_outcome_changes_nothi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canceling_by_the_form_cancels_and_buys_nothing() {
     let stack = start().await;
-    let pending = create_pending(&stack).await;
+    let pending = common::create_pending(&stack, "approval page buyer").await;
     let page = open(&stack, &pending.link(), &[]).await;
     let csrf = page.csrf_cookie().expect("a csrf cookie");
     let decided = post(
@@ -606,7 +566,7 @@ async fn when_approvers_must_differ_the_form_takes_another_admins_key() {
     assert_eq!(status, StatusCode::CREATED, "{second}");
     let second_key = second["key"].as_str().expect("a key").to_owned();
     // Created with the bootstrap key, which therefore cannot approve it.
-    let pending = create_pending(&stack).await;
+    let pending = common::create_pending(&stack, "approval page buyer").await;
     assert_eq!(pending.execution["created_by"], "key:bootstrap");
 
     let page = open(&stack, &pending.link(), &[]).await;
@@ -686,7 +646,7 @@ async fn when_approvers_must_differ_the_form_takes_another_admins_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_without_a_token_shows_nothing_until_an_approver_signs_in_with_a_key() {
     let stack = start().await;
-    let pending = create_pending(&stack).await;
+    let pending = common::create_pending(&stack, "approval page buyer").await;
     let (status, viewer) = call(
         &stack,
         Method::POST,

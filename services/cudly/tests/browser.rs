@@ -19,7 +19,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use cudly_testkit::rest::call;
 use cudly_testkit::{TestStack, eventually, free_port};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -200,19 +199,8 @@ async fn pending_purchase(buyer: &str) -> (TestStack, String, Value) {
     })
     .await
     .expect("the stack starts");
-    let account = stack
-        .add_sandbox_account(buyer)
-        .await
-        .expect("account registered");
-    let (status, created) = call(
-        &stack,
-        Method::POST,
-        "/api/executions",
-        Some(json!({"cloud_account_id": account, "recommendations": common::approval_lines()})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().expect("an id").to_owned();
+    let pending = common::create_pending(&stack, buyer).await;
+    let (id, created) = (pending.id, pending.execution);
     (stack, id, created)
 }
 

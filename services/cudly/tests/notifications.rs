@@ -74,30 +74,6 @@ async fn add_webhook(stack: &TestStack, receiver: &Receiver, events: &[&str]) ->
     .await
 }
 
-/// A pending execution in a fresh sandbox account: its id and approval token.
-async fn create_pending(stack: &TestStack) -> (String, String) {
-    let buyer = stack
-        .add_sandbox_account("notified buyer")
-        .await
-        .expect("account registered");
-    let (status, execution) = call(
-        stack,
-        Method::POST,
-        "/api/executions",
-        Some(json!({"cloud_account_id": buyer, "recommendations": common::approval_lines()})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{execution}");
-    assert_eq!(execution["status"], "pending");
-    (
-        execution["id"].as_str().expect("an id").to_owned(),
-        execution["approval_token"]
-            .as_str()
-            .expect("a token")
-            .to_owned(),
-    )
-}
-
 /// Returns the execution's notifications as the API lists them.
 async fn notifications_of(stack: &TestStack, execution_id: &str) -> Vec<Value> {
     let path = format!("/api/notifications?execution_id={execution_id}");
@@ -152,7 +128,7 @@ async fn approvers_are_told_signed_on_a_webhook_and_without_the_token_on_slack_a
         )
         .await;
     }
-    let (id, token) = create_pending(&stack).await;
+    let common::Pending { id, token, .. } = common::create_pending(&stack, "notified buyer").await;
 
     let hook = wait_for_event(&receiver, "/hook", "approval_requested", 1).await;
     let request = &hook[0];
@@ -259,7 +235,7 @@ async fn a_receiver_that_fails_twice_gets_the_event_on_the_third_try() {
     let stack = start().await;
     let receiver = Receiver::start([Reply::Status(500); 2]).await;
     add_webhook(&stack, &receiver, &["approval_requested"]).await;
-    let (id, _) = create_pending(&stack).await;
+    let id = common::create_pending(&stack, "notified buyer").await.id;
 
     let tries = wait_for_event(&receiver, "/hook", "approval_requested", 3).await;
     assert_eq!(tries.len(), 3, "no fourth try after a success");
@@ -307,7 +283,7 @@ async fn a_restart_between_the_change_and_the_delivery_delivers_one_event_id() {
     // delivery is in flight, with its outcome unknown to the dispatcher.
     let receiver = Receiver::start([Reply::Hang(Duration::from_secs(3600))]).await;
     add_webhook(&stack, &receiver, &["approval_requested"]).await;
-    let (id, token) = create_pending(&stack).await;
+    let common::Pending { id, token, .. } = common::create_pending(&stack, "notified buyer").await;
     let first = wait_for_event(&receiver, "/hook", "approval_requested", 1).await;
     let event_id = header(&first[0], sign::EVENT_ID_HEADER);
 

@@ -70,6 +70,47 @@ pub fn approval_lines() -> Value {
     ])
 }
 
+/// A pending execution of [`approval_lines`], created with the bootstrap admin key.
+pub struct Pending {
+    pub id: String,
+    pub token: String,
+    /// The creation reply.
+    pub execution: Value,
+}
+
+impl Pending {
+    /// The approval link's path, as the approver gets it.
+    pub fn link(&self) -> String {
+        format!("/approve/{}?token={}", self.id, self.token)
+    }
+}
+
+/// Registers the sandbox account `buyer` and creates a pending direct execution of
+/// [`approval_lines`] for it.
+pub async fn create_pending(stack: &TestStack, buyer: &str) -> Pending {
+    let account = stack
+        .add_sandbox_account(buyer)
+        .await
+        .expect("account registered");
+    let (status, execution) = cudly_testkit::rest::call(
+        stack,
+        Method::POST,
+        "/api/executions",
+        Some(json!({"cloud_account_id": account, "recommendations": approval_lines()})),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{execution}");
+    assert_eq!(execution["status"], "pending");
+    Pending {
+        id: execution["id"].as_str().expect("an id").to_owned(),
+        token: execution["approval_token"]
+            .as_str()
+            .expect("a token")
+            .to_owned(),
+        execution,
+    }
+}
+
 /// Runs the real `cudly` binary with the CLI's variables removed from its environment
 /// (nothing of the user's own setup is read) and `vars` set.
 pub async fn run_binary<V: AsRef<std::ffi::OsStr>>(
